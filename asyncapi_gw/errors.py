@@ -1,0 +1,100 @@
+"""Problems and the exception hierarchy.
+
+Every failure that crosses the public API is an :class:`AsyncAPIGwError`.  Errors about a
+document carry :class:`Problem` values: a JSON pointer into the document, the line and column
+in the source text where the pointer leads (1-based; ``None`` when the data came from a dict),
+the name of the rule that failed and a message meant for a person.
+
+This module imports nothing else of the package.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import attrs
+
+__all__ = [
+    "AsyncAPIGwError",
+    "ConversionError",
+    "DocumentError",
+    "Problem",
+    "RelayError",
+    "Severity",
+    "UnsupportedVersionError",
+    "ValidationError",
+]
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@attrs.frozen(kw_only=True)
+class Problem:
+    """One thing wrong with a document, located as precisely as the source allows."""
+
+    pointer: str
+    message: str
+    rule: str
+    line: int | None = None
+    column: int | None = None
+    file: str | None = None
+    severity: Severity = Severity.ERROR
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON shape used by ``asyncapi-gw validate --format json``."""
+        out: dict[str, object] = {
+            "pointer": self.pointer,
+            "line": self.line,
+            "column": self.column,
+            "rule": self.rule,
+            "message": self.message,
+        }
+        if self.file is not None:
+            out["file"] = self.file
+        return out
+
+    def __str__(self) -> str:
+        where = self.file or "<document>"
+        if self.line is not None:
+            where += f":{self.line}:{self.column}"
+        pointer = self.pointer or "/"
+        return f"{where}: {pointer}: {self.message} [{self.rule}]"
+
+
+class AsyncAPIGwError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems: tuple[Problem, ...] = tuple(problems)
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.message
+        lines = [self.message, *(f"  {p}" for p in self.problems)]
+        return "\n".join(lines)
+
+
+class DocumentError(AsyncAPIGwError):
+    """The input cannot be read as a document: syntax, encoding, shape or size limits."""
+
+
+class ValidationError(AsyncAPIGwError):
+    """The document breaks the official schema or a semantic rule; ``problems`` best first."""
+
+
+class UnsupportedVersionError(AsyncAPIGwError):
+    """The document declares an AsyncAPI version this package does not handle."""
+
+
+class ConversionError(AsyncAPIGwError):
+    """Valid AsyncAPI that the model cannot represent, or an export the target version lacks."""
+
+
+class RelayError(AsyncAPIGwError):
+    """Relay misconfiguration or lifecycle misuse."""
