@@ -1,0 +1,352 @@
+"""Load, validate, import and export AsyncAPI 2.x documents.
+
+The pipeline for a document: read it (:mod:`asyncapi_gw.documents`), check its declared version,
+resolve its ``$ref``s under the reference policy, validate it against the official schema of its
+own version, then the official parser's semantic rules, then the binding schemas; every problem
+is located (file, line, column) in the source that wrote the offending node.  Importing then
+decodes it into a :class:`StreamingAPI` (:mod:`asyncapi_gw.asyncapi.v2`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import attrs
+
+from asyncapi_gw import documents, schema
+from asyncapi_gw.asyncapi import v2
+from asyncapi_gw.errors import (
+    ConversionError,
+    DocumentError,
+    Problem,
+    Severity,
+    UnsupportedVersionError,
+    ValidationError,
+)
+from asyncapi_gw.model import StreamingAPI
+from asyncapi_gw.rules import check_rules
+
+__all__ = [
+    "DEFAULT_EXPORT_VERSION",
+    "ImportResult",
+    "ValidationReport",
+    "dump_asyncapi",
+    "export_asyncapi",
+    "import_asyncapi",
+    "load_asyncapi",
+    "loads_asyncapi",
+    "validate_document",
+]
+
+DEFAULT_EXPORT_VERSION = "2.6.0"
+
+@attrs.frozen(kw_only=True)
+class ValidationReport:
+    """The verdict on one document: every error and warning, located."""
+
+    file: str | None
+    asyncapi: str | None
+    errors: tuple[Problem, ...]
+    warnings: tuple[Problem, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``asyncapi-gw validate --format json``."""
+        return {
+            "file": self.file,
+            "valid": self.valid,
+            "asyncapi": self.asyncapi,
+            "errors": [p.as_dict() for p in self.errors],
+            "warnings": [p.as_dict() for p in self.warnings],
+        }
+
+
+@attrs.frozen(kw_only=True)
+class ImportResult:
+    api: StreamingAPI
+    warnings: tuple[Problem, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class _Analysis:
+    document: documents.SourceDocument
+    version: str
+    resolved: Any  # schema.Resolved
+    problems: tuple[Problem, ...]
+
+
+def _read(
+    source: str | os.PathLike[str] | Mapping[str, Any] | documents.SourceDocument,
+) -> documents.SourceDocument:
+    if isinstance(source, documents.SourceDocument):
+        return source
+    if isinstance(source, Mapping):
+        return documents.document_from_data(source)
+    return documents.read_document(source)
+
+
+def _load_uri(uri: str) -> documents.SourceDocument:
+    parts = urlsplit(uri)
+    if parts.scheme != "file":
+        raise DocumentError(
+            f"cannot read {uri!r}: only files are read",
+            [Problem(pointer="", message=f"cannot read {uri!r}", rule="asyncapi-ref")],
+        )
+    return documents.read_document(unquote(parts.path))
+
+
+def _version(doc: documents.SourceDocument) -> str:
+    data = doc.data
+    if not isinstance(data, Mapping):
+        raise DocumentError(
+            "an AsyncAPI document must be a mapping at its root",
+            [_locate(doc, Problem(pointer="", message="the document root is not a mapping",
+                                  rule="document-not-mapping"))],
+        )
+    declared = data.get("asyncapi")
+    if isinstance(declared, str) and declared in schema.SUPPORTED_VERSIONS:
+        return declared
+    supported = ", ".join(schema.SUPPORTED_VERSIONS)
+    if declared is None:
+        message = f"'asyncapi' is missing; supported versions: {supported}"
+    else:
+        message = f"AsyncAPI version {declared!r} is not supported; supported: {supported}"
+    raise UnsupportedVersionError(
+        message,
+        [_locate(doc, Problem(pointer="/asyncapi" if declared is not None else "",
+                              message=message, rule="asyncapi-version"))],
+    )
+
+
+def _locate(doc: documents.SourceDocument, problem: Problem) -> Problem:
+    position = doc.locate(problem.pointer)
+    line, column = position if position is not None else (None, None)
+    return attrs.evolve(problem, line=line, column=column, file=doc.name)
+
+
+def _locate_resolved(resolved: Any, problem: Problem) -> Problem:
+    origin, pointer = resolved.origin(problem.pointer)
+    position = origin.locate(pointer)
+    line, column = position if position is not None else (None, None)
+    return attrs.evolve(problem, line=line, column=column, file=origin.name)
+
+
+def _binding_sites(data: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """Every bindings object as (kind, pointer, object)."""
+
+    def ptr(*parts: str) -> str:
+        return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+    def messages(message: Any, *where: str) -> Iterator[tuple[str, str, Any]]:
+        if not isinstance(message, Mapping):
+            return
+        if isinstance(message.get("oneOf"), list):
+            for i, item in enumerate(message["oneOf"]):
+                yield from messages(item, *where, "oneOf", str(i))
+        elif isinstance(message.get("bindings"), Mapping):
+            yield "message", ptr(*where, "bindings"), message["bindings"]
+
+    for name, server in _items(data.get("servers")):
+        if isinstance(server.get("bindings"), Mapping):
+            yield "server", ptr("servers", name, "bindings"), server["bindings"]
+    for name, channel in _items(data.get("channels")):
+        if isinstance(channel.get("bindings"), Mapping):
+            yield "channel", ptr("channels", name, "bindings"), channel["bindings"]
+        for op in ("publish", "subscribe"):
+            operation = channel.get(op)
+            if not isinstance(operation, Mapping):
+                continue
+            if isinstance(operation.get("bindings"), Mapping):
+                yield "operation", ptr("channels", name, op, "bindings"), operation["bindings"]
+            yield from messages(operation.get("message"), "channels", name, op, "message")
+    components = data.get("components")
+    if isinstance(components, Mapping):
+        for name, message in _items(components.get("messages")):
+            yield from messages(message, "components", "messages", name)
+        for kind in ("server", "channel", "operation", "message"):
+            for name, bindings in _items(components.get(f"{kind}Bindings")):
+                yield kind, ptr("components", f"{kind}Bindings", name), bindings
+
+
+def _items(value: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(item, Mapping):
+                yield str(key), item
+
+
+def _check_bindings(data: Mapping[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    for kind, pointer, bindings in _binding_sites(data):
+        for protocol, binding in bindings.items():
+            problems.extend(
+                schema.validate_binding(
+                    binding, protocol=str(protocol), kind=kind,
+                    pointer=pointer + "/" + str(protocol).replace("~", "~0").replace("/", "~1"),
+                )
+            )
+    return problems
+
+
+def _analyse(
+    doc: documents.SourceDocument, *, allow_remote_refs: bool, allow_outside_refs: bool
+) -> _Analysis:
+    version = _version(doc)
+    resolved = schema.resolve_refs(
+        doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs
+    )
+    problems = list(resolved.problems)
+    problems.extend(schema.validate_asyncapi(resolved.data, version))
+    problems.extend(check_rules(resolved.data, version))
+    problems.extend(_check_bindings(resolved.data))
+    located = tuple(_locate_resolved(resolved, p) for p in problems)
+    return _Analysis(document=doc, version=version, resolved=resolved, problems=located)
+
+
+def validate_document(
+    source: str | os.PathLike[str] | Mapping[str, Any] | documents.SourceDocument,
+    *,
+    allow_remote_refs: bool = False,
+    allow_outside_refs: bool = False,
+) -> ValidationReport:
+    """Validate a document without importing it.
+
+    A document that cannot be read raises :class:`DocumentError`; an unsupported version is
+    reported as an error of the report (``asyncapi-version``), like every schema and rule problem.
+    """
+    doc = _read(source)
+    try:
+        analysis = _analyse(
+            doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs
+        )
+    except UnsupportedVersionError as exc:
+        declared = doc.data.get("asyncapi") if isinstance(doc.data, Mapping) else None
+        return ValidationReport(
+            file=doc.name,
+            asyncapi=declared if isinstance(declared, str) else None,
+            errors=exc.problems,
+        )
+    return ValidationReport(file=doc.name, asyncapi=analysis.version, errors=analysis.problems)
+
+
+def import_asyncapi(
+    source: str | os.PathLike[str] | Mapping[str, Any] | documents.SourceDocument,
+    *,
+    context: str | None = None,
+    lenient: bool = False,
+    allow_remote_refs: bool = False,
+    allow_outside_refs: bool = False,
+) -> ImportResult:
+    """Import a document as an API, with the warnings met on the way.
+
+    Invalid documents raise :class:`ValidationError` unless ``lenient``, which imports what can
+    be represented and returns every problem as a warning.
+    """
+    doc = _read(source)
+    analysis = _analyse(
+        doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs
+    )
+    if analysis.problems and not lenient:
+        raise ValidationError(
+            f"{doc.name or 'the document'} is not a valid AsyncAPI {analysis.version} document",
+            analysis.problems,
+        )
+    warnings = [attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems]
+    data = analysis.resolved.data
+    try:
+        api, problems = v2.decode(
+            data, source=doc.data, context=context, lenient=lenient, base_uri=doc.uri
+        )
+    except ConversionError as exc:
+        raise ConversionError(
+            exc.message, [_locate_resolved(analysis.resolved, p) for p in exc.problems]
+        ) from None
+    warnings.extend(_locate_resolved(analysis.resolved, p) for p in problems)
+    return ImportResult(api=api, warnings=tuple(warnings))
+
+
+def load_asyncapi(
+    source: str | os.PathLike[str] | Mapping[str, Any] | documents.SourceDocument,
+    *,
+    context: str | None = None,
+    lenient: bool = False,
+    allow_remote_refs: bool = False,
+    allow_outside_refs: bool = False,
+) -> StreamingAPI:
+    """The API described by a file path or a mapping (see :func:`import_asyncapi`)."""
+    return import_asyncapi(
+        source,
+        context=context,
+        lenient=lenient,
+        allow_remote_refs=allow_remote_refs,
+        allow_outside_refs=allow_outside_refs,
+    ).api
+
+
+def loads_asyncapi(
+    text: str | bytes, *, context: str | None = None, lenient: bool = False
+) -> StreamingAPI:
+    """The API described by YAML or JSON text."""
+    return load_asyncapi(documents.parse_document(text), context=context, lenient=lenient)
+
+
+_baselines: dict[int, tuple[Mapping[str, Any], StreamingAPI]] = {}
+_BASELINE_CACHE = 64
+
+
+def _baseline(api: StreamingAPI) -> StreamingAPI | None:
+    """What the API's source document decodes to, so that export rewrites only changes."""
+    source = api.document
+    if source is None:
+        return None
+    cached = _baselines.get(id(source))
+    if cached is not None and cached[0] is source:
+        return cached[1]
+    doc = documents.document_from_data(source, uri=api.base_uri)
+    resolved = schema.resolve_refs(doc, load=_load_uri, allow_remote=True, allow_outside=True)
+    try:
+        baseline, _ = v2.decode(resolved.data, source=source, lenient=True)
+    except ConversionError:
+        return None
+    if len(_baselines) >= _BASELINE_CACHE:
+        _baselines.pop(next(iter(_baselines)))
+    _baselines[id(source)] = (source, baseline)
+    return baseline
+
+
+def export_asyncapi(
+    api: StreamingAPI, *, asyncapi_version: str | None = None
+) -> dict[str, Any]:
+    """The AsyncAPI document of ``api`` as plain data.
+
+    The version defaults to the one the API was imported from, else 2.6.0.  The result is
+    validated against that version's official schema; what the target version cannot express
+    raises :class:`ConversionError` naming each part, rather than being dropped.
+    """
+    version = asyncapi_version or api.asyncapi_version or DEFAULT_EXPORT_VERSION
+    if version not in schema.SUPPORTED_VERSIONS:
+        supported = ", ".join(schema.SUPPORTED_VERSIONS)
+        raise UnsupportedVersionError(
+            f"cannot export AsyncAPI {version}; supported: {supported}"
+        )
+    out = v2.encode(api, version=version, baseline=_baseline(api))
+    doc = documents.document_from_data(out, uri=api.base_uri)
+    analysis = _analyse(doc, allow_remote_refs=True, allow_outside_refs=True)
+    if analysis.problems:
+        raise ConversionError(
+            f"API {api.name!r} cannot be written as AsyncAPI {version}", analysis.problems
+        )
+    return out
+
+
+def dump_asyncapi(
+    api: StreamingAPI, *, asyncapi_version: str | None = None, fmt: str = "yaml"
+) -> str:
+    """The AsyncAPI document of ``api`` as YAML or JSON text."""
+    return documents.dump_document(export_asyncapi(api, asyncapi_version=asyncapi_version), fmt)

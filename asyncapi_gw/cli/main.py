@@ -1,0 +1,346 @@
+"""``asyncapi-gw``: validate, export, create, inspect and serve AsyncAPI WebSocket APIs.
+
+Exit codes (one map for every command): 0 success; 1 an invalid or unconvertible document;
+2 a usage error, an unreadable file or an unusable setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from asyncapi_gw import documents
+from asyncapi_gw.asyncapi import (
+    dump_asyncapi,
+    import_asyncapi,
+    validate_document,
+)
+from asyncapi_gw.builder import AUTH_CHOICES, new_api, parse_topic
+from asyncapi_gw.errors import (
+    AsyncAPIGwError,
+    ConversionError,
+    DocumentError,
+    Problem,
+    UnsupportedVersionError,
+    ValidationError,
+)
+from asyncapi_gw.model import StreamingAPI
+from asyncapi_gw.schema import SUPPORTED_VERSIONS
+
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with EXIT_USAGE (its default, made explicit) and no traceback."""
+
+    def error(self, message: str) -> Any:  # pragma: no cover - argparse's contract
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _exit_code(error: AsyncAPIGwError) -> int:
+    """Unreadable input is a usage problem; a readable but bad document is invalid."""
+    if isinstance(error, DocumentError) and any(
+        p.rule in documents.UNREADABLE_RULES for p in error.problems
+    ):
+        return EXIT_USAGE
+    return EXIT_INVALID
+
+
+def _report_error(error: AsyncAPIGwError, out: TextIO) -> None:
+    print(f"error: {error}", file=out)
+
+
+def _format_problem(problem: Problem, fallback: str) -> str:
+    where = problem.file or fallback
+    if problem.line is not None:
+        where += f":{problem.line}:{problem.column}"
+    return f"{where}: {problem.pointer or '/'}: {problem.message} [{problem.rule}]"
+
+
+# ---------------------------------------------------------------- validate
+
+
+def _validate(args: argparse.Namespace) -> int:
+    code = EXIT_OK
+    for file in args.files:
+        try:
+            report = validate_document(
+                file,
+                allow_remote_refs=args.allow_remote_refs,
+                allow_outside_refs=args.allow_outside_refs,
+            ).as_dict()
+            report["file"] = file
+            code = max(code, EXIT_OK if report["valid"] else EXIT_INVALID)
+        except DocumentError as exc:
+            report = {
+                "file": file,
+                "valid": False,
+                "asyncapi": None,
+                "errors": [p.as_dict() for p in exc.problems]
+                or [{"pointer": "", "line": None, "column": None,
+                     "rule": "document", "message": exc.message}],
+                "warnings": [],
+            }
+            code = max(code, _exit_code(exc))
+        if args.format == "json":
+            print(json.dumps(report, ensure_ascii=False))
+            continue
+        verdict = "valid" if report["valid"] else f"invalid ({len(report['errors'])} errors)"
+        version = f" AsyncAPI {report['asyncapi']}" if report["asyncapi"] else ""
+        print(f"{file}:{version} {verdict}")
+        for error in report["errors"]:
+            where = error.get("file") or file
+            if error["line"] is not None:
+                where += f":{error['line']}:{error['column']}"
+            print(f"  {where}: {error['pointer'] or '/'}: {error['message']} [{error['rule']}]")
+    return code
+
+
+# ---------------------------------------------------------------- import helpers
+
+
+def _import(args: argparse.Namespace, file: str) -> StreamingAPI:
+    result = import_asyncapi(
+        file,
+        context=args.context,
+        lenient=args.lenient,
+        allow_remote_refs=args.allow_remote_refs,
+        allow_outside_refs=args.allow_outside_refs,
+    )
+    for warning in result.warnings:
+        print(f"warning: {_format_problem(warning, file)}", file=sys.stderr)
+    return result.api
+
+
+def _write(text: str, output: str | None) -> int:
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- export
+
+
+def _export(args: argparse.Namespace) -> int:
+    api = _import(args, args.file)
+    fmt = args.format or _input_format(args.file)
+    text = dump_asyncapi(api, asyncapi_version=args.asyncapi_version, fmt=fmt)
+    return _write(text, args.output)
+
+
+def _input_format(file: str) -> str:
+    return "json" if file.lower().endswith(".json") else "yaml"
+
+
+# ---------------------------------------------------------------- new
+
+
+def _new(args: argparse.Namespace) -> int:
+    api = new_api(
+        name=args.name,
+        version=args.version,
+        endpoint=args.endpoint,
+        context=args.context,
+        sandbox_endpoint=args.sandbox_endpoint,
+        topics=[parse_topic(spec) for spec in args.topic],
+        auth=args.auth,
+        description=args.description,
+    )
+    text = dump_asyncapi(api, asyncapi_version=args.asyncapi_version, fmt=args.format)
+    return _write(text, args.output)
+
+
+# ---------------------------------------------------------------- inspect
+
+
+def _describe(api: StreamingAPI, host: str, ws_port: int, wss_port: int) -> dict[str, Any]:
+    from asyncapi_gw.relay.routing import backend_template
+
+    return {
+        "name": api.name,
+        "version": api.version,
+        "context": api.context,
+        "gateway_path": api.gateway_path,
+        "description": api.description,
+        "asyncapi": api.asyncapi_version,
+        "production_endpoint": api.production_endpoint.url if api.production_endpoint else None,
+        "sandbox_endpoint": api.sandbox_endpoint.url if api.sandbox_endpoint else None,
+        "gateway_urls": [
+            f"ws://{host}:{ws_port}{api.gateway_path}",
+            f"wss://{host}:{wss_port}{api.gateway_path}",
+        ],
+        "security": [
+            {"name": s.name, "kind": s.kind.value, "scopes": list(s.scopes)}
+            for s in api.security
+        ],
+        "throttling": (
+            {"events": api.throttling.events, "per": api.throttling.unit.value}
+            if api.throttling
+            else None
+        ),
+        "topics": [
+            {
+                "name": t.name,
+                "kind": t.kind.value,
+                "operations": [op.operation.value for op in t.operations],
+                "parameters": [p.name for p in t.parameters],
+                "scopes": list(t.scopes),
+                "auth_type": t.auth_type.value if t.auth_type else None,
+                "url_mapping": next(
+                    (op.uri_mapping for op in t.operations if op.uri_mapping), None
+                ),
+                "gateway_url": f"ws://{host}:{ws_port}{api.gateway_path}{t.path}",
+                "backend_url": (
+                    backend_template(api.production_endpoint, t)
+                    if api.production_endpoint
+                    else None
+                ),
+            }
+            for t in api.topics
+        ],
+    }
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    api = _import(args, args.file)
+    info = _describe(api, "localhost", 9099, 8099)
+    if args.format == "json":
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    lines = [
+        f"name:        {info['name']}",
+        f"version:     {info['version']}",
+        f"context:     {info['context']}",
+        f"asyncapi:    {info['asyncapi'] or '-'}",
+        f"production:  {info['production_endpoint'] or '-'}",
+        f"sandbox:     {info['sandbox_endpoint'] or '-'}",
+        "security:    "
+        + (", ".join(f"{s['name']} ({s['kind']})" for s in info["security"]) or "none"),
+        "gateway:     " + "  ".join(info["gateway_urls"]),
+        "topics:",
+    ]
+    for t in info["topics"]:
+        ops = "+".join("pub" if o == "publish" else "sub" for o in t["operations"])
+        lines.append(f"  {t['name']}  [{ops}]")
+        if t["parameters"]:
+            lines.append(f"    parameters: {', '.join(t['parameters'])}")
+        if t["scopes"]:
+            lines.append(f"    scopes:     {', '.join(t['scopes'])}")
+        if t["auth_type"]:
+            lines.append(f"    auth type:  {t['auth_type']}")
+        lines.append(f"    gateway:    {t['gateway_url']}")
+        lines.append(f"    backend:    {t['backend_url'] or '-'}")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _add_load_options(parser: argparse.ArgumentParser, *, context: bool = True) -> None:
+    if context:
+        parser.add_argument("--context", help="override the API context (gateway path prefix)")
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="import what can be represented and report the problems as warnings",
+    )
+    _add_ref_options(parser)
+
+
+def _add_ref_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-remote-refs", action="store_true",
+        help="let $ref name absolute paths and file:// URLs (http(s) is never fetched)",
+    )
+    parser.add_argument(
+        "--allow-outside-refs", action="store_true",
+        help="let relative $refs leave the document's folder",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="asyncapi-gw",
+        description="Import, validate, create, export and serve AsyncAPI 2.x WebSocket APIs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    validate = commands.add_parser("validate", help="validate AsyncAPI documents")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    _add_ref_options(validate)
+    validate.set_defaults(handler=_validate)
+
+    export = commands.add_parser("export", help="import a document and write it back out")
+    export.add_argument("file", metavar="FILE")
+    export.add_argument("--asyncapi-version", choices=SUPPORTED_VERSIONS)
+    export.add_argument("--format", choices=("yaml", "json"),
+                        help="output format (default: the input's)")
+    export.add_argument("-o", "--output", metavar="OUT")
+    _add_load_options(export)
+    export.set_defaults(handler=_export)
+
+    new = commands.add_parser("new", help="create an AsyncAPI document for a new API")
+    new.add_argument("--name", required=True)
+    new.add_argument("--version", required=True)
+    new.add_argument("--endpoint", required=True, help="production backend, ws:// or wss://")
+    new.add_argument("--context")
+    new.add_argument("--sandbox-endpoint")
+    new.add_argument(
+        "--topic", action="append", default=[], metavar="NAME[:pub|:sub|:pubsub][=URL_MAPPING]",
+        help="a topic (repeatable); none gives the default topic /* with pub and sub",
+    )
+    new.add_argument("--auth", choices=AUTH_CHOICES, default="none")
+    new.add_argument("--description")
+    new.add_argument("--asyncapi-version", choices=SUPPORTED_VERSIONS)
+    new.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    new.add_argument("-o", "--output", metavar="OUT")
+    new.set_defaults(handler=_new)
+
+    inspect = commands.add_parser("inspect", help="show an API's gateway URLs and topics")
+    inspect.add_argument("file", metavar="FILE")
+    inspect.add_argument("--format", choices=("text", "json"), default="text")
+    _add_load_options(inspect)
+    inspect.set_defaults(handler=_inspect)
+
+    from asyncapi_gw.cli import serve
+
+    serve.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (ValidationError, ConversionError) as exc:
+        _report_error(exc, sys.stderr)
+        return EXIT_INVALID
+    except UnsupportedVersionError as exc:
+        _report_error(exc, sys.stderr)
+        return EXIT_INVALID
+    except AsyncAPIGwError as exc:
+        _report_error(exc, sys.stderr)
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        return 130
