@@ -1,0 +1,633 @@
+"""The semantic rules of the official AsyncAPI 2.x parser, applied after schema validation.
+
+These are the ``error`` rules of the v2 ruleset of ``@asyncapi/parser`` (v3), under its names;
+its ``warning`` and ``info`` rules (missing ``operationId``, unused security schemes, ...) are
+not errors there and are not checked here.
+
+=========================================== ================================================
+asyncapi2-server-security                   ``servers.*.security`` names schemes defined in
+                                            ``components.securitySchemes``; an ``oauth2``
+                                            scheme's scopes are defined in one of its flows
+asyncapi2-server-variables                  the ``{var}`` of a server url and its
+                                            ``variables`` match, both ways
+asyncapi2-channel-parameters                the ``{param}`` of a channel name and its
+                                            ``parameters`` match, both ways
+asyncapi2-channel-servers                   a channel's ``servers`` are defined in ``servers``
+asyncapi2-channel-no-query-nor-fragment     no ``?`` or ``#`` in a channel name
+asyncapi2-operation-operationId-uniqueness  ``operationId`` unique; the last trait giving one
+                                            wins over the operation's own
+asyncapi2-operation-security                as for servers, for ``channels.*.*.security``
+asyncapi2-message-examples                  examples of messages (and message traits) without
+                                            ``schemaFormat`` match ``payload`` and ``headers``
+asyncapi2-message-messageId-uniqueness      ``messageId`` unique; traits as for operations
+asyncapi2-tags-uniqueness                   no tag name twice in one ``tags`` list
+asyncapi2-schemas                           a payload in an AsyncAPI or JSON Schema format is
+                                            a valid AsyncAPI Schema Object
+asyncapi2-schema-default                    a schema's top-level ``default`` matches it
+asyncapi2-schema-examples                   a schema's top-level ``examples`` match it
+asyncapi2-message-examples-custom-format    example payloads of messages with an explicit
+                                            ``schemaFormat`` match the payload
+=========================================== ================================================
+
+Where the official parser is lenient its verdicts are kept, so that a document it accepts is
+accepted here: a url or channel name with ``{x}`` but no ``variables``/``parameters`` object at
+all passes; only ``oauth2`` scopes are checked; a string ``default`` or ``examples`` item is
+never reported; operation and message ids and operation security are looked up under
+``channels`` only; a payload in an unknown ``schemaFormat`` is not checked (the official parser
+warns), but example payloads are still validated against it as JSON Schema.
+
+The data is the document after ``$ref`` resolution; a ``$ref`` left in place (a cycle) is never
+followed, and a schema holding one is not used to validate anything.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from asyncapi_gw.errors import Problem
+from asyncapi_gw.schema import validate_instance
+
+__all__ = ["RULE_NAMES", "check_rules"]
+
+_Path = tuple[str | int, ...]
+
+_SERVER_SECURITY = "asyncapi2-server-security"
+_SERVER_VARIABLES = "asyncapi2-server-variables"
+_CHANNEL_PARAMETERS = "asyncapi2-channel-parameters"
+_CHANNEL_SERVERS = "asyncapi2-channel-servers"
+_CHANNEL_NAME = "asyncapi2-channel-no-query-nor-fragment"
+_OPERATION_ID = "asyncapi2-operation-operationId-uniqueness"
+_OPERATION_SECURITY = "asyncapi2-operation-security"
+_MESSAGE_EXAMPLES = "asyncapi2-message-examples"
+_MESSAGE_ID = "asyncapi2-message-messageId-uniqueness"
+_TAGS = "asyncapi2-tags-uniqueness"
+_SCHEMAS = "asyncapi2-schemas"
+_SCHEMA_DEFAULT = "asyncapi2-schema-default"
+_SCHEMA_EXAMPLES = "asyncapi2-schema-examples"
+_MESSAGE_EXAMPLES_CUSTOM = "asyncapi2-message-examples-custom-format"
+
+RULE_NAMES: tuple[str, ...] = (
+    _SERVER_SECURITY,
+    _SERVER_VARIABLES,
+    _CHANNEL_PARAMETERS,
+    _CHANNEL_SERVERS,
+    _CHANNEL_NAME,
+    _OPERATION_ID,
+    _OPERATION_SECURITY,
+    _MESSAGE_EXAMPLES,
+    _MESSAGE_ID,
+    _TAGS,
+    _SCHEMAS,
+    _SCHEMA_DEFAULT,
+    _SCHEMA_EXAMPLES,
+    _MESSAGE_EXAMPLES_CUSTOM,
+)
+
+_OAUTH2_FLOWS = ("implicit", "password", "clientCredentials", "authorizationCode")
+_OPERATION_KINDS = ("subscribe", "publish")  # the official parser's order
+_TEMPLATE = re.compile(r"\{(.+?)\}")
+# The schema formats of the official parser's built-in (AsyncAPI) schema parser.
+_SPEC_VERSIONS = ("2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0", "3.0.0", "3.1.0")
+# The official parser checks a payload against the Schema Object of the document's version; the
+# 2.x Schema Objects differ only in annotations, so the latest one gives the same verdicts.
+_SCHEMA_OBJECT = {"$ref": "http://asyncapi.com/definitions/2.6.0/schema.json"}
+_ASYNCAPI_SCHEMA_FORMATS = frozenset(
+    [f"application/schema{suffix};version=draft-07" for suffix in ("", "+json", "+yaml")]
+    + [
+        f"application/vnd.aai.asyncapi{suffix};version={spec}"
+        for spec in _SPEC_VERSIONS
+        for suffix in ("", "+json", "+yaml")
+    ]
+)
+
+
+def check_rules(data: Mapping[str, Any], version: str) -> list[Problem]:
+    """Every error the official v2 ruleset finds in ``data``, an AsyncAPI ``version`` document."""
+    if not isinstance(data, Mapping):
+        return []
+    checks: tuple[Callable[[Mapping[str, Any], str], Iterator[Problem]], ...] = (
+        _server_security,
+        _server_variables,
+        _channel_parameters,
+        _channel_servers,
+        _channel_names,
+        _operation_ids,
+        _operation_security,
+        _message_examples,
+        _message_ids,
+        _tags,
+        _payload_schemas,
+        _schema_defaults,
+        _schema_examples,
+    )
+    return [problem for check in checks for problem in check(data, version)]
+
+
+# --- pointers and walking -------------------------------------------------------------------
+
+
+def _pointer(path: _Path) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _problem(path: _Path, rule: str, message: str) -> Problem:
+    return Problem(pointer=_pointer(path), rule=rule, message=message)
+
+
+def _get(node: object, key: str) -> Any:
+    return node.get(key) if isinstance(node, Mapping) else None
+
+
+def _children(node: object, path: _Path) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    """The mapping values of a mapping, or the mapping items of a list."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                yield (*path, str(key)), value
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if isinstance(value, Mapping):
+                yield (*path, index), value
+
+
+def _child(node: object, key: str, path: _Path) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    value = _get(node, key)
+    if isinstance(value, Mapping):
+        yield (*path, key), value
+
+
+def _js_truthy(value: object) -> bool:
+    """JavaScript truthiness: empty objects and arrays are true."""
+    if value is None or value is False or value == "":
+        return False
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value != 0 and not math.isnan(value)
+    return True
+
+
+def _has_ref(node: object) -> bool:
+    """Whether a ``$ref`` (one that closes a cycle) is left anywhere in ``node``."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Mapping):
+            if "$ref" in current:
+                return True
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return False
+
+
+def _operations(
+    channels: object, path: _Path
+) -> Iterator[tuple[_Path, str, Mapping[str, Any]]]:
+    """(path, channel name, operation) of every operation of ``channels``."""
+    for channel_path, channel in _children(channels, path):
+        for kind in _OPERATION_KINDS:
+            for operation_path, operation in _child(channel, kind, channel_path):
+                yield operation_path, str(channel_path[-1]), operation
+
+
+def _all_operations(
+    data: Mapping[str, Any],
+) -> Iterator[tuple[_Path, str, Mapping[str, Any]]]:
+    yield from _operations(data.get("channels"), ("channels",))
+    yield from _operations(_get(data.get("components"), "channels"), ("components", "channels"))
+
+
+def _operation_messages(
+    operation: Mapping[str, Any], path: _Path
+) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    """An operation's messages: the ``oneOf`` items, else the message itself."""
+    for message_path, message in _child(operation, "message", path):
+        one_of = message.get("oneOf")
+        if isinstance(one_of, list):
+            yield from _children(one_of, (*message_path, "oneOf"))
+        else:
+            yield message_path, message
+
+
+def _describe_operation(path: _Path) -> str:
+    return f"the {path[-1]} operation of channel '{path[-2]}'"
+
+
+def _template_names(template: str) -> list[str]:
+    return list(dict.fromkeys(_TEMPLATE.findall(template)))
+
+
+# --- servers and security -------------------------------------------------------------------
+
+
+def _server_security(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    for server_path, server in _children(data.get("servers"), ("servers",)):
+        owner = f"server '{server_path[-1]}'"
+        security = server.get("security")
+        if isinstance(security, list):
+            for index, requirement in enumerate(security):
+                yield from _security_requirement(
+                    data, requirement, (*server_path, "security", index), owner, _SERVER_SECURITY
+                )
+
+
+def _operation_security(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    for operation_path, _, operation in _operations(data.get("channels"), ("channels",)):
+        security = operation.get("security")
+        if isinstance(security, list):
+            owner = _describe_operation(operation_path)
+            for index, requirement in enumerate(security):
+                yield from _security_requirement(
+                    data,
+                    requirement,
+                    (*operation_path, "security", index),
+                    owner,
+                    _OPERATION_SECURITY,
+                )
+
+
+def _security_requirement(
+    data: Mapping[str, Any], requirement: object, path: _Path, owner: str, rule: str
+) -> Iterator[Problem]:
+    if not isinstance(requirement, Mapping) or not all(
+        isinstance(scopes, list) and all(isinstance(scope, str) for scope in scopes)
+        for scopes in requirement.values()
+    ):
+        return
+    schemes = _get(data.get("components"), "securitySchemes")
+    if not isinstance(schemes, Mapping):
+        schemes = {}
+    for name, scopes in requirement.items():
+        if name not in schemes:
+            yield _problem(
+                (*path, name),
+                rule,
+                f"{owner} requires security scheme '{name}', which is not defined in "
+                "components.securitySchemes",
+            )
+        scheme = schemes.get(name)
+        if _get(scheme, "type") != "oauth2":
+            continue
+        available = _oauth2_scopes(_get(scheme, "flows"))
+        for index, scope in enumerate(scopes):
+            if scope not in available:
+                yield _problem(
+                    (*path, name, index),
+                    rule,
+                    f"{owner} requires scope '{scope}' of security scheme '{name}', which no "
+                    f"flow of it defines (defined: {', '.join(available) or 'none'})",
+                )
+
+
+def _oauth2_scopes(flows: object) -> list[str]:
+    scopes: dict[str, None] = {}
+    for flow in _OAUTH2_FLOWS:
+        flow_scopes = _get(_get(flows, flow), "scopes")
+        if isinstance(flow_scopes, Mapping):
+            scopes.update(dict.fromkeys(str(scope) for scope in flow_scopes))
+    return list(scopes)
+
+
+def _server_variables(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    servers = (
+        *_children(data.get("servers"), ("servers",)),
+        *_children(_get(data.get("components"), "servers"), ("components", "servers")),
+    )
+    for server_path, server in servers:
+        url, variables = server.get("url"), server.get("variables")
+        if not isinstance(url, str) or not isinstance(variables, Mapping):
+            continue
+        used = _template_names(url)
+        if not used:
+            continue
+        name = server_path[-1]
+        for missing in (variable for variable in used if variable not in variables):
+            yield _problem(
+                (*server_path, "variables"),
+                _SERVER_VARIABLES,
+                f"server '{name}' has no variable '{missing}' for its url '{url}'",
+            )
+        for extra in (variable for variable in variables if variable not in used):
+            yield _problem(
+                (*server_path, "variables", str(extra)),
+                _SERVER_VARIABLES,
+                f"server '{name}' defines variable '{extra}', which its url '{url}' does not use",
+            )
+
+
+# --- channels -------------------------------------------------------------------------------
+
+
+def _channel_parameters(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    for channel_path, channel in _children(data.get("channels"), ("channels",)):
+        parameters = channel.get("parameters")
+        if not isinstance(parameters, Mapping):
+            continue
+        name = str(channel_path[-1])
+        used = _template_names(name)
+        if not used:
+            continue
+        for missing in (parameter for parameter in used if parameter not in parameters):
+            yield _problem(
+                (*channel_path, "parameters"),
+                _CHANNEL_PARAMETERS,
+                f"channel '{name}' has no parameter definition for '{missing}'",
+            )
+        for extra in (parameter for parameter in parameters if parameter not in used):
+            yield _problem(
+                (*channel_path, "parameters", str(extra)),
+                _CHANNEL_PARAMETERS,
+                f"channel '{name}' defines parameter '{extra}', which its name does not use",
+            )
+
+
+def _channel_servers(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    servers = data.get("servers", {})
+    channels = data.get("channels", {})
+    # The official rule checks nothing at all when any channel's shape is off.
+    if not isinstance(servers, Mapping) or not isinstance(channels, Mapping):
+        return
+    for channel in channels.values():
+        if not isinstance(channel, Mapping):
+            return
+        names = channel.get("servers", [])
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            return
+    for channel_name, channel in channels.items():
+        for index, server in enumerate(channel.get("servers", [])):
+            if server not in servers:
+                yield _problem(
+                    ("channels", channel_name, "servers", index),
+                    _CHANNEL_SERVERS,
+                    f"channel '{channel_name}' names server '{server}', which is not defined "
+                    "in servers",
+                )
+
+
+def _channel_names(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    channels = data.get("channels")
+    if not isinstance(channels, Mapping):
+        return
+    for name in channels:
+        if "?" in str(name) or "#" in str(name):
+            yield _problem(
+                ("channels", name),
+                _CHANNEL_NAME,
+                f"channel '{name}' contains a query ('?') or fragment ('#') delimiter",
+            )
+
+
+# --- ids and tags ---------------------------------------------------------------------------
+
+
+def _effective_id(node: Mapping[str, Any], field: str) -> tuple[str, _Path] | None:
+    """The id a node ends up with once its traits are applied, and where it comes from."""
+    traits = node.get("traits")
+    if isinstance(traits, list):
+        for index in range(len(traits) - 1, -1, -1):
+            value = _get(traits[index], field)
+            if isinstance(value, str):
+                return value, ("traits", index, field)
+    value = node.get(field)
+    return (value, (field,)) if isinstance(value, str) else None
+
+
+def _operation_ids(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    first_user: dict[str, str] = {}
+    for operation_path, _, operation in _operations(data.get("channels"), ("channels",)):
+        found = _effective_id(operation, "operationId")
+        if found is None:
+            continue
+        operation_id, id_path = found
+        if operation_id in first_user:
+            yield _problem(
+                (*operation_path, *id_path),
+                _OPERATION_ID,
+                f"operationId '{operation_id}' of {_describe_operation(operation_path)} is "
+                f"already the operationId of {first_user[operation_id]}",
+            )
+        else:
+            first_user[operation_id] = _describe_operation(operation_path)
+
+
+def _message_ids(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    first_user: dict[str, str] = {}
+    for operation_path, _, operation in _operations(data.get("channels"), ("channels",)):
+        for message_path, message in _operation_messages(operation, operation_path):
+            found = _effective_id(message, "messageId")
+            if found is None:
+                continue
+            message_id, id_path = found
+            where = f"a message of {_describe_operation(operation_path)}"
+            if message_id in first_user:
+                yield _problem(
+                    (*message_path, *id_path),
+                    _MESSAGE_ID,
+                    f"messageId '{message_id}' of {where} is already the messageId of "
+                    f"{first_user[message_id]}",
+                )
+            else:
+                first_user[message_id] = where
+
+
+def _tag_lists(data: Mapping[str, Any]) -> Iterator[tuple[_Path, object]]:
+    yield ("tags",), data.get("tags")
+    components = data.get("components")
+    for operation_path, _, operation in _all_operations(data):
+        yield (*operation_path, "tags"), operation.get("tags")
+        for trait_path, trait in _children(operation.get("traits"), (*operation_path, "traits")):
+            yield (*trait_path, "tags"), trait.get("tags")
+        for message_path, message in _child(operation, "message", operation_path):
+            messages = [(message_path, message)]
+            messages.extend(_children(message.get("oneOf"), (*message_path, "oneOf")))
+            for path, node in messages:
+                yield (*path, "tags"), node.get("tags")
+                for trait_path, trait in _children(node.get("traits"), (*path, "traits")):
+                    yield (*trait_path, "tags"), trait.get("tags")
+    for trait_path, trait in _children(
+        _get(components, "operationTraits"), ("components", "operationTraits")
+    ):
+        yield (*trait_path, "tags"), trait.get("tags")
+    for message_path, message in _children(
+        _get(components, "messages"), ("components", "messages")
+    ):
+        yield (*message_path, "tags"), message.get("tags")
+        for trait_path, trait in _children(message.get("traits"), (*message_path, "traits")):
+            yield (*trait_path, "tags"), trait.get("tags")
+    for trait_path, trait in _children(
+        _get(components, "messageTraits"), ("components", "messageTraits")
+    ):
+        yield (*trait_path, "tags"), trait.get("tags")
+
+
+def _tags(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    for path, tags in _tag_lists(data):
+        if not isinstance(tags, list) or not all(
+            isinstance(tag, Mapping) and isinstance(tag.get("name"), str) for tag in tags
+        ):
+            continue
+        seen: set[str] = set()
+        for index, tag in enumerate(tags):
+            name = tag["name"]
+            if name in seen:
+                yield _problem(
+                    (*path, index, "name"),
+                    _TAGS,
+                    f"tag name '{name}' appears more than once in {_pointer(path)}",
+                )
+            seen.add(name)
+
+
+# --- schemas and examples -------------------------------------------------------------------
+
+
+def _validate(instance: object, schema: object, path: _Path, rule: str) -> list[Problem]:
+    if _has_ref(schema):
+        return []
+    return validate_instance(instance, schema, pointer=_pointer(path), rule=rule)
+
+
+def _message_like(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    """Every message and message trait whose examples the official parser checks."""
+    components = data.get("components")
+    for operation_path, _, operation in _all_operations(data):
+        for message_path, message in _child(operation, "message", operation_path):
+            messages = [(message_path, message)]
+            messages.extend(_children(message.get("oneOf"), (*message_path, "oneOf")))
+            for path, node in messages:
+                yield path, node
+                yield from _children(node.get("traits"), (*path, "traits"))
+    for message_path, message in _children(
+        _get(components, "messages"), ("components", "messages")
+    ):
+        yield message_path, message
+        yield from _children(message.get("traits"), (*message_path, "traits"))
+    yield from _children(_get(components, "messageTraits"), ("components", "messageTraits"))
+
+
+def _message_examples(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    for path, message in _message_like(data):
+        if not all(
+            isinstance(message.get(key, ""), str) for key in ("name", "summary")
+        ) or not _js_truthy(message.get("examples")):
+            continue
+        examples = message.get("examples")
+        if not isinstance(examples, list):
+            continue
+        if "schemaFormat" in message:
+            yield from _custom_format_examples(message, examples, path)
+            continue
+        payload = _example_schema(message.get("payload"), {})
+        headers = _example_schema(message.get("headers"), {"type": "object"})
+        for index, example in enumerate(examples):
+            if not isinstance(example, Mapping):
+                continue
+            for part, schema in (("payload", payload), ("headers", headers)):
+                if part in example:
+                    yield from _validate(
+                        example[part], schema, (*path, "examples", index, part), _MESSAGE_EXAMPLES
+                    )
+
+
+def _custom_format_examples(
+    message: Mapping[str, Any], examples: Sequence[object], path: _Path
+) -> Iterator[Problem]:
+    """Example payloads of a message with a ``schemaFormat``, checked against the raw payload."""
+    payload = message.get("payload")
+    if not _js_truthy(payload):
+        return
+    for index, example in enumerate(examples):
+        if isinstance(example, Mapping) and "payload" in example:
+            yield from _validate(
+                example["payload"],
+                payload,
+                (*path, "examples", index, "payload"),
+                _MESSAGE_EXAMPLES_CUSTOM,
+            )
+
+
+def _example_schema(schema: object, fallback: Mapping[str, Any]) -> object:
+    if schema is True:
+        return {}
+    if schema is False:
+        return {"not": {}}
+    return schema if _js_truthy(schema) else fallback
+
+
+def _payload_schemas(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    messages: list[tuple[_Path, Mapping[str, Any]]] = []
+    for operation_path, _, operation in _all_operations(data):
+        for message_path, message in _child(operation, "message", operation_path):
+            messages.append((message_path, message))
+            messages.extend(_children(message.get("oneOf"), (*message_path, "oneOf")))
+    messages.extend(
+        _children(_get(data.get("components"), "messages"), ("components", "messages"))
+    )
+    default_format = f"application/vnd.aai.asyncapi;version={version}"
+    for path, message in messages:
+        schema_format = message.get("schemaFormat", default_format)
+        payload = message.get("payload")
+        if not isinstance(schema_format, str) or not _js_truthy(payload):
+            continue
+        # An unknown format only draws a warning from the official parser.
+        if schema_format in _ASYNCAPI_SCHEMA_FORMATS:
+            yield from validate_instance(
+                payload, _SCHEMA_OBJECT, pointer=_pointer((*path, "payload")), rule=_SCHEMAS
+            )
+
+
+def _schemas_with_values(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    """The schemas whose top-level ``default`` and ``examples`` the official parser checks."""
+    components = data.get("components")
+    for operation_path, _, operation in _all_operations(data):
+        message = operation.get("message")
+        if isinstance(message, Mapping) and "schemaFormat" not in message:
+            yield from _child(message, "payload", (*operation_path, "message"))
+    for base in (("channels",), ("components", "channels")):
+        channels = data.get("channels") if len(base) == 1 else _get(components, "channels")
+        for channel_path, channel in _children(channels, base):
+            for parameter_path, parameter in _children(
+                channel.get("parameters"), (*channel_path, "parameters")
+            ):
+                yield from _child(parameter, "schema", parameter_path)
+    yield from _children(_get(components, "schemas"), ("components", "schemas"))
+    for parameter_path, parameter in _children(
+        _get(components, "parameters"), ("components", "parameters")
+    ):
+        yield from _child(parameter, "schema", parameter_path)
+    for kind in ("messages", "messageTraits"):
+        for message_path, message in _children(_get(components, kind), ("components", kind)):
+            if "schemaFormat" not in message:
+                yield from _child(message, "payload", message_path)
+
+
+def _bad_examples(schema: Mapping[str, Any], path: _Path, rule: str) -> Problem | None:
+    if "examples" in schema and not isinstance(schema["examples"], list):
+        return _problem((*path, "examples"), rule, "'examples' of a schema must be an array")
+    return None
+
+
+def _schema_defaults(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    for path, schema in _schemas_with_values(data):
+        if "default" not in schema:
+            continue
+        bad = _bad_examples(schema, path, _SCHEMA_DEFAULT)
+        if bad is not None:
+            yield bad
+        elif not isinstance(schema["default"], str):  # the official parser skips strings
+            yield from _validate(schema["default"], schema, (*path, "default"), _SCHEMA_DEFAULT)
+
+
+def _schema_examples(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+    for path, schema in _schemas_with_values(data):
+        if "examples" not in schema:
+            continue
+        bad = _bad_examples(schema, path, _SCHEMA_EXAMPLES)
+        if bad is not None:
+            yield bad
+            continue
+        for index, example in enumerate(schema["examples"]):
+            if not isinstance(example, str):  # the official parser skips strings
+                yield from _validate(example, schema, (*path, "examples", index), _SCHEMA_EXAMPLES)
