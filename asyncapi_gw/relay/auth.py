@@ -1,0 +1,548 @@
+"""Handshake authentication: credentials in, a :class:`Principal` or a :class:`Rejection` out.
+
+The rules, in the order :meth:`Authenticator.authenticate` applies them:
+
+1. An API without security schemes, or a topic whose ``x-auth-type`` is ``None``, is open: the
+   principal is anonymous and credentials are not examined.
+2. Credentials are the ``Authorization`` header (``Bearer <JWT>``), the ``apikey`` header, and
+   the ``access_token`` and ``apikey`` query parameters.  Header names are matched without
+   regard to ASCII case; query names exactly.  None of them: 401.  More than one (two headers,
+   a header and a query parameter, a token and a key): 401, whatever the values — an ambiguous
+   request is refused rather than resolved.
+3. The credential must be of a kind the API's security accepts (oauth2: bearer JWT; api_key),
+   and valid: else 401.
+4. Scopes follow WSO2: a topic whose operations name scopes (``x-scopes``) admits a credential
+   that holds *at least one* of them; else 403.  A topic without scopes admits any valid
+   credential.
+
+JWTs: only HS256, RS256 and ES256; each configured key is bound to one algorithm, and a token
+whose header names another is refused, so neither ``alg: none`` nor a token signed HS256 with an
+RSA public key as the secret can pass.  ``exp`` and ``nbf`` are checked against the caller's
+clock with a small leeway (both optional, as in RFC 7519); ``iss`` and ``aud`` only when
+configured.  Scopes come from ``scope`` (space-separated) and ``scp`` (list or space-separated),
+combined; ``keytype: SANDBOX`` (any case) selects the sandbox environment.
+
+API keys are looked up by their SHA-256 digest, so the authenticator holds no key in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from asyncapi_gw.errors import RelayError
+from asyncapi_gw.model import AuthKind, StreamingAPI, Topic, freeze, thaw
+
+__all__ = [
+    "DEFAULT_LEEWAY",
+    "JWT_ALGORITHMS",
+    "MAX_CREDENTIAL_LENGTH",
+    "ApiKeyInfo",
+    "AuthConfig",
+    "Authenticator",
+    "Principal",
+    "Rejection",
+    "load_auth_config",
+]
+
+JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
+DEFAULT_LEEWAY = 30.0  # seconds of clock skew tolerated on exp and nbf
+MAX_LEEWAY = 300.0
+MAX_CREDENTIAL_LENGTH = 8192  # characters; longer tokens and keys are refused unparsed
+MIN_SECRET_BYTES = 32  # RFC 7518 section 3.2: an HS256 key is at least as long as the hash
+MIN_RSA_BITS = 2048
+
+_ENVIRONMENTS = ("production", "sandbox")
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
+
+
+def _scope_set(scopes: Iterable[str]) -> frozenset[str]:
+    return frozenset(scopes)
+
+
+def _check_environment(_inst: object, _attr: object, value: str) -> None:
+    if value not in _ENVIRONMENTS:
+        raise ValueError(f"environment must be 'production' or 'sandbox', not {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Principal:
+    """Who connected: ``kind`` ``None`` is anonymous (open API or open topic).
+
+    ``expires_at`` (epoch seconds, leeway included) is when a JWT stops being accepted; the
+    relay closes the connection then (4001).  ``None``: the credential does not expire.
+    """
+
+    kind: AuthKind | None
+    subject: str | None = None
+    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=_scope_set)
+    environment: str = attrs.field(default="production", validator=_check_environment)
+    expires_at: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Rejection:
+    """A refused handshake: HTTP ``status`` (401 or 403) and a plain-text ``reason`` that is safe
+    to send to the client (it never repeats the credential)."""
+
+    status: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ApiKeyInfo:
+    """What an API key grants."""
+
+    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=_scope_set)
+    environment: str = attrs.field(default="production", validator=_check_environment)
+
+
+ApiKeyLookup = Callable[[str], "ApiKeyInfo | None"]
+
+
+def _freeze_api_keys(
+    value: Mapping[str, ApiKeyInfo] | ApiKeyLookup | None,
+) -> Mapping[str, ApiKeyInfo] | ApiKeyLookup | None:
+    if isinstance(value, Mapping):
+        return types.MappingProxyType(dict(value))
+    return value
+
+
+def _freeze_jwks(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if value is None else freeze(value)
+
+
+@attrs.frozen(kw_only=True)
+class AuthConfig:
+    """Key material and claim expectations.  At most one JWT key source: a shared secret
+    (HS256), a PEM public key (RS256 or ES256 by its type) or a JWKS (RSA and P-256 EC keys).
+
+    ``api_keys`` maps each key to what it grants, or is a callable that embedders supply
+    (``None`` for an unknown key; its exceptions propagate).  Secrets are left out of ``repr``.
+    """
+
+    jwt_secret: str | None = attrs.field(default=None, repr=False)
+    jwt_public_key: str | None = None
+    jwks: Mapping[str, Any] | None = attrs.field(default=None, converter=_freeze_jwks, hash=False)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    leeway: float = DEFAULT_LEEWAY
+    api_keys: Mapping[str, ApiKeyInfo] | ApiKeyLookup | None = attrs.field(
+        default=None, converter=_freeze_api_keys, repr=False, hash=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        given = [
+            name
+            for name, value in (
+                ("a JWT secret", self.jwt_secret),
+                ("a JWT public key", self.jwt_public_key),
+                ("a JWKS", self.jwks),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise RelayError(f"give one JWT key source, not {' and '.join(given)}")
+        if isinstance(self.leeway, bool) or not 0 <= self.leeway <= MAX_LEEWAY:
+            raise RelayError(f"JWT leeway must be 0 to {MAX_LEEWAY:g} seconds, not {self.leeway}")
+        if isinstance(self.api_keys, Mapping):
+            for number, (key, info) in enumerate(self.api_keys.items(), start=1):
+                if not isinstance(key, str) or not key or len(key) > MAX_CREDENTIAL_LENGTH:
+                    raise RelayError(
+                        f"API key #{number} must be a non-empty string of at most "
+                        f"{MAX_CREDENTIAL_LENGTH} characters"
+                    )
+                if not isinstance(info, ApiKeyInfo):
+                    raise RelayError(f"API key #{number} must map to an ApiKeyInfo")
+
+
+def _read_data(path: str | Path, what: str) -> Any:
+    # Temporary stand-in until asyncapi_gw.documents lands (JSON only).
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RelayError(f"{what} {path}: {exc}") from None
+
+
+def _api_keys_from_data(data: Any, where: str) -> dict[str, ApiKeyInfo]:
+    if not isinstance(data, Mapping):
+        raise RelayError(f"API key file {where}: must map each key to {{scopes, environment}}")
+    keys: dict[str, ApiKeyInfo] = {}
+    for number, (key, entry) in enumerate(data.items(), start=1):
+        # Entries are named by position: the key itself is a secret.
+        prefix = f"API key file {where}: entry #{number}"
+        if not isinstance(key, str) or not key:
+            raise RelayError(f"{prefix}: the key must be a non-empty string")
+        fields = {} if entry is None else entry
+        if not isinstance(fields, Mapping):
+            raise RelayError(f"{prefix}: must be a mapping with 'scopes' and 'environment'")
+        unknown = sorted(str(name) for name in fields if name not in ("scopes", "environment"))
+        if unknown:
+            raise RelayError(f"{prefix}: unknown field(s) {', '.join(unknown)}")
+        scopes = fields.get("scopes", [])
+        if not isinstance(scopes, (list, tuple)) or not all(
+            isinstance(s, str) and s for s in scopes
+        ):
+            raise RelayError(f"{prefix}: 'scopes' must be a list of non-empty strings")
+        environment = fields.get("environment", "production")
+        if environment not in _ENVIRONMENTS:
+            raise RelayError(f"{prefix}: 'environment' must be production or sandbox")
+        keys[key] = ApiKeyInfo(scopes=frozenset(scopes), environment=environment)
+    return keys
+
+
+def load_auth_config(
+    *,
+    jwt_secret: str | None = None,
+    jwt_public_key_file: str | Path | None = None,
+    jwks_file: str | Path | None = None,
+    jwt_issuer: str | None = None,
+    jwt_audience: str | None = None,
+    api_keys_file: str | Path | None = None,
+    leeway: float = DEFAULT_LEEWAY,
+) -> AuthConfig:
+    """An :class:`AuthConfig` from the CLI's options, reading the named files.
+
+    The API key file (YAML or JSON) maps each key to ``{scopes: [...], environment:
+    production|sandbox}`` (both optional; defaults: no scopes, production).
+    Raises :class:`RelayError` on an unreadable or malformed file.
+    """
+    public_key = None
+    if jwt_public_key_file is not None:
+        try:
+            public_key = Path(jwt_public_key_file).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RelayError(f"JWT public key file {jwt_public_key_file}: {exc}") from None
+    jwks = None
+    if jwks_file is not None:
+        jwks = _read_data(jwks_file, "JWKS file")
+        if not isinstance(jwks, Mapping):
+            raise RelayError(f"JWKS file {jwks_file}: must be a JSON object with 'keys'")
+    api_keys = None
+    if api_keys_file is not None:
+        api_keys = _api_keys_from_data(
+            _read_data(api_keys_file, "API key file"), str(api_keys_file)
+        )
+    return AuthConfig(
+        jwt_secret=jwt_secret,
+        jwt_public_key=public_key,
+        jwks=jwks,
+        jwt_issuer=jwt_issuer,
+        jwt_audience=jwt_audience,
+        leeway=leeway,
+        api_keys=api_keys,
+    )
+
+
+@attrs.frozen
+class _Key:
+    """A verification key bound to the one algorithm it may verify."""
+
+    algorithm: str
+    key: bytes | rsa.RSAPublicKey | ec.EllipticCurvePublicKey = attrs.field(repr=False)
+
+
+def _secret_key(secret: str) -> _Key:
+    data = secret.encode("utf-8")
+    if len(data) < MIN_SECRET_BYTES:
+        raise RelayError(
+            f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes for HS256 (RFC 7518 3.2)"
+        )
+    return _Key("HS256", data)
+
+
+def _public_key(key: object, where: str) -> _Key:
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise RelayError(f"{where}: RSA key of {key.key_size} bits; {MIN_RSA_BITS} at least")
+        return _Key("RS256", key)
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return _Key("ES256", key)
+    raise RelayError(f"{where}: need an RSA or P-256 EC public key")
+
+
+def _pem_key(pem: str) -> _Key:
+    try:
+        key = load_pem_public_key(pem.encode("ascii", "replace"))
+    except ValueError:
+        raise RelayError(
+            "JWT public key: not a PEM public key (a private key or certificate is refused)"
+        ) from None
+    return _public_key(key, "JWT public key")
+
+
+def _jwks_keys(jwks: Mapping[str, Any]) -> dict[str | None, _Key]:
+    entries = jwks.get("keys")
+    if not isinstance(entries, (list, tuple)):
+        raise RelayError("JWKS: must hold a 'keys' list")
+    keys: dict[str | None, _Key] = {}
+    for number, entry in enumerate(entries, start=1):
+        where = f"JWKS key #{number}"
+        if not isinstance(entry, Mapping):
+            raise RelayError(f"{where}: must be an object")
+        kid = entry.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise RelayError(f"{where}: 'kid' must be a string")
+        algorithm = {"RSA": "RS256", "EC": "ES256"}.get(entry.get("kty"))  # type: ignore[arg-type]
+        if (
+            algorithm is None
+            or entry.get("use", "sig") != "sig"
+            or entry.get("alg", algorithm) != algorithm
+            or (algorithm == "ES256" and entry.get("crv") != "P-256")
+        ):
+            continue  # encryption keys and other algorithms are not ours to use
+        if "d" in entry:
+            raise RelayError(f"{where}: holds private key material; publish public keys only")
+        try:
+            built = jwt.PyJWK(thaw(entry), algorithm).key
+        except jwt.PyJWTError as exc:
+            raise RelayError(f"{where}: {exc}") from None
+        if kid in keys:
+            raise RelayError(f"{where}: key id {kid!r} is not unique")
+        keys[kid] = _public_key(built, where)
+    if not keys:
+        raise RelayError("JWKS: no RSA or P-256 EC signing key")
+    return keys
+
+
+def _reject(reason: str, status: int = 401) -> Rejection:
+    return Rejection(status=status, reason=reason)
+
+
+def _time_claim(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _space_separated(value: str) -> list[str]:
+    return [s for s in value.split(" ") if s]
+
+
+def _jwt_scopes(claims: Mapping[str, Any]) -> frozenset[str] | None:
+    """Scopes from ``scope`` and ``scp``, or ``None`` when either claim is malformed."""
+    found: list[str] = []
+    scope = claims.get("scope")
+    if scope is not None:
+        if not isinstance(scope, str):
+            return None
+        found += _space_separated(scope)
+    scp = claims.get("scp")
+    if isinstance(scp, str):
+        found += _space_separated(scp)
+    elif isinstance(scp, list) and all(isinstance(s, str) for s in scp):
+        found += scp
+    elif scp is not None:
+        return None
+    return frozenset(found)
+
+
+_ANONYMOUS = Principal(kind=None)
+_CREDENTIAL_HEADERS = {"authorization": AuthKind.OAUTH2, "apikey": AuthKind.API_KEY}
+_CREDENTIAL_QUERY = {"access_token": AuthKind.OAUTH2, "apikey": AuthKind.API_KEY}
+_HOW_TO_SEND = {
+    AuthKind.OAUTH2: "an 'Authorization: Bearer' header or an access_token query parameter",
+    AuthKind.API_KEY: "an apikey header or query parameter",
+}
+
+
+class Authenticator:
+    """Decides each handshake from an :class:`AuthConfig`; keys are parsed once, here.
+
+    Raises :class:`RelayError` on unusable key material (a short secret, a small RSA key, a
+    private key, a JWKS without a usable key or with a repeated ``kid``).
+    """
+
+    def __init__(self, config: AuthConfig) -> None:
+        self._config = config
+        self._jws = jwt.PyJWS(algorithms=list(JWT_ALGORITHMS))
+        self._fixed_key: _Key | None = None
+        if config.jwt_secret is not None:
+            self._fixed_key = _secret_key(config.jwt_secret)
+        elif config.jwt_public_key is not None:
+            self._fixed_key = _pem_key(config.jwt_public_key)
+        self._jwks = None if config.jwks is None else _jwks_keys(config.jwks)
+        self._api_keys: dict[bytes, ApiKeyInfo] | ApiKeyLookup | None
+        if isinstance(config.api_keys, Mapping):
+            self._api_keys = {_digest(k): info for k, info in config.api_keys.items()}
+        else:
+            self._api_keys = config.api_keys
+
+    @property
+    def has_jwt_key(self) -> bool:
+        return self._fixed_key is not None or self._jwks is not None
+
+    @property
+    def has_api_keys(self) -> bool:
+        return self._api_keys is not None
+
+    def config_warnings(self, api: StreamingAPI) -> tuple[str, ...]:
+        """What makes ``api`` refuse every credential of a kind it accepts, for the log."""
+        label = f"API {api.name!r} {api.version}"
+        found = []
+        if AuthKind.OAUTH2 in api.auth_kinds and not self.has_jwt_key:
+            found.append(
+                f"{label} accepts bearer tokens but no JWT key is configured "
+                "(secret, public key or JWKS): every token will be refused with 401"
+            )
+        if AuthKind.API_KEY in api.auth_kinds and not self.has_api_keys:
+            found.append(
+                f"{label} accepts API keys but none are configured: "
+                "every API key will be refused with 401"
+            )
+        return tuple(found)
+
+    def authenticate(
+        self,
+        *,
+        api: StreamingAPI,
+        topic: Topic,
+        headers: Sequence[tuple[str, str]],
+        query: Sequence[tuple[str, str]],
+        now: float,
+    ) -> Principal | Rejection:
+        """The principal for a handshake on ``topic`` of ``api``, or why it is refused.
+
+        ``headers`` and ``query`` are (name, value) pairs as received; ``now`` is epoch seconds.
+        """
+        accepted = api.auth_kinds
+        if not accepted or topic.is_open:
+            return _ANONYMOUS
+        # (kind, value, whether the value is an Authorization header to unwrap)
+        found = [
+            (_CREDENTIAL_HEADERS[name.lower()], value, name.lower() == "authorization")
+            for name, value in headers
+            if name.isascii() and name.lower() in _CREDENTIAL_HEADERS
+        ]
+        found += [
+            (_CREDENTIAL_QUERY[name], value, False)
+            for name, value in query
+            if name in _CREDENTIAL_QUERY
+        ]
+        if not found:
+            ways = " or ".join(_HOW_TO_SEND[kind] for kind in AuthKind if kind in accepted)
+            return _reject(f"missing credentials: send {ways}")
+        if len(found) > 1:
+            return _reject("more than one credential sent; send exactly one")
+        kind, value, authorization = found[0]
+        if kind not in accepted:
+            what = "bearer tokens" if kind is AuthKind.OAUTH2 else "API keys"
+            return _reject(f"this API does not accept {what}")
+        if len(value) > MAX_CREDENTIAL_LENGTH:
+            return _reject("credential too long")
+        if authorization:
+            parts = [part for part in value.split(" ") if part]
+            if len(parts) != 2 or parts[0].lower() != "bearer":
+                return _reject("the Authorization header must be 'Bearer <token>'")
+            value = parts[1]
+        outcome = self._jwt(value, now) if kind is AuthKind.OAUTH2 else self._api_key(value)
+        if isinstance(outcome, Rejection):
+            return outcome
+        required = topic.scopes
+        if required and outcome.scopes.isdisjoint(required):
+            return _reject(f"insufficient scope: needs one of {', '.join(required)}", 403)
+        return outcome
+
+    def _api_key(self, value: str) -> Principal | Rejection:
+        if self._api_keys is None:
+            return _reject("no API keys are configured on this gateway")
+        if isinstance(self._api_keys, dict):
+            info = self._api_keys.get(_digest(value))
+        else:
+            info = self._api_keys(value)
+        if info is None:
+            return _reject("invalid API key")
+        return Principal(kind=AuthKind.API_KEY, scopes=info.scopes, environment=info.environment)
+
+    def _jwt(self, token: str, now: float) -> Principal | Rejection:
+        if not self.has_jwt_key:
+            return _reject("no key is configured on this gateway to verify bearer tokens")
+        if not _TOKEN_SHAPE.fullmatch(token):
+            return _reject("malformed bearer token")
+        try:
+            header = self._jws.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return _reject("malformed bearer token")
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in JWT_ALGORITHMS:
+            return _reject("token algorithm not accepted (HS256, RS256 or ES256 only)")
+        key = self._key_for(header.get("kid"))
+        if key is None:
+            return _reject("unknown token key id")
+        if key.algorithm != algorithm:
+            return _reject("token algorithm does not match the gateway's key")
+        try:
+            payload = self._jws.decode(token, key.key, algorithms=[key.algorithm])
+            claims = json.loads(payload)
+        except jwt.InvalidSignatureError:
+            return _reject("invalid token signature")
+        except (jwt.PyJWTError, ValueError, RecursionError):
+            return _reject("malformed bearer token")
+        if not isinstance(claims, dict):
+            return _reject("malformed bearer token")
+        return self._claims(claims, now)
+
+    def _key_for(self, kid: str | None) -> _Key | None:
+        if self._jwks is None:
+            return self._fixed_key
+        key = self._jwks.get(kid)
+        if key is None and kid is None and len(self._jwks) == 1:
+            key = next(iter(self._jwks.values()))
+        return key
+
+    def _claims(self, claims: Mapping[str, Any], now: float) -> Principal | Rejection:
+        leeway = self._config.leeway
+        times: dict[str, float] = {}
+        for name in ("exp", "nbf", "iat"):
+            if name in claims:
+                value = _time_claim(claims[name])
+                if value is None:
+                    return _reject(f"malformed '{name}' claim")
+                times[name] = value
+        if "exp" in times and now >= times["exp"] + leeway:
+            return _reject("token expired")
+        if "nbf" in times and now + leeway < times["nbf"]:
+            return _reject("token not yet valid")
+        issuer = self._config.jwt_issuer
+        if issuer is not None and claims.get("iss") != issuer:
+            return _reject("token issuer not accepted")
+        audience = self._config.jwt_audience
+        if audience is not None:
+            aud = claims.get("aud")
+            audiences = [aud] if isinstance(aud, str) else aud
+            if not isinstance(audiences, list) or audience not in audiences:
+                return _reject("token audience not accepted")
+        scopes = _jwt_scopes(claims)
+        if scopes is None:
+            return _reject("malformed scope claim")
+        subject = claims.get("sub")
+        if subject is not None and not isinstance(subject, str):
+            return _reject("malformed 'sub' claim")
+        keytype = claims.get("keytype")
+        sandbox = isinstance(keytype, str) and keytype.lower() == "sandbox"
+        return Principal(
+            kind=AuthKind.OAUTH2,
+            subject=subject,
+            scopes=scopes,
+            environment="sandbox" if sandbox else "production",
+            expires_at=times["exp"] + leeway if "exp" in times else None,
+        )
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()

@@ -1,0 +1,744 @@
+"""Handshake authentication: JWTs, API keys, credential placement, scopes, key configuration."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asyncapi_gw.errors import RelayError
+from asyncapi_gw.model import (
+    AuthKind,
+    AuthType,
+    Operation,
+    SecurityScheme,
+    StreamingAPI,
+    Topic,
+    TopicOperation,
+)
+from asyncapi_gw.relay.auth import (
+    ApiKeyInfo,
+    AuthConfig,
+    Authenticator,
+    Principal,
+    Rejection,
+    load_auth_config,
+)
+
+NOW = 1_700_000_000.0
+SECRET = "s" * 40
+OTHER_SECRET = "t" * 40
+
+OAUTH2 = SecurityScheme(name="oauth", kind=AuthKind.OAUTH2)
+API_KEY = SecurityScheme(name="key", kind=AuthKind.API_KEY)
+SCOPED = Topic(
+    name="/rooms",
+    publish=TopicOperation(operation=Operation.PUBLISH, scopes=("chat:write",)),
+    subscribe=TopicOperation(operation=Operation.SUBSCRIBE, scopes=("chat:read",)),
+)
+UNSCOPED = Topic(name="/news", subscribe=TopicOperation(operation=Operation.SUBSCRIBE))
+
+
+def make_api(*schemes: SecurityScheme) -> StreamingAPI:
+    return StreamingAPI(
+        name="Chat", version="1.0", context="/chat", topics=(SCOPED, UNSCOPED), security=schemes
+    )
+
+
+BOTH = make_api(OAUTH2, API_KEY)
+
+
+@attrs.frozen
+class Keys:
+    rsa: rsa.RSAPrivateKey
+    rsa_other: rsa.RSAPrivateKey
+    ec: ec.EllipticCurvePrivateKey
+
+    def pem(self, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+        return (
+            key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    return Keys(
+        rsa=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        rsa_other=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ec=ec.generate_private_key(ec.SECP256R1()),
+    )
+
+
+def token(claims: Mapping[str, Any], key: Any = SECRET, alg: str = "HS256", **header: Any) -> str:
+    return jwt.encode(dict(claims), key, algorithm=alg, headers=header or None)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge(header: Mapping[str, Any], claims: Mapping[str, Any], secret: bytes) -> str:
+    """A token signed HS256 by hand with any bytes as the secret (PyJWT refuses PEM secrets)."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def auth(
+    authenticator: Authenticator,
+    *,
+    headers: list[tuple[str, str]] | None = None,
+    query: list[tuple[str, str]] | None = None,
+    api: StreamingAPI = BOTH,
+    topic: Topic = UNSCOPED,
+    now: float = NOW,
+) -> Principal | Rejection:
+    return authenticator.authenticate(
+        api=api, topic=topic, headers=headers or [], query=query or [], now=now
+    )
+
+
+def bearer(authenticator: Authenticator, tok: str, **kwargs: Any) -> Principal | Rejection:
+    return auth(authenticator, headers=[("Authorization", f"Bearer {tok}")], **kwargs)
+
+
+def rejected(outcome: Principal | Rejection, status: int = 401) -> str:
+    assert isinstance(outcome, Rejection), outcome
+    assert outcome.status == status, outcome
+    return outcome.reason
+
+
+HS = Authenticator(AuthConfig(jwt_secret=SECRET))
+GOOD = {"sub": "alice", "exp": NOW + 600, "scope": "chat:read"}
+
+
+# --- JWT: algorithms and keys -----------------------------------------------------------------
+
+
+def test_hs256_token_gives_its_principal() -> None:
+    principal = bearer(HS, token(GOOD))
+    assert principal == Principal(
+        kind=AuthKind.OAUTH2,
+        subject="alice",
+        scopes=frozenset({"chat:read"}),
+        environment="production",
+        expires_at=NOW + 600 + 30,
+    )
+
+
+def test_rs256_and_es256_tokens_verify_with_a_pem_key(keys: Keys) -> None:
+    rs = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.rsa)))
+    es = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.ec)))
+    assert isinstance(bearer(rs, token(GOOD, keys.rsa, "RS256")), Principal)
+    assert isinstance(bearer(es, token(GOOD, keys.ec, "ES256")), Principal)
+    # Each key verifies only its own algorithm.
+    rejected(bearer(rs, token(GOOD, keys.ec, "ES256")))
+    rejected(bearer(es, token(GOOD, keys.rsa, "RS256")))
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", ""])
+def test_alg_none_is_refused(alg: str) -> None:
+    unsigned = f"{b64(json.dumps({'alg': alg, 'typ': 'JWT'}).encode())}.{b64(json.dumps(GOOD).encode())}."
+    assert "algorithm" in rejected(bearer(HS, unsigned))
+
+
+def test_unsigned_token_without_alg_is_refused() -> None:
+    unsigned = f"{b64(b'{}')}.{b64(json.dumps(GOOD).encode())}."
+    rejected(bearer(HS, unsigned))
+
+
+@pytest.mark.parametrize("alg", ["HS512", "HS384", "PS256", "RS512", "ES384"])
+def test_algorithms_outside_the_allow_list_are_refused(alg: str) -> None:
+    forged = forge({"alg": alg, "typ": "JWT"}, GOOD, SECRET.encode())
+    assert "algorithm" in rejected(bearer(HS, forged))
+
+
+def test_non_string_alg_is_refused() -> None:
+    forged = forge({"alg": ["HS256"]}, GOOD, SECRET.encode())
+    rejected(bearer(HS, forged))
+
+
+def test_wrong_secret_and_wrong_rsa_key_fail_the_signature(keys: Keys) -> None:
+    assert rejected(bearer(HS, token(GOOD, OTHER_SECRET))) == "invalid token signature"
+    rs = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.rsa)))
+    assert rejected(bearer(rs, token(GOOD, keys.rsa_other, "RS256"))) == "invalid token signature"
+
+
+def test_hs256_signed_with_the_rsa_public_key_is_refused(keys: Keys) -> None:
+    pem = keys.pem(keys.rsa)
+    forged = forge({"alg": "HS256", "typ": "JWT"}, GOOD, pem.encode())
+    rs = Authenticator(AuthConfig(jwt_public_key=pem))
+    assert "does not match" in rejected(bearer(rs, forged))
+    jwks = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa, "a")]}))
+    rejected(bearer(jwks, forge({"alg": "HS256", "kid": "a"}, GOOD, pem.encode())))
+
+
+def test_tampered_payload_fails_the_signature() -> None:
+    head, _, sig = token(GOOD).split(".")
+    raised = b64(json.dumps({**GOOD, "scope": "chat:read chat:admin"}).encode())
+    assert rejected(bearer(HS, f"{head}.{raised}.{sig}")) == "invalid token signature"
+
+
+def test_tampered_header_fails_the_signature() -> None:
+    _, body, sig = token(GOOD).split(".")
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "x"}).encode())
+    rejected(bearer(HS, f"{head}.{body}.{sig}"))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "garbage",
+        "a.b",
+        "a.b.c",
+        "!!!.@@@.###",
+        "e30.e30",
+        "eyJhbGciOiJIUzI1NiJ9.%%%%.abc",
+        "eyJhbGciOiJIUzI1NiJ9.e30.a.b",
+        "....",
+        "x" * 100_000,
+        "eyJ" + "a" * 10_000 + ".e30.sig",
+        "é.é.é",
+    ],
+)
+def test_malformed_tokens_are_refused(bad: str) -> None:
+    rejected(bearer(HS, bad))
+    rejected(auth(HS, query=[("access_token", bad)]))
+
+
+def test_signature_valid_but_payload_not_an_object_is_refused() -> None:
+    forged = forge({"alg": "HS256"}, GOOD, SECRET.encode())
+    head, _, _ = forged.split(".")
+    signing_input = f"{head}.{b64(b'[1, 2]')}"
+    sig = b64(hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest())
+    assert rejected(bearer(HS, f"{signing_input}.{sig}")) == "malformed bearer token"
+
+
+def test_es256_signature_of_the_wrong_length_is_refused(keys: Keys) -> None:
+    es = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.ec)))
+    head, body, _ = token(GOOD, keys.ec, "ES256").split(".")
+    assert rejected(bearer(es, f"{head}.{body}.{b64(b'short')}")) == "invalid token signature"
+
+
+# --- JWT: claims ------------------------------------------------------------------------------
+
+
+def test_expiry_is_checked_with_the_leeway() -> None:
+    strict = Authenticator(AuthConfig(jwt_secret=SECRET, leeway=0))
+    tok = token({"exp": NOW})
+    assert rejected(bearer(strict, tok)) == "token expired"
+    assert isinstance(bearer(strict, tok, now=NOW - 1), Principal)
+    # The default leeway (30 s) admits a token that expired 29 s ago, not 30 s ago.
+    assert isinstance(bearer(HS, tok, now=NOW + 29), Principal)
+    assert rejected(bearer(HS, tok, now=NOW + 30)) == "token expired"
+
+
+def test_not_before_in_the_future_is_refused() -> None:
+    tok = token({"nbf": NOW + 60})
+    assert rejected(bearer(HS, tok)) == "token not yet valid"
+    assert isinstance(bearer(HS, tok, now=NOW + 31), Principal)  # within the leeway
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": "tomorrow"},
+        {"exp": True},
+        {"exp": float("nan")},
+        {"exp": float("inf")},
+        {"exp": 10**400},
+        {"nbf": [1]},
+        {"iat": "now"},
+        {"sub": 42},
+        {"scope": ["chat:read"]},
+        {"scp": {"chat:read": True}},
+        {"scp": ["chat:read", 3]},
+    ],
+)
+def test_malformed_claims_are_refused(claims: dict[str, Any]) -> None:
+    assert "malformed" in rejected(bearer(HS, forge({"alg": "HS256"}, claims, SECRET.encode())))
+
+
+def test_issuer_and_audience_are_checked_when_configured() -> None:
+    strict = Authenticator(
+        AuthConfig(jwt_secret=SECRET, jwt_issuer="https://idp", jwt_audience="gw")
+    )
+    good = {"iss": "https://idp", "aud": "gw"}
+    assert isinstance(bearer(strict, token(good)), Principal)
+    assert isinstance(bearer(strict, token({**good, "aud": ["other", "gw"]})), Principal)
+    assert rejected(bearer(strict, token({**good, "iss": "https://evil"}))) == (
+        "token issuer not accepted"
+    )
+    assert rejected(bearer(strict, token({"aud": "gw"}))) == "token issuer not accepted"
+    assert rejected(bearer(strict, token({**good, "aud": "other"}))) == (
+        "token audience not accepted"
+    )
+    assert rejected(bearer(strict, token({"iss": "https://idp"}))) == "token audience not accepted"
+    # Not configured: not checked.
+    assert isinstance(bearer(HS, token({"iss": "anyone", "aud": "anything"})), Principal)
+
+
+def test_token_without_exp_never_expires() -> None:
+    principal = bearer(HS, token({"sub": "svc"}))
+    assert isinstance(principal, Principal)
+    assert principal.expires_at is None
+
+
+def test_scopes_from_scope_and_scp() -> None:
+    cases = {
+        "scope": ({"scope": "a  b c"}, {"a", "b", "c"}),
+        "scp list": ({"scp": ["a", "b"]}, {"a", "b"}),
+        "scp string": ({"scp": "a b"}, {"a", "b"}),
+        "both": ({"scope": "a", "scp": ["b"]}, {"a", "b"}),
+        "none": ({}, set()),
+    }
+    for name, (claims, expected) in cases.items():
+        principal = bearer(HS, token(claims))
+        assert isinstance(principal, Principal), name
+        assert principal.scopes == expected, name
+
+
+@pytest.mark.parametrize(
+    ("keytype", "environment"),
+    [("SANDBOX", "sandbox"), ("sandbox", "sandbox"), ("SandBox", "sandbox"),
+     ("PRODUCTION", "production"), (None, "production"), (7, "production")],
+)
+def test_keytype_selects_the_environment(keytype: object, environment: str) -> None:
+    claims = {} if keytype is None else {"keytype": keytype}
+    principal = bearer(HS, token(claims))
+    assert isinstance(principal, Principal)
+    assert principal.environment == environment
+
+
+# --- JWKS -------------------------------------------------------------------------------------
+
+
+def jwk(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str | None) -> dict[str, Any]:
+    algorithm = jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else (
+        jwt.algorithms.ECAlgorithm
+    )
+    data: dict[str, Any] = json.loads(algorithm.to_jwk(key.public_key()))
+    if kid is not None:
+        data["kid"] = kid
+    return data
+
+
+def test_jwks_selects_the_key_by_kid(keys: Keys) -> None:
+    authenticator = Authenticator(
+        AuthConfig(jwks={"keys": [jwk(keys.rsa, "r1"), jwk(keys.ec, "e1")]})
+    )
+    assert isinstance(bearer(authenticator, token(GOOD, keys.rsa, "RS256", kid="r1")), Principal)
+    assert isinstance(bearer(authenticator, token(GOOD, keys.ec, "ES256", kid="e1")), Principal)
+    # The right algorithm under the other kid, an unknown kid, no kid: refused.
+    assert "does not match" in rejected(
+        bearer(authenticator, token(GOOD, keys.rsa, "RS256", kid="e1"))
+    )
+    assert rejected(bearer(authenticator, token(GOOD, keys.rsa, "RS256", kid="zz"))) == (
+        "unknown token key id"
+    )
+    assert rejected(bearer(authenticator, token(GOOD, keys.rsa, "RS256"))) == (
+        "unknown token key id"
+    )
+
+
+def test_jwks_with_two_rsa_keys_does_not_mix_them(keys: Keys) -> None:
+    authenticator = Authenticator(
+        AuthConfig(jwks={"keys": [jwk(keys.rsa, "one"), jwk(keys.rsa_other, "two")]})
+    )
+    assert isinstance(bearer(authenticator, token(GOOD, keys.rsa_other, "RS256", kid="two")),
+                      Principal)
+    assert rejected(bearer(authenticator, token(GOOD, keys.rsa_other, "RS256", kid="one"))) == (
+        "invalid token signature"
+    )
+
+
+def test_jwks_sole_key_serves_tokens_without_kid(keys: Keys) -> None:
+    authenticator = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.ec, "e1")]}))
+    assert isinstance(bearer(authenticator, token(GOOD, keys.ec, "ES256")), Principal)
+
+
+def test_jwks_skips_keys_not_for_es256_or_rs256_signatures(keys: Keys) -> None:
+    enc = {**jwk(keys.rsa_other, "enc"), "use": "enc"}
+    ps = {**jwk(keys.rsa_other, "ps"), "alg": "PS256"}
+    oct_key = {"kty": "oct", "k": b64(SECRET.encode()), "kid": "hs"}
+    authenticator = Authenticator(AuthConfig(jwks={"keys": [enc, ps, oct_key, jwk(keys.rsa, "r")]}))
+    assert isinstance(bearer(authenticator, token(GOOD, keys.rsa, "RS256", kid="r")), Principal)
+    # A symmetric key in a JWKS is not used: an HS256 token naming it is refused.
+    assert rejected(bearer(authenticator, token(GOOD, SECRET, kid="hs"))) == "unknown token key id"
+
+
+@pytest.mark.parametrize(
+    ("jwks", "message"),
+    [
+        ({}, "'keys' list"),
+        ({"keys": "x"}, "'keys' list"),
+        ({"keys": []}, "no RSA or P-256 EC signing key"),
+        ({"keys": [1]}, "must be an object"),
+        ({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": 5}]}, "'kid' must be a string"),
+        ({"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}]}, "JWKS key #1"),
+    ],
+)
+def test_bad_jwks_is_a_relay_error(jwks: dict[str, Any], message: str) -> None:
+    with pytest.raises(RelayError, match=message):
+        Authenticator(AuthConfig(jwks=jwks))
+
+
+def test_jwks_duplicate_kid_and_private_keys_are_refused(keys: Keys) -> None:
+    with pytest.raises(RelayError, match="not unique"):
+        Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa, "k"), jwk(keys.rsa_other, "k")]}))
+    private = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(keys.rsa))
+    with pytest.raises(RelayError, match="private key material"):
+        Authenticator(AuthConfig(jwks={"keys": [private]}))
+
+
+# --- key configuration ------------------------------------------------------------------------
+
+
+def test_two_jwt_key_sources_are_a_relay_error(keys: Keys) -> None:
+    with pytest.raises(RelayError, match="a JWT secret and a JWKS"):
+        AuthConfig(jwt_secret=SECRET, jwks={"keys": []})
+    with pytest.raises(RelayError, match="one JWT key source"):
+        AuthConfig(jwt_secret=SECRET, jwt_public_key=keys.pem(keys.rsa))
+
+
+@pytest.mark.parametrize("leeway", [-1, 301, float("nan"), True])
+def test_bad_leeway_is_a_relay_error(leeway: float) -> None:
+    with pytest.raises(RelayError, match="leeway"):
+        AuthConfig(leeway=leeway)
+
+
+def test_weak_or_wrong_key_material_is_a_relay_error(keys: Keys) -> None:
+    with pytest.raises(RelayError, match="at least 32 bytes"):
+        Authenticator(AuthConfig(jwt_secret="short"))
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(RelayError, match="1024 bits"):
+        Authenticator(AuthConfig(jwt_public_key=keys.pem(small)))
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    with pytest.raises(RelayError, match="P-256"):
+        Authenticator(AuthConfig(jwt_public_key=keys.pem(p384)))
+    private_pem = keys.rsa.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    with pytest.raises(RelayError, match="not a PEM public key"):
+        Authenticator(AuthConfig(jwt_public_key=private_pem))
+    with pytest.raises(RelayError, match="not a PEM public key"):
+        Authenticator(AuthConfig(jwt_public_key="hello"))
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    config = AuthConfig(jwt_secret=SECRET, api_keys={"k-123456": ApiKeyInfo()})
+    assert SECRET not in repr(config)
+    assert "k-123456" not in repr(config)
+
+
+def test_no_jwt_key_refuses_every_token_and_says_why() -> None:
+    keyless = Authenticator(AuthConfig(api_keys={"k": ApiKeyInfo()}))
+    assert "no key is configured" in rejected(bearer(keyless, token(GOOD)))
+    (warning,) = keyless.config_warnings(make_api(OAUTH2))
+    assert "no JWT key is configured" in warning
+    assert "'Chat' 1.0" in warning
+    assert keyless.config_warnings(make_api(API_KEY)) == ()
+    nothing = Authenticator(AuthConfig())
+    assert len(nothing.config_warnings(BOTH)) == 2
+    assert "no API keys" in rejected(auth(nothing, headers=[("apikey", "k")]))
+    assert nothing.config_warnings(make_api()) == ()
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+KEYS_DATA = {
+    "prod-key": {"scopes": ["chat:read"], "environment": "production"},
+    "sandbox-key": {"scopes": ["chat:write"], "environment": "sandbox"},
+    "bare-key": None,
+}
+
+
+def check_api_keys(authenticator: Authenticator) -> None:
+    prod = auth(authenticator, headers=[("apikey", "prod-key")], topic=SCOPED)
+    assert prod == Principal(
+        kind=AuthKind.API_KEY, scopes=frozenset({"chat:read"}), environment="production"
+    )
+    sandbox = auth(authenticator, query=[("apikey", "sandbox-key")], topic=SCOPED)
+    assert sandbox == Principal(
+        kind=AuthKind.API_KEY, scopes=frozenset({"chat:write"}), environment="sandbox"
+    )
+    bare = auth(authenticator, headers=[("apikey", "bare-key")])
+    assert isinstance(bare, Principal)
+    assert bare.environment == "production"
+    assert bare.scopes == frozenset()
+    rejected(auth(authenticator, headers=[("apikey", "bare-key")], topic=SCOPED), 403)
+    assert rejected(auth(authenticator, headers=[("apikey", "nope")])) == "invalid API key"
+    assert rejected(auth(authenticator, headers=[("apikey", "")])) == "invalid API key"
+    assert rejected(auth(authenticator, headers=[("apikey", "PROD-KEY")])) == "invalid API key"
+
+
+def test_api_keys_from_a_json_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(KEYS_DATA))
+    check_api_keys(Authenticator(load_auth_config(api_keys_file=path)))
+
+
+def test_api_keys_from_a_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text(
+        "prod-key:\n  scopes: [chat:read]\n  environment: production\n"
+        "sandbox-key:\n  scopes:\n    - chat:write\n  environment: sandbox\n"
+        "bare-key:\n"
+    )
+    check_api_keys(Authenticator(load_auth_config(api_keys_file=path)))
+
+
+def test_api_keys_from_a_callable() -> None:
+    seen: list[str] = []
+
+    def lookup(key: str) -> ApiKeyInfo | None:
+        seen.append(key)
+        entry = KEYS_DATA.get(key, False)
+        if entry is False:
+            return None
+        return ApiKeyInfo(**(entry or {}))
+
+    check_api_keys(Authenticator(AuthConfig(api_keys=lookup)))
+    assert "prod-key" in seen
+
+
+def test_api_key_info_checks_its_environment() -> None:
+    with pytest.raises(ValueError, match="production"):
+        ApiKeyInfo(environment="staging")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ('["k"]', "must map each key"),
+        ('{"k": {"scopes": "chat:read"}}', "entry #1: 'scopes' must be a list"),
+        ('{"a": {}, "k": {"environment": "staging"}}', "entry #2: 'environment'"),
+        ('{"k": {"enviroment": "sandbox"}}', "unknown field"),
+        ('{"k": [1]}', "must be a mapping"),
+        ('{"": {}}', "non-empty string"),
+        ("{not json", "API key file"),
+    ],
+)
+def test_bad_api_key_file_is_a_relay_error(tmp_path: Path, data: str, message: str) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(data)
+    with pytest.raises(RelayError, match=message) as info:
+        load_auth_config(api_keys_file=path)
+    assert "staging" not in str(info.value) or "environment" in str(info.value)
+
+
+def test_bad_api_key_file_names_no_key(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text('{"super-secret-key": {"environment": "staging"}}')
+    with pytest.raises(RelayError) as info:
+        load_auth_config(api_keys_file=path)
+    assert "super-secret-key" not in str(info.value)
+
+
+def test_missing_files_are_relay_errors(tmp_path: Path) -> None:
+    for option in ("api_keys_file", "jwks_file", "jwt_public_key_file"):
+        with pytest.raises(RelayError):
+            load_auth_config(**{option: tmp_path / "absent"})
+
+
+def test_key_files_load(tmp_path: Path, keys: Keys) -> None:
+    pem = tmp_path / "key.pem"
+    pem.write_text(keys.pem(keys.ec))
+    es = Authenticator(load_auth_config(jwt_public_key_file=pem, jwt_issuer="idp", leeway=0))
+    assert isinstance(bearer(es, token({"iss": "idp"}, keys.ec, "ES256")), Principal)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [jwk(keys.rsa, "r")]}))
+    rs = Authenticator(load_auth_config(jwks_file=jwks, jwt_audience="gw"))
+    assert isinstance(bearer(rs, token({"aud": "gw"}, keys.rsa, "RS256", kid="r")), Principal)
+
+
+# --- credential placement ---------------------------------------------------------------------
+
+
+def test_token_in_the_access_token_query_parameter() -> None:
+    assert isinstance(auth(HS, query=[("access_token", token(GOOD))]), Principal)
+
+
+def test_credentials_in_header_and_query_are_ambiguous() -> None:
+    tok = token(GOOD)
+    authenticator = Authenticator(AuthConfig(jwt_secret=SECRET, api_keys={"k": ApiKeyInfo()}))
+    cases = [
+        ([("Authorization", f"Bearer {tok}")], [("access_token", tok)]),
+        ([("Authorization", f"Bearer {tok}")], [("apikey", "k")]),
+        ([("apikey", "k")], [("apikey", "k")]),
+        ([("apikey", "k"), ("Authorization", f"Bearer {tok}")], []),
+        ([], [("access_token", tok), ("apikey", "k")]),
+        ([], [("access_token", tok), ("access_token", tok)]),
+        ([("apikey", "k"), ("APIKEY", "k")], []),
+    ]
+    for headers, query in cases:
+        assert "more than one credential" in rejected(
+            auth(authenticator, headers=headers, query=query)
+        ), (headers, query)
+
+
+def test_duplicate_authorization_headers_are_refused() -> None:
+    tok = token(GOOD)
+    headers = [("Authorization", f"Bearer {tok}"), ("authorization", f"Bearer {tok}")]
+    rejected(auth(HS, headers=headers))
+
+
+@pytest.mark.parametrize("name", ["AUTHORIZATION", "authorization", "AuThOrIzAtIoN"])
+def test_header_names_ignore_case(name: str) -> None:
+    assert isinstance(auth(HS, headers=[(name, f"Bearer {token(GOOD)}")]), Principal)
+
+
+def test_non_ascii_lookalike_header_names_are_not_credentials() -> None:
+    keyed = Authenticator(AuthConfig(api_keys={"k": ApiKeyInfo()}))
+    # U+212A KELVIN SIGN lowers to "k" in Python; it is not the apikey header.
+    assert "missing credentials" in rejected(auth(keyed, headers=[("api\u212aey", "k")]))
+
+
+def test_query_parameter_names_are_exact() -> None:
+    assert "missing credentials" in rejected(auth(HS, query=[("ACCESS_TOKEN", token(GOOD))]))
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_bearer_scheme_ignores_case(scheme: str) -> None:
+    assert isinstance(auth(HS, headers=[("Authorization", f"{scheme} {token(GOOD)}")]), Principal)
+
+
+@pytest.mark.parametrize(
+    "value", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "", "Token abc", "Bearer a b", "Bearerx.y.z"]
+)
+def test_other_authorization_forms_are_refused(value: str) -> None:
+    rejected(auth(HS, headers=[("Authorization", value)]))
+
+
+def test_missing_credentials_say_what_to_send() -> None:
+    reason = rejected(auth(HS))
+    assert "Authorization: Bearer" in reason
+    assert "apikey" in reason
+    only_keys = rejected(auth(HS, api=make_api(API_KEY)))
+    assert "Bearer" not in only_keys
+
+
+def test_credential_of_a_kind_the_api_does_not_accept() -> None:
+    authenticator = Authenticator(AuthConfig(jwt_secret=SECRET, api_keys={"k": ApiKeyInfo()}))
+    reason = rejected(auth(authenticator, headers=[("apikey", "k")], api=make_api(OAUTH2)))
+    assert reason == "this API does not accept API keys"
+    reason = rejected(bearer(authenticator, token(GOOD), api=make_api(API_KEY)))
+    assert reason == "this API does not accept bearer tokens"
+
+
+def test_reasons_never_echo_the_credential() -> None:
+    tok = token({"exp": NOW - 1000, "sub": "alice"})
+    for outcome in (
+        bearer(HS, tok),
+        bearer(HS, tok + "x"),
+        auth(HS, headers=[("apikey", "sekrit-key")]),
+        auth(HS, headers=[("Authorization", "Basic sekrit")]),
+    ):
+        reason = rejected(outcome)
+        assert tok not in reason
+        assert "sekrit" not in reason
+        assert "alice" not in reason
+
+
+# --- scopes and open access -------------------------------------------------------------------
+
+
+def test_topic_scopes_need_one_of_them() -> None:
+    reader = bearer(HS, token({"scope": "chat:read"}), topic=SCOPED)
+    writer = bearer(HS, token({"scp": ["chat:write", "x"]}), topic=SCOPED)
+    assert isinstance(reader, Principal)
+    assert isinstance(writer, Principal)
+    reason = rejected(bearer(HS, token({"scope": "chat:admin"}), topic=SCOPED), 403)
+    assert "chat:read" in reason
+    assert "chat:write" in reason
+    rejected(bearer(HS, token({}), topic=SCOPED), 403)
+
+
+def test_topic_without_scopes_admits_any_valid_credential() -> None:
+    assert isinstance(bearer(HS, token({}), topic=UNSCOPED), Principal)
+
+
+def test_bad_credential_on_a_scoped_topic_is_401_not_403() -> None:
+    rejected(bearer(HS, token({"scope": "chat:read"}, OTHER_SECRET), topic=SCOPED), 401)
+
+
+def test_open_topic_needs_no_credentials() -> None:
+    open_topic = attrs.evolve(SCOPED, auth_type=AuthType.NONE)
+    assert auth(HS, topic=open_topic) == Principal(kind=None)
+    # Credentials on an open topic are not examined, even bad ones.
+    assert bearer(HS, "garbage", topic=open_topic) == Principal(kind=None)
+    for auth_type in (AuthType.ANY, AuthType.APPLICATION, AuthType.APPLICATION_USER):
+        rejected(auth(HS, topic=attrs.evolve(SCOPED, auth_type=auth_type)))
+
+
+def test_open_api_needs_no_credentials() -> None:
+    principal = auth(HS, api=make_api(), topic=SCOPED)
+    assert principal == Principal(
+        kind=None, subject=None, scopes=frozenset(), environment="production", expires_at=None
+    )
+
+
+# --- arbitrary input --------------------------------------------------------------------------
+
+NAMES = st.sampled_from(["Authorization", "authorization", "APIKEY", "apikey", "X-Other", "Host"])
+QUERY_NAMES = st.sampled_from(["access_token", "apikey", "room"])
+JWTISH = st.builds(
+    lambda parts, sep: sep.join(parts),
+    st.lists(st.text(alphabet="AZaz09_-=.{}\"", max_size=40), min_size=1, max_size=4),
+    st.sampled_from([".", "", " "]),
+)
+VALUES = st.one_of(
+    st.text(max_size=200),
+    JWTISH,
+    st.builds(lambda v: "Bearer " + v, st.one_of(st.text(max_size=200), JWTISH)),
+    st.builds(lambda v: "Bearer " + forge({"alg": "HS256"}, v, SECRET.encode()), st.dictionaries(
+        st.sampled_from(["exp", "nbf", "iat", "scope", "scp", "sub", "aud", "iss", "keytype"]),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
+                  st.lists(st.text(max_size=5), max_size=3)),
+    )),
+)
+FULL = Authenticator(
+    AuthConfig(
+        jwt_secret=SECRET,
+        jwt_issuer="idp",
+        jwt_audience="gw",
+        api_keys={"k": ApiKeyInfo(scopes=frozenset({"chat:read"}))},
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    headers=st.lists(st.tuples(st.one_of(NAMES, st.text(max_size=20)), VALUES), max_size=4),
+    query=st.lists(st.tuples(st.one_of(QUERY_NAMES, st.text(max_size=10)), VALUES), max_size=3),
+    topic=st.sampled_from([SCOPED, UNSCOPED]),
+    now=st.floats(allow_nan=False, allow_infinity=False, min_value=0, max_value=4e9),
+)
+def test_arbitrary_headers_and_query_never_raise(
+    headers: list[tuple[str, str]], query: list[tuple[str, str]], topic: Topic, now: float
+) -> None:
+    outcome = FULL.authenticate(api=BOTH, topic=topic, headers=headers, query=query, now=now)
+    assert isinstance(outcome, (Principal, Rejection))
+    if isinstance(outcome, Rejection):
+        assert outcome.status in (401, 403)
+    elif topic is SCOPED:
+        assert outcome.scopes & set(SCOPED.scopes)
