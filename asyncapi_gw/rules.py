@@ -182,9 +182,7 @@ def _has_ref(node: object) -> bool:
     return False
 
 
-def _operations(
-    channels: object, path: _Path
-) -> Iterator[tuple[_Path, str, Mapping[str, Any]]]:
+def _operations(channels: object, path: _Path) -> Iterator[tuple[_Path, str, Mapping[str, Any]]]:
     """(path, channel name, operation) of every operation of ``channels``."""
     for channel_path, channel in _children(channels, path):
         for kind in _OPERATION_KINDS:
@@ -562,9 +560,7 @@ def _payload_schemas(data: Mapping[str, Any], version: str) -> Iterator[Problem]
         for message_path, message in _child(operation, "message", operation_path):
             messages.append((message_path, message))
             messages.extend(_children(message.get("oneOf"), (*message_path, "oneOf")))
-    messages.extend(
-        _children(_get(data.get("components"), "messages"), ("components", "messages"))
-    )
+    messages.extend(_children(_get(data.get("components"), "messages"), ("components", "messages")))
     default_format = f"application/vnd.aai.asyncapi;version={version}"
     for path, message in messages:
         schema_format = message.get("schemaFormat", default_format)
