@@ -1,0 +1,381 @@
+"""Incremental WebSocket frame scanning over raw bytes (RFC 6455, section 5).
+
+The relay forwards frames as the bytes it received.  :class:`FrameScanner` reads only the
+frame headers, checks them and skips payloads by arithmetic; it collects a payload only when
+asked to (close frames always, data messages for a validator).  No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from typing import NamedTuple
+
+__all__ = [
+    "MAX_HEADER",
+    "FrameEvent",
+    "FrameScanner",
+    "Opcode",
+    "ProtocolViolation",
+    "close_frame",
+    "parse_close_payload",
+    "text_frame",
+    "unmask",
+]
+
+MAX_HEADER = 14
+"""The longest frame header: 2 bytes, 8 bytes of extended length and a 4-byte mask key."""
+
+
+class Opcode(enum.IntEnum):
+    CONT = 0
+    TEXT = 1
+    BINARY = 2
+    CLOSE = 8
+    PING = 9
+    PONG = 10
+
+
+class ProtocolViolation(Exception):  # noqa: N818 (the name the relay's shell codes against)
+    """The peer broke the protocol; the relay answers with a close ``code``.
+
+    ``offset`` is the stream offset of the first byte of the offending frame (``-1`` when
+    the violation is not tied to a position, as in :func:`parse_close_payload`).
+    """
+
+    def __init__(self, code: int, reason: str, offset: int = -1) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+        self.offset = offset
+
+
+class FrameEvent(NamedTuple):
+    """A frame seen by the scanner, in stream offsets (bytes since the first feed).
+
+    With ``payload`` ``None`` the event reports a header (``report`` mode).  With a payload it
+    reports a completed close frame (its unmasked payload), or, in ``collect`` mode, a
+    completed data message: ``opcode`` is then the message's opcode, ``start`` the start of
+    its last frame and ``payload`` the unmasked payload of all its frames.
+    """
+
+    start: int
+    end: int
+    opcode: int
+    fin: bool
+    payload: bytes | None
+
+
+# Frame kinds, looked up from the first header byte and the "inside a message" state.
+_INVALID = 0
+_WHOLE = 1  # first frame of a message, FIN set
+_FIRST = 2  # first frame of a fragmented message
+_MIDDLE = 3  # continuation, FIN clear
+_LAST = 4  # continuation, FIN set
+_CONTROL = 5  # ping or pong
+_CLOSE = 6
+
+_VALID_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+_CLOSE_REASON_MAX = 123
+
+
+def _kind_table(*, in_message: bool, extensions: bool) -> bytes:
+    table = bytearray(256)
+    for b0 in range(256):
+        if b0 & 0x70 and not extensions:
+            continue
+        fin = bool(b0 & 0x80)
+        opcode = b0 & 0x0F
+        if opcode in (Opcode.TEXT, Opcode.BINARY) and not in_message:
+            table[b0] = _WHOLE if fin else _FIRST
+        elif opcode == Opcode.CONT and in_message:
+            table[b0] = _LAST if fin else _MIDDLE
+        elif opcode in (Opcode.PING, Opcode.PONG) and fin:
+            table[b0] = _CONTROL
+        elif opcode == Opcode.CLOSE and fin:
+            table[b0] = _CLOSE
+    return bytes(table)
+
+
+def unmask(payload: bytes, key: bytes) -> bytes:
+    """XOR ``payload`` with the repeated 4-byte mask ``key`` (masking is its own inverse)."""
+    n = len(payload)
+    if not n:
+        return b""
+    stream = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
+
+
+def _frame(opcode: Opcode, payload: bytes, *, mask: bool) -> bytes:
+    n = len(payload)
+    head = bytearray((0x80 | opcode,))
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head.append(bit | n)
+    elif n < 65536:
+        head.append(bit | 126)
+        head += n.to_bytes(2, "big")
+    else:
+        head.append(bit | 127)
+        head += n.to_bytes(8, "big")
+    if not mask:
+        return bytes(head) + payload
+    key = os.urandom(4)
+    return bytes(head) + key + unmask(payload, key)
+
+
+def close_frame(code: int, reason: str = "", *, mask: bool) -> bytes:
+    """A close frame; ``reason`` is cut to 123 bytes of UTF-8 without splitting a character.
+
+    ``mask`` must be true for frames sent to the backend (the relay is its client).
+    """
+    raw = reason.encode()
+    if len(raw) > _CLOSE_REASON_MAX:
+        raw = raw[:_CLOSE_REASON_MAX].decode(errors="ignore").encode()
+    return _frame(Opcode.CLOSE, code.to_bytes(2, "big") + raw, mask=mask)
+
+
+def text_frame(text: str, *, mask: bool) -> bytes:
+    """A single-frame text message."""
+    return _frame(Opcode.TEXT, text.encode(), mask=mask)
+
+
+def parse_close_payload(payload: bytes) -> tuple[int | None, str]:
+    """The close code and reason of an unmasked close payload; ``(None, "")`` when empty."""
+    if not payload:
+        return None, ""
+    if len(payload) == 1:
+        raise ProtocolViolation(1002, "close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if code not in _VALID_CODES and not 3000 <= code < 5000:
+        raise ProtocolViolation(1002, f"invalid close code {code}")
+    try:
+        reason = payload[2:].decode()
+    except UnicodeDecodeError:
+        raise ProtocolViolation(1007, "close reason is not valid UTF-8") from None
+    return code, reason
+
+
+class FrameScanner:
+    """Reads the frames of one direction from raw bytes fed in chunks of any size.
+
+    ``masked`` is the mask bit every frame must carry (true from the client).  With
+    ``extensions`` (permessage-deflate negotiated) the RSV bits pass unchecked.  A data
+    message whose payload (all fragments) exceeds ``max_message_size`` is refused with 1009
+    as soon as a header shows it.  ``report`` asks for an event per frame header; ``collect``
+    asks for each data message's unmasked payload.  Close frames are always collected and
+    scanning stops after one.  Violations raise :class:`ProtocolViolation`; the events found
+    before one are already in the caller's list.
+    """
+
+    def __init__(
+        self,
+        *,
+        masked: bool,
+        extensions: bool = False,
+        max_message_size: int | None = None,
+        report: bool = False,
+        collect: bool = False,
+    ) -> None:
+        self._mask_bit = 0x80 if masked else 0
+        self._extensions = extensions
+        self._limit = sys.maxsize if max_message_size is None else max_message_size
+        self._report = report
+        self._collect = collect
+        self._tables = (
+            _kind_table(in_message=False, extensions=extensions),
+            _kind_table(in_message=True, extensions=extensions),
+        )
+        self.offset = 0
+        """Stream offset just past the bytes fed so far."""
+        self.frames = 0
+        self.messages = 0
+        """Data messages started (counted at their first frame)."""
+        self.in_message = False
+        """Inside a fragmented message (its first frame seen, its last not yet)."""
+        self.message_opcode = 0
+        self.message_size = 0
+        self.closed = False
+        """A complete close frame was scanned; later bytes are ignored."""
+        self._head = b""  # an incomplete header
+        self._remaining = 0  # payload bytes of the current frame still to come
+        # Collection of the current frame's payload (close frames, collected messages).
+        self._gathering = False
+        self._pieces: list[bytes] = []
+        self._key = b""
+        self._frame_start = 0
+        self._frame_opcode = 0
+        self._frame_fin = False
+        self._message_payload: list[bytes] = []
+
+    @property
+    def at_frame_boundary(self) -> bool:
+        """No frame is partly fed."""
+        return not self._head and not self._remaining
+
+    def feed(self, data: bytes, events: list[FrameEvent]) -> None:
+        """Scan ``data``, the next bytes of the stream, appending events to ``events``."""
+        if self.closed:
+            return
+        start = 0
+        if self._head:
+            held = len(self._head)
+            buf = self._head + data[:MAX_HEADER]
+            self._head = b""
+            self._scan(buf, 0, self.offset - held, events)
+            if self._head:
+                # A header still incomplete: resume at its first byte, inside ``data`` when
+                # a header was completed before it (a 14-byte window always completes one).
+                start = len(buf) - len(self._head) - held
+                if start < 0 or self.closed:
+                    self.offset += len(data)
+                    return
+                self._head = b""
+            else:
+                start = len(buf) - held
+        if not self.closed:
+            self._scan(data, start, self.offset, events)
+        self.offset += len(data)
+
+    def _scan(self, buf: bytes, i: int, base: int, events: list[FrameEvent]) -> None:
+        n = len(buf)
+        if self._remaining:
+            take = min(self._remaining, n - i)
+            if self._gathering:
+                self._pieces.append(buf[i : i + take])
+            i += take
+            self._remaining -= take
+            if self._remaining:
+                return
+            if self._gathering:
+                self._finish_frame(base + i, events)
+                if self.closed:
+                    return
+        mask_bit = self._mask_bit
+        limit = self._limit
+        report = self._report
+        collect = self._collect
+        table = self._tables[self.in_message]
+        frames = 0
+        try:
+            while n - i >= 2:
+                b0 = buf[i]
+                b1 = buf[i + 1]
+                length = b1 & 0x7F
+                if length < 126:
+                    size = 2
+                elif length == 126:
+                    if n - i < 4:
+                        break
+                    length = (buf[i + 2] << 8) | buf[i + 3]
+                    size = 4
+                else:
+                    if n - i < 10:
+                        break
+                    length = int.from_bytes(buf[i + 2 : i + 10], "big")
+                    if length >> 63:
+                        raise ProtocolViolation(
+                            1002, "64-bit payload length with its MSB set", base + i
+                        )
+                    size = 10
+                if mask_bit:
+                    size += 4
+                if n - i < size:
+                    break
+                kind = table[b0]
+                if not kind or (b1 & 0x80) != mask_bit:
+                    raise self._refusal(b0, base + i)
+                frames += 1
+                end = i + size + length
+                gather = False
+                if kind == _WHOLE:
+                    self.messages += 1
+                    if length > limit:
+                        raise _too_big(length, limit, base + i)
+                    self.message_opcode = b0 & 0x0F
+                    self.message_size = length
+                    gather = collect
+                elif kind == _FIRST:
+                    self.messages += 1
+                    if length > limit:
+                        raise _too_big(length, limit, base + i)
+                    self.in_message = True
+                    table = self._tables[1]
+                    self.message_opcode = b0 & 0x0F
+                    self.message_size = length
+                    gather = collect
+                elif kind < _CONTROL:  # _MIDDLE or _LAST
+                    self.message_size += length
+                    if self.message_size > limit:
+                        raise _too_big(self.message_size, limit, base + i)
+                    if kind == _LAST:
+                        self.in_message = False
+                        table = self._tables[0]
+                    gather = collect
+                elif length > 125:
+                    raise ProtocolViolation(1002, "control frame payload over 125 bytes", base + i)
+                else:
+                    gather = kind == _CLOSE
+                if report:
+                    events.append(FrameEvent(base + i, base + end, b0 & 0x0F, b0 >= 0x80, None))
+                if gather:
+                    self._gathering = True
+                    self._frame_start = base + i
+                    self._frame_opcode = b0 & 0x0F
+                    self._frame_fin = b0 >= 0x80
+                    i += size
+                    self._key = buf[i - 4 : i] if mask_bit else b""
+                    self._pieces = [buf[i : min(end, n)]]
+                    if end > n:
+                        self._remaining = end - n
+                        return
+                    i = end
+                    self._finish_frame(base + i, events)
+                    if self.closed:
+                        return
+                    continue
+                if end > n:
+                    self._remaining = end - n
+                    return
+                i = end
+            self._head = buf[i:]
+        finally:
+            self.frames += frames
+
+    def _finish_frame(self, end: int, events: list[FrameEvent]) -> None:
+        self._gathering = False
+        payload = b"".join(self._pieces) if len(self._pieces) != 1 else self._pieces[0]
+        self._pieces = []
+        if self._key:
+            payload = unmask(payload, self._key)
+        opcode = self._frame_opcode
+        if opcode == Opcode.CLOSE:
+            self.closed = True
+            events.append(FrameEvent(self._frame_start, end, opcode, True, payload))
+            return
+        self._message_payload.append(payload)
+        if self._frame_fin:
+            whole = b"".join(self._message_payload)
+            self._message_payload = []
+            events.append(FrameEvent(self._frame_start, end, self.message_opcode, True, whole))
+
+    def _refusal(self, b0: int, offset: int) -> ProtocolViolation:
+        opcode = b0 & 0x0F
+        if b0 & 0x70 and not self._extensions:
+            reason = "reserved bits set without a negotiated extension"
+        elif opcode not in Opcode._value2member_map_:
+            reason = f"unknown opcode {opcode}"
+        elif opcode >= Opcode.CLOSE and not b0 & 0x80:
+            reason = "fragmented control frame"
+        elif opcode == Opcode.CONT and not self.in_message:
+            reason = "continuation frame outside a fragmented message"
+        elif opcode != Opcode.CONT and opcode < Opcode.CLOSE and self.in_message:
+            reason = "new data frame inside a fragmented message"
+        else:
+            reason = "unmasked frame from the client" if self._mask_bit else "masked frame"
+        return ProtocolViolation(1002, reason, offset)
+
+
+def _too_big(size: int, limit: int, offset: int) -> ProtocolViolation:
+    return ProtocolViolation(1009, f"message of {size} bytes exceeds {limit}", offset)

@@ -1,0 +1,383 @@
+"""Per-direction relay policy: raw bytes from one side in, actions for the shell out.
+
+A :class:`Pump` sits on one direction of a relayed connection after both handshakes.  It
+reads frame headers only (:mod:`asyncapi_gw.relay.frames`) and forwards the received bytes
+themselves: masked frames stay masked, RSV bits and compressed payloads pass untouched, and
+when every message is allowed a chunk comes back as one :class:`Forward` holding the very
+same bytes object.  Dropping a message forwards the bytes around its data frames; control
+frames inside a dropped or held message are still forwarded (immediately).
+
+Validation needs plaintext: a :class:`StreamPolicy` with a validator refuses ``extensions``
+(permessage-deflate), so the shell must not negotiate compression on validated topics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+
+from asyncapi_gw.errors import RelayError
+from asyncapi_gw.relay.frames import (
+    FrameEvent,
+    FrameScanner,
+    Opcode,
+    ProtocolViolation,
+    parse_close_payload,
+    text_frame,
+)
+from asyncapi_gw.relay.quota import THROTTLED_MESSAGE
+
+__all__ = [
+    "THROTTLE_CLOSE_CODE",
+    "Action",
+    "Close",
+    "CloseSeen",
+    "Forward",
+    "Pump",
+    "PumpStats",
+    "QuotaLike",
+    "Reply",
+    "StreamPolicy",
+]
+
+THROTTLE_CLOSE_CODE = 4003
+"""Close code for ``on_throttle="close"``: WSO2's throttling error code, in the private range."""
+
+
+@attrs.frozen
+class Forward:
+    """Write ``data`` to the other side."""
+
+    data: bytes
+
+
+@attrs.frozen
+class Reply:
+    """Write ``data`` (a whole frame) back to the side the bytes came from."""
+
+    data: bytes
+
+
+@attrs.frozen
+class Close:
+    """Close the connection because of this side.
+
+    The shell sends ``close_frame(code, reason, mask=False)`` to the client and
+    ``close_frame(1001, "relay closing", mask=True)`` to the backend, then tears down.  The
+    bytes forwarded before this action end at a frame boundary, unless the offending frame
+    began in an earlier chunk; closing TCP without a close frame is then the clean choice.
+    """
+
+    code: int
+    reason: str
+
+
+@attrs.frozen
+class CloseSeen:
+    """This side's close frame was forwarded intact (in the preceding :class:`Forward`).
+
+    The shell now awaits the other side's close reply, then closes TCP.
+    """
+
+    code: int | None
+    reason: str
+
+
+Action = Forward | Reply | Close | CloseSeen
+
+
+class QuotaLike(Protocol):
+    def take(self, now: float) -> bool: ...
+
+
+_MODES = {
+    "on_wrong_direction": ("close", "drop"),
+    "on_throttle": ("reply", "close"),
+    "on_invalid": ("close", "drop"),
+}
+
+
+@attrs.frozen(kw_only=True)
+class StreamPolicy:
+    """What one direction may carry.
+
+    ``from_client``: client to backend (frames masked).  ``allowed``: the topic allows this
+    direction (publish from the client, subscribe from the backend); otherwise each message
+    closes (1008) or is dropped.  ``max_message_size`` bounds a whole message's payload
+    (1009).  ``quota`` is taken once per message; a refused message is dropped with WSO2's
+    throttling text frame as a :class:`Reply` (from the client; silently from the backend) or
+    closes with :data:`THROTTLE_CLOSE_CODE`.  ``validator(opcode, payload)`` sees each whole
+    unmasked message, buffered until complete (bounded by ``max_message_size`` only);
+    an invalid one closes (1007) or is dropped.  ``extensions``: permessage-deflate negotiated.
+    """
+
+    from_client: bool
+    allowed: bool
+    on_wrong_direction: str = "close"
+    max_message_size: int | None = None
+    quota: QuotaLike | None = None
+    on_throttle: str = "reply"
+    validator: Callable[[int, bytes], bool] | None = None
+    on_invalid: str = "close"
+    extensions: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        for name, choices in _MODES.items():
+            if getattr(self, name) not in choices:
+                raise RelayError(f"{name} must be one of {', '.join(choices)}")
+        if self.validator is not None and self.extensions:
+            raise RelayError("message validation needs uncompressed frames (no extensions)")
+
+
+@attrs.frozen(kw_only=True)
+class PumpStats:
+    """Counters of one direction: ``bytes`` received, data ``messages`` started, frames,
+    and messages ``dropped`` (wrong direction, throttled, invalid, cut short by a close)."""
+
+    messages: int
+    frames: int
+    bytes: int
+    dropped: int
+
+
+# What happens to a frame's bytes.
+_FORWARD = 0
+_DROP = 1
+_HOLD = 2  # part of a message awaiting validation
+_CLOSING = 3  # part of a close frame awaiting its payload's check
+
+
+class _Output:
+    """Actions of one ``receive`` call; contiguous forwarded ranges of the chunk merge."""
+
+    def __init__(self, data: bytes, base: int) -> None:
+        self.actions: list[Action] = []
+        self.data = data
+        self.base = base  # stream offset of data[0]
+        self._run_start = 0
+        self._run_end = 0
+
+    def forward(self, start: int, stop: int) -> None:
+        """Forward stream bytes ``[start, stop)`` of the chunk."""
+        start -= self.base
+        stop -= self.base
+        if self._run_end == start and self._run_end > self._run_start:
+            self._run_end = stop
+            return
+        self.flush()
+        self._run_start, self._run_end = start, stop
+
+    def add(self, action: Action) -> None:
+        self.flush()
+        self.actions.append(action)
+
+    def flush(self) -> None:
+        if self._run_end > self._run_start:
+            data = self.data
+            whole = self._run_start == 0 and self._run_end == len(data)
+            self.actions.append(Forward(data if whole else data[self._run_start : self._run_end]))
+        self._run_start = self._run_end = 0
+
+
+class Pump:
+    """Turns the bytes one side sends into :data:`Action` values for the shell.
+
+    After a :class:`Close` or a :class:`CloseSeen`, ``receive`` returns ``[]``.
+    """
+
+    def __init__(
+        self, policy: StreamPolicy, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._report = (
+            not policy.allowed or policy.quota is not None or policy.validator is not None
+        )
+        self._scanner = FrameScanner(
+            masked=policy.from_client,
+            extensions=policy.extensions,
+            max_message_size=policy.max_message_size,
+            report=self._report,
+            collect=policy.validator is not None,
+        )
+        self._events: list[FrameEvent] = []
+        self._done = False
+        self._bytes = 0
+        self._dropped = 0
+        # State of the policy path (``_report``): every frame's bytes get a disposition.
+        self._tail = b""  # an incomplete header, withheld until its frame's fate is known
+        self._frame_end = 0
+        self._frame_disposition = _FORWARD
+        self._message_disposition = _FORWARD
+        self._held: list[bytes] = []
+        self._closing: list[bytes] = []
+
+    @property
+    def stats(self) -> PumpStats:
+        scanner = self._scanner
+        return PumpStats(
+            messages=scanner.messages,
+            frames=scanner.frames,
+            bytes=self._bytes,
+            dropped=self._dropped,
+        )
+
+    def at_message_boundary(self) -> bool:
+        """The output of this direction is between messages: a frame may be injected."""
+        scanner = self._scanner
+        return not scanner.in_message and scanner.at_frame_boundary
+
+    def receive(self, data: bytes) -> list[Action]:
+        """The actions for ``data``, the next bytes received from this side."""
+        if self._done:
+            return []
+        self._bytes += len(data)
+        events = self._events
+        base = self._scanner.offset
+        violation = None
+        try:
+            self._scanner.feed(data, events)
+        except ProtocolViolation as exc:
+            violation = exc
+        if not events and violation is None and not self._report:
+            return [Forward(data)]
+        try:
+            out = _Output(data, base)
+            if self._report:
+                return self._route(out, violation)
+            return self._pass(out, violation)
+        finally:
+            events.clear()
+
+    def _pass(self, out: _Output, violation: ProtocolViolation | None) -> list[Action]:
+        """Everything is forwarded; the only events are a close frame and a violation."""
+        if violation is not None:
+            out.forward(out.base, max(out.base, violation.offset))
+            return self._stop(out, Close(violation.code, violation.reason))
+        event = self._events[0]  # the close frame, which ends the scan
+        try:
+            code, reason = parse_close_payload(event.payload or b"")
+        except ProtocolViolation as exc:
+            out.forward(out.base, max(out.base, event.start))
+            return self._stop(out, Close(exc.code, exc.reason))
+        out.forward(out.base, event.end)
+        return self._stop(out, CloseSeen(code, reason))
+
+    def _stop(self, out: _Output, action: Action) -> list[Action]:
+        self._done = True
+        out.add(action)
+        return out.actions
+
+    def _route(self, out: _Output, violation: ProtocolViolation | None) -> list[Action]:
+        """Give every byte of the chunk the disposition of its frame."""
+        data, base = out.data, out.base
+        end = base + len(data)
+        validator = self.policy.validator
+        cursor = base - len(self._tail)  # the first byte without a disposition
+        if self._frame_end > cursor:
+            cursor = min(self._frame_end, end)
+            self._assign(out, base, cursor, self._frame_disposition)
+        for event in self._events:
+            if event.payload is None:
+                disposition = self._admit(event, out)
+                if disposition is None:
+                    return out.actions
+                cursor = min(event.end, end)
+                self._assign(out, event.start, cursor, disposition)
+                self._frame_end = event.end
+                self._frame_disposition = disposition
+            elif event.opcode == Opcode.CLOSE:
+                return self._close_seen(event, out)
+            elif (
+                validator is not None
+                and self._message_disposition == _HOLD
+                and not self._validated(validator, event, out)
+            ):
+                return out.actions
+        if violation is not None:
+            return self._stop(out, Close(violation.code, violation.reason))
+        if cursor < base:
+            self._tail = self._tail[len(self._tail) - (base - cursor) :] + data
+        else:
+            self._tail = data[cursor - base :]
+        out.flush()
+        return out.actions
+
+    def _admit(self, event: FrameEvent, out: _Output) -> int | None:
+        """The disposition of a frame from its header; ``None`` once a Close was added."""
+        if event.opcode == Opcode.CLOSE:
+            return _CLOSING
+        if event.opcode > Opcode.CLOSE:
+            return _FORWARD
+        if event.opcode != Opcode.CONT:
+            policy = self.policy
+            if not policy.allowed:
+                if policy.on_wrong_direction == "close":
+                    operation = "publish" if policy.from_client else "subscribe"
+                    self._stop(out, Close(1008, f"topic does not allow {operation}"))
+                    return None
+                self._message_disposition = _DROP
+            elif policy.quota is not None and not policy.quota.take(self._clock()):
+                if policy.on_throttle == "close":
+                    self._stop(out, Close(THROTTLE_CLOSE_CODE, "Websocket frame throttled out"))
+                    return None
+                if policy.from_client:
+                    out.add(Reply(text_frame(THROTTLED_MESSAGE, mask=False)))
+                self._message_disposition = _DROP
+            elif policy.validator is not None:
+                self._message_disposition = _HOLD
+            else:
+                self._message_disposition = _FORWARD
+            if self._message_disposition == _DROP:
+                self._dropped += 1
+        return self._message_disposition
+
+    def _assign(self, out: _Output, start: int, stop: int, disposition: int) -> None:
+        """Dispose of stream bytes ``[start, stop)``, which may begin in the withheld tail."""
+        base = out.base
+        pieces: list[bytes] = []
+        if start < base:
+            tail = self._tail
+            pieces.append(tail[len(tail) - (base - start) : len(tail) - (base - min(stop, base))])
+            self._tail = b""
+            start = base
+        if disposition == _FORWARD:
+            if pieces:
+                out.add(Forward(pieces[0]))
+            if stop > start:
+                out.forward(start, stop)
+            return
+        if stop > start and disposition != _DROP:
+            pieces.append(out.data[start - base : stop - base])
+        if disposition == _HOLD:
+            self._held += pieces
+        elif disposition == _CLOSING:
+            self._closing += pieces
+
+    def _close_seen(self, event: FrameEvent, out: _Output) -> list[Action]:
+        try:
+            code, reason = parse_close_payload(event.payload or b"")
+        except ProtocolViolation as exc:
+            return self._stop(out, Close(exc.code, exc.reason))
+        if self._held:  # a message awaiting validation, cut short by the close
+            self._held = []
+            self._dropped += 1
+        out.add(Forward(b"".join(self._closing)))
+        return self._stop(out, CloseSeen(code, reason))
+
+    def _validated(
+        self, validator: Callable[[int, bytes], bool], event: FrameEvent, out: _Output
+    ) -> bool:
+        """Release or discard the held message; false once a Close was added."""
+        held, self._held = self._held, []
+        if validator(event.opcode, event.payload or b""):
+            out.add(Forward(b"".join(held)))
+        elif self.policy.on_invalid == "close":
+            self._stop(out, Close(1007, "message failed validation"))
+            return False
+        else:
+            self._dropped += 1
+        return True
