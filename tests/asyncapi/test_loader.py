@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from asyncapi_gw import documents
+from asyncapi_gw.asyncapi import (
+    dump_asyncapi,
+    export_asyncapi,
+    import_asyncapi,
+    load_asyncapi,
+    loads_asyncapi,
+    validate_document,
+)
+from asyncapi_gw.builder import new_api, topic
+from asyncapi_gw.errors import (
+    ConversionError,
+    DocumentError,
+    Severity,
+    UnsupportedVersionError,
+    ValidationError,
+)
+from asyncapi_gw.model import AuthKind, AuthType, Endpoint, Operation, Throttling
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+VERSIONED = sorted((FIXTURES / "versions").glob("*.yaml"))
+VALID = [FIXTURES / "chatroom.yaml", FIXTURES / "wso2-export.yaml", *VERSIONED]
+
+
+def source_data(path: Path) -> Any:
+    return documents.read_document(path).data
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_valid_fixtures_validate(path: Path) -> None:
+    report = validate_document(path)
+    assert report.valid, report.errors
+    assert report.asyncapi == source_data(path)["asyncapi"]
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_unchanged_import_exports_equal_data(path: Path) -> None:
+    exported = export_asyncapi(load_asyncapi(path))
+    assert exported == source_data(path)
+    assert list(exported) == list(source_data(path))  # key order kept
+
+
+def test_chatroom_model() -> None:
+    api = load_asyncapi(FIXTURES / "chatroom.yaml")
+    assert (api.name, api.version, api.context) == ("ChatRoom", "1.0.0", "/chats")
+    assert api.gateway_path == "/chats/1.0.0"
+    assert api.production_endpoint == Endpoint(url="ws://localhost:8080/ws")
+    assert api.sandbox_endpoint == Endpoint(url="ws://localhost:8081/ws")
+    assert api.asyncapi_version == "2.6.0"
+    assert [s.kind for s in api.security] == [AuthKind.OAUTH2]
+    assert set(api.security[0].scopes) == {"chat:read", "chat:write"}
+    room = api.topic("/rooms/{roomId}")
+    assert room.publish is not None and room.subscribe is not None
+    assert room.publish.uri_mapping == "/rooms/{uri.var.roomId}"
+    assert room.publish.scopes == ("chat:write",)
+    assert room.scopes == ("chat:write", "chat:read")
+    assert [p.name for p in room.parameters] == ["roomId"]
+    assert room.publish.message is not None
+    assert room.publish.message["payload"]["required"] == ("user", "text")  # $ref resolved
+    assert room.bindings["ws"]["bindingVersion"] == "0.1.0"
+    assert api.topic("/lobby").is_open
+    assert not api.topic("/notifications").allows(Operation.PUBLISH)
+
+
+def test_wso2_extensions() -> None:
+    api = load_asyncapi(FIXTURES / "wso2-export.yaml")
+    assert api.context == "/market-feed"  # no context extension: from the title
+    prices = api.topic("/prices")
+    assert prices.subscribe is not None and prices.subscribe.scopes == ("trader", "viewer")
+    assert prices.auth_type is AuthType.ANY
+    orders = api.topic("/orders/{account}")
+    assert orders.publish is not None
+    assert orders.publish.uri_mapping == "/orders?account={uri.var.account}"
+    assert orders.auth_type is AuthType.APPLICATION_USER
+    assert api.topic("/status").is_open
+    assert dict(api.security[0].scope_bindings) == {
+        "trader": "internal/trader", "viewer": "internal/everyone"}
+
+
+def test_server_variables_expand_to_defaults() -> None:
+    api = load_asyncapi(FIXTURES / "versions" / "2.6.0.yaml")
+    assert api.production_endpoint == Endpoint(url="ws://localhost:9000/ticker")
+    assert api.topic("ticks/{symbol}").name == "ticks/{symbol}"
+    assert [s.kind for s in api.security] == [AuthKind.API_KEY]
+
+
+def test_context_override() -> None:
+    api = load_asyncapi(FIXTURES / "chatroom.yaml", context="/{version}/talk")
+    assert api.gateway_path == "/1.0.0/talk"
+    out = export_asyncapi(api)
+    assert out["x-asyncapi-gw-context"] == "/{version}/talk"
+    with pytest.raises(ConversionError, match="cannot be represented"):
+        load_asyncapi(FIXTURES / "chatroom.yaml", context="/bad{version}")
+
+
+def test_edits_touch_only_what_changed() -> None:
+    path = FIXTURES / "chatroom.yaml"
+    api = load_asyncapi(path)
+    room = api.topic("/rooms/{roomId}")
+    assert room.publish is not None
+    edited = attrs.evolve(
+        room, publish=attrs.evolve(room.publish, uri_mapping="/r/{uri.var.roomId}"))
+    new_topics = [edited if t is room else t for t in api.topics]
+    new_topics.append(topic("/presence", "sub", uri_mapping="/presence"))
+    out = export_asyncapi(api.with_topics(new_topics))
+    original = source_data(path)
+    assert out["channels"]["/rooms/{roomId}"]["publish"]["x-uri-mapping"] == "/r/{uri.var.roomId}"
+    assert out["channels"]["/rooms/{roomId}"]["publish"]["message"] == {
+        "$ref": "#/components/messages/ChatMessage"}  # $ref kept
+    assert out["channels"]["/notifications"] == original["channels"]["/notifications"]
+    assert out["channels"]["/presence"]["subscribe"] == {"x-uri-mapping": "/presence"}
+    assert out["components"] == original["components"]
+    reloaded = loads_asyncapi(documents.dump_document(out))
+    assert reloaded.topic("/presence").subscribe is not None
+
+
+def test_remove_topic_endpoint_and_throttling_roundtrip() -> None:
+    api = load_asyncapi(FIXTURES / "wso2-export.yaml")
+    changed = attrs.evolve(
+        api,
+        topics=[t for t in api.topics if t.name != "/*"],
+        sandbox_endpoint=None,
+        production_endpoint=Endpoint(url="wss://prices.example:443/feed"),
+        throttling=Throttling(events=10),
+    )
+    out = export_asyncapi(changed)
+    assert "/*" not in out["channels"]
+    assert "sandbox" not in out["servers"]
+    assert out["servers"]["production"] == {"url": "wss://prices.example:443/feed",
+                                            "protocol": "wss"}
+    again = load_asyncapi(out)
+    assert again.throttling == Throttling(events=10)
+    assert again.production_endpoint == changed.production_endpoint
+
+
+def test_new_api_exports_valid_and_reimports_equal() -> None:
+    api = new_api(
+        name="Chats", version="2.0.0", endpoint="ws://localhost:8080", auth="oauth2",
+        sandbox_endpoint="ws://localhost:8081",
+        topics=[topic("/rooms/{roomId}", uri_mapping="/rooms/{uri.var.roomId}",
+                      scopes=["chat"]),
+                topic("/news", "sub", auth_type=AuthType.NONE)],
+    )
+    for version in ("2.0.0", "2.3.0", "2.6.0"):
+        out = export_asyncapi(api, asyncapi_version=version)
+        assert validate_document(out).valid
+        back = load_asyncapi(out)
+        strip = {"document": None, "asyncapi_version": None, "base_uri": None}
+        assert attrs.evolve(back, **strip) == attrs.evolve(api, **strip)
+
+
+def test_export_to_a_version_lacking_a_feature_is_an_error() -> None:
+    api = load_asyncapi(FIXTURES / "chatroom.yaml")  # messageId needs 2.4.0+
+    with pytest.raises(ConversionError) as info:
+        export_asyncapi(api, asyncapi_version="2.0.0")
+    assert any("messageId" in p.message or "messageId" in p.pointer
+               for p in info.value.problems)
+    assert export_asyncapi(api, asyncapi_version="2.4.0")["asyncapi"] == "2.4.0"
+
+
+def test_export_to_newer_version() -> None:
+    api = load_asyncapi(FIXTURES / "wso2-export.yaml")
+    out = export_asyncapi(api, asyncapi_version="2.6.0")
+    assert out["asyncapi"] == "2.6.0"
+    assert {k: v for k, v in out.items() if k != "asyncapi"} == {
+        k: v for k, v in source_data(FIXTURES / "wso2-export.yaml").items() if k != "asyncapi"}
+
+
+def test_dump_formats() -> None:
+    api = load_asyncapi(FIXTURES / "wso2-export.yaml")
+    assert json.loads(dump_asyncapi(api, fmt="json"))["info"]["title"] == "Market Feed"
+    assert loads_asyncapi(dump_asyncapi(api)) .name == "Market Feed"
+
+
+def test_lenient_import_of_a_schema_invalid_wso2_document() -> None:
+    path = FIXTURES / "wso2-lenient.yaml"
+    with pytest.raises(ValidationError) as info:
+        load_asyncapi(path)
+    problem = info.value.problems[0]
+    assert problem.line is not None and problem.column is not None
+    assert "authorizationUrl" in problem.message
+    result = import_asyncapi(path, lenient=True)
+    assert result.api.topic("/alerts").subscribe is not None
+    assert result.warnings
+    assert all(w.severity is Severity.WARNING for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("asyncapi: 3.0.0\ninfo: {title: x, version: '1'}\n", UnsupportedVersionError),
+        ("asyncapi: 1.2.0\ninfo: {title: x, version: '1'}\n", UnsupportedVersionError),
+        ("info: {title: x, version: '1'}\n", UnsupportedVersionError),
+        ("- a\n- b\n", DocumentError),
+        ("asyncapi: 2.6.0\ninfo: [\n", DocumentError),
+    ],
+)
+def test_unsupported_and_unreadable(text: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        loads_asyncapi(text)
+
+
+def test_unsupported_version_is_reported_with_supported_list() -> None:
+    report = validate_document({"asyncapi": "3.0.0", "info": {"title": "x", "version": "1"}})
+    assert not report.valid
+    assert report.errors[0].rule == "asyncapi-version"
+    assert "2.6.0" in report.errors[0].message
+
+
+def test_problems_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "asyncapi: 2.6.0\n"
+        "info:\n  title: T\n  version: '1'\n"
+        "channels:\n"
+        "  /rooms/{id}:\n"
+        "    publish:\n"
+        "      operationId: x\n"
+        "  /other:\n"
+        "    subscribe:\n"
+        "      operationId: x\n"
+    )
+    report = validate_document(path)
+    rules = {p.rule for p in report.errors}
+    assert "asyncapi2-channel-parameters" in rules
+    assert "asyncapi2-operation-operationId-uniqueness" in rules
+    for problem in report.errors:
+        assert problem.line is not None and problem.line > 1
+        assert problem.file == str(path)
