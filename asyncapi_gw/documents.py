@@ -1,0 +1,1056 @@
+"""Reading and writing YAML/JSON documents, with line and column positions.
+
+This is the package's only file and format I/O and the only module that imports PyYAML.
+
+Reading gives a :class:`SourceDocument`: plain JSON data (dicts in source order, lists, str,
+int, float, bool, None) plus a way to turn a JSON pointer back into a line and column.
+
+- Format: JSON when the first character that is not whitespace is ``{`` or ``[``, else YAML.
+- Encoding: UTF-8; a UTF-8 BOM is skipped; UTF-16 and UTF-32 are read when they start with a BOM.
+- YAML is read from PyYAML's event stream, without recursion and without constructing objects:
+  the core scalar types resolve as ``yaml.SafeLoader`` resolves them (null, bool, int, float,
+  str) except that timestamps and ``!!binary`` stay strings. Mapping keys are always strings,
+  spelled as the source wrote them (``200:`` gives ``"200"``). Merge keys (``<<``) merge as with
+  ``SafeLoader``: the mapping's own keys win, then earlier merged mappings over later ones. An
+  anchor may be redefined; an alias refers to the latest definition. Aliased collections are
+  shared, not copied, and count towards ``Limits.max_nodes`` once per use.
+- JSON is read with the ``json`` module; ``NaN`` and ``Infinity`` are refused (not JSON).
+
+Every failure raises :class:`~asyncapi_gw.errors.DocumentError` with one Problem whose rule is
+one of:
+
+``document-unreadable``
+    the file does not exist, is a directory or cannot be read.
+``document-too-large``
+    more than ``Limits.max_bytes`` bytes or ``Limits.max_nodes`` nodes.
+``document-too-deep``
+    collections nested deeper than ``Limits.max_depth``.
+``document-encoding``
+    invalid UTF-8/16/32, a NUL character or an unpaired surrogate.
+``document-syntax``
+    not well-formed YAML or JSON, or a scalar that does not fit its explicit tag.
+``document-empty``
+    no content.
+``document-multiple-documents``
+    a YAML stream with more than one document.
+``document-duplicate-key``
+    a key repeated in one mapping.
+``document-complex-key``
+    a YAML mapping key that is a sequence or a mapping.
+``document-unsafe-tag``
+    a YAML tag outside the JSON-compatible core tags (such as ``!!python/object``).
+``document-bad-alias``
+    an alias to an undefined anchor or to a node that contains it.
+``document-alias-bomb``
+    aliases that expand beyond ``Limits.max_nodes``.
+``document-bad-merge``
+    a merge key whose value is not a mapping or a list of mappings.
+``document-unrepresentable``
+    data given to :func:`dump_document` or :func:`document_from_data` that is not JSON data.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import os
+import pathlib
+import re
+from array import array
+from collections.abc import Callable, Iterator, Mapping
+from itertools import accumulate
+from typing import Any, Protocol
+
+import attrs
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+    StreamStartEvent,
+)
+from yaml.nodes import ScalarNode
+from yaml.resolver import Resolver
+
+from asyncapi_gw.errors import DocumentError, Problem
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "SourceDocument",
+    "document_from_data",
+    "dump_document",
+    "parse_document",
+    "read_document",
+]
+
+
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be at least 1, not {value}")
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """Bounds on what a document may cost to read."""
+
+    max_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_positive)
+    max_depth: int = attrs.field(default=512, validator=_positive)
+    max_nodes: int = attrs.field(default=5_000_000, validator=_positive)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+# ---------------------------------------------------------------------------------------------
+# Positions
+
+
+def _pack(line: int, column: int) -> int:
+    """A 1-based (line, column) in one integer."""
+    return (line << 32) | column
+
+
+def _unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
+@attrs.define
+class _Positions:
+    """Where each node starts: the root's position, and per container (by id) the position of
+    each child in iteration order (a mapping member's position is its key's)."""
+
+    root: int
+    children: dict[int, array[int]]
+
+    def find(self, data: Any, pointer: str) -> int:
+        pos = self.root
+        if not pointer.startswith("/"):
+            return pos
+        node = data
+        for raw in pointer[1:].split("/"):
+            child_positions = self.children.get(id(node))
+            if child_positions is None:
+                break
+            if isinstance(node, dict):
+                key = _unescape(raw)
+                found = next((i for i, k in enumerate(node) if k == key), None)
+                if found is None:
+                    break
+                index, child = found, node[key]
+            elif isinstance(node, list) and _INDEX.fullmatch(raw) and int(raw) < len(node):
+                index = int(raw)
+                child = node[index]
+            else:
+                break
+            if index >= len(child_positions):
+                break
+            pos = child_positions[index]
+            node = child
+        return pos
+
+
+class _LazyJsonPositions:
+    """Positions of a JSON document, computed from its text the first time they are asked for."""
+
+    def __init__(self, text: str, data: Any) -> None:
+        self._text = text
+        self._data = data
+        self._positions: _Positions | None = None
+
+    def get(self) -> _Positions:
+        if self._positions is None:
+            self._positions = _json_positions(self._text, self._data)
+            self._text = ""
+        return self._positions
+
+
+@attrs.frozen(kw_only=True)
+class SourceDocument:
+    """A document's plain JSON data, where it came from, and its source positions."""
+
+    data: Any
+    name: str | None
+    uri: str | None
+    format: str
+    _positions: _Positions | _LazyJsonPositions | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
+
+    def locate(self, pointer: str) -> tuple[int, int] | None:
+        """1-based (line, column) of the node at RFC 6901 JSON pointer `pointer` ("" = root);
+        for a pointer that does not exist, the position of its nearest existing ancestor;
+        for a mapping member, the position of its KEY; None when the data came from a dict."""
+        positions = self._positions
+        if positions is None:
+            return None
+        if isinstance(positions, _LazyJsonPositions):
+            positions = positions.get()
+        packed = positions.find(self.data, pointer)
+        return packed >> 32, packed & 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+def _fail(
+    rule: str,
+    message: str,
+    *,
+    name: str | None,
+    pointer: str = "",
+    line: int | None = None,
+    column: int | None = None,
+) -> DocumentError:
+    problem = Problem(
+        pointer=pointer, message=message, rule=rule, line=line, column=column, file=name
+    )
+    return DocumentError(f"cannot read {name or 'the document'}: {message}", [problem])
+
+
+def _line_column(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character `index` in `text`."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _decode(raw: bytes, name: str | None) -> str:
+    encoding = "utf-8"
+    for bom, candidate in _BOMS:
+        if raw.startswith(bom):
+            encoding = candidate
+            break
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        column = len(raw[line_start : exc.start].decode(encoding, "replace")) + 1
+        raise _fail(
+            "document-encoding",
+            f"not valid {encoding.upper().removesuffix('-SIG')}: byte offset {exc.start} "
+            f"({exc.reason})",
+            name=name,
+            line=line,
+            column=column,
+        ) from None
+
+
+def _check_text(text: str, name: str | None, limits: Limits) -> None:
+    if len(text) > limits.max_bytes or (
+        len(text) * 4 > limits.max_bytes
+        and not text.isascii()
+        and len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes
+    ):
+        raise _fail(
+            "document-too-large",
+            f"larger than the limit of {limits.max_bytes} bytes",
+            name=name,
+        )
+    nul = text.find("\x00")
+    if nul >= 0:
+        line, column = _line_column(text, nul)
+        raise _fail(
+            "document-encoding", "contains a NUL character", name=name, line=line, column=column
+        )
+    if not text.isascii():
+        surrogate = _SURROGATE.search(text)
+        if surrogate is not None:
+            line, column = _line_column(text, surrogate.start())
+            raise _fail(
+                "document-encoding",
+                "contains an unpaired surrogate code point",
+                name=name,
+                line=line,
+                column=column,
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Public reading API
+
+
+def read_document(
+    path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS
+) -> SourceDocument:
+    """Read a YAML or JSON file."""
+    name = os.fspath(path)
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read(limits.max_bytes + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _fail("document-unreadable", f"cannot open the file: {reason}", name=name) from None
+    if len(raw) > limits.max_bytes:
+        raise _fail(
+            "document-too-large", f"larger than the limit of {limits.max_bytes} bytes", name=name
+        )
+    uri = pathlib.Path(os.path.abspath(name)).as_uri()
+    return parse_document(raw, name=name, uri=uri, limits=limits)
+
+
+def parse_document(
+    text: str | bytes,
+    *,
+    name: str | None = None,
+    uri: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> SourceDocument:
+    """Parse YAML or JSON text (bytes are decoded as described in the module docstring)."""
+    if isinstance(text, bytes):
+        if len(text) > limits.max_bytes:
+            raise _fail(
+                "document-too-large",
+                f"larger than the limit of {limits.max_bytes} bytes",
+                name=name,
+            )
+        text = _decode(text, name)
+    text = text.removeprefix("\ufeff")
+    _check_text(text, name, limits)
+    start = _LEADING_SPACE.match(text)
+    first = text[start.end() : start.end() + 1] if start is not None else ""
+    if first in ("{", "["):
+        data, lazy = _parse_json(text, name, limits)
+        return SourceDocument(data=data, name=name, uri=uri, format="json", positions=lazy)
+    data, positions = _parse_yaml(text, name, limits)
+    return SourceDocument(data=data, name=name, uri=uri, format="yaml", positions=positions)
+
+
+_LEADING_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+
+_JSON_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_JSON_SKELETON = re.compile(_JSON_STRING + r'|[^\[\]{},"]+')
+_JSON_TOKEN = re.compile(_JSON_STRING + r'|[{}\[\]:,]|[^\s{}\[\]:,"]+')
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1, ord(","): 0, ord('"'): 0}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class _DuplicateKeyError(Exception):
+    """Raised inside ``json.loads`` to stop at a duplicate key; located afterwards."""
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKeyError
+    return result
+
+
+def _refuse_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _parse_json(text: str, name: str | None, limits: Limits) -> tuple[Any, _LazyJsonPositions]:
+    skeleton = "".join(_JSON_SKELETON.sub("", text))
+    depth = max(accumulate(map(_DEPTH_STEP.__getitem__, map(ord, skeleton))), default=0)
+    if depth > limits.max_depth:
+        raise _fail(
+            "document-too-deep",
+            f"nested deeper than the limit of {limits.max_depth}",
+            name=name,
+        )
+    if skeleton.count(",") + skeleton.count("[") + skeleton.count("{") + 1 > limits.max_nodes:
+        raise _fail(
+            "document-too-large", f"more than the limit of {limits.max_nodes} nodes", name=name
+        )
+    try:
+        data = json.loads(text, object_pairs_hook=_object_pairs, parse_constant=_refuse_constant)
+    except _DuplicateKeyError:
+        raise _json_duplicate(text, name) from None
+    except json.JSONDecodeError as exc:
+        raise _fail(
+            "document-syntax",
+            f"invalid JSON: {exc.msg}",
+            name=name,
+            line=exc.lineno,
+            column=exc.colno,
+        ) from None
+    except RecursionError:
+        raise _fail(
+            "document-too-deep", "nested too deeply for the JSON parser", name=name
+        ) from None
+    except ValueError as exc:
+        raise _fail("document-syntax", f"invalid JSON: {exc}", name=name) from None
+    lazy = _LazyJsonPositions(text, data)
+    if _SURROGATE_ESCAPE.search(text):
+        _refuse_surrogates(data, name, lazy)
+    return data, lazy
+
+
+def _refuse_surrogates(data: Any, name: str | None, lazy: _LazyJsonPositions) -> None:
+    """Refuse strings with unpaired surrogates (``"\\ud800"``): they are not Unicode text."""
+    todo: list[tuple[str, Any]] = [("", data)]
+    while todo:
+        pointer, node = todo.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                child = f"{pointer}/{_escape(key)}"
+                if _SURROGATE.search(key):
+                    todo = [(child, key)]
+                    break
+                todo.append((child, value))
+        elif isinstance(node, list):
+            todo.extend((f"{pointer}/{index}", value) for index, value in enumerate(node))
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            packed = lazy.get().find(data, pointer)
+            raise _fail(
+                "document-encoding",
+                "a string holds an unpaired surrogate escape",
+                name=name,
+                pointer=pointer,
+                line=packed >> 32,
+                column=packed & 0xFFFFFFFF,
+            )
+
+
+def _json_tokens(text: str) -> Iterator[tuple[str, int, int, int]]:
+    """(token, offset, line, column) of each token of well-formed JSON text."""
+    newlines = [match.start() for match in re.finditer("\n", text)]
+    for match in _JSON_TOKEN.finditer(text):
+        offset = match.start()
+        line = bisect.bisect_left(newlines, offset)
+        line_start = newlines[line - 1] + 1 if line else 0
+        yield match.group(), offset, line + 1, offset - line_start + 1
+
+
+def _json_positions(text: str, data: Any) -> _Positions:
+    root = 0
+    children: dict[int, array[int]] = {}
+    # Per open container: an iterator over its children's data, their positions, and for an
+    # object whether the next string is a key.
+    stack: list[tuple[Iterator[Any], array[int], list[bool] | None]] = []
+    for token, _, line, column in _json_tokens(text):
+        first = token[0]
+        if first in "]}":
+            stack.pop()
+            continue
+        if first == ",":
+            expects_key = stack[-1][2]
+            if expects_key is not None:
+                expects_key[0] = True
+            continue
+        if first == ":":
+            continue
+        pos = _pack(line, column)
+        if stack:
+            values, positions, expects_key = stack[-1]
+            if expects_key is not None and expects_key[0]:
+                positions.append(pos)
+                expects_key[0] = False
+                continue
+            if expects_key is None:
+                positions.append(pos)
+            node = next(values)
+        else:
+            root = pos
+            node = data
+        if first in "[{":
+            positions = array("Q")
+            children[id(node)] = positions
+            if first == "{":
+                stack.append((iter(node.values()), positions, [True]))
+            else:
+                stack.append((iter(node), positions, None))
+    return _Positions(root=root, children=children)
+
+
+def _json_duplicate(text: str, name: str | None) -> DocumentError:
+    """Find the first repeated key in JSON text whose parse stopped at one."""
+    # Per open container: the keys seen (None for an array), the pointer, the next item index.
+    stack: list[tuple[set[str] | None, str, list[Any]]] = []
+    for token, _, line, column in _json_tokens(text):
+        first = token[0]
+        if first in "]}":
+            stack.pop()
+        elif first == ",":
+            seen, _, state = stack[-1]
+            if seen is None:
+                state[0] += 1
+            else:
+                state[1] = True
+        elif first != ":":
+            pointer = ""
+            if stack:
+                seen, parent, state = stack[-1]
+                if seen is not None and state[1]:
+                    key = json.loads(token)
+                    state[0] = key
+                    state[1] = False
+                    if key in seen:
+                        return _fail(
+                            "document-duplicate-key",
+                            f"duplicate key {key!r}",
+                            name=name,
+                            pointer=f"{parent}/{_escape(key)}",
+                            line=line,
+                            column=column,
+                        )
+                    seen.add(key)
+                    continue
+                pointer = f"{parent}/{_escape(str(state[0]))}"
+            if first == "{":
+                stack.append((set(), pointer, ["", True]))
+            elif first == "[":
+                stack.append((None, pointer, [0]))
+    return _fail("document-duplicate-key", "duplicate key", name=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML
+
+
+class _PurePythonParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """PyYAML's event parser without composer or constructor."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+
+
+class _EventSource(Protocol):
+    def get_event(self) -> Any: ...
+    def dispose(self) -> None: ...
+
+
+_parser_factory: Callable[[str], _EventSource] = (
+    yaml.CSafeLoader if yaml.__with_libyaml__ else _PurePythonParser
+)
+
+_CORE = "tag:yaml.org,2002:"
+_STR, _NULL, _BOOL, _INT, _FLOAT = (_CORE + t for t in ("str", "null", "bool", "int", "float"))
+_MERGE_TAG = _CORE + "merge"
+_STRING_TAGS = frozenset(_CORE + t for t in ("str", "timestamp", "binary", "value", "yaml"))
+_IMPLICIT: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    first: tuple(resolvers) + tuple(Resolver.yaml_implicit_resolvers.get(None, ()))
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+    if first is not None
+}
+_NO_RESOLVERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    Resolver.yaml_implicit_resolvers.get(None, ())
+)
+_CONSTRUCTOR = SafeConstructor()
+_CONSTRUCT: dict[str, Callable[[ScalarNode], Any]] = {
+    _NULL: lambda node: None,
+    _BOOL: _CONSTRUCTOR.construct_yaml_bool,
+    _INT: _CONSTRUCTOR.construct_yaml_int,
+    _FLOAT: _CONSTRUCTOR.construct_yaml_float,
+}
+_MERGE = object()
+_NO_KEY = object()
+
+
+class _Frame:
+    """One open YAML collection while its events arrive."""
+
+    __slots__ = (
+        "anchor",
+        "container",
+        "key",
+        "key_pos",
+        "merges",
+        "nodes_before",
+        "positions",
+        "start",
+    )
+
+    def __init__(
+        self, container: dict[str, Any] | list[Any], anchor: str | None, nodes: int, start: int
+    ) -> None:
+        self.container = container
+        self.start = start
+        self.positions: array[int] = array("Q")
+        self.anchor = anchor
+        self.nodes_before = nodes
+        self.key: Any = _NO_KEY
+        self.key_pos = 0
+        self.merges: list[tuple[Any, int]] | None = None
+
+
+class _Anchor:
+    __slots__ = ("size", "source", "value")
+
+    def __init__(self, value: Any, source: str | None, size: int) -> None:
+        self.value = value
+        self.source = source
+        self.size = size
+
+
+def _tag_error(tag: str, name: str | None, pointer: str, mark: Any) -> DocumentError:
+    kind = "unsafe" if tag.startswith(_CORE + "python/") else "unsupported"
+    return _fail(
+        "document-unsafe-tag",
+        f"{kind} tag {tag!r}: only the JSON-compatible YAML core tags are allowed",
+        name=name,
+        pointer=pointer,
+        line=mark.line + 1,
+        column=mark.column + 1,
+    )
+
+
+def _resolve_scalar(event: ScalarEvent) -> Any:
+    """The value of a scalar, or _MERGE; raises ValueError/KeyError for an explicit tag that
+    does not fit, LookupError (unknown tag) as ``LookupError(tag)``."""
+    tag = event.tag
+    value = event.value
+    if tag is None or tag == "!":
+        if not event.implicit[0]:
+            return value
+        for candidate, pattern in _IMPLICIT.get(value[:1], _NO_RESOLVERS):
+            if pattern.match(value):
+                tag = candidate
+                break
+        else:
+            return value
+        if tag == _MERGE_TAG:
+            return _MERGE
+    if tag in _STRING_TAGS or tag == _MERGE_TAG:
+        return value
+    construct = _CONSTRUCT.get(tag)
+    if construct is None:
+        raise LookupError(tag)
+    return construct(ScalarNode(tag, value))
+
+
+def _parse_yaml(text: str, name: str | None, limits: Limits) -> tuple[Any, _Positions]:
+    parser = _parser_factory(text)
+    composer = _YamlComposer(name, limits)
+    try:
+        return composer.compose(parser)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise _fail(
+            "document-syntax",
+            f"invalid YAML: {message}",
+            name=name,
+            pointer=composer.pointer(),
+            line=mark.line + 1 if mark is not None else None,
+            column=mark.column + 1 if mark is not None else None,
+        ) from None
+    except yaml.reader.ReaderError as exc:
+        line, column = _line_column(text, exc.position)
+        raise _fail(
+            "document-syntax", f"invalid YAML: {exc.reason}", name=name, line=line, column=column
+        ) from None
+    except yaml.YAMLError as exc:
+        raise _fail("document-syntax", f"invalid YAML: {exc}", name=name) from None
+    finally:
+        parser.dispose()
+
+
+class _YamlComposer:
+    """Builds plain data from parser events with an explicit stack."""
+
+    def __init__(self, name: str | None, limits: Limits) -> None:
+        self.name = name
+        self.limits = limits
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, _Anchor] = {}
+        self.nodes = 0
+        self.children: dict[int, array[int]] = {}
+
+    def pointer(self, extra: str | None = None) -> str:
+        parts = []
+        for frame in self.stack:
+            if isinstance(frame.container, list):
+                parts.append(str(len(frame.container)))
+            elif isinstance(frame.key, str):
+                parts.append(_escape(frame.key))
+            elif frame.key is _MERGE:
+                parts.append("<<")
+        if extra is not None:
+            parts.append(_escape(extra))
+        return "".join("/" + part for part in parts)
+
+    def fail(self, rule: str, message: str, mark: Any, pointer: str | None = None) -> DocumentError:
+        return _fail(
+            rule,
+            message,
+            name=self.name,
+            pointer=self.pointer() if pointer is None else pointer,
+            line=mark.line + 1,
+            column=mark.column + 1,
+        )
+
+    def compose(self, parser: _EventSource) -> tuple[Any, _Positions]:
+        get_event = parser.get_event
+        get_event()  # StreamStartEvent
+        if isinstance(get_event(), StreamEndEvent):
+            raise _fail("document-empty", "the document is empty", name=self.name)
+        stack = self.stack
+        limits = self.limits
+        root: Any = _NO_KEY
+        root_pos = 0
+        first_event: Event | None = None
+        while root is _NO_KEY:
+            event = get_event()
+            if first_event is None:
+                first_event = event
+            mark = event.start_mark
+            pos = _pack(mark.line + 1, mark.column + 1)
+            source: str | None = None
+            if isinstance(event, ScalarEvent):
+                self.count(1, mark, alias=False)
+                try:
+                    value = _resolve_scalar(event)
+                except LookupError as exc:
+                    if isinstance(exc, KeyError | IndexError):
+                        raise self.bad_scalar(event) from None
+                    raise _tag_error(str(exc.args[0]), self.name, self.pointer(), mark) from None
+                except ValueError:
+                    raise self.bad_scalar(event) from None
+                if (
+                    event.style == '"'
+                    and not event.value.isascii()
+                    and _SURROGATE.search(event.value)
+                ):
+                    raise self.fail(
+                        "document-encoding", "a string holds an unpaired surrogate escape", mark
+                    )
+                source = event.value
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = _Anchor(value, source, 1)
+            elif isinstance(event, MappingStartEvent | SequenceStartEvent):
+                is_map = isinstance(event, MappingStartEvent)
+                tag = event.tag
+                if tag is not None and tag != "!" and tag != _CORE + ("map" if is_map else "seq"):
+                    raise _tag_error(tag, self.name, self.pointer(), mark)
+                if len(stack) >= limits.max_depth:
+                    raise self.fail(
+                        "document-too-deep",
+                        f"nested deeper than the limit of {limits.max_depth}",
+                        mark,
+                    )
+                if stack and stack[-1].key is _NO_KEY and isinstance(stack[-1].container, dict):
+                    raise self.fail("document-complex-key", "a mapping key must be a scalar", mark)
+                frame = _Frame({} if is_map else [], event.anchor, self.nodes, pos)
+                self.count(1, mark, alias=False)
+                stack.append(frame)
+                if event.anchor is not None:
+                    self.anchors.pop(event.anchor, None)
+                continue
+            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+                frame = stack.pop()
+                value = self.finish(frame)
+                pos = frame.start
+                if frame.anchor is not None:
+                    self.anchors[frame.anchor] = _Anchor(
+                        value, None, self.nodes - frame.nodes_before
+                    )
+            elif isinstance(event, AliasEvent):
+                anchor = self.anchors.get(event.anchor or "")
+                if anchor is None:
+                    open_anchor = any(frame.anchor == event.anchor for frame in stack)
+                    raise self.fail(
+                        "document-bad-alias",
+                        f"alias *{event.anchor} refers to "
+                        + ("a node that contains it" if open_anchor else "an undefined anchor"),
+                        mark,
+                    )
+                self.count(anchor.size, mark, alias=True)
+                value = anchor.value
+                source = anchor.source
+            else:
+                raise self.fail("document-syntax", f"unexpected {type(event).__name__}", mark)
+            if stack:
+                self.attach(stack[-1], value, source, pos, mark)
+            else:
+                root, root_pos = value, pos
+        if (
+            root is None
+            and isinstance(first_event, ScalarEvent)
+            and first_event.value == ""
+            and first_event.tag is None
+            and first_event.implicit[0]
+        ):
+            raise _fail("document-empty", "the document is empty", name=self.name)
+        get_event()  # DocumentEndEvent
+        event = get_event()
+        if not isinstance(event, StreamEndEvent):
+            mark = event.start_mark
+            raise self.fail(
+                "document-multiple-documents",
+                "more than one YAML document: an AsyncAPI file holds one",
+                mark,
+                pointer="",
+            )
+        return root, _Positions(root=root_pos, children=self.children)
+
+    def count(self, nodes: int, mark: Any, *, alias: bool) -> None:
+        self.nodes += nodes
+        if self.nodes > self.limits.max_nodes:
+            if alias:
+                raise self.fail(
+                    "document-alias-bomb",
+                    f"aliases expand to more than the limit of {self.limits.max_nodes} nodes",
+                    mark,
+                )
+            raise self.fail(
+                "document-too-large",
+                f"more than the limit of {self.limits.max_nodes} nodes",
+                mark,
+            )
+
+    def bad_scalar(self, event: ScalarEvent) -> DocumentError:
+        return self.fail(
+            "document-syntax", f"{event.value!r} is not a valid {event.tag}", event.start_mark
+        )
+
+    def attach(self, frame: _Frame, value: Any, source: str | None, pos: int, mark: Any) -> None:
+        container = frame.container
+        if isinstance(container, list):
+            container.append(value)
+            frame.positions.append(pos)
+            return
+        key = frame.key
+        if key is _NO_KEY:
+            if value is _MERGE:
+                if frame.merges is not None:
+                    raise self.fail("document-duplicate-key", "duplicate merge key '<<'", mark)
+                frame.merges = []
+                frame.key = _MERGE
+            elif source is None:
+                raise self.fail("document-complex-key", "a mapping key must be a scalar", mark)
+            elif source in container:
+                raise self.fail(
+                    "document-duplicate-key",
+                    f"duplicate key {source!r}",
+                    mark,
+                    pointer=self.pointer(source),
+                )
+            else:
+                frame.key = source
+            frame.key_pos = pos
+            return
+        if key is _MERGE:
+            sources = value if isinstance(value, list) else [value]
+            if not sources or not all(isinstance(item, dict) for item in sources):
+                raise self.fail(
+                    "document-bad-merge",
+                    "a merge key takes a mapping or a list of mappings",
+                    mark,
+                )
+            for item in sources:
+                self.count(len(item), mark, alias=True)
+            frame.merges = [(item, frame.key_pos) for item in sources]
+        else:
+            container[key] = value
+            frame.positions.append(frame.key_pos)
+        frame.key = _NO_KEY
+
+    def finish(self, frame: _Frame) -> Any:
+        container = frame.container
+        positions = frame.positions
+        if frame.merges and isinstance(container, dict):
+            merged: dict[str, Any] = {}
+            merged_pos: dict[str, int] = {}
+            for source, _ in reversed(frame.merges):
+                source_positions = self.children.get(id(source), array("Q"))
+                for index, (key, value) in enumerate(source.items()):
+                    merged[key] = value
+                    if index < len(source_positions):
+                        merged_pos[key] = source_positions[index]
+            for index, (key, value) in enumerate(container.items()):
+                merged[key] = value
+                merged_pos[key] = positions[index]
+            container = merged
+            positions = array("Q", (merged_pos.get(key, frame.key_pos) for key in merged))
+        self.children[id(container)] = positions
+        return container
+
+
+# ---------------------------------------------------------------------------------------------
+# From data, to text
+
+
+def _plain_scalar(value: Any) -> Any:
+    """The plain JSON scalar equal to `value`; raises TypeError for anything else."""
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        if not value.isascii() and _SURROGATE.search(value):
+            raise TypeError("a string with an unpaired surrogate")
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    raise TypeError(f"a {type(value).__name__}")
+
+
+def document_from_data(data: Mapping[str, Any], *, name: str | None = None) -> SourceDocument:
+    """A document for data built in memory: a deep copy as plain JSON data, without positions.
+
+    Mappings become dicts and lists/tuples lists; anything else that is not JSON data, a cycle
+    or nesting deeper than ``DEFAULT_LIMITS.max_depth`` raises ``document-unrepresentable``.
+    """
+    return SourceDocument(data=_plain(data, name), name=name, uri=None, format="yaml")
+
+
+def _plain(data: Any, name: str | None) -> Any:
+    max_depth = DEFAULT_LIMITS.max_depth
+    result: list[Any] = []
+    # Per open container: the source's items still to copy, the copy, its id, its pointer.
+    stack: list[tuple[Iterator[tuple[Any, Any]], dict[str, Any] | list[Any], int, str]] = []
+    open_ids: set[int] = set()
+    todo: list[tuple[Any, Any]] = [(None, data)]
+    items: Iterator[tuple[Any, Any]] = iter(todo)
+    target: dict[str, Any] | list[Any] = result
+    pointer = ""
+    while True:
+        for key, value in items:
+            here = pointer if not stack else f"{pointer}/{_escape(str(key))}"
+            if stack and isinstance(target, dict) and not isinstance(key, str):
+                raise _unrepresentable(f"a {type(key).__name__} mapping key", here, name)
+            if isinstance(value, Mapping | list | tuple):
+                if id(value) in open_ids:
+                    raise _unrepresentable("a cycle", here, name)
+                if len(stack) >= max_depth:
+                    raise _unrepresentable(f"nesting deeper than {max_depth}", here, name)
+                copy: dict[str, Any] | list[Any] = {} if isinstance(value, Mapping) else []
+                _store(target, key, copy)
+                stack.append((items, target, id(value), pointer))
+                open_ids.add(id(value))
+                items = iter(value.items()) if isinstance(value, Mapping) else enumerate(value)
+                target, pointer = copy, here
+                break
+            try:
+                _store(target, key, _plain_scalar(value))
+            except TypeError as exc:
+                raise _unrepresentable(str(exc.args[0]), here, name) from None
+        else:
+            if not stack:
+                return result[0]
+            items, target, container_id, pointer = stack.pop()
+            open_ids.discard(container_id)
+
+
+def _store(target: dict[str, Any] | list[Any], key: Any, value: Any) -> None:
+    if isinstance(target, dict):
+        target[key] = value
+    else:
+        target.append(value)
+
+
+def _unrepresentable(what: str, pointer: str, name: str | None) -> DocumentError:
+    problem = Problem(
+        pointer=pointer,
+        message=f"{what} is not JSON data",
+        rule="document-unrepresentable",
+        file=name,
+    )
+    return DocumentError(f"cannot represent the data: {what} is not JSON data", [problem])
+
+
+def dump_document(data: Any, fmt: str = "yaml") -> str:
+    """YAML (block style, keys in order, unicode kept, lines not folded) or JSON (indent 2)
+    text for JSON data that :func:`parse_document` reads back equal."""
+    plain = _plain(data, None)
+    if fmt == "json":
+        try:
+            return json.dumps(plain, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        except ValueError:
+            raise _unrepresentable("a NaN or infinite number", "", None) from None
+    if fmt != "yaml":
+        raise ValueError(f"unknown document format {fmt!r}: 'yaml' or 'json'")
+    text: str = yaml.emit(_yaml_events(plain), Dumper=_DUMPER, allow_unicode=True, width=_UNFOLDED)
+    return text
+
+
+_DUMPER = yaml.CSafeDumper if yaml.__with_libyaml__ else yaml.SafeDumper
+_UNFOLDED = 2**31 - 1
+
+
+def _implicit_tag(value: str) -> str:
+    for tag, pattern in _IMPLICIT.get(value[:1], _NO_RESOLVERS):
+        if pattern.match(value):
+            return tag
+    return _STR
+
+
+def _scalar_event(value: Any, *, key: bool = False) -> ScalarEvent:
+    if isinstance(value, str):
+        style = "|" if "\n" in value and not key else None
+        return ScalarEvent(None, _STR, (_implicit_tag(value) == _STR, True), value, style=style)
+    if value is None:
+        return ScalarEvent(None, _NULL, (True, False), "null")
+    if isinstance(value, bool):
+        return ScalarEvent(None, _BOOL, (True, False), "true" if value else "false")
+    if isinstance(value, int):
+        text = str(value)
+        return ScalarEvent(None, _INT, (True, False), text)
+    if math.isnan(value):
+        text = ".nan"
+    elif math.isinf(value):
+        text = ".inf" if value > 0 else "-.inf"
+    else:
+        text = repr(value).lower()
+        if "." not in text and "e" in text:
+            text = text.replace("e", ".0e", 1)
+    return ScalarEvent(None, _FLOAT, (_implicit_tag(text) == _FLOAT, False), text)
+
+
+def _yaml_events(data: Any) -> Iterator[Event]:
+    """The events of plain JSON data, without recursion."""
+    yield StreamStartEvent()
+    yield DocumentStartEvent(explicit=False)
+    stack: list[tuple[Iterator[tuple[str | None, Any]], type[Event]]] = []
+    items: Iterator[tuple[str | None, Any]] = iter(((None, data),))
+    while True:
+        for key, value in items:
+            if key is not None:
+                yield _scalar_event(key, key=True)
+            if isinstance(value, dict):
+                yield MappingStartEvent(None, None, True, flow_style=False)
+                stack.append((items, MappingEndEvent))
+                items = iter(value.items())
+                break
+            if isinstance(value, list):
+                yield SequenceStartEvent(None, None, True, flow_style=False)
+                stack.append((items, SequenceEndEvent))
+                items = ((None, item) for item in value)
+                break
+            yield _scalar_event(value)
+        else:
+            if not stack:
+                break
+            items, end = stack.pop()
+            yield end()
+    yield DocumentEndEvent(explicit=False)
+    yield StreamEndEvent()
