@@ -38,10 +38,12 @@ from typing import Any
 
 import attrs
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from asyncapi_gw.errors import RelayError
+from asyncapi_gw.documents import read_document
+from asyncapi_gw.errors import DocumentError, RelayError
 from asyncapi_gw.model import AuthKind, StreamingAPI, Topic, freeze, thaw
 
 __all__ = [
@@ -64,6 +66,7 @@ MIN_SECRET_BYTES = 32  # RFC 7518 section 3.2: an HS256 key is at least as long 
 MIN_RSA_BITS = 2048
 
 _ENVIRONMENTS = ("production", "sandbox")
+_JWKS_ALGORITHMS = {"RSA": "RS256", "EC": "ES256"}  # by kty; EC keys must be on P-256
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
 
 
@@ -154,6 +157,8 @@ class AuthConfig:
         ]
         if len(given) > 1:
             raise RelayError(f"give one JWT key source, not {' and '.join(given)}")
+        if self.jwks is not None and not isinstance(self.jwks, Mapping):
+            raise RelayError("a JWKS must be an object with a 'keys' list")
         if isinstance(self.leeway, bool) or not 0 <= self.leeway <= MAX_LEEWAY:
             raise RelayError(f"JWT leeway must be 0 to {MAX_LEEWAY:g} seconds, not {self.leeway}")
         if isinstance(self.api_keys, Mapping):
@@ -168,11 +173,10 @@ class AuthConfig:
 
 
 def _read_data(path: str | Path, what: str) -> Any:
-    # Temporary stand-in until asyncapi_gw.documents lands (JSON only).
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RelayError(f"{what} {path}: {exc}") from None
+        return read_document(path).data
+    except DocumentError as exc:
+        raise RelayError(f"{what}: {exc.message}", exc.problems) from None
 
 
 def _api_keys_from_data(data: Any, where: str) -> dict[str, ApiKeyInfo]:
@@ -227,8 +231,6 @@ def load_auth_config(
     jwks = None
     if jwks_file is not None:
         jwks = _read_data(jwks_file, "JWKS file")
-        if not isinstance(jwks, Mapping):
-            raise RelayError(f"JWKS file {jwks_file}: must be a JSON object with 'keys'")
     api_keys = None
     if api_keys_file is not None:
         api_keys = _api_keys_from_data(
@@ -275,7 +277,7 @@ def _public_key(key: object, where: str) -> _Key:
 def _pem_key(pem: str) -> _Key:
     try:
         key = load_pem_public_key(pem.encode("ascii", "replace"))
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise RelayError(
             "JWT public key: not a PEM public key (a private key or certificate is refused)"
         ) from None
@@ -294,7 +296,8 @@ def _jwks_keys(jwks: Mapping[str, Any]) -> dict[str | None, _Key]:
         kid = entry.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise RelayError(f"{where}: 'kid' must be a string")
-        algorithm = {"RSA": "RS256", "EC": "ES256"}.get(entry.get("kty"))  # type: ignore[arg-type]
+        kty = entry.get("kty")
+        algorithm = _JWKS_ALGORITHMS.get(kty) if isinstance(kty, str) else None
         if (
             algorithm is None
             or entry.get("use", "sig") != "sig"

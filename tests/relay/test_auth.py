@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import jwt
+import jwt  # noqa: TID251 - the tests mint tokens as an identity provider would
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -62,26 +63,23 @@ BOTH = make_api(OAUTH2, API_KEY)
 
 @attrs.frozen
 class Keys:
-    rsa: rsa.RSAPrivateKey
+    rsa_key: rsa.RSAPrivateKey
     rsa_other: rsa.RSAPrivateKey
-    ec: ec.EllipticCurvePrivateKey
+    ec_key: ec.EllipticCurvePrivateKey
 
     def pem(self, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
-        return (
-            key.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+        return public.decode()
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
     return Keys(
-        rsa=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        rsa_key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
         rsa_other=rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        ec=ec.generate_private_key(ec.SECP256R1()),
+        ec_key=ec.generate_private_key(ec.SECP256R1()),
     )
 
 
@@ -143,18 +141,20 @@ def test_hs256_token_gives_its_principal() -> None:
 
 
 def test_rs256_and_es256_tokens_verify_with_a_pem_key(keys: Keys) -> None:
-    rs = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.rsa)))
-    es = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.ec)))
-    assert isinstance(bearer(rs, token(GOOD, keys.rsa, "RS256")), Principal)
-    assert isinstance(bearer(es, token(GOOD, keys.ec, "ES256")), Principal)
+    rs = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.rsa_key)))
+    es = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.ec_key)))
+    assert isinstance(bearer(rs, token(GOOD, keys.rsa_key, "RS256")), Principal)
+    assert isinstance(bearer(es, token(GOOD, keys.ec_key, "ES256")), Principal)
     # Each key verifies only its own algorithm.
-    rejected(bearer(rs, token(GOOD, keys.ec, "ES256")))
-    rejected(bearer(es, token(GOOD, keys.rsa, "RS256")))
+    rejected(bearer(rs, token(GOOD, keys.ec_key, "ES256")))
+    rejected(bearer(es, token(GOOD, keys.rsa_key, "RS256")))
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", ""])
 def test_alg_none_is_refused(alg: str) -> None:
-    unsigned = f"{b64(json.dumps({'alg': alg, 'typ': 'JWT'}).encode())}.{b64(json.dumps(GOOD).encode())}."
+    unsigned = (
+        f"{b64(json.dumps({'alg': alg, 'typ': 'JWT'}).encode())}.{b64(json.dumps(GOOD).encode())}."
+    )
     assert "algorithm" in rejected(bearer(HS, unsigned))
 
 
@@ -176,16 +176,16 @@ def test_non_string_alg_is_refused() -> None:
 
 def test_wrong_secret_and_wrong_rsa_key_fail_the_signature(keys: Keys) -> None:
     assert rejected(bearer(HS, token(GOOD, OTHER_SECRET))) == "invalid token signature"
-    rs = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.rsa)))
+    rs = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.rsa_key)))
     assert rejected(bearer(rs, token(GOOD, keys.rsa_other, "RS256"))) == "invalid token signature"
 
 
 def test_hs256_signed_with_the_rsa_public_key_is_refused(keys: Keys) -> None:
-    pem = keys.pem(keys.rsa)
+    pem = keys.pem(keys.rsa_key)
     forged = forge({"alg": "HS256", "typ": "JWT"}, GOOD, pem.encode())
     rs = Authenticator(AuthConfig(jwt_public_key=pem))
     assert "does not match" in rejected(bearer(rs, forged))
-    jwks = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa, "a")]}))
+    jwks = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa_key, "a")]}))
     rejected(bearer(jwks, forge({"alg": "HS256", "kid": "a"}, GOOD, pem.encode())))
 
 
@@ -231,8 +231,8 @@ def test_signature_valid_but_payload_not_an_object_is_refused() -> None:
 
 
 def test_es256_signature_of_the_wrong_length_is_refused(keys: Keys) -> None:
-    es = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.ec)))
-    head, body, _ = token(GOOD, keys.ec, "ES256").split(".")
+    es = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.ec_key)))
+    head, body, _ = token(GOOD, keys.ec_key, "ES256").split(".")
     assert rejected(bearer(es, f"{head}.{body}.{b64(b'short')}")) == "invalid token signature"
 
 
@@ -301,7 +301,7 @@ def test_token_without_exp_never_expires() -> None:
 
 
 def test_scopes_from_scope_and_scp() -> None:
-    cases = {
+    cases: dict[str, tuple[dict[str, object], set[str]]] = {
         "scope": ({"scope": "a  b c"}, {"a", "b", "c"}),
         "scp list": ({"scp": ["a", "b"]}, {"a", "b"}),
         "scp string": ({"scp": "a b"}, {"a", "b"}),
@@ -316,11 +316,17 @@ def test_scopes_from_scope_and_scp() -> None:
 
 @pytest.mark.parametrize(
     ("keytype", "environment"),
-    [("SANDBOX", "sandbox"), ("sandbox", "sandbox"), ("SandBox", "sandbox"),
-     ("PRODUCTION", "production"), (None, "production"), (7, "production")],
+    [
+        ("SANDBOX", "sandbox"),
+        ("sandbox", "sandbox"),
+        ("SandBox", "sandbox"),
+        ("PRODUCTION", "production"),
+        (None, "production"),
+        (7, "production"),
+    ],
 )
 def test_keytype_selects_the_environment(keytype: object, environment: str) -> None:
-    claims = {} if keytype is None else {"keytype": keytype}
+    claims: dict[str, object] = {} if keytype is None else {"keytype": keytype}
     principal = bearer(HS, token(claims))
     assert isinstance(principal, Principal)
     assert principal.environment == environment
@@ -330,10 +336,10 @@ def test_keytype_selects_the_environment(keytype: object, environment: str) -> N
 
 
 def jwk(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str | None) -> dict[str, Any]:
-    algorithm = jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else (
-        jwt.algorithms.ECAlgorithm
-    )
-    data: dict[str, Any] = json.loads(algorithm.to_jwk(key.public_key()))
+    if isinstance(key, rsa.RSAPrivateKey):
+        data: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    else:
+        data = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
     if kid is not None:
         data["kid"] = kid
     return data
@@ -341,44 +347,49 @@ def jwk(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str | None) ->
 
 def test_jwks_selects_the_key_by_kid(keys: Keys) -> None:
     authenticator = Authenticator(
-        AuthConfig(jwks={"keys": [jwk(keys.rsa, "r1"), jwk(keys.ec, "e1")]})
+        AuthConfig(jwks={"keys": [jwk(keys.rsa_key, "r1"), jwk(keys.ec_key, "e1")]})
     )
-    assert isinstance(bearer(authenticator, token(GOOD, keys.rsa, "RS256", kid="r1")), Principal)
-    assert isinstance(bearer(authenticator, token(GOOD, keys.ec, "ES256", kid="e1")), Principal)
+    assert isinstance(
+        bearer(authenticator, token(GOOD, keys.rsa_key, "RS256", kid="r1")), Principal
+    )
+    assert isinstance(bearer(authenticator, token(GOOD, keys.ec_key, "ES256", kid="e1")), Principal)
     # The right algorithm under the other kid, an unknown kid, no kid: refused.
     assert "does not match" in rejected(
-        bearer(authenticator, token(GOOD, keys.rsa, "RS256", kid="e1"))
+        bearer(authenticator, token(GOOD, keys.rsa_key, "RS256", kid="e1"))
     )
-    assert rejected(bearer(authenticator, token(GOOD, keys.rsa, "RS256", kid="zz"))) == (
+    assert rejected(bearer(authenticator, token(GOOD, keys.rsa_key, "RS256", kid="zz"))) == (
         "unknown token key id"
     )
-    assert rejected(bearer(authenticator, token(GOOD, keys.rsa, "RS256"))) == (
+    assert rejected(bearer(authenticator, token(GOOD, keys.rsa_key, "RS256"))) == (
         "unknown token key id"
     )
 
 
 def test_jwks_with_two_rsa_keys_does_not_mix_them(keys: Keys) -> None:
     authenticator = Authenticator(
-        AuthConfig(jwks={"keys": [jwk(keys.rsa, "one"), jwk(keys.rsa_other, "two")]})
+        AuthConfig(jwks={"keys": [jwk(keys.rsa_key, "one"), jwk(keys.rsa_other, "two")]})
     )
-    assert isinstance(bearer(authenticator, token(GOOD, keys.rsa_other, "RS256", kid="two")),
-                      Principal)
+    assert isinstance(
+        bearer(authenticator, token(GOOD, keys.rsa_other, "RS256", kid="two")), Principal
+    )
     assert rejected(bearer(authenticator, token(GOOD, keys.rsa_other, "RS256", kid="one"))) == (
         "invalid token signature"
     )
 
 
 def test_jwks_sole_key_serves_tokens_without_kid(keys: Keys) -> None:
-    authenticator = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.ec, "e1")]}))
-    assert isinstance(bearer(authenticator, token(GOOD, keys.ec, "ES256")), Principal)
+    authenticator = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.ec_key, "e1")]}))
+    assert isinstance(bearer(authenticator, token(GOOD, keys.ec_key, "ES256")), Principal)
 
 
 def test_jwks_skips_keys_not_for_es256_or_rs256_signatures(keys: Keys) -> None:
     enc = {**jwk(keys.rsa_other, "enc"), "use": "enc"}
     ps = {**jwk(keys.rsa_other, "ps"), "alg": "PS256"}
     oct_key = {"kty": "oct", "k": b64(SECRET.encode()), "kid": "hs"}
-    authenticator = Authenticator(AuthConfig(jwks={"keys": [enc, ps, oct_key, jwk(keys.rsa, "r")]}))
-    assert isinstance(bearer(authenticator, token(GOOD, keys.rsa, "RS256", kid="r")), Principal)
+    authenticator = Authenticator(
+        AuthConfig(jwks={"keys": [enc, ps, oct_key, jwk(keys.rsa_key, "r")]})
+    )
+    assert isinstance(bearer(authenticator, token(GOOD, keys.rsa_key, "RS256", kid="r")), Principal)
     # A symmetric key in a JWKS is not used: an HS256 token naming it is refused.
     assert rejected(bearer(authenticator, token(GOOD, SECRET, kid="hs"))) == "unknown token key id"
 
@@ -392,6 +403,8 @@ def test_jwks_skips_keys_not_for_es256_or_rs256_signatures(keys: Keys) -> None:
         ({"keys": [1]}, "must be an object"),
         ({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": 5}]}, "'kid' must be a string"),
         ({"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}]}, "JWKS key #1"),
+        ({"keys": [{"kty": ["RSA"]}]}, "no RSA or P-256 EC signing key"),
+        ({"keys": [{"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}]}, "no RSA or P-256"),
     ],
 )
 def test_bad_jwks_is_a_relay_error(jwks: dict[str, Any], message: str) -> None:
@@ -399,10 +412,38 @@ def test_bad_jwks_is_a_relay_error(jwks: dict[str, Any], message: str) -> None:
         Authenticator(AuthConfig(jwks=jwks))
 
 
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+JWK_FIELDS = st.fixed_dictionaries(
+    {"kty": st.sampled_from(["RSA", "EC", "oct", "OKP"]) | JSON},
+    optional={
+        name: st.text(alphabet="AQab-_", max_size=12) | JSON
+        for name in ("n", "e", "crv", "x", "y", "kid", "use", "alg", "d")
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(jwks=st.one_of(JSON, st.fixed_dictionaries({"keys": st.lists(JWK_FIELDS, max_size=3)})))
+def test_arbitrary_jwks_gives_an_authenticator_or_a_relay_error(jwks: Any) -> None:
+    with contextlib.suppress(RelayError):
+        Authenticator(AuthConfig(jwks=jwks))
+
+
+def test_jwks_must_be_an_object() -> None:
+    with pytest.raises(RelayError, match="'keys' list"):
+        AuthConfig(jwks=[1, 2])  # type: ignore[arg-type]
+
+
 def test_jwks_duplicate_kid_and_private_keys_are_refused(keys: Keys) -> None:
     with pytest.raises(RelayError, match="not unique"):
-        Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa, "k"), jwk(keys.rsa_other, "k")]}))
-    private = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(keys.rsa))
+        Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa_key, "k"), jwk(keys.rsa_other, "k")]}))
+    private = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(keys.rsa_key))
     with pytest.raises(RelayError, match="private key material"):
         Authenticator(AuthConfig(jwks={"keys": [private]}))
 
@@ -414,7 +455,7 @@ def test_two_jwt_key_sources_are_a_relay_error(keys: Keys) -> None:
     with pytest.raises(RelayError, match="a JWT secret and a JWKS"):
         AuthConfig(jwt_secret=SECRET, jwks={"keys": []})
     with pytest.raises(RelayError, match="one JWT key source"):
-        AuthConfig(jwt_secret=SECRET, jwt_public_key=keys.pem(keys.rsa))
+        AuthConfig(jwt_secret=SECRET, jwt_public_key=keys.pem(keys.rsa_key))
 
 
 @pytest.mark.parametrize("leeway", [-1, 301, float("nan"), True])
@@ -426,13 +467,13 @@ def test_bad_leeway_is_a_relay_error(leeway: float) -> None:
 def test_weak_or_wrong_key_material_is_a_relay_error(keys: Keys) -> None:
     with pytest.raises(RelayError, match="at least 32 bytes"):
         Authenticator(AuthConfig(jwt_secret="short"))
-    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - refused on purpose
     with pytest.raises(RelayError, match="1024 bits"):
         Authenticator(AuthConfig(jwt_public_key=keys.pem(small)))
     p384 = ec.generate_private_key(ec.SECP384R1())
     with pytest.raises(RelayError, match="P-256"):
         Authenticator(AuthConfig(jwt_public_key=keys.pem(p384)))
-    private_pem = keys.rsa.private_bytes(
+    private_pem = keys.rsa_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
@@ -512,10 +553,13 @@ def test_api_keys_from_a_callable() -> None:
 
     def lookup(key: str) -> ApiKeyInfo | None:
         seen.append(key)
-        entry = KEYS_DATA.get(key, False)
-        if entry is False:
-            return None
-        return ApiKeyInfo(**(entry or {}))
+        return infos.get(key)
+
+    infos = {
+        "prod-key": ApiKeyInfo(scopes=frozenset({"chat:read"}), environment="production"),
+        "sandbox-key": ApiKeyInfo(scopes=frozenset({"chat:write"}), environment="sandbox"),
+        "bare-key": ApiKeyInfo(),
+    }
 
     check_api_keys(Authenticator(AuthConfig(api_keys=lookup)))
     assert "prod-key" in seen
@@ -541,34 +585,53 @@ def test_api_key_info_checks_its_environment() -> None:
 def test_bad_api_key_file_is_a_relay_error(tmp_path: Path, data: str, message: str) -> None:
     path = tmp_path / "keys.json"
     path.write_text(data)
-    with pytest.raises(RelayError, match=message) as info:
+    with pytest.raises(RelayError, match=message):
         load_auth_config(api_keys_file=path)
-    assert "staging" not in str(info.value) or "environment" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("k: {}\nk: {environment: sandbox}\n", "document-duplicate-key"),
+        ("", "document-empty"),
+        ("k: [unclosed\n", "document-syntax"),
+    ],
+)
+def test_unreadable_yaml_key_file_is_a_relay_error(tmp_path: Path, text: str, rule: str) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text(text)
+    with pytest.raises(RelayError, match="API key file") as info:
+        load_auth_config(api_keys_file=path)
+    assert [problem.rule for problem in info.value.problems] == [rule]
 
 
 def test_bad_api_key_file_names_no_key(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     path.write_text('{"super-secret-key": {"environment": "staging"}}')
-    with pytest.raises(RelayError) as info:
+    with pytest.raises(RelayError, match="entry #1") as info:
         load_auth_config(api_keys_file=path)
     assert "super-secret-key" not in str(info.value)
 
 
 def test_missing_files_are_relay_errors(tmp_path: Path) -> None:
-    for option in ("api_keys_file", "jwks_file", "jwt_public_key_file"):
-        with pytest.raises(RelayError):
-            load_auth_config(**{option: tmp_path / "absent"})
+    absent = tmp_path / "absent"
+    with pytest.raises(RelayError, match="API key file"):
+        load_auth_config(api_keys_file=absent)
+    with pytest.raises(RelayError, match="JWKS file"):
+        load_auth_config(jwks_file=absent)
+    with pytest.raises(RelayError, match="JWT public key file"):
+        load_auth_config(jwt_public_key_file=absent)
 
 
 def test_key_files_load(tmp_path: Path, keys: Keys) -> None:
     pem = tmp_path / "key.pem"
-    pem.write_text(keys.pem(keys.ec))
+    pem.write_text(keys.pem(keys.ec_key))
     es = Authenticator(load_auth_config(jwt_public_key_file=pem, jwt_issuer="idp", leeway=0))
-    assert isinstance(bearer(es, token({"iss": "idp"}, keys.ec, "ES256")), Principal)
+    assert isinstance(bearer(es, token({"iss": "idp"}, keys.ec_key, "ES256")), Principal)
     jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps({"keys": [jwk(keys.rsa, "r")]}))
+    jwks.write_text(json.dumps({"keys": [jwk(keys.rsa_key, "r")]}))
     rs = Authenticator(load_auth_config(jwks_file=jwks, jwt_audience="gw"))
-    assert isinstance(bearer(rs, token({"aud": "gw"}, keys.rsa, "RS256", kid="r")), Principal)
+    assert isinstance(bearer(rs, token({"aud": "gw"}, keys.rsa_key, "RS256", kid="r")), Principal)
 
 
 # --- credential placement ---------------------------------------------------------------------
@@ -623,7 +686,8 @@ def test_bearer_scheme_ignores_case(scheme: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "", "Token abc", "Bearer a b", "Bearerx.y.z"]
+    "value",
+    ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "", "Token abc", "Bearer a b", "Bearerx.y.z"],
 )
 def test_other_authorization_forms_are_refused(value: str) -> None:
     rejected(auth(HS, headers=[("Authorization", value)]))
@@ -703,18 +767,27 @@ NAMES = st.sampled_from(["Authorization", "authorization", "APIKEY", "apikey", "
 QUERY_NAMES = st.sampled_from(["access_token", "apikey", "room"])
 JWTISH = st.builds(
     lambda parts, sep: sep.join(parts),
-    st.lists(st.text(alphabet="AZaz09_-=.{}\"", max_size=40), min_size=1, max_size=4),
+    st.lists(st.text(alphabet='AZaz09_-=.{}"', max_size=40), min_size=1, max_size=4),
     st.sampled_from([".", "", " "]),
 )
 VALUES = st.one_of(
     st.text(max_size=200),
     JWTISH,
     st.builds(lambda v: "Bearer " + v, st.one_of(st.text(max_size=200), JWTISH)),
-    st.builds(lambda v: "Bearer " + forge({"alg": "HS256"}, v, SECRET.encode()), st.dictionaries(
-        st.sampled_from(["exp", "nbf", "iat", "scope", "scp", "sub", "aud", "iss", "keytype"]),
-        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
-                  st.lists(st.text(max_size=5), max_size=3)),
-    )),
+    st.builds(
+        lambda v: "Bearer " + forge({"alg": "HS256"}, v, SECRET.encode()),
+        st.dictionaries(
+            st.sampled_from(["exp", "nbf", "iat", "scope", "scp", "sub", "aud", "iss", "keytype"]),
+            st.one_of(
+                st.none(),
+                st.booleans(),
+                st.integers(),
+                st.floats(),
+                st.text(max_size=5),
+                st.lists(st.text(max_size=5), max_size=3),
+            ),
+        ),
+    ),
 )
 FULL = Authenticator(
     AuthConfig(
