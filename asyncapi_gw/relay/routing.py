@@ -18,7 +18,8 @@ Matching a request target ``<path>?<query>`` as received (still percent-encoded)
    ``{param}``. Between wildcards the longest prefix wins (ties as for templates). ``P/*``
    matches ``P`` itself and anything below it, so a client connecting to exactly the gateway
    path reaches the topic ``/*``, as in WSO2. ``{name}`` fills one whole non-empty segment.
-   Topic names are compared as written, without percent-decoding them.
+   A literal segment of a topic name is percent-decoded like the request's (channel names are
+   URI templates): the topics ``/a%20b`` and ``/a b`` both match the request ``/a%20b``.
 
 Building the table refuses (:class:`RelayError`) two APIs with one gateway path; two topics of an
 API that match the same paths (``/rooms/{a}`` and ``/rooms/{b}``, ``/x`` and ``/x/``); topic names
@@ -249,17 +250,19 @@ def backend_for(
 
 
 def _decode_segment(raw: str) -> str | None:
-    """The decoded segment, or ``None`` when it is unsafe or malformed."""
-    if "%" in raw:
-        if not _ESCAPES.fullmatch(raw):
-            return None
-        try:
-            text = unquote_to_bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    else:
-        text = raw
-    if text in ("", ".", "..") or _CONTROL.search(text):
+    """The decoded segment, or ``None`` when it is unsafe or malformed.
+
+    Without ``%`` the segment is taken as it is: the request's were checked to be printable
+    ASCII and topic names to hold no control characters (model)."""
+    if "%" not in raw:
+        return None if raw in ("", ".", "..") else raw
+    if not _ESCAPES.fullmatch(raw):
+        return None
+    try:
+        text = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text in (".", "..") or _CONTROL.search(text):
         return None
     return text
 
@@ -318,8 +321,6 @@ def _add_topic(root: _TopicNode, api: StreamingAPI, topic: Topic) -> None:
     node = root
     trail = [node]
     for segment in segments:
-        if segment in ("", ".", ".."):
-            raise RelayError(f"{where} has an empty, '.' or '..' segment and can never match")
         param = _PARAM_SEGMENT.fullmatch(segment)
         if param is not None:
             if param[1] in names:
@@ -331,7 +332,13 @@ def _add_topic(root: _TopicNode, api: StreamingAPI, topic: Topic) -> None:
         elif "{" in segment or "}" in segment:
             raise RelayError(f"{where}: a parameter must fill a whole path segment ({segment!r})")
         else:
-            node = node.literal.setdefault(segment, _TopicNode())
+            literal = _decode_segment(segment)
+            if literal is None:
+                raise RelayError(
+                    f"{where} has an empty, '.' or '..' segment or a malformed escape "
+                    "and can never match"
+                )
+            node = node.literal.setdefault(literal, _TopicNode())
         trail.append(node)
 
     leaf = _Leaf(topic=topic, names=tuple(names), uri_mapping=_uri_mapping(where, topic, names))

@@ -464,3 +464,16 @@ def test_unservable_topics_are_refused_at_build(topics: tuple[Topic, ...], words
     with pytest.raises(RelayError, match=r"'Chat' 1\.0") as raised:
         RouteTable.from_apis([make_api(*topics)])
     assert words in str(raised.value)
+
+
+def test_topic_literals_are_decoded_like_requests() -> None:
+    table = RouteTable.from_apis([make_api(topic("/chat%20room/{id}"), topic("/café"))])
+    assert route(table, "/chats/1.0/chat%20room/1").topic.name == "/chat%20room/{id}"
+    assert route(table, "/chats/1.0/caf%C3%A9").topic.name == "/café"
+    refused(table, "/chats/1.0/chat%2520room/1")
+    with pytest.raises(RelayError, match="malformed escape"):
+        RouteTable.from_apis([make_api(topic("/a%zz"))])
+    with pytest.raises(RelayError, match=r"'\.\.'"):
+        RouteTable.from_apis([make_api(topic("/a/%2E%2e/b"))])
+    with pytest.raises(RelayError, match="match the same paths"):
+        RouteTable.from_apis([make_api(topic("/a b"), topic("/a%20b"))])
