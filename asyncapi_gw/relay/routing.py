@@ -73,7 +73,6 @@ _ESCAPES = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PARAM_SEGMENT = re.compile(r"\{([^{}/]+)\}")
 _URI_VAR = re.compile(r"\{uri\.var\.([^{}]*)\}")
-_MAPPING_CHARS = re.compile(r"[!-~]*")
 # Raw in a forwarded query: RFC 3986 query characters and well-formed escapes; all else encoded.
 _QUERY_REENCODE = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]")
 
@@ -367,11 +366,12 @@ def _uri_mapping(where: str, topic: Topic, names: list[str]) -> str | None:
     if not mappings:
         return None
     mapping = mappings[0]
-    if not _MAPPING_CHARS.fullmatch(mapping) or "#" in mapping:
+    if not _PRINTABLE.fullmatch(mapping) or "#" in mapping:
         raise RelayError(
             f"{where}: URL mapping {mapping!r} must be printable ASCII without spaces or '#'"
         )
-    if "{" in _URI_VAR.sub("", mapping) or "}" in _URI_VAR.sub("", mapping):
+    literal_part = _URI_VAR.sub("", mapping)
+    if "{" in literal_part or "}" in literal_part:
         raise RelayError(
             f"{where}: URL mapping {mapping!r} may hold only {{uri.var.NAME}} placeholders"
         )
