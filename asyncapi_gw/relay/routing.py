@@ -52,7 +52,7 @@ from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 import attrs
 
 from asyncapi_gw.errors import RelayError
-from asyncapi_gw.model import StreamingAPI, Topic
+from asyncapi_gw.model import Endpoint, StreamingAPI, Topic
 
 __all__ = [
     "CREDENTIAL_QUERY_PARAMETERS",
@@ -61,6 +61,7 @@ __all__ = [
     "Route",
     "RouteTable",
     "backend_for",
+    "backend_template",
 ]
 
 Environment = Literal["production", "sandbox"]
@@ -248,6 +249,15 @@ def backend_for(
     return url
 
 
+def backend_template(endpoint: Endpoint, topic: Topic) -> str:
+    """The backend URL for ``topic`` as :func:`backend_for` builds it, with the URL mapping's
+    ``{uri.var.NAME}`` placeholders left in place (for display); :class:`RelayError` when the
+    mapping would be refused by :meth:`RouteTable.from_apis`."""
+    where = f"topic {topic.name!r}"
+    mapping = _uri_mapping(where, topic, list(topic.template_parameters))
+    return endpoint.url if mapping is None else _join(endpoint.url, mapping)
+
+
 def _decode_segment(raw: str) -> str | None:
     """The decoded segment, or ``None`` when it is unsafe or malformed.
 
@@ -385,13 +395,18 @@ def _uri_mapping(where: str, topic: Topic, names: list[str]) -> str | None:
 
 
 def _apply_mapping(endpoint: str, mapping: str, params: Mapping[str, str]) -> str:
-    """``endpoint`` + ``mapping`` with one ``/`` between paths and queries joined by ``&``."""
+    """``endpoint`` + ``mapping`` with its placeholders filled by encoded parameter values."""
     try:
         filled = _URI_VAR.sub(lambda m: quote(params[m[1]], safe=""), mapping)
     except KeyError as exc:
         raise RelayError(f"URL mapping {mapping!r} needs the path parameter {exc}") from None
+    return _join(endpoint, filled)
+
+
+def _join(endpoint: str, mapping: str) -> str:
+    """``endpoint`` + ``mapping`` with one ``/`` between paths and queries joined by ``&``."""
     parts = urlsplit(endpoint)
-    mapped_path, _, mapped_query = filled.partition("?")
+    mapped_path, _, mapped_query = mapping.partition("?")
     path = parts.path
     if mapped_path:
         path = path.removesuffix("/") + "/" + mapped_path.removeprefix("/")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import Endpoint, Operation, StreamingAPI, Topic, TopicOperation
-from asyncapi_gw.relay.routing import NoRoute, Route, RouteTable, backend_for
+from asyncapi_gw.relay.routing import NoRoute, Route, RouteTable, backend_for, backend_template
 
 
 def pub(mapping: str | None = None) -> TopicOperation:
@@ -477,3 +477,12 @@ def test_topic_literals_are_decoded_like_requests() -> None:
         RouteTable.from_apis([make_api(topic("/a/%2E%2e/b"))])
     with pytest.raises(RelayError, match="match the same paths"):
         RouteTable.from_apis([make_api(topic("/a b"), topic("/a%20b"))])
+
+
+def test_backend_template_shows_the_mapping_unfilled() -> None:
+    endpoint = Endpoint(url="ws://b:1/chat/")
+    mapped = topic("rooms/{roomId}", "/rooms?room={uri.var.roomId}")
+    assert backend_template(endpoint, mapped) == "ws://b:1/chat/rooms?room={uri.var.roomId}"
+    assert backend_template(endpoint, topic("/n")) == "ws://b:1/chat/"
+    with pytest.raises(RelayError, match="no such parameter"):
+        backend_template(endpoint, topic("/n", "/x/{uri.var.id}"))
