@@ -262,6 +262,9 @@ class FrameScanner:
             while n - i >= 2:
                 b0 = buf[i]
                 b1 = buf[i + 1]
+                kind = table[b0]
+                if not kind or (b1 & 0x80) != mask_bit:
+                    raise self._refusal(b0, base + i)
                 length = b1 & 0x7F
                 if length < 126:
                     size = 2
@@ -283,9 +286,6 @@ class FrameScanner:
                     size += 4
                 if n - i < size:
                     break
-                kind = table[b0]
-                if not kind or (b1 & 0x80) != mask_bit:
-                    raise self._refusal(b0, base + i)
                 frames += 1
                 end = i + size + length
                 gather = False

@@ -1,0 +1,327 @@
+"""The frame scanner, frame builders and close payloads (RFC 6455), checked against websockets."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.frames import Close as WsClose
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode as WsOpcode
+from websockets.streams import StreamReader
+
+from asyncapi_gw.relay.frames import (
+    FrameEvent,
+    FrameScanner,
+    Opcode,
+    ProtocolViolation,
+    close_frame,
+    parse_close_payload,
+    text_frame,
+    unmask,
+)
+
+LENGTHS = st.one_of(
+    st.integers(0, 300),
+    st.sampled_from([125, 126, 127, 65535, 65536]),
+)
+
+
+def wire(
+    opcode: int, payload: bytes, *, fin: bool = True, masked: bool, b0_extra: int = 0
+) -> bytes:
+    """Serialize one frame with the minimal length form."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | b0_extra | opcode])
+    bit = 0x80 if masked else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([bit | 127]) + n.to_bytes(8, "big")
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + unmask(payload, key)
+
+
+def parse_with_websockets(data: bytes, *, masked: bool) -> WsFrame:
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    parser = WsFrame.parse(reader.read_exact, mask=masked)
+    with pytest.raises(StopIteration) as stop:
+        next(parser)
+    frame: WsFrame = stop.value.value
+    assert reader.at_eof()
+    return frame
+
+
+def cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+def scan(
+    chunks: list[bytes],
+    *,
+    masked: bool,
+    collect: bool = False,
+    extensions: bool = False,
+    max_message_size: int | None = None,
+) -> tuple[FrameScanner, list[FrameEvent]]:
+    scanner = FrameScanner(
+        masked=masked,
+        extensions=extensions,
+        max_message_size=max_message_size,
+        report=True,
+        collect=collect,
+    )
+    events: list[FrameEvent] = []
+    for chunk in chunks:
+        scanner.feed(chunk, events)
+    return scanner, events
+
+
+def violation(
+    data: bytes, *, masked: bool, max_message_size: int | None = None
+) -> ProtocolViolation:
+    """The violation found in ``data``, fed byte by byte and whole (same outcome)."""
+    found = []
+    for chunks in ([data], [data[i : i + 1] for i in range(len(data))]):
+        with pytest.raises(ProtocolViolation) as info:
+            scan(chunks, masked=masked, max_message_size=max_message_size)
+        found.append((info.value.code, info.value.reason, info.value.offset))
+    assert found[0] == found[1]
+    return info.value
+
+
+# --- builders ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.parametrize("text", ["", "hé", "x" * 125, "y" * 126, "z" * 65535, "w" * 65536])
+def test_text_frame_parses_with_websockets(text: str, masked: bool) -> None:
+    frame = parse_with_websockets(text_frame(text, mask=masked), masked=masked)
+    assert frame.opcode is WsOpcode.TEXT
+    assert frame.fin
+    assert bytes(frame.data).decode() == text
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_close_frame_parses_with_websockets(masked: bool) -> None:
+    frame = parse_with_websockets(close_frame(4001, "token expired", mask=masked), masked=masked)
+    assert frame.opcode is WsOpcode.CLOSE
+    close = WsClose.parse(frame.data)
+    assert (close.code, close.reason) == (4001, "token expired")
+
+
+@given(st.text(max_size=200), st.booleans())
+def test_close_reason_is_cut_on_a_character_boundary(reason: str, masked: bool) -> None:
+    frame = parse_with_websockets(close_frame(1000, reason, mask=masked), masked=masked)
+    close = WsClose.parse(frame.data)  # websockets rejects bad UTF-8 and payloads over 125
+    assert len(frame.data) <= 125
+    assert reason.startswith(close.reason)
+    assert len(reason.encode()) <= 123 or len(close.reason.encode()) > 119
+
+
+def test_masked_frames_use_fresh_keys() -> None:
+    assert text_frame("same", mask=True) != text_frame("same", mask=True)
+
+
+# --- close payloads -----------------------------------------------------------------------
+
+
+def test_close_payload_valid_and_empty() -> None:
+    assert parse_close_payload(b"") == (None, "")
+    assert parse_close_payload((1000).to_bytes(2, "big")) == (1000, "")
+    assert parse_close_payload((4999).to_bytes(2, "big") + "é".encode()) == (4999, "é")
+    assert parse_close_payload((1014).to_bytes(2, "big") + b"gw") == (1014, "gw")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"\x03", *(c.to_bytes(2, "big") for c in (0, 999, 1004, 1005, 1006, 1015, 2999, 5000))],
+)
+def test_close_payload_protocol_errors(payload: bytes) -> None:
+    with pytest.raises(ProtocolViolation) as info:
+        parse_close_payload(payload)
+    assert info.value.code == 1002
+
+
+def test_close_payload_bad_utf8_reason() -> None:
+    with pytest.raises(ProtocolViolation) as info:
+        parse_close_payload(b"\x03\xe8\xff\xfe")
+    assert info.value.code == 1007
+
+
+# --- scanner: valid streams ---------------------------------------------------------------
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[bool, bytes, list[tuple[int, int, int, bool]], list[bytes]]:
+    """A direction's bytes, each frame's (start, end, opcode, fin) and each message's payload."""
+    masked = draw(st.booleans())
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    data = b""
+    frames: list[tuple[int, int, int, bool]] = []
+    messages: list[bytes] = []
+
+    def put(opcode: int, payload: bytes, fin: bool) -> None:
+        nonlocal data
+        frame = wire(opcode, payload, fin=fin, masked=masked)
+        frames.append((len(data), len(data) + len(frame), opcode, fin))
+        data += frame
+
+    for _ in range(draw(st.integers(0, 5))):
+        opcode = draw(st.sampled_from([Opcode.TEXT, Opcode.BINARY]))
+        parts = [rng.randbytes(draw(LENGTHS)) for _ in range(draw(st.integers(1, 3)))]
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            put(Opcode.CONT if index else opcode, part, last)
+            if draw(st.booleans()):
+                put(draw(st.sampled_from([Opcode.PING, Opcode.PONG])), rng.randbytes(5), True)
+        messages.append(b"".join(parts))
+    return masked, data, frames, messages
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), st.lists(st.integers(0, 2**20), max_size=12))
+def test_scanner_reports_every_frame_across_any_chunking(
+    stream: tuple[bool, bytes, list[tuple[int, int, int, bool]], list[bytes]], cuts: list[int]
+) -> None:
+    masked, data, frames, messages = stream
+    scanner, events = scan(cut(data, cuts), masked=masked, collect=True)
+    headers = [e[:4] for e in events if e.payload is None]
+    assert headers == frames
+    assert [e.payload for e in events if e.payload is not None] == messages
+    assert scanner.frames == len(frames)
+    assert scanner.messages == len(messages)
+    assert scanner.offset == len(data)
+    assert scanner.at_frame_boundary
+    assert not scanner.in_message
+
+
+@settings(max_examples=60, deadline=None)
+@given(streams(), st.lists(st.integers(0, 2**20), max_size=12))
+def test_scanner_without_report_only_counts(
+    stream: tuple[bool, bytes, list[tuple[int, int, int, bool]], list[bytes]], cuts: list[int]
+) -> None:
+    masked, data, frames, messages = stream
+    scanner = FrameScanner(masked=masked)
+    events: list[FrameEvent] = []
+    for chunk in cut(data, cuts):
+        scanner.feed(chunk, events)
+    assert events == []
+    assert (scanner.frames, scanner.messages) == (len(frames), len(messages))
+
+
+def test_fragmented_message_is_tracked() -> None:
+    scanner = FrameScanner(masked=False)
+    events: list[FrameEvent] = []
+    scanner.feed(wire(Opcode.BINARY, b"abc", fin=False, masked=False), events)
+    assert scanner.in_message
+    assert (scanner.message_opcode, scanner.message_size) == (Opcode.BINARY, 3)
+    scanner.feed(wire(Opcode.PING, b"", masked=False), events)
+    scanner.feed(wire(Opcode.CONT, b"de", fin=False, masked=False)[:3], events)
+    assert not scanner.at_frame_boundary
+    scanner.feed(b"e", events)
+    assert scanner.message_size == 5
+    scanner.feed(wire(Opcode.CONT, b"", masked=False), events)
+    assert not scanner.in_message
+    assert scanner.at_frame_boundary
+
+
+def test_close_frame_is_collected_unmasked_and_ends_the_scan() -> None:
+    close = close_frame(1001, "bye", mask=True)
+    data = text_frame("a", mask=True) + close + b"\xff\xff garbage after the close"
+    for step in (1, 3, len(data)):
+        scanner = FrameScanner(masked=True)
+        events: list[FrameEvent] = []
+        for i in range(0, len(data), step):
+            scanner.feed(data[i : i + step], events)
+        start = len(text_frame("a", mask=True))
+        assert events == [FrameEvent(start, start + len(close), Opcode.CLOSE, True, b"\x03\xe9bye")]
+        assert scanner.closed
+
+
+def test_extensions_let_rsv_bits_through() -> None:
+    data = wire(Opcode.TEXT, b"compressed", masked=True, b0_extra=0x40)
+    _, events = scan([data], masked=True, extensions=True)
+    assert [e.opcode for e in events] == [Opcode.TEXT]
+
+
+def test_collected_message_is_unmasked_per_frame() -> None:
+    data = (
+        wire(Opcode.TEXT, b"hel", fin=False, masked=True)
+        + wire(Opcode.PONG, b"p", masked=True)
+        + wire(Opcode.CONT, b"lo", masked=True)
+    )
+    _, events = scan([data[i : i + 1] for i in range(len(data))], masked=True, collect=True)
+    assert events[-1] == FrameEvent(len(data) - 2 - 4 - 2, len(data), Opcode.TEXT, True, b"hello")
+
+
+# --- scanner: violations ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "masked", "reason"),
+    [
+        (wire(Opcode.TEXT, b"x", masked=True, b0_extra=0x40), True, "reserved bits"),
+        (wire(Opcode.TEXT, b"x", masked=False, b0_extra=0x10), False, "reserved bits"),
+        (wire(3, b"x", masked=True), True, "unknown opcode 3"),
+        (wire(0xB, b"", masked=False), False, "unknown opcode 11"),
+        (wire(Opcode.PING, b"x", fin=False, masked=True), True, "fragmented control"),
+        (wire(Opcode.CLOSE, b"", fin=False, masked=False), False, "fragmented control"),
+        (wire(Opcode.PING, b"x" * 126, masked=True), True, "over 125"),
+        (wire(Opcode.TEXT, b"x", masked=False), True, "unmasked frame from the client"),
+        (wire(Opcode.TEXT, b"x", masked=True), False, "masked frame"),
+        (wire(Opcode.CONT, b"x", masked=True), True, "continuation frame outside"),
+        (
+            wire(Opcode.TEXT, b"x", fin=False, masked=True) + wire(Opcode.BINARY, b"", masked=True),
+            True,
+            "new data frame inside",
+        ),
+        (b"\x82\xff" + (2**63).to_bytes(8, "big") + b"mask", True, "MSB"),
+    ],
+)
+def test_violations_are_protocol_errors(data: bytes, masked: bool, reason: str) -> None:
+    exc = violation(data, masked=masked)
+    assert exc.code == 1002
+    assert reason in exc.reason
+
+
+def test_violation_offset_is_the_offending_frame() -> None:
+    good = wire(Opcode.TEXT, b"ok", masked=True)
+    exc = violation(good + good + wire(Opcode.TEXT, b"x", masked=False), masked=True)
+    assert exc.offset == 2 * len(good)
+
+
+def test_size_limit_counts_all_fragments() -> None:
+    first = wire(Opcode.TEXT, b"x" * 60, fin=False, masked=True)
+    second = wire(Opcode.CONT, b"x" * 40, fin=False, masked=True)
+    last = wire(Opcode.CONT, b"x" * 1, masked=True)
+    _, events = scan([first + second], masked=True, max_message_size=100)
+    assert len(events) == 2
+    exc = violation(first + second + last, masked=True, max_message_size=100)
+    assert (exc.code, exc.offset) == (1009, len(first) + len(second))
+
+
+def test_size_limit_refuses_from_the_header_alone() -> None:
+    scanner = FrameScanner(masked=False, max_message_size=1 << 20)
+    events: list[FrameEvent] = []
+    with pytest.raises(ProtocolViolation) as info:
+        scanner.feed(b"\x82\x7f" + (1 << 30).to_bytes(8, "big"), events)
+    assert info.value.code == 1009
+
+
+def test_size_limit_does_not_apply_to_control_frames() -> None:
+    _, events = scan(
+        [wire(Opcode.PING, b"x" * 100, masked=False)], masked=False, max_message_size=10
+    )
+    assert len(events) == 1
