@@ -166,7 +166,7 @@ def switching_protocols(
 def plain_response(
     status: int, text: str, *, content_type: str = "text/plain; charset=utf-8"
 ) -> bytes:
-    """A complete HTTP/1.1 response that closes the connection."""
+    """A complete HTTP/1.1 response that closes the connection (426 names the upgrade)."""
     body = text.encode()
     headers = Headers(
         [
@@ -176,6 +176,8 @@ def plain_response(
             ("Cache-Control", "no-store"),
         ]
     )
+    if status == 426:
+        headers["Upgrade"] = "websocket"
     return Response(status, http.HTTPStatus(status).phrase, headers, body).serialize()
 
 
@@ -198,11 +200,12 @@ class BackendHandshake:
         client: Request,
         *,
         forward_headers: Iterable[str],
+        offer_extensions: bool = True,
         client_host: str,
         secure_client: bool,
     ) -> BackendHandshake:
-        """The backend request: the client's subprotocol and extension offers, the allow-listed
-        headers and ``X-Forwarded-*``. Raises :class:`HandshakeError` for unsafe values."""
+        """The backend request: the client's subprotocol offer, its extension offer unless
+        ``offer_extensions`` is false, the allow-listed headers and ``X-Forwarded-*``. Raises :class:`HandshakeError` for unsafe values."""
         try:
             uri = parse_uri(url)
         except ValueError as exc:
@@ -211,7 +214,10 @@ class BackendHandshake:
         if not _TARGET.fullmatch(request.path):
             raise HandshakeError(400, "the backend path would hold forbidden characters")
         headers = request.headers
-        for name in ("Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"):
+        offers = ["Sec-WebSocket-Protocol"]
+        if offer_extensions:
+            offers.append("Sec-WebSocket-Extensions")
+        for name in offers:
             offer = _offer(client, name)
             if offer is not None:
                 headers[name] = offer
@@ -227,7 +233,8 @@ class BackendHandshake:
             raise HandshakeError(400, "a forwarded header holds forbidden characters")
         try:
             offered = tuple(
-                p for v in client.headers.get_all("Sec-WebSocket-Protocol")
+                p
+                for v in client.headers.get_all("Sec-WebSocket-Protocol")
                 for p in parse_subprotocol(v)
             )
         except InvalidHeader as exc:

@@ -1,0 +1,21 @@
+"""The relay gateway: serves AsyncAPI-described WebSocket APIs in front of their backends.
+
+``async with Relay([api], ws_port=0) as relay:`` serves until the block ends; see
+:class:`RelayConfig` for every option.
+"""
+
+from __future__ import annotations
+
+from asyncapi_gw.relay.auth import ApiKeyInfo, AuthConfig, load_auth_config
+from asyncapi_gw.relay.config import RelayConfig
+from asyncapi_gw.relay.metrics import RelayStats
+from asyncapi_gw.relay.server import Relay
+
+__all__ = [
+    "ApiKeyInfo",
+    "AuthConfig",
+    "Relay",
+    "RelayConfig",
+    "RelayStats",
+    "load_auth_config",
+]

@@ -1,0 +1,834 @@
+"""The relay's asyncio shell: listeners, both handshakes, the byte splice, shutdown and reload.
+
+Each client connection is an :class:`asyncio.Protocol`. Its HTTP request is parsed with
+websockets' sans-I/O pieces (:mod:`asyncapi_gw.relay.handshake`); routing, authentication and
+limits are decided before anything is upgraded (plain-text 404/401/403/503); the backend is
+dialled and its handshake completed before the client gets its 101 (502 when the backend fails,
+504 when it hangs), so the client receives the backend's subprotocol and extensions. From then
+on raw bytes flow between two protocols through a :class:`~asyncapi_gw.relay.stream.Pump` per
+direction, which decides what to forward, answer or close. Backpressure is transport-level: a
+side whose write buffer passes the limit pauses reading on the other side.
+
+Per-connection failures are never raised: they end as a close code (or an HTTP status) and an
+access-log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import ssl
+import sys
+import time
+from collections.abc import Iterable
+from typing import IO, Any, cast
+from urllib.parse import parse_qsl
+
+import attrs
+from websockets.http11 import Request, Response
+
+from asyncapi_gw.errors import RelayError
+from asyncapi_gw.model import Operation, StreamingAPI, Topic
+from asyncapi_gw.relay import frames
+from asyncapi_gw.relay.auth import AuthConfig, Authenticator, Rejection
+from asyncapi_gw.relay.config import RelayConfig
+from asyncapi_gw.relay.handshake import (
+    BackendHandshake,
+    HandshakeError,
+    RequestParser,
+    ResponseParser,
+    check_upgrade,
+    is_upgrade,
+    plain_response,
+    switching_protocols,
+)
+from asyncapi_gw.relay.metrics import CONTENT_TYPE, Metrics, RelayStats, Traffic
+from asyncapi_gw.relay.quota import QuotaRegistry
+from asyncapi_gw.relay.routing import Environment, NoRoute, Route, RouteTable, backend_for
+from asyncapi_gw.relay.stream import Close, CloseSeen, Forward, Pump, Reply, StreamPolicy
+from asyncapi_gw.schema.validation import validate_instance
+
+__all__ = ["Relay"]
+
+log = logging.getLogger("asyncapi_gw.relay")
+
+_TLS_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+# Control frames the relay originates: an empty ping, unmasked to the client, masked to the backend.
+_PING_TO_CLIENT = b"\x89\x00"
+
+
+def _ping_to_backend() -> bytes:
+    return b"\x89\x80" + os.urandom(4)
+
+
+def _server_tls(config: RelayConfig) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(_TLS_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise RelayError(f"cannot load the TLS certificate and key: {exc}") from None
+    return context
+
+
+class _MessageCheck:
+    """Validates one topic direction's messages against the topic's payload schema."""
+
+    def __init__(self, topic: Topic, operation: Operation) -> None:
+        side = topic.publish if operation is Operation.PUBLISH else topic.subscribe
+        message = side.message if side is not None else None
+        self.schema = None if message is None else message.get("payload")
+        self.pointer = f"/channels/{topic.name}/{operation.value}/message/payload"
+
+    def __call__(self, opcode: int, payload: bytes) -> bool:
+        """Whether a whole message (text as JSON) fits the schema; binary never does."""
+        if opcode != frames.Opcode.TEXT:
+            return False
+        try:
+            instance = json.loads(payload)
+        except ValueError:
+            return False
+        return not validate_instance(instance, self.schema, pointer=self.pointer, rule="message")
+
+
+class Relay:
+    """A WebSocket gateway serving AsyncAPI-described APIs.
+
+    ``async with Relay(apis, ws_port=0) as relay:`` binds the listeners and serves until the
+    block exits, which drains: every client gets close 1001, then stragglers are aborted after
+    ``drain_timeout``. Keyword options are :class:`RelayConfig` fields and override ``config``.
+    Raises :class:`RelayError` for an invalid configuration, duplicate gateway paths or a port
+    that cannot be bound.
+    """
+
+    def __init__(
+        self,
+        apis: Iterable[StreamingAPI],
+        *,
+        config: RelayConfig | None = None,
+        **options: Any,
+    ) -> None:
+        try:
+            self.config = attrs.evolve(config or RelayConfig(), **options)
+        except (TypeError, ValueError) as exc:
+            raise RelayError(f"invalid relay configuration: {exc}") from None
+        self._table = RouteTable.from_apis(apis)
+        self._authenticator = Authenticator(self.config.auth or AuthConfig())
+        for api in self._table.apis:
+            for warning in self._authenticator.config_warnings(api):
+                log.warning("%s", warning)
+        self._quotas = QuotaRegistry()
+        self._metrics = Metrics()
+        self._connections: set[_Connection] = set()
+        self._pending = 0  # handshakes holding a connection slot
+        self._servers: dict[str, asyncio.Server] = {}
+        self._access_log: IO[str] | None = None
+        self._closing = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the listeners. Raises :class:`RelayError` when a port cannot be bound."""
+        if self._servers:
+            raise RelayError("the relay is already started")
+        loop = asyncio.get_running_loop()
+        config = self.config
+        tls = _server_tls(config)
+        wanted: list[tuple[str, int | None, ssl.SSLContext | None]] = [
+            ("ws", config.ws_bind_port, None)
+        ]
+        if tls is not None:
+            wanted.append(("wss", config.wss_bind_port, tls))
+        try:
+            if config.access_log == "-":
+                self._access_log = sys.stderr
+            elif config.access_log is not None:
+                self._access_log = open(config.access_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            for scheme, port, context in wanted:
+                if port is None:
+                    continue
+                self._servers[scheme] = await loop.create_server(
+                    lambda secure=context is not None: _Connection(self, secure=secure),
+                    config.host,
+                    port,
+                    ssl=context,
+                    backlog=1024,
+                )
+        except OSError as exc:
+            await self._stop_listening()
+            self._close_access_log()
+            raise RelayError(f"cannot listen on {config.host}: {exc.strerror or exc}") from None
+        if not self._servers:
+            raise RelayError("every listener is turned off")
+
+    async def close(self) -> None:
+        """Stop listening, send close 1001 to every client, wait up to ``drain_timeout``, then
+        abort whatever is left."""
+        if self._closing:
+            return
+        self._closing = True
+        await self._stop_listening()
+        for connection in list(self._connections):
+            connection.shut(1001, "relay shutting down")
+        waiters = [c.done for c in self._connections]
+        if waiters:
+            _, late = await asyncio.wait(waiters, timeout=self.config.drain_timeout)
+            for connection in list(self._connections):
+                if connection.done in late:
+                    connection.abort("drain timeout")
+        self._close_access_log()
+
+    async def __aenter__(self) -> Relay:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _stop_listening(self) -> None:
+        for server in self._servers.values():
+            server.close()
+        for server in self._servers.values():
+            await server.wait_closed()
+
+    def _close_access_log(self) -> None:
+        if self._access_log is not None and self._access_log is not sys.stderr:
+            self._access_log.close()
+        self._access_log = None
+
+    # -- introspection -------------------------------------------------------------------------
+
+    @property
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """The bound ``(host, port)`` per listener scheme (``"ws"``, ``"wss"``)."""
+        out = {}
+        for scheme, server in self._servers.items():
+            host, port = server.sockets[0].getsockname()[:2]
+            out[scheme] = (str(host), int(port))
+        return out
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The bound port per listener scheme."""
+        return {scheme: port for scheme, (_, port) in self.addresses.items()}
+
+    @property
+    def apis(self) -> tuple[StreamingAPI, ...]:
+        return self._table.apis
+
+    @property
+    def stats(self) -> RelayStats:
+        return self._metrics.stats(self._live_traffic())
+
+    def metrics_text(self) -> str:
+        """The Prometheus text served at ``/metrics``."""
+        return self._metrics.render(self._live_traffic())
+
+    def _live_traffic(self) -> Iterable[Traffic]:
+        for connection in self._connections:
+            yield from connection.traffic()
+
+    # -- reload --------------------------------------------------------------------------------
+
+    def reload(self, apis: Iterable[StreamingAPI]) -> None:
+        """Serve ``apis`` from now on. Open connections of APIs that are unchanged stay open;
+        those of changed or removed APIs get close 1012. Raises :class:`RelayError` (and keeps
+        serving the old APIs) when the new set is invalid."""
+        table = RouteTable.from_apis(apis)
+        kept = set(table.apis)
+        for api in table.apis:
+            for warning in self._authenticator.config_warnings(api):
+                log.warning("%s", warning)
+        self._table = table
+        for connection in list(self._connections):
+            if connection.route is not None and connection.route.api not in kept:
+                connection.shut(1012, "API definition changed")
+
+    # -- per-connection services ---------------------------------------------------------------
+
+    def _admit(self) -> bool:
+        limit = self.config.max_connections
+        if limit is not None and len(self._connections) + self._pending >= limit:
+            return False
+        self._pending += 1
+        return True
+
+    def _write_access_log(self, entry: dict[str, Any]) -> None:
+        if self._access_log is None:
+            return
+        try:
+            self._access_log.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        except (OSError, ValueError) as exc:
+            log.warning("cannot write the access log: %s", exc)
+
+    def _validator(self, route: Route, operation: Operation) -> _MessageCheck | None:
+        if not self.config.validate_messages:
+            return None
+        check = _MessageCheck(route.topic, operation)
+        return check if check.schema is not None else None
+
+    def _policy(self, route: Route, *, from_client: bool, extensions: bool) -> StreamPolicy:
+        config = self.config
+        operation = Operation.PUBLISH if from_client else Operation.SUBSCRIBE
+        validator = self._validator(route, operation)
+        return StreamPolicy(
+            from_client=from_client,
+            allowed=route.topic.allows(operation),
+            on_wrong_direction=config.on_wrong_direction,
+            max_message_size=config.max_message_size,
+            quota=self._quotas.for_connection(route.api) if from_client else None,
+            on_throttle=config.on_throttle,
+            validator=validator,
+            on_invalid=config.on_invalid,
+            extensions=extensions,
+        )
+
+
+# -- the connection ----------------------------------------------------------------------------
+
+_HANDSHAKE, _DIALLING, _OPEN, _CLOSING, _CLOSED = range(5)
+
+
+class _BackendProtocol(asyncio.Protocol):
+    """The backend's socket; before the upgrade it reads the HTTP response."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self.connection = connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.connection.backend_made(cast(asyncio.Transport, transport))
+
+    def data_received(self, data: bytes) -> None:
+        self.connection.backend_data(data)
+
+    def eof_received(self) -> bool:
+        self.connection._lost(_BACKEND)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connection._lost(_BACKEND)
+
+    def pause_writing(self) -> None:
+        self.connection.pause_reading(_CLIENT)
+
+    def resume_writing(self) -> None:
+        self.connection.resume_reading(_CLIENT)
+
+
+_CLIENT, _BACKEND = 0, 1
+
+
+class _Connection(asyncio.Protocol):
+    """One client (this is its socket's protocol), its backend and the splice between them.
+
+    Closing: a close frame from one side is forwarded by its pump (``CloseSeen``); once both
+    sides have sent one, both sockets close. When the relay closes (a pump's ``Close``, drain,
+    reload, token expiry, keepalive) it writes its own close frame to each side that has not
+    had one, half-closes, ignores further data and waits for the peers to hang up. A side lost
+    without a close frame gets the other side a close frame (1014 to the client when the
+    backend is lost, 1001 to the backend when the client is) and both sockets close. Every
+    wait is bounded by ``close_timeout``, then both sockets are aborted.
+    """
+
+    client: asyncio.Transport
+    backend: asyncio.Transport | None
+
+    def __init__(self, relay: Relay, *, secure: bool) -> None:
+        self.relay = relay
+        self.loop = asyncio.get_running_loop()
+        self.backend = None
+        self.secure = secure
+        self.state = _HANDSHAKE
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self.route: Route | None = None
+        self.backend_url: str | None = None
+        self.started = time.monotonic()
+        self.status = 0  # the HTTP status the client got
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closed_by = ""
+        self.error = ""
+        self.peer = ""
+        self._holding_slot = False
+        self._parser = RequestParser()
+        self._backend_ready: asyncio.Future[tuple[Response, bytes]] | None = None
+        self._response: ResponseParser | None = None
+        self._pumps: list[Pump] = []  # client's, backend's
+        self._ignore = [False, False]  # drop what this side sends (the relay is closing it)
+        self._close_sent = [False, False]  # a close frame was written to this side
+        self._close_from = [False, False]  # this side sent a close frame
+        self._gone = [False, False]  # this side's socket is closed
+        self._rx = [False, False]  # bytes from this side since the last keepalive tick
+        self._pinged = [False, False]
+        self._messages_at_tick = 0
+        self._idle_since = self.started
+        self._timers: list[asyncio.TimerHandle] = []
+        self._task: asyncio.Task[None] | None = None
+        self._transports: list[asyncio.Transport] = []  # client's, then backend's
+
+    # -- the client socket's protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.client = cast(asyncio.Transport, transport)
+        self._transports.append(self.client)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) else "local"
+        limit = self.relay.config.write_buffer_limit
+        self.client.set_write_buffer_limits(high=limit, low=limit // 4)
+        self._later(self.relay.config.open_timeout, self._handshake_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        self.client_data(data)
+
+    def eof_received(self) -> bool:
+        self._lost(_CLIENT)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost(_CLIENT)
+
+    def pause_writing(self) -> None:
+        self.pause_reading(_BACKEND)
+
+    def resume_writing(self) -> None:
+        self.resume_reading(_BACKEND)
+
+    def _later(self, delay: float, callback: Any, *args: Any) -> None:
+        self._timers.append(self.loop.call_later(delay, callback, *args))
+
+    # -- handshake -----------------------------------------------------------------------------
+
+    def client_data(self, data: bytes) -> None:
+        if self.state in (_OPEN, _CLOSING):
+            self._rx[_CLIENT] = True
+            if not self._ignore[_CLIENT]:
+                self._execute(self._pumps[_CLIENT].receive(data), _CLIENT)
+        elif self.state == _HANDSHAKE:
+            try:
+                request = self._parser.feed(data)
+            except HandshakeError as exc:
+                self._refuse(exc.status, exc.reason)
+                return
+            if request is None:
+                return
+            if self._parser.leftover:
+                self._refuse(400, "data sent before the handshake completed")
+                return
+            self.client.pause_reading()
+            self.state = _DIALLING
+            self._task = self.loop.create_task(self._open(request))
+
+    async def _open(self, request: Request) -> None:
+        try:
+            await self._handshake(request)
+        except HandshakeError as exc:
+            self._refuse(exc.status, exc.reason)
+        except Exception as exc:  # a per-connection failure must not escape the relay
+            log.exception("handshake failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._refuse(500, "internal error")
+
+    async def _handshake(self, request: Request) -> None:
+        relay = self.relay
+        if not is_upgrade(request):
+            self._serve_http(request)
+            return
+        problem = check_upgrade(request)
+        if problem is not None:
+            raise problem
+        route = relay._table.match(request.path)
+        if isinstance(route, NoRoute):
+            raise HandshakeError(route.status, route.reason)
+        self.route = route
+        principal = relay._authenticator.authenticate(
+            api=route.api,
+            topic=route.topic,
+            headers=list(request.headers.raw_items()),
+            query=parse_qsl(route.query, keep_blank_values=True),
+            now=time.time(),
+        )
+        if isinstance(principal, Rejection):
+            raise HandshakeError(principal.status, principal.reason)
+        environment: Environment = "sandbox" if principal.environment == "sandbox" else "production"
+        url = backend_for(route, environment, forward_query=relay.config.forward_query)
+        if isinstance(url, NoRoute):
+            raise HandshakeError(url.status, url.reason)
+        self.backend_url = url
+        if relay._closing:
+            raise HandshakeError(503, "the relay is shutting down")
+        if not relay._admit():
+            raise HandshakeError(503, "too many connections")
+        self._holding_slot = True
+        validated = any(relay._validator(route, op) is not None for op in Operation)
+        plan = BackendHandshake.build(
+            url,
+            request,
+            forward_headers=relay.config.forward_headers,
+            offer_extensions=not validated,
+            client_host=self.peer,
+            secure_client=self.secure,
+        )
+        try:
+            leftover, (subprotocol, extensions) = await asyncio.wait_for(
+                self._dial(plan), relay.config.open_timeout
+            )
+        except TimeoutError:
+            raise HandshakeError(
+                504, "the backend did not complete its handshake in time"
+            ) from None
+        except OSError as exc:
+            raise HandshakeError(502, f"cannot reach the backend: {exc.strerror or exc}") from None
+        self._accept(request, route, subprotocol, extensions, leftover)
+        if principal.expires_at is not None:
+            delay = max(0.0, principal.expires_at - time.time())
+            self._later(delay, self.shut, 4001, "token expired")
+
+    async def _dial(self, plan: BackendHandshake) -> tuple[bytes, tuple[str | None, str | None]]:
+        context = ssl.create_default_context() if plan.secure else None
+        self._response = ResponseParser()
+        self._backend_ready = self.loop.create_future()
+        transport, _ = await self.loop.create_connection(
+            lambda: _BackendProtocol(self), plan.host, plan.port, ssl=context
+        )
+        try:
+            transport.write(plan.request)
+            response, leftover = await self._backend_ready
+            return leftover, plan.check(response)
+        except BaseException:
+            transport.abort()
+            raise
+
+    def backend_made(self, transport: asyncio.Transport) -> None:
+        if self.state != _DIALLING:  # the client left while the backend was dialled
+            transport.abort()
+            return
+        self.backend = transport
+        self._transports.append(transport)
+        limit = self.relay.config.write_buffer_limit
+        transport.set_write_buffer_limits(high=limit, low=limit // 4)
+
+    def _backend_handshake_data(self, data: bytes, *, eof: bool = False) -> None:
+        ready, parser = self._backend_ready, self._response
+        if ready is None or parser is None or ready.done():
+            return
+        try:
+            response = parser.feed(data, eof=eof)
+        except HandshakeError as exc:
+            ready.set_exception(exc)
+            return
+        if response is not None:
+            self._transports[_BACKEND].pause_reading()
+            ready.set_result((response, parser.leftover))
+
+    def _accept(
+        self,
+        request: Request,
+        route: Route,
+        subprotocol: str | None,
+        extensions: str | None,
+        leftover: bytes,
+    ) -> None:
+        relay = self.relay
+        deflate = extensions is not None
+        self._pumps = [
+            Pump(relay._policy(route, from_client=True, extensions=deflate)),
+            Pump(relay._policy(route, from_client=False, extensions=deflate)),
+        ]
+        self._cancel_timers()
+        relay._pending -= 1
+        self._holding_slot = False
+        relay._connections.add(self)
+        relay._metrics.opened(route.api.name)
+        self.status = 101
+        self.state = _OPEN
+        self.client.write(
+            switching_protocols(request, subprotocol=subprotocol, extensions=extensions)
+        )
+        config = relay.config
+        if config.ping_interval is not None or config.idle_timeout is not None:
+            self._schedule_tick()
+        for transport in self._transports:
+            transport.resume_reading()
+        if leftover:
+            self.backend_data(leftover)
+
+    def _serve_http(self, request: Request) -> None:
+        path = request.path.split("?", 1)[0]
+        if request.method != "GET" or path not in ("/health", "/metrics"):
+            raise check_upgrade(request) or HandshakeError(400, "not a WebSocket upgrade")
+        if path == "/health":
+            body, content_type = "ok\n", "text/plain; charset=utf-8"
+        else:
+            body, content_type = self.relay.metrics_text(), CONTENT_TYPE
+        self.status = 200
+        self.client.write(plain_response(200, body, content_type=content_type))
+        self._finish_http()
+
+    def _refuse(self, status: int, reason: str) -> None:
+        if self.state not in (_HANDSHAKE, _DIALLING):
+            return
+        self.status = status
+        self.error = self.error or reason
+        self.relay._metrics.rejected(status)
+        if not self.client.is_closing():
+            self.client.write(plain_response(status, reason.rstrip("\n") + "\n"))
+        self._finish_http()
+
+    def _finish_http(self) -> None:
+        self.state = _CLOSED
+        if self.backend is not None:
+            self.backend.abort()
+        self.client.close()
+        self._finalize()
+
+    def _handshake_timeout(self) -> None:
+        if self.state == _HANDSHAKE:
+            self.error = "no handshake request in time"
+            self.state = _CLOSED
+            self.client.abort()
+            self._finalize()
+
+    # -- the splice ----------------------------------------------------------------------------
+
+    def backend_data(self, data: bytes) -> None:
+        if self.state in (_OPEN, _CLOSING):
+            self._rx[_BACKEND] = True
+            if not self._ignore[_BACKEND]:
+                self._execute(self._pumps[_BACKEND].receive(data), _BACKEND)
+        elif self.state == _DIALLING:
+            self._backend_handshake_data(data)
+
+    def _transport(self, side: int) -> asyncio.Transport:
+        return self._transports[side]
+
+    def _execute(self, actions: list[Any], side: int) -> None:
+        other = 1 - side
+        for action in actions:
+            kind = type(action)
+            if kind is Forward:
+                self._transport(other).write(action.data)
+            elif kind is Reply:
+                self._transport(side).write(action.data)
+            elif kind is CloseSeen:
+                self._close_frame_passed(action.code, action.reason, side)
+            elif kind is Close:
+                self.shut(action.code, action.reason)
+
+    def _close_frame_passed(self, code: int | None, reason: str, side: int) -> None:
+        self._close_from[side] = True
+        self._close_sent[1 - side] = True
+        if self.close_code is None:
+            self.close_code = 1005 if code is None else code
+            self.close_reason = reason
+            self.closed_by = "client" if side == _CLIENT else "backend"
+        if all(self._close_from):
+            self._end()
+        elif self.state == _OPEN:
+            self.state = _CLOSING
+            self._later(self.relay.config.close_timeout, self.abort, "close timeout")
+
+    def shut(self, code: int, reason: str) -> None:
+        """The relay closes: ``code`` to the client, 1001 to the backend, then waits."""
+        if self.state in (_HANDSHAKE, _DIALLING):
+            if self._task is not None:
+                self._task.cancel()
+            self._refuse(503, reason)
+            return
+        if self.state == _CLOSED or all(self._ignore):
+            return
+        if self.close_code is None:
+            self.close_code, self.close_reason, self.closed_by = code, reason, "relay"
+        self._ignore = [True, True]
+        if self.state == _OPEN:
+            self._later(self.relay.config.close_timeout, self.abort, "close timeout")
+        self.state = _CLOSING
+        self._send_close(_CLIENT, code, reason)
+        self._send_close(_BACKEND, 1001, "relay closing")
+        if all(self._gone):
+            self._end()
+
+    def _send_close(self, side: int, code: int, reason: str) -> None:
+        """A close frame to ``side`` unless it had one, then half-close (TLS: close)."""
+        transport = self._transport(side)
+        if self._close_sent[side] or self._gone[side] or transport.is_closing():
+            return
+        self._close_sent[side] = True
+        # The frames going to ``side`` come from the other side's pump.
+        if not self._pumps[1 - side].at_message_boundary():
+            transport.abort()  # a close frame now would land inside a frame
+            return
+        transport.write(frames.close_frame(code, reason, mask=side == _BACKEND))
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
+
+    def abort(self, why: str) -> None:
+        """Drop both sockets at once."""
+        if self.state == _CLOSED:
+            return
+        self.error = self.error or why
+        if self.close_code is None:
+            self.close_code, self.closed_by = 1006, "relay"
+        self.client.abort()
+        if self.backend is not None:
+            self.backend.abort()
+        self._end()
+
+    def _lost(self, side: int) -> None:
+        if self.state == _DIALLING:
+            if side == _CLIENT:
+                self._hang_up()
+            else:
+                self._backend_handshake_data(b"", eof=True)
+                ready = self._backend_ready
+                if ready is not None and not ready.done():
+                    ready.set_exception(HandshakeError(502, "backend closed the connection"))
+            return
+        if self.state == _HANDSHAKE:
+            self._hang_up()
+            return
+        if self.state == _CLOSED or self._gone[side]:
+            return
+        self._gone[side] = True
+        if all(self._gone) or all(self._close_from):
+            self._end()
+            return
+        if self._ignore[1 - side]:  # the relay is already closing the other side
+            return
+        if self.close_code is None:
+            if side == _CLIENT:
+                self.close_code, self.closed_by = 1006, "client"
+            else:
+                self.close_code, self.closed_by = 1014, "backend"
+                self.close_reason = "backend connection lost"
+        if side == _CLIENT:
+            self._send_close(_BACKEND, 1001, "client went away")
+        else:
+            self._send_close(_CLIENT, 1014, "backend connection lost")
+        self._end()
+
+    def _hang_up(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.state = _CLOSED
+        self.client.abort()
+        if self.backend is not None:
+            self.backend.abort()
+        self._finalize()
+
+    def _end(self) -> None:
+        if self.state == _CLOSED:
+            return
+        self.state = _CLOSED
+        self.client.close()
+        if self.backend is not None:
+            self.backend.close()
+        self._finalize()
+
+    # -- backpressure, keepalive ---------------------------------------------------------------
+
+    def pause_reading(self, side: int) -> None:
+        """``side``'s bytes wait: the other side's write buffer is full."""
+        if self.state == _OPEN and len(self._transports) == 2:
+            transport = self._transports[side]
+            if not transport.is_closing():
+                transport.pause_reading()
+
+    def resume_reading(self, side: int) -> None:
+        if self.state == _OPEN and len(self._transports) == 2:
+            transport = self._transports[side]
+            if not transport.is_closing():
+                transport.resume_reading()
+
+    def _schedule_tick(self) -> None:
+        config = self.relay.config
+        period = min(p for p in (config.ping_interval, config.idle_timeout) if p is not None)
+        self._later(period, self._tick)
+
+    def _tick(self) -> None:
+        if self.state != _OPEN:
+            return
+        config = self.relay.config
+        now = time.monotonic()
+        messages = sum(t.messages for t in self.traffic())
+        if messages != self._messages_at_tick:
+            self._messages_at_tick, self._idle_since = messages, now
+        elif config.idle_timeout is not None and now - self._idle_since >= config.idle_timeout:
+            self.shut(1001, "idle timeout")
+            return
+        if config.ping_interval is not None:
+            if any(p and not r for p, r in zip(self._pinged, self._rx, strict=True)):
+                self.shut(1011, "keepalive ping timeout")
+                return
+            self._rx = [False, False]
+            # a ping to a side must not land inside a frame the other side is sending it
+            self._pinged = [self._pumps[1 - side].at_message_boundary() for side in (0, 1)]
+            if self._pinged[_CLIENT]:
+                self.client.write(_PING_TO_CLIENT)
+            if self._pinged[_BACKEND]:
+                self._transport(_BACKEND).write(_ping_to_backend())
+        self._schedule_tick()
+
+    # -- accounting ----------------------------------------------------------------------------
+
+    def traffic(self) -> tuple[Traffic, ...]:
+        if self.route is None or not self._pumps:
+            return ()
+        api, topic = self.route.api.name, self.route.topic.name
+        return tuple(
+            Traffic(
+                api=api,
+                topic=topic,
+                direction=direction,
+                messages=pump.stats.messages,
+                bytes=pump.stats.bytes,
+            )
+            for direction, pump in zip(("in", "out"), self._pumps, strict=True)
+        )
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    def _finalize(self) -> None:
+        self._cancel_timers()
+        relay = self.relay
+        if self._holding_slot:
+            relay._pending -= 1
+            self._holding_slot = False
+        traffic = self.traffic()
+        if self in relay._connections:
+            relay._connections.discard(self)
+            relay._metrics.closed(self.close_code or 1006, traffic)
+        if not self.done.done():
+            self.done.set_result(None)
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "peer": self.peer,
+            "status": self.status,
+        }
+        if self.route is not None:
+            entry["api"] = self.route.api.name
+            entry["version"] = self.route.api.version
+            entry["topic"] = self.route.topic.name
+        if self.backend_url is not None:
+            entry["backend"] = self.backend_url
+        entry["duration_ms"] = round((time.monotonic() - self.started) * 1000, 1)
+        for t in traffic:
+            entry[f"messages_{t.direction}"] = t.messages
+            entry[f"bytes_{t.direction}"] = t.bytes
+        if self.status == 101:
+            entry["close_code"] = self.close_code
+            entry["close_reason"] = self.close_reason
+            entry["closed_by"] = self.closed_by
+        if self.error:
+            entry["error"] = self.error
+        relay._write_access_log(entry)

@@ -1,0 +1,8 @@
+"""Makes ``relay_harness`` (the relay shell tests' shared helpers) importable in any import mode."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))

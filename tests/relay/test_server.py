@@ -1,0 +1,190 @@
+"""The relay shell over real loopback sockets: relaying, handshake refusals, HTTP endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from relay_harness import UPGRADE, api, backend, client, closed_code, http_get, run, topic
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import InvalidStatus
+
+from asyncapi_gw.errors import RelayError
+from asyncapi_gw.relay import Relay
+
+
+def test_messages_relay_both_ways_and_normal_close() -> None:
+    async def main() -> None:
+        async with backend() as b, Relay([api(b.url)], ws_port=0) as relay:
+            port = relay.ports["ws"]
+            async with client(port, "/chat/1.0/room") as ws:
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+                await ws.send(b"\x00\x01")
+                assert await ws.recv() == b"\x00\x01"
+            assert ws.close_code == 1000
+            await asyncio.sleep(0.05)
+            stats = relay.stats
+            assert stats.messages_in == 2
+            assert stats.messages_out == 2
+            assert stats.connections_total == 1
+            assert stats.connections_open == 0
+            assert stats.close_codes == {1000: 1}
+
+    run(main())
+
+
+def test_port_zero_binds_and_wss_is_off_without_a_certificate() -> None:
+    async def main() -> None:
+        async with Relay([api("ws://127.0.0.1:9")], ws_port=0) as relay:
+            assert set(relay.ports) == {"ws"}
+            assert relay.ports["ws"] > 0
+            assert relay.addresses["ws"][0] == "127.0.0.1"
+
+    run(main())
+
+
+def test_unknown_path_is_404_before_the_upgrade() -> None:
+    async def main() -> None:
+        async with backend() as b, Relay([api(b.url)], ws_port=0) as relay:
+            with pytest.raises(InvalidStatus) as caught:
+                async with client(relay.ports["ws"], "/nope/1.0/x"):
+                    pass
+            assert caught.value.response.status_code == 404
+            assert caught.value.response.headers["Content-Type"].startswith("text/plain")
+            assert b.paths == []
+            assert relay.stats.rejections == {404: 1}
+
+    run(main())
+
+
+def test_no_topic_is_404() -> None:
+    async def main() -> None:
+        only = api("ws://127.0.0.1:9", topics=(topic("/rooms"),))
+        async with Relay([only], ws_port=0) as relay:
+            status, _, body = await http_get(relay.ports["ws"], "/chat/1.0/other", UPGRADE)
+            assert status == 404
+            assert body.strip()
+
+    run(main())
+
+
+def test_health_and_metrics_answer_plain_get() -> None:
+    async def main() -> None:
+        async with backend() as b, Relay([api(b.url)], ws_port=0) as relay:
+            port = relay.ports["ws"]
+            async with client(port, "/chat/1.0/t") as ws:
+                await ws.send("abc")
+                await ws.recv()
+            await http_get(port, "/missing/1.0/x", UPGRADE)
+            status, _, body = await http_get(port, "/health")
+            assert (status, body) == (200, "ok\n")
+            status, head, body = await http_get(port, "/metrics")
+            assert status == 200
+            assert "version=0.0.4" in head
+            assert "asyncapi_gw_connections_open 0" in body
+            assert 'asyncapi_gw_connections_total{api="Chat"} 1' in body
+            assert (
+                'asyncapi_gw_messages_total{api="Chat",topic="/*",direction="in"} 1' in body
+            )
+            assert 'asyncapi_gw_bytes_total{api="Chat",topic="/*",direction="out"}' in body
+            assert 'asyncapi_gw_rejections_total{status="404"} 1' in body
+            assert 'asyncapi_gw_close_codes_total{code="1000"} 1' in body
+
+    run(main())
+
+
+def test_plain_get_elsewhere_is_426() -> None:
+    async def main() -> None:
+        async with Relay([api("ws://127.0.0.1:9")], ws_port=0) as relay:
+            status, head, _ = await http_get(relay.ports["ws"], "/chat/1.0/x")
+            assert status == 426
+            assert "Upgrade: websocket" in head
+
+    run(main())
+
+
+def test_malformed_request_is_400() -> None:
+    async def main() -> None:
+        async with Relay([api("ws://127.0.0.1:9")], ws_port=0) as relay:
+            reader, writer = await asyncio.open_connection("127.0.0.1", relay.ports["ws"])
+            writer.write(b"GARBAGE\r\n\r\n")
+            data = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            assert data.startswith(b"HTTP/1.1 400 ")
+
+    run(main())
+
+
+def test_duplicate_gateway_paths_and_busy_ports_raise_relay_error() -> None:
+    async def main() -> None:
+        with pytest.raises(RelayError):
+            Relay([api("ws://127.0.0.1:9"), api("ws://127.0.0.1:9", name="Other")], ws_port=0)
+        async with Relay([api("ws://127.0.0.1:9")], ws_port=0) as first:
+            with pytest.raises(RelayError, match="cannot listen"):
+                async with Relay([api("ws://127.0.0.1:9")], ws_port=first.ports["ws"]):
+                    pass
+
+    run(main())
+
+
+def test_backend_chooses_the_subprotocol_the_client_gets() -> None:
+    async def main() -> None:
+        def pick(_conn: ServerConnection, offered: list[str]) -> str | None:
+            return "v2.chat" if "v2.chat" in offered else None
+
+        async with (
+            backend(select_subprotocol=pick) as b,
+            Relay([api(b.url)], ws_port=0) as relay,
+        ):
+            port = relay.ports["ws"]
+            async with client(port, "/chat/1.0/x", subprotocols=["v1.chat", "v2.chat"]) as ws:
+                assert ws.subprotocol == "v2.chat"
+            assert b.headers[0]["Sec-WebSocket-Protocol"] == "v1.chat, v2.chat"
+            async with client(port, "/chat/1.0/x", subprotocols=["v1.chat"]) as ws:
+                assert ws.subprotocol is None
+
+    run(main())
+
+
+def test_permessage_deflate_passes_end_to_end() -> None:
+    async def main() -> None:
+        async with backend() as b, Relay([api(b.url)], ws_port=0) as relay:
+            async with client(relay.ports["ws"], "/chat/1.0/x") as ws:  # offers deflate
+                assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
+                text = "compressible " * 2000
+                await ws.send(text)
+                assert await ws.recv() == text
+            assert [e.name for e in b.connections[0].protocol.extensions] == [
+                "permessage-deflate"
+            ]
+            stats = relay.stats
+            assert stats.bytes_in < len(text) // 4  # the relay carried compressed frames
+            async with client(relay.ports["ws"], "/chat/1.0/x", compression=None) as ws:
+                assert ws.protocol.extensions == []
+                await ws.send("plain")
+                assert await ws.recv() == "plain"
+
+    run(main())
+
+
+def test_close_codes_and_reasons_pass_both_ways() -> None:
+    async def main() -> None:
+        async def closer(ws: ServerConnection) -> None:
+            await ws.recv()
+            await ws.close(4321, "backend says bye")
+
+        async with backend(closer) as b, Relay([api(b.url)], ws_port=0) as relay:
+            port = relay.ports["ws"]
+            async with client(port, "/chat/1.0/x") as ws:
+                await ws.send("go")
+                assert await closed_code(ws) == (4321, "backend says bye")
+            async with backend() as echo_b:
+                relay.reload([api(echo_b.url)])
+                async with client(port, "/chat/1.0/x") as ws:
+                    await ws.close(4000, "client says bye")
+                await asyncio.sleep(0.1)
+                assert echo_b.connections[0].close_code == 4000
+                assert echo_b.connections[0].close_reason == "client says bye"
+
+    run(main())
