@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import jwt  # noqa: TID251 - the tests mint tokens as an identity provider would
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -83,19 +83,37 @@ def keys() -> Keys:
     )
 
 
-def token(claims: Mapping[str, Any], key: Any = SECRET, alg: str = "HS256", **header: Any) -> str:
-    return jwt.encode(dict(claims), key, algorithm=alg, headers=header or None)
-
-
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def forge(header: Mapping[str, Any], claims: Mapping[str, Any], secret: bytes) -> str:
-    """A token signed HS256 by hand with any bytes as the secret (PyJWT refuses PEM secrets)."""
+def b64_int(value: int, size: int = 0) -> str:
+    return b64(value.to_bytes(size or (value.bit_length() + 7) // 8, "big"))
+
+
+SigningKey = bytes | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def sign(header: Mapping[str, Any], claims: Mapping[str, Any], key: SigningKey) -> str:
+    """A compact JWS minted here, independently of PyJWT: HMAC-SHA256 for bytes (any bytes,
+    PEM text included), RSASSA-PKCS1-v1_5 SHA-256 for RSA, raw r||s ECDSA P-256 for EC."""
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    data = signing_input.encode()
+    if isinstance(key, bytes):
+        signature = hmac.new(key, data, hashlib.sha256).digest()
+    elif isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     return f"{signing_input}.{b64(signature)}"
+
+
+def token(
+    claims: Mapping[str, Any], key: str | SigningKey = SECRET, alg: str = "HS256", **header: Any
+) -> str:
+    secret = key.encode() if isinstance(key, str) else key
+    return sign({"alg": alg, "typ": "JWT", **header}, claims, secret)
 
 
 def auth(
@@ -165,12 +183,12 @@ def test_unsigned_token_without_alg_is_refused() -> None:
 
 @pytest.mark.parametrize("alg", ["HS512", "HS384", "PS256", "RS512", "ES384"])
 def test_algorithms_outside_the_allow_list_are_refused(alg: str) -> None:
-    forged = forge({"alg": alg, "typ": "JWT"}, GOOD, SECRET.encode())
+    forged = sign({"alg": alg, "typ": "JWT"}, GOOD, SECRET.encode())
     assert "algorithm" in rejected(bearer(HS, forged))
 
 
 def test_non_string_alg_is_refused() -> None:
-    forged = forge({"alg": ["HS256"]}, GOOD, SECRET.encode())
+    forged = sign({"alg": ["HS256"]}, GOOD, SECRET.encode())
     rejected(bearer(HS, forged))
 
 
@@ -182,11 +200,11 @@ def test_wrong_secret_and_wrong_rsa_key_fail_the_signature(keys: Keys) -> None:
 
 def test_hs256_signed_with_the_rsa_public_key_is_refused(keys: Keys) -> None:
     pem = keys.pem(keys.rsa_key)
-    forged = forge({"alg": "HS256", "typ": "JWT"}, GOOD, pem.encode())
+    forged = sign({"alg": "HS256", "typ": "JWT"}, GOOD, pem.encode())
     rs = Authenticator(AuthConfig(jwt_public_key=pem))
     assert "does not match" in rejected(bearer(rs, forged))
     jwks = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa_key, "a")]}))
-    rejected(bearer(jwks, forge({"alg": "HS256", "kid": "a"}, GOOD, pem.encode())))
+    rejected(bearer(jwks, sign({"alg": "HS256", "kid": "a"}, GOOD, pem.encode())))
 
 
 def test_tampered_payload_fails_the_signature() -> None:
@@ -222,8 +240,29 @@ def test_malformed_tokens_are_refused(bad: str) -> None:
     rejected(auth(HS, query=[("access_token", bad)]))
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "HS256", "kid": ["a"]},
+        {"alg": "HS256", "kid": {"a": 1}},
+        {"alg": "HS256", "crit": ["exp"], "exp": 1},
+        {"alg": "HS256", "b64": False, "crit": ["b64"]},
+    ],
+)
+def test_validly_signed_tokens_with_bad_headers_are_refused(
+    header: dict[str, Any], keys: Keys
+) -> None:
+    jwks = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa_key, "a")]}))
+    for authenticator in (HS, jwks):
+        rejected(bearer(authenticator, sign(header, GOOD, SECRET.encode())))
+
+
+def test_header_that_is_not_an_object_is_refused() -> None:
+    assert rejected(bearer(HS, f"{b64(b'[]')}.{b64(b'{}')}.sig")) == "malformed bearer token"
+
+
 def test_signature_valid_but_payload_not_an_object_is_refused() -> None:
-    forged = forge({"alg": "HS256"}, GOOD, SECRET.encode())
+    forged = sign({"alg": "HS256"}, GOOD, SECRET.encode())
     head, _, _ = forged.split(".")
     signing_input = f"{head}.{b64(b'[1, 2]')}"
     sig = b64(hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest())
@@ -272,7 +311,7 @@ def test_not_before_in_the_future_is_refused() -> None:
     ],
 )
 def test_malformed_claims_are_refused(claims: dict[str, Any]) -> None:
-    assert "malformed" in rejected(bearer(HS, forge({"alg": "HS256"}, claims, SECRET.encode())))
+    assert "malformed" in rejected(bearer(HS, sign({"alg": "HS256"}, claims, SECRET.encode())))
 
 
 def test_issuer_and_audience_are_checked_when_configured() -> None:
@@ -336,10 +375,14 @@ def test_keytype_selects_the_environment(keytype: object, environment: str) -> N
 
 
 def jwk(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str | None) -> dict[str, Any]:
+    """The public JWK of ``key``, built by hand from its numbers."""
+    data: dict[str, Any]
     if isinstance(key, rsa.RSAPrivateKey):
-        data: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        numbers = key.public_key().public_numbers()
+        data = {"kty": "RSA", "n": b64_int(numbers.n), "e": b64_int(numbers.e)}
     else:
-        data = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        point = key.public_key().public_numbers()
+        data = {"kty": "EC", "crv": "P-256", "x": b64_int(point.x, 32), "y": b64_int(point.y, 32)}
     if kid is not None:
         data["kid"] = kid
     return data
@@ -443,7 +486,7 @@ def test_jwks_must_be_an_object() -> None:
 def test_jwks_duplicate_kid_and_private_keys_are_refused(keys: Keys) -> None:
     with pytest.raises(RelayError, match="not unique"):
         Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa_key, "k"), jwk(keys.rsa_other, "k")]}))
-    private = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(keys.rsa_key))
+    private = {**jwk(keys.rsa_key, "p"), "d": b64_int(keys.rsa_key.private_numbers().d)}
     with pytest.raises(RelayError, match="private key material"):
         Authenticator(AuthConfig(jwks={"keys": [private]}))
 
@@ -775,7 +818,7 @@ VALUES = st.one_of(
     JWTISH,
     st.builds(lambda v: "Bearer " + v, st.one_of(st.text(max_size=200), JWTISH)),
     st.builds(
-        lambda v: "Bearer " + forge({"alg": "HS256"}, v, SECRET.encode()),
+        lambda v: "Bearer " + sign({"alg": "HS256"}, v, SECRET.encode()),
         st.dictionaries(
             st.sampled_from(["exp", "nbf", "iat", "scope", "scp", "sub", "aud", "iss", "keytype"]),
             st.one_of(
