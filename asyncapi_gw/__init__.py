@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from asyncapi_gw.asyncapi import (
+    ImportResult,
+    ValidationReport,
+    dump_asyncapi,
+    export_asyncapi,
+    import_asyncapi,
+    load_asyncapi,
+    loads_asyncapi,
+    validate_document,
+)
+from asyncapi_gw.builder import new_api, parse_topic, topic
 from asyncapi_gw.errors import (
     AsyncAPIGwError,
     ConversionError,
@@ -26,6 +39,9 @@ from asyncapi_gw.model import (
     TopicOperation,
 )
 
+if TYPE_CHECKING:
+    from asyncapi_gw.relay import Relay, RelayConfig
+
 __all__ = [
     "AsyncAPIGwError",
     "AuthKind",
@@ -33,9 +49,12 @@ __all__ = [
     "ConversionError",
     "DocumentError",
     "Endpoint",
+    "ImportResult",
     "Operation",
     "Parameter",
     "Problem",
+    "Relay",
+    "RelayConfig",
     "RelayError",
     "SecurityScheme",
     "Severity",
@@ -46,4 +65,23 @@ __all__ = [
     "TopicOperation",
     "UnsupportedVersionError",
     "ValidationError",
+    "ValidationReport",
+    "dump_asyncapi",
+    "export_asyncapi",
+    "import_asyncapi",
+    "load_asyncapi",
+    "loads_asyncapi",
+    "new_api",
+    "parse_topic",
+    "topic",
+    "validate_document",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The relay (and with it ``websockets``) loads only when it is used."""
+    if name in ("Relay", "RelayConfig"):
+        from asyncapi_gw import relay
+
+        return getattr(relay, name)
+    raise AttributeError(f"module 'asyncapi_gw' has no attribute {name!r}")

@@ -66,6 +66,22 @@ def _frozen_optional(value: Mapping[str, Any] | None) -> Mapping[str, Any] | Non
     return None if value is None else _frozen_map(value)
 
 
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _parameters(values: Iterable[Parameter]) -> tuple[Parameter, ...]:
+    return tuple(values)
+
+
+def _topics(values: Iterable[Topic]) -> tuple[Topic, ...]:
+    return tuple(values)
+
+
+def _schemes(values: Iterable[SecurityScheme]) -> tuple[SecurityScheme, ...]:
+    return tuple(values)
+
+
 def _json_field(*, optional: bool = False) -> Any:
     if optional:
         return attrs.field(default=None, converter=_frozen_optional, hash=False)
@@ -196,7 +212,7 @@ class TopicOperation:
     summary: str | None = None
     operation_id: str | None = None
     uri_mapping: str | None = None  # WSO2 x-uri-mapping, appended to the endpoint URL
-    scopes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    scopes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     message: Mapping[str, Any] | None = _json_field(optional=True)  # resolved message object
 
 
@@ -221,7 +237,7 @@ class Topic:
     description: str | None = None
     publish: TopicOperation | None = None
     subscribe: TopicOperation | None = None
-    parameters: tuple[Parameter, ...] = attrs.field(default=(), converter=tuple)
+    parameters: tuple[Parameter, ...] = attrs.field(default=(), converter=_parameters)
     bindings: Mapping[str, Any] = _json_field()
     auth_type: AuthType | None = None  # None: not stated, the API's security applies
 
@@ -308,8 +324,8 @@ class StreamingAPI:
     description: str | None = None
     production_endpoint: Endpoint | None = None
     sandbox_endpoint: Endpoint | None = None
-    topics: tuple[Topic, ...] = attrs.field(default=(), converter=tuple)
-    security: tuple[SecurityScheme, ...] = attrs.field(default=(), converter=tuple)
+    topics: tuple[Topic, ...] = attrs.field(default=(), converter=_topics)
+    security: tuple[SecurityScheme, ...] = attrs.field(default=(), converter=_schemes)
     throttling: Throttling | None = None
     asyncapi_version: str | None = None
     document: Mapping[str, Any] | None = _json_field(optional=True)

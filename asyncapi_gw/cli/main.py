@@ -51,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
 def _exit_code(error: AsyncAPIGwError) -> int:
     """Unreadable input is a usage problem; a readable but bad document is invalid."""
     if isinstance(error, DocumentError) and any(
-        p.rule in documents.UNREADABLE_RULES for p in error.problems
+        p.rule == "document-unreadable" for p in error.problems
     ):
         return EXIT_USAGE
     return EXIT_INVALID
