@@ -1,0 +1,812 @@
+"""Relay benchmark: the same load, side by side, against the echo backend directly, through
+nginx and through ``asyncapi-gw serve``.
+
+    python bench/run.py [--quick] [--targets direct,nginx,relay] [--reps 3]
+
+Builds ``backend`` and ``loadgen`` from C with the machine's gcc into bench/build/, starts the
+backend and the proxies pinned to CPU 0, runs the load generator pinned to CPU 1, repeats every
+measurement, prints medians with min-max and the ratios relay/nginx and relay/direct, and writes
+every raw result to bench/out/. See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+BUILD = BENCH / "build"
+OUT = BENCH / "out"
+SERVER_CPU = "0"
+LOADGEN_CPU = "1"
+API_KEY = "bench-key-0123456789"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+@dataclass
+class Target:
+    """Something the load generator can talk to, and the process whose CPU and memory count."""
+
+    name: str
+    port: int
+    path: str
+    headers: list[str]
+    pid: int
+    note: str = ""
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plan:
+    reps: int
+    duration: float
+    warmup: float
+    idle_counts: tuple[int, ...]
+    idle_hold: float
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def build() -> None:
+    """Compiles the C programs when their sources are newer than the binaries."""
+    BUILD.mkdir(exist_ok=True)
+    header = BENCH / "ws_common.h"
+    for name in ("backend", "loadgen"):
+        src, exe = BENCH / f"{name}.c", BUILD / name
+        newest = max(src.stat().st_mtime, header.stat().st_mtime)
+        if exe.exists() and exe.stat().st_mtime >= newest:
+            continue
+        cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(exe), str(src)]
+        subprocess.run(cmd, check=True)
+        print(f"built {exe.relative_to(BENCH.parent)}")
+
+
+def raise_nofile() -> int:
+    """Raises this process's open-file limit to the hard limit (children inherit it)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return int(hard)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def machine_busy_ticks() -> tuple[int, int]:
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in cpu]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def start_backend() -> tuple[subprocess.Popen[bytes], int]:
+    proc = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            SERVER_CPU,
+            str(BUILD / "backend"),
+            "--port",
+            "0",
+            "--max-seconds",
+            "900",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if not line.startswith("listening on "):
+        stop(proc)
+        raise RuntimeError(f"backend did not start: {line!r}")
+    return proc, int(line.rsplit(":", 1)[1])
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://127.0.0.1:{backend};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_set_header Host $host;
+            proxy_read_timeout 3600s;
+            proxy_send_timeout 3600s;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(workdir: Path, backend_port: int) -> Target | str:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        return "nginx is not installed (apt-get install nginx-light)"
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port, backend=backend_port))
+    proc = subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, nginx, "-p", str(workdir), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    if not wait_port(port, proc, 10):
+        stop(proc)
+        log = (workdir / "error.log").read_text() if (workdir / "error.log").exists() else ""
+        return f"nginx did not start: {log[-500:]}"
+    workers: list[int] = []
+    for _ in range(100):
+        workers = children(proc.pid)
+        if workers:
+            break
+        time.sleep(0.05)
+    if not workers:
+        stop(proc)
+        return "nginx started no worker"
+    version = subprocess.run(
+        [nginx, "-v"], capture_output=True, text=True, check=False
+    ).stderr.strip()
+    return Target("nginx", port, "/echo", [], workers[0], note=version, procs=[proc])
+
+
+def relay_document(backend_port: int) -> dict[str, Any]:
+    """A realistic API: API key auth, one topic both ways, a URL mapping and an event quota.
+
+    The quota is far above what the load reaches: it is checked on every message, never hit.
+    """
+    message = {
+        "name": "Echo",
+        "contentType": "text/plain",
+        "payload": {"type": "string", "maxLength": 1048576},
+    }
+    return {
+        "asyncapi": "2.6.0",
+        "info": {"title": "Bench Echo", "version": "1.0.0"},
+        "x-asyncapi-gw-context": "/bench",
+        "x-asyncapi-gw-throttling": {"events": 1_000_000_000, "per": "second"},
+        "servers": {
+            "production": {
+                "url": f"127.0.0.1:{backend_port}",
+                "protocol": "ws",
+                "security": [{"apikey": []}],
+            }
+        },
+        "channels": {
+            "/echo": {
+                "publish": {
+                    "operationId": "sendEcho",
+                    "x-uri-mapping": "/echo",
+                    "message": message,
+                },
+                "subscribe": {
+                    "operationId": "receiveEcho",
+                    "x-uri-mapping": "/echo",
+                    "message": message,
+                },
+            }
+        },
+        "components": {
+            "securitySchemes": {"apikey": {"type": "httpApiKey", "name": "apikey", "in": "header"}}
+        },
+    }
+
+
+def relay_command() -> list[str] | None:
+    exe = Path(sys.executable).with_name("asyncapi-gw")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("asyncapi-gw")
+    if found:
+        return [found]
+    if importlib.util.find_spec("asyncapi_gw") is not None:
+        return [sys.executable, "-m", "asyncapi_gw"]
+    return None
+
+
+def relay_loop_variants(cmd: list[str]) -> list[tuple[str, list[str]]] | str:
+    """The relay runs to measure: with and without uvloop when serve offers the choice."""
+    try:
+        helped = subprocess.run(
+            [*cmd, "serve", "--help"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`asyncapi-gw serve --help` failed: {exc}"
+    if helped.returncode != 0:
+        return (
+            "`asyncapi-gw serve` is not available yet: "
+            + (helped.stderr.strip().splitlines() or ["no output"])[-1]
+        )
+    has_uvloop = importlib.util.find_spec("uvloop") is not None
+    text = helped.stdout
+    if "--loop" in text:
+        variants = [("relay", ["--loop", "asyncio"])]
+        if has_uvloop:
+            variants.append(("relay+uvloop", ["--loop", "uvloop"]))
+        return variants
+    if "--no-uvloop" in text:
+        if has_uvloop:
+            return [("relay", ["--no-uvloop"]), ("relay+uvloop", [])]
+        return [("relay", [])]
+    return [("relay", [])]
+
+
+def start_relay(
+    workdir: Path, backend_port: int, name: str, cmd: list[str], extra: list[str]
+) -> Target | str:
+    doc = workdir / "bench-api.json"
+    doc.write_text(json.dumps(relay_document(backend_port), indent=2))
+    keys = workdir / "api-keys.yaml"
+    # JSON is YAML: the file reads the same whichever parser the relay uses.
+    keys.write_text(json.dumps({API_KEY: {"scopes": [], "environment": "production"}}) + "\n")
+    port = free_port()
+    argv = [
+        "taskset",
+        "-c",
+        SERVER_CPU,
+        *cmd,
+        "serve",
+        str(doc),
+        "--host",
+        "127.0.0.1",
+        "--ws-port",
+        str(port),
+        "--no-wss",
+        "--api-keys",
+        str(keys),
+        "--max-message-size",
+        str(1 << 20),
+        "--on-wrong-direction",
+        "close",
+        *extra,
+    ]
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if b"listening on ws://" in log_path.read_bytes():
+            break
+        time.sleep(0.1)
+    text = log_path.read_text(errors="replace")
+    if proc.poll() is not None or "listening on ws://" not in text:
+        stop(proc)
+        log.close()
+        return f"`asyncapi-gw serve` did not start: {text.strip()[-600:] or 'no output'}"
+    note = " ".join(extra) or "default loop"
+    return Target(
+        name, port, "/bench/1.0.0/echo", [f"apikey: {API_KEY}"], proc.pid, note=note, procs=[proc]
+    )
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class Measure:
+    key: str
+    label: str
+    args: tuple[str, ...]
+    value: Callable[[dict[str, Any]], float]
+    unit: str
+    higher_is_better: bool = True
+
+
+def _lat(p: str) -> Callable[[dict[str, Any]], float]:
+    return lambda r: float(r["lat_us"][p])
+
+
+def traffic_measures() -> list[Measure]:
+    pp = ("--mode", "pingpong", "--conns", "64")
+    return [
+        Measure(
+            "pp32",
+            "ping-pong 32 B, 64 conns",
+            (*pp, "--size", "32"),
+            lambda r: float(r["msg_per_s"]),
+            "msg/s",
+        ),
+        Measure(
+            "pp1k",
+            "ping-pong 1 KiB, 64 conns",
+            (*pp, "--size", "1024"),
+            lambda r: float(r["msg_per_s"]),
+            "msg/s",
+        ),
+        Measure(
+            "pp64k",
+            "ping-pong 64 KiB, 64 conns",
+            (*pp, "--size", "65536"),
+            lambda r: float(r["msg_per_s"]),
+            "msg/s",
+        ),
+        Measure(
+            "stream1k",
+            "stream 1 KiB, 64 conns x 16 in flight",
+            ("--mode", "stream", "--conns", "64", "--window", "16", "--size", "1024"),
+            lambda r: float(r["msg_per_s"]),
+            "msg/s",
+        ),
+        Measure(
+            "lat1",
+            "1 KiB round trip, 1 conn",
+            ("--mode", "pingpong", "--conns", "1", "--size", "1024"),
+            _lat("p50"),
+            "µs p50",
+            higher_is_better=False,
+        ),
+        Measure(
+            "handshake",
+            "handshakes, 32 concurrent",
+            ("--mode", "handshake", "--conns", "32"),
+            lambda r: float(r["handshakes_per_s"]),
+            "/s",
+        ),
+    ]
+
+
+def run_loadgen(
+    target: Target, args: tuple[str, ...], plan: Plan, server_pids: list[int]
+) -> dict[str, Any]:
+    argv = [
+        "taskset",
+        "-c",
+        LOADGEN_CPU,
+        str(BUILD / "loadgen"),
+        "--port",
+        str(target.port),
+        "--path",
+        target.path,
+        "--duration",
+        str(plan.duration),
+        "--warmup",
+        str(plan.warmup),
+    ]
+    for header in target.headers:
+        argv += ["--header", header]
+    argv += list(args)
+    before = {pid: cpu_ticks(pid) for pid in server_pids}
+    busy0, total0 = machine_busy_ticks()
+    child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=plan.duration + plan.warmup + 60, check=False
+    )
+    wall = time.monotonic() - t0
+    child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy1, total1 = machine_busy_ticks()
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"loadgen failed ({done.returncode}): {done.stderr.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    cores = os.cpu_count() or 1
+    result["wall_s"] = round(wall, 3)
+    result["server_cpu_pct"] = {
+        str(pid): round(100 * (cpu_ticks(pid) - before[pid]) / CLOCK_TICKS / wall, 1)
+        for pid in server_pids
+    }
+    loadgen_cpu = (child1.ru_utime - child0.ru_utime) + (child1.ru_stime - child0.ru_stime)
+    machine = 100 * cores * (busy1 - busy0) / max(1, total1 - total0)
+    ours = sum(result["server_cpu_pct"].values()) + 100 * loadgen_cpu / wall
+    result["machine_busy_pct"] = round(machine, 1)
+    result["other_cpu_pct"] = round(max(0.0, machine - ours), 1)
+    return result
+
+
+def measure_idle(target: Target, count: int, plan: Plan) -> dict[str, Any]:
+    """Opens COUNT idle connections through the target; KiB of RSS each, on the target's pid."""
+    argv = [
+        "taskset",
+        "-c",
+        LOADGEN_CPU,
+        str(BUILD / "loadgen"),
+        "--port",
+        str(target.port),
+        "--path",
+        target.path,
+        "--mode",
+        "idle",
+        "--conns",
+        str(count),
+        "--hold",
+        str(plan.idle_hold),
+        "--duration",
+        "1",
+    ]
+    for header in target.headers:
+        argv += ["--header", header]
+    time.sleep(0.3)
+    before = rss_kib(target.pid)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    assert proc.stdout is not None
+    ready = proc.stderr.readline().split()
+    after = before
+    if ready[:1] == ["ready"]:
+        time.sleep(min(0.5, plan.idle_hold / 2))
+        after = rss_kib(target.pid)
+    out, err = proc.communicate(timeout=plan.idle_hold + 120)
+    if proc.returncode != 0 or not out.strip():
+        raise RuntimeError(f"loadgen idle failed ({proc.returncode}): {err.strip()}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    opened = int(result["connected"])
+    result["rss_before_kib"] = before
+    result["rss_after_kib"] = after
+    result["kib_per_conn"] = round((after - before) / opened, 2) if opened else None
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def fmt(value: float) -> str:
+    if value >= 100_000:
+        return f"{value / 1000:.0f}k"
+    if value >= 10_000:
+        return f"{value / 1000:.1f}k"
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}"
+
+
+def cell(s: dict[str, float] | None) -> str:
+    if s is None:
+        return "-"
+    if s["min"] == s["max"]:
+        return fmt(s["median"])
+    return f"{fmt(s['median'])} ({fmt(s['min'])}-{fmt(s['max'])})"
+
+
+def print_table(names: list[str], rows: list[tuple[str, str, dict[str, dict[str, float]]]]) -> None:
+    relays = [n for n in names if n.startswith("relay")]
+    ratio_cols: list[tuple[str, str, str]] = []
+    for relay in relays:
+        for base in ("nginx", "direct"):
+            if base in names:
+                ratio_cols.append((f"{relay}/{base}", relay, base))
+    if not relays and "nginx" in names and "direct" in names:
+        ratio_cols.append(("nginx/direct", "nginx", "direct"))
+    header = ["measure", "unit", *names, *(c[0] for c in ratio_cols)]
+    table = [header]
+    for label, unit, by_target in rows:
+        line = [label, unit, *(cell(by_target.get(n)) for n in names)]
+        for _title, a, b in ratio_cols:
+            sa, sb = by_target.get(a), by_target.get(b)
+            line.append(f"{sa['median'] / sb['median']:.2f}" if sa and sb and sb["median"] else "-")
+        table.append(line)
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for i, r in enumerate(table):
+        print(
+            "  ".join(c.ljust(widths[j]) if j < 2 else c.rjust(widths[j]) for j, c in enumerate(r))
+        )
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def environment() -> dict[str, Any]:
+    gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=False).stdout
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {
+        "kernel": platform.release(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gcc": gcc.splitlines()[0] if gcc else "",
+        "python": platform.python_version(),
+        "uvloop": importlib.util.find_spec("uvloop") is not None,
+        "pinning": {"backend_and_proxy": SERVER_CPU, "loadgen": LOADGEN_CPU},
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "scheduler": "SCHED_RR" if os.sched_getscheduler(0) == os.SCHED_RR else "normal",
+    }
+
+
+@contextlib.contextmanager
+def targets_running(
+    wanted: list[str], workdir: Path, backend: subprocess.Popen[bytes], backend_port: int
+) -> Iterator[tuple[list[Target], dict[str, str]]]:
+    targets: list[Target] = []
+    skipped: dict[str, str] = {}
+    try:
+        if "direct" in wanted:
+            targets.append(
+                Target("direct", backend_port, "/echo", [], backend.pid, note="C echo backend")
+            )
+        if "nginx" in wanted:
+            started = start_nginx(workdir, backend_port)
+            if isinstance(started, str):
+                skipped["nginx"] = started
+            else:
+                targets.append(started)
+        if "relay" in wanted:
+            cmd = relay_command()
+            variants = relay_loop_variants(cmd) if cmd else "asyncapi-gw is not installed"
+            if isinstance(variants, str):
+                skipped["relay"] = variants
+            else:
+                for name, extra in variants:
+                    assert cmd is not None
+                    started = start_relay(workdir, backend_port, name, cmd, extra)
+                    if isinstance(started, str):
+                        skipped[name] = started
+                    else:
+                        targets.append(started)
+        yield targets, skipped
+    finally:
+        for target in targets:
+            for proc in target.procs:
+                stop(proc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one repetition, short runs")
+    parser.add_argument("--targets", default="direct,nginx,relay")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3; quick 1)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per measurement")
+    parser.add_argument("--idle", default=None, help="idle connection counts, e.g. 1000,5000,9900")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=None,
+        help="scheduling priority for the whole run (e.g. -10 on a busy machine; "
+        "negative values need root)",
+    )
+    parser.add_argument(
+        "--rt",
+        action="store_true",
+        help="run everything under SCHED_RR (real time, needs root): figures "
+        "close to an idle machine's on a busy one, at the expense of every "
+        "other process on the machine for the length of the run",
+    )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="also run bench/validation.py (import and validation timings)",
+    )
+    args = parser.parse_args(argv)
+
+    plan = Plan(
+        reps=args.reps or (1 if args.quick else 3),
+        duration=args.duration or (1.0 if args.quick else 1.5),
+        warmup=0.2 if args.quick else 0.3,
+        idle_counts=tuple(
+            int(n) for n in (args.idle or ("1000" if args.quick else "1000,5000,9900")).split(",")
+        ),
+        idle_hold=2.0,
+    )
+    wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if args.nice is not None:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every child
+    if args.rt:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(10))
+    hard = raise_nofile()
+    if max(plan.idle_counts) * 2 + 64 > hard:
+        print(
+            f"open-file hard limit {hard} is too low for {max(plan.idle_counts)} relayed "
+            "connections",
+            file=sys.stderr,
+        )
+        return 2
+    for tool in ("gcc", "taskset"):
+        if not shutil.which(tool):
+            print(f"{tool} is required", file=sys.stderr)
+            return 2
+    build()
+    started_at = time.strftime("%Y%m%d-%H%M%S")
+    t_start = time.monotonic()
+    results: dict[str, Any] = {
+        "started": started_at,
+        "environment": environment(),
+        "plan": plan.__dict__,
+        "targets": {},
+        "skipped": {},
+    }
+    backend, backend_port = start_backend()
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="asyncapi-gw-bench-") as tmp,
+            targets_running(wanted, Path(tmp), backend, backend_port) as (targets, skipped),
+        ):
+            results["skipped"] = skipped
+            for name, why in skipped.items():
+                print(f"skipping {name}: {why}")
+            print(
+                f"targets: {', '.join(t.name for t in targets)}; {plan.reps} repetition(s) of "
+                f"{plan.duration:g} s per measurement; backend and proxies on CPU {SERVER_CPU}, "
+                f"loadgen on CPU {LOADGEN_CPU}"
+            )
+            raw: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
+            measures = traffic_measures()
+            for rep in range(plan.reps):
+                for measure in measures:
+                    for target in targets:  # interleaved, so drift hits every target alike
+                        pids = sorted({target.pid, backend.pid})
+                        result = run_loadgen(target, measure.args, plan, pids)
+                        raw[target.name].setdefault(measure.key, []).append(result)
+                        bad = int(result["failed"]) + int(result["dropped"])
+                        flag = (
+                            f"  FAILED/DROPPED {bad}: {result['errors']} {result['http_status']}"
+                            if bad
+                            else ""
+                        )
+                        print(
+                            f"  rep {rep + 1} {measure.key:9} {target.name:13} "
+                            f"{fmt(measure.value(result)):>7} {measure.unit:7} "
+                            f"(other load {result['other_cpu_pct']:.0f}%){flag}",
+                            flush=True,
+                        )
+            for count in plan.idle_counts:
+                for target in targets:
+                    result = measure_idle(target, count, plan)
+                    raw[target.name].setdefault(f"idle{count}", []).append(result)
+                    print(
+                        f"  idle {count:5} {target.name:13} {result['kib_per_conn']} KiB/conn "
+                        f"({result['connected']} open, {result['failed']} failed)",
+                        flush=True,
+                    )
+            rows: list[tuple[str, str, dict[str, dict[str, float]]]] = []
+            for measure in measures:
+                by_target = {
+                    t.name: summary([measure.value(r) for r in raw[t.name][measure.key]])
+                    for t in targets
+                }
+                rows.append((measure.label, measure.unit, by_target))
+                if measure.key in ("pp1k", "lat1"):
+                    p = "p99"
+                    rows.append(
+                        (
+                            f"  {measure.label}",
+                            "µs " + p,
+                            {
+                                t.name: summary([_lat(p)(r) for r in raw[t.name][measure.key]])
+                                for t in targets
+                            },
+                        )
+                    )
+            for count in plan.idle_counts:
+                rows.append(
+                    (
+                        f"memory, {count} idle conns",
+                        "KiB/conn",
+                        {
+                            t.name: summary(
+                                [
+                                    float(r["kib_per_conn"])
+                                    for r in raw[t.name][f"idle{count}"]
+                                    if r["kib_per_conn"] is not None
+                                ]
+                                or [0.0]
+                            )
+                            for t in targets
+                        },
+                    )
+                )
+            names = [t.name for t in targets]
+            print()
+            print_table(names, rows)
+            if "direct" in raw and "lat1" in raw["direct"]:
+                base = statistics.median(r["lat_us"]["p50"] for r in raw["direct"]["lat1"])
+                for t in targets:
+                    if t.name != "direct":
+                        added = statistics.median(r["lat_us"]["p50"] for r in raw[t.name]["lat1"])
+                        print(f"added p50 latency at 1 conn, {t.name}: {added - base:+.0f} µs")
+                pp1k = statistics.median(r["msg_per_s"] for r in raw["direct"]["pp1k"])
+                if pp1k < 70_000:
+                    print(
+                        "warning: direct ping-pong 1 KiB is below 70k msg/s: the machine is "
+                        "busy (see 'other load') or the generator/backend is the bottleneck"
+                    )
+            for t in targets:
+                print(f"{t.name}: {t.note}" if t.note else t.name)
+            results["targets"] = {
+                t.name: {"note": t.note, "path": t.path, "results": raw[t.name]} for t in targets
+            }
+            results["summary"] = [
+                {"measure": label, "unit": unit, "by_target": bt} for label, unit, bt in rows
+            ]
+    finally:
+        stop(backend)
+    if args.validation:
+        if args.rt:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        subprocess.run(
+            [sys.executable, str(BENCH / "validation.py"), *(["--quick"] if args.quick else [])],
+            check=False,
+        )
+    OUT.mkdir(exist_ok=True)
+    out = OUT / f"run-{started_at}.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(f"results: {out.relative_to(BENCH.parent)} ({time.monotonic() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
