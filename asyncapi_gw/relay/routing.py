@@ -69,6 +69,7 @@ Environment = Literal["production", "sandbox"]
 CREDENTIAL_QUERY_PARAMETERS = frozenset({"access_token", "apikey"})
 """Query parameters that carry credentials: read by the gateway, never sent to the backend."""
 
+_MAX_TOPIC_DEPTH = 256  # matching recurses once per segment of a topic path
 _PRINTABLE = re.compile(r"[!-~]*")  # printable ASCII without the space
 _ESCAPES = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -326,6 +327,8 @@ def _add_topic(root: _TopicNode, api: StreamingAPI, topic: Topic) -> None:
     wildcard = bool(segments) and segments[-1] == "*"
     if wildcard:
         segments.pop()
+    if len(segments) > _MAX_TOPIC_DEPTH:
+        raise RelayError(f"{where} has more than {_MAX_TOPIC_DEPTH} path segments")
     names: list[str] = []
     node = root
     trail = [node]

@@ -244,6 +244,14 @@ def test_apis_and_directions() -> None:
     assert (both.allows_client_messages, both.allows_backend_messages) == (True, True)
 
 
+def test_deep_targets_and_topics() -> None:
+    deep = "/".join(["{p0}", *(f"s{i}" for i in range(1, 255)), "{p255}"])
+    table = RouteTable.from_apis([make_api(topic("/" + deep), topic("/*"))])
+    target = "/chats/1.0/" + "/".join(["v", *(f"s{i}" for i in range(1, 255)), "w"])
+    assert dict(route(table, target).params) == {"p0": "v", "p255": "w"}
+    assert route(table, "/chats/1.0" + "/x" * 100_000).topic.name == "/*"
+
+
 def test_many_apis_and_topics() -> None:
     apis = [
         make_api(
@@ -449,6 +457,7 @@ def test_duplicate_gateway_paths_name_both_apis() -> None:
         ((topic("/a/../b"),), "'..'"),
         ((topic("/rooms/room-{id}"),), "whole path segment"),
         ((topic("/{id}/{id}"),), "repeats the parameter"),
+        ((topic("/a" * 257),), "more than 256 path segments"),
         ((topic("/r/{id}", "/r/{uri.var.roomId}"),), "uri.var.roomId"),
         ((topic("/feed/*", "/f/{uri.var.x}"),), "no such parameter"),
         ((topic("/r/{id}", "/r/{id}"),), "only {uri.var.NAME}"),
