@@ -205,7 +205,8 @@ class BackendHandshake:
         secure_client: bool,
     ) -> BackendHandshake:
         """The backend request: the client's subprotocol offer, its extension offer unless
-        ``offer_extensions`` is false, the allow-listed headers and ``X-Forwarded-*``. Raises :class:`HandshakeError` for unsafe values."""
+                ``offer_extensions`` is false, the allow-listed headers and ``X-Forwarded-*``.
+        Raises :class:`HandshakeError` for unsafe values."""
         try:
             uri = parse_uri(url)
         except ValueError as exc:

@@ -30,7 +30,7 @@ import attrs
 from websockets.http11 import Request, Response
 
 from asyncapi_gw.errors import RelayError
-from asyncapi_gw.model import Operation, StreamingAPI, Topic
+from asyncapi_gw.model import Operation, StreamingAPI, Topic, thaw
 from asyncapi_gw.relay import frames
 from asyncapi_gw.relay.auth import AuthConfig, Authenticator, Rejection
 from asyncapi_gw.relay.config import RelayConfig
@@ -83,7 +83,8 @@ class _MessageCheck:
     def __init__(self, topic: Topic, operation: Operation) -> None:
         side = topic.publish if operation is Operation.PUBLISH else topic.subscribe
         message = side.message if side is not None else None
-        self.schema = None if message is None else message.get("payload")
+        payload = None if message is None else message.get("payload")
+        self.schema = None if payload is None else thaw(payload)
         self.pointer = f"/channels/{topic.name}/{operation.value}/message/payload"
 
     def __call__(self, opcode: int, payload: bytes) -> bool:

@@ -79,10 +79,8 @@ async def backend(
         state.connections.append(ws)
         state.paths.append(ws.request.path if ws.request else "")
         state.headers.append(dict(ws.request.headers.raw_items()) if ws.request else {})
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await handler(ws)
-        except ConnectionClosed:
-            pass
         state.closes.append(ws.close_code)
 
     async with serve(wrapped, "127.0.0.1", 0, **options) as server:

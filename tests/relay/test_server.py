@@ -84,9 +84,7 @@ def test_health_and_metrics_answer_plain_get() -> None:
             assert "version=0.0.4" in head
             assert "asyncapi_gw_connections_open 0" in body
             assert 'asyncapi_gw_connections_total{api="Chat"} 1' in body
-            assert (
-                'asyncapi_gw_messages_total{api="Chat",topic="/*",direction="in"} 1' in body
-            )
+            assert 'asyncapi_gw_messages_total{api="Chat",topic="/*",direction="in"} 1' in body
             assert 'asyncapi_gw_bytes_total{api="Chat",topic="/*",direction="out"}' in body
             assert 'asyncapi_gw_rejections_total{status="404"} 1' in body
             assert 'asyncapi_gw_close_codes_total{code="1000"} 1' in body
@@ -155,9 +153,7 @@ def test_permessage_deflate_passes_end_to_end() -> None:
                 text = "compressible " * 2000
                 await ws.send(text)
                 assert await ws.recv() == text
-            assert [e.name for e in b.connections[0].protocol.extensions] == [
-                "permessage-deflate"
-            ]
+            assert [e.name for e in b.connections[0].protocol.extensions] == ["permessage-deflate"]
             stats = relay.stats
             assert stats.bytes_in < len(text) // 4  # the relay carried compressed frames
             async with client(relay.ports["ws"], "/chat/1.0/x", compression=None) as ws:

@@ -1,0 +1,20 @@
+"""The official AsyncAPI schemas, offline validation against them, and ``$ref`` resolution.
+
+The only place of the package that imports ``jsonschema`` and ``referencing``.
+"""
+
+from __future__ import annotations
+
+from asyncapi_gw.schema.bundle import SUPPORTED_VERSIONS, schema_root
+from asyncapi_gw.schema.refs import Resolved, resolve_refs
+from asyncapi_gw.schema.validation import validate_asyncapi, validate_binding, validate_instance
+
+__all__ = [
+    "SUPPORTED_VERSIONS",
+    "Resolved",
+    "resolve_refs",
+    "schema_root",
+    "validate_asyncapi",
+    "validate_binding",
+    "validate_instance",
+]

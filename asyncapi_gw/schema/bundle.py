@@ -1,0 +1,170 @@
+"""The vendored official AsyncAPI schemas and the offline registries built from them.
+
+The schemas ship inside the wheel as ``asyncapi_gw/schemas``; an editable install or a plain
+checkout finds them in the top-level ``schemas/`` folder.  Nothing here ever touches the network:
+no registry has a retrieve hook, so a URI it was not built with fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+from importlib import resources
+from typing import Any
+
+import referencing
+import referencing.exceptions
+from referencing.jsonschema import DRAFT7
+
+from asyncapi_gw.errors import AsyncAPIGwError
+
+__all__ = [
+    "BINDING_KINDS",
+    "SUPPORTED_VERSIONS",
+    "binding_schema_uri",
+    "bindings_registry",
+    "document_registry",
+    "document_schema_uri",
+    "schema_root",
+]
+
+SUPPORTED_VERSIONS: tuple[str, ...] = (
+    "2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0",
+)
+BINDING_KINDS = frozenset({"server", "channel", "operation", "message"})
+
+# The binding schemas reference the Schema Object and friends of this bundle.
+_BINDINGS_BASE_VERSION = "3.0.0"
+# Binding keys in a document that name a different folder of the bindings tree.
+_PROTOCOL_FOLDERS = {"ws": "websockets"}
+_MARKER = "2.6.0.json"
+
+
+def schema_root() -> pathlib.Path:
+    """The folder holding the vendored schemas: the wheel's copy, else the checkout's."""
+    packaged = resources.files("asyncapi_gw").joinpath("schemas")
+    if isinstance(packaged, pathlib.Path) and (packaged / _MARKER).is_file():
+        return packaged
+    checkout = pathlib.Path(__file__).resolve().parents[2] / "schemas"
+    if (checkout / _MARKER).is_file():
+        return checkout
+    raise AsyncAPIGwError(
+        "the bundled AsyncAPI schemas are missing: neither the installed package nor the "
+        "source checkout holds them; reinstall asyncapi-gw"
+    )
+
+
+@functools.cache
+def _load(relative: str) -> Any:
+    with (schema_root() / relative).open("rb") as file:
+        return json.load(file)
+
+
+def _inline(schemas: dict[str, Any]) -> referencing.Registry[Any]:
+    """An offline registry of ``schemas`` (``$id`` -> a private copy) with every ``$ref`` inlined.
+
+    Each ``{"$ref": "<uri>"}`` of the copies becomes ``{"$ref": <the target schema>}`` (shared,
+    cycles kept as cycles), so validation never looks a URI up again.  Draft-07 ignores the
+    siblings of ``$ref``; they are left alone.  The ``$id`` of the copies go too: they only
+    scoped the URIs now replaced, and each costs a URI join whenever validation enters it.
+    """
+    copies: dict[str, Any] = json.loads(json.dumps(schemas))
+    # A registry without a retrieve hook fails on every URI it does not hold: nothing is fetched.
+    registry: referencing.Registry[Any] = referencing.Registry()
+    registry = registry.with_resources(
+        (uri, DRAFT7.create_resource(contents)) for uri, contents in copies.items()
+    ).crawl()
+    seen: set[int] = set()
+    pending = [(contents, registry.resolver(uri)) for uri, contents in copies.items()]
+    while pending:
+        node, resolver = pending.pop()
+        if id(node) in seen or not isinstance(node, dict):
+            continue
+        seen.add(id(node))
+        resource = DRAFT7.create_resource(node)
+        resolver = resolver.in_subresource(resource)
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            try:
+                target = resolver.lookup(ref)
+            except referencing.exceptions.Unresolvable:
+                # A few binding schemas name definitions of a version not vendored: such a
+                # reference constrains nothing, as an unknown URI in a user's schema.
+                continue
+            node["$ref"] = target.contents
+            pending.append((target.contents, target.resolver))
+            continue
+        pending.extend((sub.contents, resolver) for sub in resource.subresources())
+    for contents in copies.values():
+        contents.pop("$id", None)
+    return registry
+
+
+def _bundle_schemas(version: str) -> dict[str, Any]:
+    bundle = _load(f"{version}.json")
+    return {bundle["$id"]: bundle, **bundle.get("definitions", {})}
+
+
+def document_schema_uri(version: str) -> str:
+    """The ``$id`` of the bundled schema of an AsyncAPI ``version``."""
+    return f"http://asyncapi.com/definitions/{version}/asyncapi.json"
+
+
+@functools.cache
+def document_registry(version: str) -> referencing.Registry[Any]:
+    """An offline registry of the bundled schema of ``version`` and its definitions, inlined.
+
+    The bundle's own draft-07 meta-schema is registered too, so that it (and not a newer copy)
+    decides, as in the official parser.
+    """
+    return _inline(_bundle_schemas(version))
+
+
+def _protocol_folder(protocol: str) -> str:
+    return _PROTOCOL_FOLDERS.get(protocol, protocol)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
+
+
+def _binding_paths() -> list[pathlib.Path]:
+    return sorted((schema_root() / "bindings").glob("*/*/*.json"))
+
+
+@functools.cache
+def _binding_files() -> dict[tuple[str, str, str], str]:
+    """(protocol folder, binding version, kind) -> the file's ``$id``."""
+    files: dict[tuple[str, str, str], str] = {}
+    for path in _binding_paths():
+        if path.stem in BINDING_KINDS:
+            contents = _load(path.relative_to(schema_root()).as_posix())
+            files[path.parent.parent.name, path.parent.name, path.stem] = contents["$id"]
+    return files
+
+
+def binding_schema_uri(protocol: str, kind: str, binding_version: str | None) -> str | None:
+    """The ``$id`` of the binding schema for a binding, or ``None`` when none is bundled.
+
+    Without a declared version the latest bundled version of that kind is used, as the official
+    schemas say ("If no bindingVersion specified, use the latest binding").
+    """
+    folder = _protocol_folder(protocol)
+    files = _binding_files()
+    if binding_version is not None:
+        return files.get((folder, binding_version, kind))
+    versions = [v for (p, v, k) in files if p == folder and k == kind]
+    if not versions:
+        return None
+    return files[folder, max(versions, key=_version_key), kind]
+
+
+@functools.cache
+def bindings_registry() -> referencing.Registry[Any]:
+    """An offline registry of every binding schema and the definitions they use, inlined."""
+    schemas = _bundle_schemas(_BINDINGS_BASE_VERSION)
+    for path in _binding_paths():
+        contents = _load(path.relative_to(schema_root()).as_posix())
+        schemas[contents["$id"]] = contents
+    return _inline(schemas)

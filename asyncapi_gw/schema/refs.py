@@ -1,0 +1,301 @@
+"""``$ref`` resolution across documents, with a policy for what a document may reference.
+
+Local pointers are always followed; relative files only inside the root document's folder
+(after ``..`` and symbolic links) unless ``allow_outside``; absolute paths and ``file://`` URLs
+only with ``allow_outside``; ``http(s)://`` URLs only with ``allow_remote``.  A reference that is
+refused or broken stays a ``{"$ref": ...}`` mapping and becomes a Problem (rule
+``asyncapi-ref``); so does a reference that closes a cycle, without a problem.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+import attrs
+import referencing
+
+from asyncapi_gw.documents import SourceDocument
+from asyncapi_gw.errors import AsyncAPIGwError, Problem
+
+__all__ = ["Resolved", "resolve_refs"]
+
+_RULE = "asyncapi-ref"
+_ALLOW_REMOTE = "allow them with allow_remote_refs=True (CLI: --allow-remote-refs)"
+_ALLOW_OUTSIDE = "allow them with allow_outside_refs=True (CLI: --allow-outside-refs)"
+
+# (target document, pointer in it, target node) of each followed reference, by id of the
+# {"$ref"} mapping that was replaced.
+_Sites = dict[int, tuple[SourceDocument, str, Any]]
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+_NOWHERE = object()
+
+
+def _walk(data: Any, pointer: str) -> Any:
+    """The node at an RFC 6901 ``pointer`` in ``data``, or ``_NOWHERE``."""
+    if not pointer:
+        return data
+    if not pointer.startswith("/"):
+        return _NOWHERE
+    node = data
+    for token in pointer[1:].split("/"):
+        key = _unescape(token)
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and (key == "0" or key[0] != "0") \
+                and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return _NOWHERE
+    return node
+
+
+@attrs.frozen(kw_only=True)
+class Resolved:
+    """A document with its ``$ref`` replaced by their targets, and the problems met doing it."""
+
+    data: Any
+    problems: tuple[Problem, ...]
+    _root: SourceDocument = attrs.field(alias="root", repr=False)
+    _sites: _Sites = attrs.field(alias="sites", repr=False, eq=False)
+
+    def origin(self, pointer: str) -> tuple[SourceDocument, str]:
+        """The document and the pointer in it where the node at ``pointer`` of ``data`` was
+        written.  A pointer past the existing nodes keeps its unmatched tail."""
+        doc, here, node = self._root, "", self._root.data
+        tokens = pointer.split("/")[1:] if pointer else []
+        for index, token in enumerate(tokens):
+            doc, here, node = self._jump(doc, here, node)
+            key = _unescape(token)
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            else:
+                return doc, here + "".join(f"/{t}" for t in tokens[index:])
+            here += f"/{token}"
+        doc, here, _ = self._jump(doc, here, node)
+        return doc, here
+
+    def _jump(self, doc: SourceDocument, here: str, node: Any) -> tuple[SourceDocument, str, Any]:
+        if isinstance(node, dict):
+            site = self._sites.get(id(node))
+            if site is not None:
+                return site
+        return doc, here, node
+
+
+@attrs.define
+class _Frame:
+    """One node to copy: where it comes from and where its copy goes."""
+
+    node: Any
+    doc: SourceDocument
+    base: str  # the URI that relative references of this node resolve against
+    pointer: str  # in the resolved data
+    parent: dict[str, Any] | list[Any] | None
+    key: Any
+
+
+class _Resolution:
+    """The working state of one :func:`resolve_refs` call."""
+
+    def __init__(
+        self,
+        root: SourceDocument,
+        load: Callable[[str], SourceDocument],
+        *,
+        allow_remote: bool,
+        allow_outside: bool,
+    ) -> None:
+        self.root = root
+        self.load = load
+        self.allow_remote = allow_remote
+        self.allow_outside = allow_outside
+        self.root_uri = root.uri or ""
+        self.folder = self._folder(self.root_uri)
+        self.documents: dict[str, SourceDocument] = {self.root_uri: root}
+        registry: referencing.Registry[Any] = referencing.Registry()
+        self.registry = registry.with_resource(
+            self.root_uri, referencing.Specification.OPAQUE.create_resource(root.data)
+        )
+        self.sites: _Sites = {}
+        self.copies: dict[int, Any] = {}
+        self.active: set[int] = set()
+        self.problems: list[Problem] = []
+
+    @staticmethod
+    def _folder(uri: str) -> str | None:
+        parts = urlsplit(uri)
+        if parts.scheme != "file":
+            return None
+        return os.path.dirname(os.path.realpath(unquote(parts.path)))
+
+    def refuse(self, ref: str, pointer: str, message: str) -> None:
+        message = f"$ref {ref!r}: {message}"
+        self.problems.append(Problem(pointer=pointer, rule=_RULE, message=message))
+
+    def permitted(self, ref: str, base: str, target: str, pointer: str) -> bool:
+        """Whether the policy lets ``ref`` (written in a document at ``base``) be followed."""
+        if not target or target == base:
+            return True
+        scheme = urlsplit(target).scheme
+        written = urlsplit(ref)
+        if scheme in ("http", "https"):
+            if self.allow_remote:
+                return True
+            self.refuse(ref, pointer, f"remote references are refused; {_ALLOW_REMOTE}")
+            return False
+        if scheme != "file":
+            if urlsplit(base).scheme in ("http", "https") and self.allow_remote:
+                return True
+            if not base and not written.scheme:
+                self.refuse(ref, pointer, "the document has no location, so a reference to "
+                            "another file cannot be resolved")
+                return False
+            self.refuse(ref, pointer, f"the {scheme or 'relative'} reference cannot be followed")
+            return False
+        if written.scheme == "file" or posixpath.isabs(written.path) or os.path.isabs(ref):
+            if self.allow_outside:
+                return True
+            self.refuse(ref, pointer, f"absolute file references are refused; {_ALLOW_OUTSIDE}")
+            return False
+        path = os.path.realpath(unquote(urlsplit(target).path))
+        inside = self.folder is not None and os.path.commonpath([self.folder, path]) == self.folder
+        if inside or self.allow_outside:
+            return True
+        self.refuse(ref, pointer, "the file is outside the document's folder; references "
+                    f"outside it are refused; {_ALLOW_OUTSIDE}")
+        return False
+
+    def document(self, uri: str, ref: str, pointer: str) -> SourceDocument | None:
+        doc = self.documents.get(uri)
+        if doc is not None:
+            return doc
+        try:
+            doc = self.load(uri)
+        except AsyncAPIGwError as error:
+            detail = error.problems[0].message if error.problems else error.message
+            self.refuse(ref, pointer, f"cannot read {uri}: {detail}")
+            return None
+        self.documents[uri] = doc
+        self.registry = self.registry.with_resource(
+            uri, referencing.Specification.OPAQUE.create_resource(doc.data)
+        )
+        return doc
+
+    def follow(self, frame: _Frame) -> tuple[SourceDocument, str, str, Any] | None:
+        """(document, its URI, pointer, node) a reference leads to, through chains of
+        references; ``None`` when it is refused or broken (and reported)."""
+        node, base, seen = frame.node, frame.base, {id(frame.node)}
+        while True:
+            ref = node["$ref"]
+            target, fragment = urldefrag(urljoin(base, ref))
+            if not self.permitted(ref, base, target, frame.pointer):
+                return None
+            doc = self.document(target, ref, frame.pointer)
+            if doc is None:
+                return None
+            pointer = unquote(fragment)
+            found = self.registry.resolver(base_uri=target).lookup("").contents
+            node = _walk(found, pointer)
+            if node is _NOWHERE:
+                where = "this document" if target == base else target
+                self.refuse(ref, frame.pointer, f"{pointer!r} is not a JSON pointer to a node of "
+                            f"{where}")
+                return None
+            base = target
+            if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+                return doc, target, pointer, node
+            if id(node) in seen:
+                self.refuse(ref, frame.pointer, "the references form a loop that leads nowhere")
+                return None
+            seen.add(id(node))
+
+    def place(self, frame: _Frame, value: Any) -> None:
+        if frame.parent is not None:
+            frame.parent[frame.key] = value
+
+    def run(self) -> Any:
+        result: dict[str, Any] = {}
+        pending: list[_Frame | int] = [
+            _Frame(self.root.data, self.root, self.root_uri, "", result, "root")
+        ]
+        while pending:
+            frame = pending.pop()
+            if isinstance(frame, int):
+                self.active.discard(frame)
+                continue
+            node = frame.node
+            if isinstance(node, dict) and isinstance(node.get("$ref"), str):
+                site = self.sites.get(id(node))
+                if site is None:
+                    found = self.follow(frame)
+                    if found is not None:
+                        site = (found[0], found[2], found[3])
+                        if id(site[2]) not in self.active:
+                            self.sites[id(node)] = site
+                            frame = _Frame(site[2], site[0], found[1], frame.pointer,
+                                           frame.parent, frame.key)
+                if site is None or id(site[2]) in self.active:
+                    self.place(frame, dict(node))
+                    continue
+                node = site[2]
+            if not isinstance(node, (dict, list)):
+                self.place(frame, node)
+                continue
+            copy = self.copies.get(id(node))
+            if copy is not None:
+                self.place(frame, copy)
+                continue
+            self.copy(frame, node, pending)
+        return result["root"]
+
+    def copy(
+        self, frame: _Frame, node: dict[str, Any] | list[Any], pending: list[_Frame | int]
+    ) -> None:
+        copy: dict[str, Any] | list[Any]
+        items: list[tuple[Any, Any]]
+        if isinstance(node, dict):
+            copy = dict.fromkeys(node)
+            items = list(node.items())
+        else:
+            copy = [None] * len(node)
+            items = list(enumerate(node))
+        self.copies[id(node)] = copy
+        self.place(frame, copy)
+        self.active.add(id(node))
+        pending.append(id(node))
+        for key, value in reversed(items):
+            if isinstance(value, (dict, list)):
+                pending.append(_Frame(value, frame.doc, frame.base,
+                                      f"{frame.pointer}/{_escape(str(key))}", copy, key))
+            else:
+                copy[key] = value
+
+
+def resolve_refs(
+    root: SourceDocument,
+    *,
+    load: Callable[[str], SourceDocument],
+    allow_remote: bool = False,
+    allow_outside: bool = False,
+) -> Resolved:
+    """``root`` with every ``$ref`` replaced by its target (shared, not copied), other documents
+    read with ``load(uri)`` once each; ``root`` itself is not changed."""
+    resolution = _Resolution(root, load, allow_remote=allow_remote, allow_outside=allow_outside)
+    data = resolution.run()
+    return Resolved(data=data, problems=tuple(resolution.problems), root=root,
+                    sites=resolution.sites)

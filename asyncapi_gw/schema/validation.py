@@ -1,0 +1,439 @@
+"""Validation against the official schemas, offline, with every error as a :class:`Problem`.
+
+Verdicts follow the official JS parser: draft-07 with the meta-schema embedded in each bundled
+schema, all errors collected, formats checked as ``ajv-formats`` checks them except
+``uri-reference`` (the parser drops it so that JSON pointers such as ``#/channels/~1a~1{b}``
+pass).  A ``oneOf``/``anyOf`` failure is reported through the failures of its most plausible
+branch instead of "is not valid under any of the given schemas".
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import functools
+import re
+import reprlib
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+import jsonschema
+import jsonschema.exceptions
+import jsonschema.validators
+import referencing
+import referencing.exceptions
+
+from asyncapi_gw.errors import Problem, UnsupportedVersionError
+from asyncapi_gw.schema.bundle import (
+    BINDING_KINDS,
+    SUPPORTED_VERSIONS,
+    binding_schema_uri,
+    bindings_registry,
+    document_registry,
+    document_schema_uri,
+)
+
+__all__ = ["validate_asyncapi", "validate_binding", "validate_instance"]
+
+_SCHEMA_RULE = "asyncapi-schema"
+_BINDING_RULE = "asyncapi-binding"
+_INSTANCE_CACHE_SIZE = 4096
+_MESSAGE_LIMIT = 300
+
+# -- formats ---------------------------------------------------------------------------------
+# The regular expressions of ajv-formats 2.1 ("full" mode), which the official parser uses.
+_URI = re.compile(
+    r"^(?:[a-z][a-z0-9+\-.]*:)(?:\/?\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:]|%[0-9a-f]{2})*@)?"
+    r"(?:\[(?:(?:(?:(?:[0-9a-f]{1,4}:){6}|::(?:[0-9a-f]{1,4}:){5}|(?:[0-9a-f]{1,4})?::"
+    r"(?:[0-9a-f]{1,4}:){4}|(?:(?:[0-9a-f]{1,4}:){0,1}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){3}|"
+    r"(?:(?:[0-9a-f]{1,4}:){0,2}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){2}|(?:(?:[0-9a-f]{1,4}:)"
+    r"{0,3}[0-9a-f]{1,4})?::[0-9a-f]{1,4}:|(?:(?:[0-9a-f]{1,4}:){0,4}[0-9a-f]{1,4})?::)"
+    r"(?:[0-9a-f]{1,4}:[0-9a-f]{1,4}|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|"
+    r"2[0-4]\d|[01]?\d\d?))|(?:(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4})?::[0-9a-f]{1,4}|"
+    r"(?:(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})?::)|[Vv][0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+)"
+    r"\]|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?)|"
+    r"(?:[a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})*)(?::\d*)?(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|"
+    r"%[0-9a-f]{2})*)*|\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})+(?:\/"
+    r"(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*)?|(?:[a-z0-9\-._~!$&'()*+,;=:@]|"
+    r"%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*)(?:\?"
+    r"(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?(?:#(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|"
+    r"%[0-9a-f]{2})*)?$",
+    re.IGNORECASE,
+)
+_URI_TEMPLATE = re.compile(
+    r"^(?:(?:[^\x00-\x20\"'<>%\\^`{|}]|%[0-9a-f]{2})|\{[+#./;?&=,!@|]?(?:[a-z0-9_]|"
+    r"%[0-9a-f]{2})+(?::[1-9][0-9]{0,3}|\*)?(?:,(?:[a-z0-9_]|%[0-9a-f]{2})+"
+    r"(?::[1-9][0-9]{0,3}|\*)?)*\})*$",
+    re.IGNORECASE,
+)
+_EMAIL = re.compile(
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9]"
+    r"(?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+    re.IGNORECASE,
+)
+# JavaScript's named groups, which Python spells (?P<name>...).
+_JS_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
+_UNCHECKED_FORMATS = frozenset({"uri-reference", "iri-reference"})
+
+
+def _is_uri(value: object) -> bool:
+    return not isinstance(value, str) or (
+        re.search(r"/|:", value) is not None and _URI.match(value) is not None
+    )
+
+
+def _is_uri_template(value: object) -> bool:
+    return not isinstance(value, str) or _URI_TEMPLATE.match(value) is not None
+
+
+def _is_email(value: object) -> bool:
+    return not isinstance(value, str) or _EMAIL.match(value) is not None
+
+
+def _is_regex(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        re.compile(_JS_NAMED_GROUP.sub("(?P<", value))
+    except (re.error, OverflowError, RecursionError):
+        return False
+    return True
+
+
+def _format_checker() -> jsonschema.FormatChecker:
+    known = jsonschema.Draft7Validator.FORMAT_CHECKER.checkers
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checkers = {name: check for name, check in known.items()
+                        if name not in _UNCHECKED_FORMATS}
+    for name, function in (
+        ("uri", _is_uri),
+        ("uri-template", _is_uri_template),
+        ("email", _is_email),
+        ("regex", _is_regex),
+    ):
+        checker.checks(name)(function)
+    return checker
+
+
+_FORMATS = _format_checker()
+
+# -- validator classes -----------------------------------------------------------------------
+_draft7_ref = jsonschema.Draft7Validator.VALIDATORS["$ref"]
+
+
+
+@attrs.frozen
+class _Memo:
+    """What one validation call learns: the structure class of each container of the data
+    (equal JSON, equal class) and the (class, schema) pairs found valid.  A sub-object that
+    occurs many times (a shared message, the same small payload schema in every channel) is
+    thus checked once per schema; invalid ones are checked each time, so errors are exact.
+    """
+
+    classes: dict[int, int]
+    valid: set[tuple[int, int]] = attrs.field(factory=set)
+
+
+_memo: contextvars.ContextVar[_Memo | None] = contextvars.ContextVar("_memo", default=None)
+
+
+def _structure_classes(data: Any) -> dict[int, int]:
+    """id(container) -> a number shared by exactly the containers holding equal JSON."""
+    classes: dict[int, int] = {}
+    interned: dict[object, int] = {}
+
+    def leaf(value: Any) -> object:
+        if isinstance(value, (dict, list)):
+            # A child without a class is an ancestor: the data is cyclic; count it apart.
+            return ("c", classes.get(id(value), -1 - id(value)))
+        if value is None or isinstance(value, (str, int, float)):
+            return (type(value), value)
+        return ("x", id(value))
+
+    pending: list[tuple[Any, bool]] = [(data, False)]
+    while pending:
+        node, children_done = pending.pop()
+        if id(node) in classes or not isinstance(node, (dict, list)):
+            continue
+        values = node.values() if isinstance(node, dict) else node
+        if not children_done:
+            pending.append((node, True))
+            pending.extend((value, False) for value in values
+                           if isinstance(value, (dict, list)) and id(value) not in classes)
+            continue
+        key: object
+        if isinstance(node, dict):
+            key = ("o", frozenset((name, leaf(value)) for name, value in node.items()))
+        else:
+            key = ("a", tuple(leaf(value) for value in node))
+        classes[id(node)] = interned.setdefault(key, len(interned))
+    return classes
+
+
+def _ref(
+    validator: Any, ref: Any, instance: Any, schema: Any
+) -> Iterator[jsonschema.exceptions.ValidationError]:
+    """``$ref``, either inlined by the bundle's registry (a schema) or a URI (a user schema)."""
+    if not isinstance(ref, str):
+        memo = _memo.get()
+        kind = None if memo is None else memo.classes.get(id(instance))
+        if memo is None or kind is None:
+            yield from validator.descend(instance, ref)
+            return
+        key = (kind, id(ref))
+        if key in memo.valid:
+            return
+        errors = list(validator.descend(instance, ref))
+        if not errors:
+            memo.valid.add(key)
+        yield from errors
+        return
+    # A URI left in a user's resolved schema closes a cycle or was refused (and reported) when
+    # the document was resolved: it constrains nothing here.
+    try:
+        errors = list(_draft7_ref(validator, ref, instance, schema))
+    except referencing.exceptions.Unresolvable:
+        return
+    yield from errors
+
+
+# types-jsonschema leaves extend() untyped.
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft7Validator, validators={"$ref": _ref}
+)
+
+
+@functools.cache
+def _document_validator(version: str) -> Any:
+    registry = document_registry(version)
+    schema = registry.contents(document_schema_uri(version))
+    return _Validator(schema, registry=registry, format_checker=_FORMATS)
+
+
+@functools.cache
+def _binding_validator(uri: str) -> Any:
+    registry = bindings_registry()
+    return _Validator(registry.contents(uri), registry=registry, format_checker=_FORMATS)
+
+
+# -- errors to problems ----------------------------------------------------------------------
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_short.maxlevel = 2
+
+
+def _escape(token: object) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def _segment(token: object) -> str:
+    """A path segment of a message: plain when it reads unambiguously, else quoted."""
+    text = str(token)
+    return text if text and "/" not in text and text.strip() == text else repr(text)
+
+
+def _additional(error: jsonschema.exceptions.ValidationError) -> list[str]:
+    schema, instance = error.schema, error.instance
+    if not isinstance(schema, Mapping) or not isinstance(instance, Mapping):
+        return []
+    known = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    return [
+        str(name) for name in instance
+        if name not in known and not any(re.search(p, str(name)) for p in patterns)
+    ]
+
+
+def _texts(error: jsonschema.exceptions.ValidationError) -> list[tuple[str, str]]:
+    """(suffix to the error's pointer, message) pairs for one failed keyword."""
+    keyword, instance = error.validator, error.instance
+    value: Any = error.validator_value
+    if keyword == "additionalProperties" and value is False:
+        extras = _additional(error)
+        if extras:
+            return [(f"/{_escape(name)}", f"property {name!r} is not allowed here")
+                    for name in extras]
+    if keyword == "type":
+        expected = " or ".join(repr(t) for t in ([value] if isinstance(value, str) else value))
+        return [("", f"{_short.repr(instance)} is not of type {expected}")]
+    if keyword == "enum":
+        return [("", f"{_short.repr(instance)} is not one of {_short.repr(value)}")]
+    if keyword == "const":
+        return [("", f"{_short.repr(value)} was expected, not {_short.repr(instance)}")]
+    message = error.message
+    if keyword in ("oneOf", "anyOf") and error.context:
+        reasons = dict.fromkeys(e.message for e in error.context if not e.path)
+        if reasons:
+            message = f"{_short.repr(instance)} matches none of: " + "; ".join(reasons)
+    if len(message) > _MESSAGE_LIMIT:
+        message = message[: _MESSAGE_LIMIT - 1] + "…"
+    return [("", message)]
+
+
+def _branch(error: jsonschema.exceptions.ValidationError) -> object:
+    """The index of the ``oneOf``/``anyOf`` branch a context error comes from."""
+    return error.relative_schema_path[0] if error.relative_schema_path else None
+
+
+def _culprits(
+    error: jsonschema.exceptions.ValidationError,
+) -> list[jsonschema.exceptions.ValidationError]:
+    """The errors that explain ``error``: itself, or all failures of its most plausible branch.
+
+    The branch is the one holding the most relevant context error by jsonschema's ``relevance``
+    (the first step of ``best_match``: the deepest failure); when the most relevant errors come
+    from several branches, ``error`` itself is the answer.
+    """
+    relevance = jsonschema.exceptions.relevance
+    out: list[jsonschema.exceptions.ValidationError] = []
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if not current.context:
+            out.append(current)
+            continue
+        ranked = sorted(current.context, key=relevance)
+        best = relevance(ranked[0])
+        branches = {_branch(e) for e in ranked if relevance(e) == best}
+        if len(branches) == 1:
+            branch = branches.pop()
+            pending.extend(reversed([e for e in current.context if _branch(e) == branch]))
+        elif len({e.message for e in current.context}) == 1:
+            pending.append(current.context[0])
+        else:
+            out.append(current)
+    return out
+
+
+def _order(error: jsonschema.exceptions.ValidationError) -> tuple[int, bool, list[str]]:
+    return (
+        len(error.absolute_path),
+        error.validator in jsonschema.exceptions.WEAK_MATCHES,
+        [str(p) for p in error.absolute_path],
+    )
+
+
+def _problems(
+    errors: Iterable[jsonschema.exceptions.ValidationError], *, pointer: str, rule: str
+) -> list[Problem]:
+    culprits = [c for error in errors for c in _culprits(error)]
+    culprits.sort(key=_order)
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for culprit in culprits:
+        path = list(culprit.absolute_path)
+        where = "/".join(_segment(p) for p in path)
+        base = pointer + "".join(f"/{_escape(p)}" for p in path)
+        for suffix, text in _texts(culprit):
+            key = (base + suffix, text)
+            if key in seen:
+                continue
+            seen.add(key)
+            message = f"{where}: {text}" if where else text
+            problems.append(Problem(pointer=base + suffix, message=message, rule=rule))
+    return problems
+
+
+# -- public API ------------------------------------------------------------------------------
+def validate_asyncapi(data: Any, version: str) -> list[Problem]:
+    """Every violation of the official schema of AsyncAPI ``version`` by ``data``, best first.
+
+    ``data`` is a resolved document (no ``$ref`` left but those closing a cycle).
+    """
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedVersionError(
+            f"AsyncAPI {version} is not supported; supported versions: "
+            + ", ".join(SUPPORTED_VERSIONS)
+        )
+    validator = _document_validator(version)
+    token = _memo.set(_Memo(classes=_structure_classes(data)))
+    try:
+        errors = list(validator.iter_errors(data))
+    except RecursionError:
+        return [Problem(pointer="", rule=_SCHEMA_RULE,
+                        message="the document is nested too deeply to validate")]
+    finally:
+        _memo.reset(token)
+    return _problems(errors, pointer="", rule=_SCHEMA_RULE)
+
+
+def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) -> list[Problem]:
+    """Violations of the official binding schema by one protocol's binding object.
+
+    ``kind`` is ``server``, ``channel``, ``operation`` or ``message``.  The schema is the one of
+    the binding's ``bindingVersion`` (the latest bundled one when it declares none); a protocol
+    or version without a bundled schema gives no problems.
+    """
+    if kind not in BINDING_KINDS:
+        raise ValueError(f"unknown binding kind {kind!r}; expected one of {sorted(BINDING_KINDS)}")
+    declared = binding.get("bindingVersion") if isinstance(binding, Mapping) else None
+    if declared is not None and not isinstance(declared, str):
+        return [Problem(pointer=f"{pointer}/bindingVersion", rule=_BINDING_RULE,
+                        message=f"bindingVersion: {_short.repr(declared)} is not of type 'string'")]
+    uri = binding_schema_uri(protocol, kind, declared)
+    if uri is None:
+        return []
+    validator = _binding_validator(uri)
+    token = _memo.set(_Memo(classes=_structure_classes(binding)))
+    try:
+        errors = list(validator.iter_errors(binding))
+    except RecursionError:
+        return [Problem(pointer=pointer, rule=_BINDING_RULE,
+                        message="the binding is nested too deeply to validate")]
+    finally:
+        _memo.reset(token)
+    return _problems(errors, pointer=pointer, rule=_BINDING_RULE)
+
+
+@functools.cache
+def _meta_validator() -> Any:
+    registry = document_registry(SUPPORTED_VERSIONS[-1])
+    meta = registry.contents("http://json-schema.org/draft-07/schema")
+    return _Validator(meta, registry=registry, format_checker=_FORMATS)
+
+
+# id(schema) -> (schema, its validator or why it cannot be used).  The schema is kept so that
+# its id cannot be reused while the entry lives.
+_instance_validators: collections.OrderedDict[int, tuple[Any, Any]] = collections.OrderedDict()
+
+
+def _instance_validator(schema: Any) -> Any:
+    entry = _instance_validators.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        _instance_validators.move_to_end(id(schema))
+        return entry[1]
+    compiled: Any
+    if not isinstance(schema, (dict, bool)):
+        compiled = f"the schema {_short.repr(schema)} is not a JSON Schema"
+    else:
+        first = jsonschema.exceptions.best_match(_meta_validator().iter_errors(schema))
+        if first is not None:
+            compiled = f"cannot check against an invalid schema: {first.message}"
+        else:
+            registry = document_registry(SUPPORTED_VERSIONS[-1])
+            compiled = _Validator(schema, registry=registry, format_checker=_FORMATS)
+    _instance_validators[id(schema)] = (schema, compiled)
+    if len(_instance_validators) > _INSTANCE_CACHE_SIZE:
+        _instance_validators.popitem(last=False)
+    return compiled
+
+
+def validate_instance(instance: Any, schema: Any, *, pointer: str, rule: str) -> list[Problem]:
+    """Violations of an AsyncAPI Schema Object by a value (a message example, a default).
+
+    Keywords that are not draft-07's (``discriminator``, ``externalDocs``, ``deprecated``) are
+    ignored; a ``$ref`` that cannot be resolved inside ``schema`` constrains nothing (it closes a
+    cycle, or it was reported when the document was resolved).  A schema that is not valid
+    draft-07 gives one problem instead of a verdict.
+    """
+    compiled = _instance_validator(schema)
+    if isinstance(compiled, str):
+        return [Problem(pointer=pointer, rule=rule, message=compiled)]
+    try:
+        errors = list(compiled.iter_errors(instance))
+    except RecursionError:
+        return [Problem(pointer=pointer, rule=rule,
+                        message="the value is nested too deeply to validate")]
+    return _problems(errors, pointer=pointer, rule=rule)
