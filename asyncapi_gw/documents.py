@@ -648,15 +648,17 @@ def _resolve_scalar(event: ScalarEvent) -> Any:
 
 
 def _parse_yaml(text: str, name: str | None, limits: Limits) -> tuple[Any, _Positions]:
-    parser = _parser_factory(text)
     composer = _YamlComposer(name, limits)
+    parser: _EventSource | None = None
     try:
+        parser = _parser_factory(text)
         return composer.compose(parser)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(part for part in (exc.context, exc.problem) if part)
+        too_deep = "maximum nesting depth" in message  # libyaml's own depth limit
         raise _fail(
-            "document-syntax",
+            "document-too-deep" if too_deep else "document-syntax",
             f"invalid YAML: {message}",
             name=name,
             pointer=composer.pointer(),
@@ -671,7 +673,8 @@ def _parse_yaml(text: str, name: str | None, limits: Limits) -> tuple[Any, _Posi
     except yaml.YAMLError as exc:
         raise _fail("document-syntax", f"invalid YAML: {exc}", name=name) from None
     finally:
-        parser.dispose()
+        if parser is not None:
+            parser.dispose()
 
 
 class _YamlComposer:
@@ -744,8 +747,14 @@ class _YamlComposer:
                         "document-encoding", "a string holds an unpaired surrogate escape", mark
                     )
                 source = event.value
+                if value is _MERGE and not (
+                    stack and stack[-1].key is _NO_KEY and isinstance(stack[-1].container, dict)
+                ):
+                    value = source
                 if event.anchor is not None:
-                    self.anchors[event.anchor] = _Anchor(value, source, 1)
+                    self.anchors[event.anchor] = _Anchor(
+                        source if value is _MERGE else value, source, 1
+                    )
             elif isinstance(event, MappingStartEvent | SequenceStartEvent):
                 is_map = isinstance(event, MappingStartEvent)
                 tag = event.tag
