@@ -23,11 +23,12 @@ Matching a request target ``<path>?<query>`` as received (still percent-encoded)
 
 Building the table refuses (:class:`RelayError`) two APIs with one gateway path; two topics of an
 API that match the same paths (``/rooms/{a}`` and ``/rooms/{b}``, ``/x`` and ``/x/``); topic names
-with empty, ``.`` or ``..`` segments, a ``{param}`` that is not a whole segment or a repeated
-``{param}``; a URL mapping holding ``#``, spaces, non-ASCII, a placeholder other than
-``{uri.var.NAME}`` or a ``NAME`` the topic path does not define; and a topic whose publish and
-subscribe carry different URL mappings (one connection carries both directions to one backend
-URL, so the gateway cannot honour both; one mapping, or equal ones, is fine).
+with empty, ``.`` or ``..`` segments, malformed escapes, more than 256 segments, a ``{param}``
+that is not a whole segment or a repeated ``{param}``; a URL mapping holding ``#``, spaces,
+non-ASCII, a placeholder other than ``{uri.var.NAME}`` or a ``NAME`` the topic path lacks; and
+a topic whose publish and subscribe carry different URL mappings (one connection carries both
+directions to one backend URL, so the gateway cannot honour both; one mapping, or equal ones,
+is fine).
 
 The backend URL (:func:`backend_for`) is the endpoint URL with the topic's URL mapping appended as
 WSO2 does, one ``/`` between them whether the endpoint ends with one, the mapping starts with one,
