@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -15,12 +15,12 @@ OnThrottle = Literal["reply", "close"]
 OnInvalid = Literal["close", "drop"]
 
 
-def _port(_inst: object, attr: attrs.Attribute[int | None], value: int | None) -> None:
+def _port(_inst: object, attr: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and not 0 <= value <= 65535:
         raise ValueError(f"{attr.name} must be between 0 and 65535, not {value}")
 
 
-def _positive(_inst: object, attr: attrs.Attribute[float | None], value: float | None) -> None:
+def _positive(_inst: object, attr: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and value <= 0:
         raise ValueError(f"{attr.name} must be positive, not {value}")
 

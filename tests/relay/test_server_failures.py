@@ -120,14 +120,17 @@ def test_client_gone_closes_the_backend() -> None:
 
 def test_message_too_big_closes_with_1009() -> None:
     async def main() -> None:
-        async with backend() as b, Relay([api(b.url)], ws_port=0, max_message_size=100) as relay:
+        async with (
+            backend() as b,
+            Relay([api(b.url)], ws_port=0, max_message_size=100) as relay,
+            client(relay.ports["ws"], "/chat/1.0/x", compression=None) as ws,
+        ):
             # with permessage-deflate the limit applies to the compressed payload
-            async with client(relay.ports["ws"], "/chat/1.0/x", compression=None) as ws:
-                await ws.send("a" * 100)
-                assert await ws.recv() == "a" * 100
-                await ws.send("a" * 101)
-                code, _ = await closed_code(ws)
-                assert code == 1009
+            await ws.send("a" * 100)
+            assert await ws.recv() == "a" * 100
+            await ws.send("a" * 101)
+            code, _ = await closed_code(ws)
+            assert code == 1009
 
     run(main())
 
@@ -140,10 +143,12 @@ def test_wrong_direction_closes_1008_or_is_dropped() -> None:
 
         sub_only = (topic("/*", pub=False),)
         async with backend(push) as b:
-            async with Relay([api(b.url, topics=sub_only)], ws_port=0) as relay:
-                async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
-                    await ws.send("not allowed")
-                    assert (await closed_code(ws))[0] == 1008
+            async with (
+                Relay([api(b.url, topics=sub_only)], ws_port=0) as relay,
+                client(relay.ports["ws"], "/chat/1.0/x") as ws,
+            ):
+                await ws.send("not allowed")
+                assert (await closed_code(ws))[0] == 1008
             pub_only = (topic("/*", sub=False),)
             async with Relay(
                 [api(b.url, topics=pub_only)], ws_port=0, on_wrong_direction="drop"
@@ -176,11 +181,13 @@ def test_event_quota_answers_4003_text_or_closes() -> None:
                 async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
                     await ws.send("again")
                     assert "4003" in await ws.recv()
-            async with Relay([quota_api], ws_port=0, on_throttle="close") as relay:
-                async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
-                    for n in range(3):
-                        await ws.send(f"m{n}")
-                    assert (await closed_code(ws))[0] == 4003
+            async with (
+                Relay([quota_api], ws_port=0, on_throttle="close") as relay,
+                client(relay.ports["ws"], "/chat/1.0/x") as ws,
+            ):
+                for n in range(3):
+                    await ws.send(f"m{n}")
+                assert (await closed_code(ws))[0] == 4003
 
     run(main())
 
@@ -210,21 +217,25 @@ def _validated_api(url: str) -> StreamingAPI:
 def test_message_validation_closes_1007_or_drops() -> None:
     async def main() -> None:
         async with backend() as b:
-            async with Relay([_validated_api(b.url)], ws_port=0, validate_messages=True) as relay:
-                async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
-                    # validation needs plain frames: compression was not negotiated
-                    assert ws.protocol.extensions == []
-                    await ws.send('{"n": 1}')
-                    assert await ws.recv() == '{"n": 1}'
-                    await ws.send('{"n": "one"}')
-                    assert (await closed_code(ws))[0] == 1007
-            async with Relay(
-                [_validated_api(b.url)], ws_port=0, validate_messages=True, on_invalid="drop"
-            ) as relay:
-                async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
-                    await ws.send("not json")
-                    await ws.send('{"n": 2}')
-                    assert await ws.recv() == '{"n": 2}'
+            async with (
+                Relay([_validated_api(b.url)], ws_port=0, validate_messages=True) as relay,
+                client(relay.ports["ws"], "/chat/1.0/x") as ws,
+            ):
+                # validation needs plain frames: compression was not negotiated
+                assert ws.protocol.extensions == []
+                await ws.send('{"n": 1}')
+                assert await ws.recv() == '{"n": 1}'
+                await ws.send('{"n": "one"}')
+                assert (await closed_code(ws))[0] == 1007
+            async with (
+                Relay(
+                    [_validated_api(b.url)], ws_port=0, validate_messages=True, on_invalid="drop"
+                ) as relay,
+                client(relay.ports["ws"], "/chat/1.0/x") as ws,
+            ):
+                await ws.send("not json")
+                await ws.send('{"n": 2}')
+                assert await ws.recv() == '{"n": 2}'
 
     run(main())
 
@@ -293,9 +304,9 @@ def test_idle_timeout_and_keepalive() -> None:
         async with (
             backend() as b,
             Relay([api(b.url)], ws_port=0, idle_timeout=0.3, ping_interval=None) as relay,
+            client(relay.ports["ws"], "/chat/1.0/x") as ws,
         ):
-            async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
-                assert (await closed_code(ws))[0] == 1001
+            assert (await closed_code(ws))[0] == 1001
         # a client that never answers pings is closed with 1011
         async with (
             backend() as b,
@@ -311,11 +322,14 @@ def test_idle_timeout_and_keepalive() -> None:
             assert int.from_bytes(close[2:4], "big") == 1011
             writer.close()
         # a client that answers pings (websockets does) stays connected
-        async with backend() as b, Relay([api(b.url)], ws_port=0, ping_interval=0.1) as relay:
-            async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
-                await asyncio.sleep(0.5)
-                await ws.send("alive")
-                assert await ws.recv() == "alive"
+        async with (
+            backend() as b,
+            Relay([api(b.url)], ws_port=0, ping_interval=0.1) as relay,
+            client(relay.ports["ws"], "/chat/1.0/x") as ws,
+        ):
+            await asyncio.sleep(0.5)
+            await ws.send("alive")
+            assert await ws.recv() == "alive"
 
     run(main())
 
