@@ -39,6 +39,9 @@ __all__ = ["validate_asyncapi", "validate_binding", "validate_instance"]
 _SCHEMA_RULE = "asyncapi-schema"
 _BINDING_RULE = "asyncapi-binding"
 _INSTANCE_CACHE_SIZE = 4096
+# jsonschema recurses a few generator frames per level of the instance; beyond this depth the
+# default recursion limit (and a panic in the rpds extension it uses) is too close.
+_MAX_DEPTH = 150
 _MESSAGE_LIMIT = 300
 
 # -- formats ---------------------------------------------------------------------------------
@@ -91,11 +94,17 @@ def _is_email(value: object) -> bool:
     return not isinstance(value, str) or _EMAIL.match(value) is not None
 
 
+@functools.lru_cache(maxsize=1024)
+def _python_regex(pattern: str) -> str:
+    """A JavaScript pattern spelled for Python's ``re`` (named groups differ)."""
+    return _JS_NAMED_GROUP.sub("(?P<", pattern)
+
+
 def _is_regex(value: object) -> bool:
     if not isinstance(value, str):
         return True
     try:
-        re.compile(_JS_NAMED_GROUP.sub("(?P<", value))
+        re.compile(_python_regex(value))
     except (re.error, OverflowError, RecursionError):
         return False
     return True
@@ -198,9 +207,30 @@ def _ref(
     yield from errors
 
 
+_draft7_pattern = jsonschema.Draft7Validator.VALIDATORS["pattern"]
+_draft7_pattern_properties = jsonschema.Draft7Validator.VALIDATORS["patternProperties"]
+
+
+def _pattern(
+    validator: Any, pattern: Any, instance: Any, schema: Any
+) -> Iterator[jsonschema.exceptions.ValidationError]:
+    if isinstance(pattern, str):
+        pattern = _python_regex(pattern)
+    yield from _draft7_pattern(validator, pattern, instance, schema)
+
+
+def _pattern_properties(
+    validator: Any, patterns: Any, instance: Any, schema: Any
+) -> Iterator[jsonschema.exceptions.ValidationError]:
+    if isinstance(patterns, dict):
+        patterns = {_python_regex(k) if isinstance(k, str) else k: v for k, v in patterns.items()}
+    yield from _draft7_pattern_properties(validator, patterns, instance, schema)
+
+
 # types-jsonschema leaves extend() untyped.
 _Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft7Validator, validators={"$ref": _ref}
+    jsonschema.Draft7Validator,
+    validators={"$ref": _ref, "pattern": _pattern, "patternProperties": _pattern_properties},
 )
 
 
@@ -336,6 +366,26 @@ def _problems(
     return problems
 
 
+def _too_deep(data: Any) -> bool:
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > _MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children
+                       if isinstance(child, (dict, list)))
+    return False
+
+
+def _too_deep_problem(data: Any, pointer: str, rule: str, what: str) -> list[Problem]:
+    if isinstance(data, (dict, list)) and _too_deep(data):
+        return [Problem(pointer=pointer, rule=rule,
+                        message=f"{what} is nested more than {_MAX_DEPTH} levels deep: "
+                        "not validated against the schema")]
+    return []
+
+
 # -- public API ------------------------------------------------------------------------------
 def validate_asyncapi(data: Any, version: str) -> list[Problem]:
     """Every violation of the official schema of AsyncAPI ``version`` by ``data``, best first.
@@ -347,6 +397,9 @@ def validate_asyncapi(data: Any, version: str) -> list[Problem]:
             f"AsyncAPI {version} is not supported; supported versions: "
             + ", ".join(SUPPORTED_VERSIONS)
         )
+    too_deep = _too_deep_problem(data, "", _SCHEMA_RULE, "the document")
+    if too_deep:
+        return too_deep
     validator = _document_validator(version)
     token = _memo.set(_Memo(classes=_structure_classes(data)))
     try:
@@ -375,6 +428,9 @@ def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) ->
     uri = binding_schema_uri(protocol, kind, declared)
     if uri is None:
         return []
+    too_deep = _too_deep_problem(binding, pointer, _BINDING_RULE, "the binding")
+    if too_deep:
+        return too_deep
     validator = _binding_validator(uri)
     token = _memo.set(_Memo(classes=_structure_classes(binding)))
     try:
@@ -407,6 +463,8 @@ def _instance_validator(schema: Any) -> Any:
     compiled: Any
     if not isinstance(schema, (dict, bool)):
         compiled = f"the schema {_short.repr(schema)} is not a JSON Schema"
+    elif isinstance(schema, dict) and _too_deep(schema):
+        compiled = f"the schema is nested more than {_MAX_DEPTH} levels deep: not used"
     else:
         first = jsonschema.exceptions.best_match(_meta_validator().iter_errors(schema))
         if first is not None:
@@ -431,6 +489,9 @@ def validate_instance(instance: Any, schema: Any, *, pointer: str, rule: str) ->
     compiled = _instance_validator(schema)
     if isinstance(compiled, str):
         return [Problem(pointer=pointer, rule=rule, message=compiled)]
+    too_deep = _too_deep_problem(instance, pointer, rule, "the value")
+    if too_deep:
+        return too_deep
     try:
         errors = list(compiled.iter_errors(instance))
     except RecursionError:
