@@ -664,11 +664,14 @@ class _Connection(asyncio.Protocol):
         if not self._pumps[1 - side].at_message_boundary():
             transport.abort()  # a close frame now would land inside a frame
             return
-        transport.write(frames.close_frame(code, reason, mask=side == _BACKEND))
-        if transport.can_write_eof():
-            transport.write_eof()
-        else:
-            transport.close()
+        try:
+            transport.write(frames.close_frame(code, reason, mask=side == _BACKEND))
+            if transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()
+        except OSError:  # the peer is already gone
+            transport.abort()
 
     def abort(self, why: str) -> None:
         """Drop both sockets at once."""

@@ -1,0 +1,332 @@
+"""The relay shell's operations over real loopback sockets: path and header safety, query
+forwarding, access log, drain, reload, backpressure, TLS and many connections."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import resource
+import ssl
+from pathlib import Path
+
+from relay_harness import UPGRADE, api, backend, client, closed_code, http_get, run
+from websockets.asyncio.server import ServerConnection
+
+from asyncapi_gw.model import Operation, StreamingAPI, Topic, TopicOperation
+from asyncapi_gw.relay import Relay
+
+_QUICK = {"close_timeout": 0.3, "drain_timeout": 0.3}
+
+
+def _mapped_api(url: str) -> StreamingAPI:
+    mapping = "/rooms/{uri.var.roomId}"
+    rooms = Topic(
+        name="/rooms/{roomId}",
+        publish=TopicOperation(operation=Operation.PUBLISH, uri_mapping=mapping),
+        subscribe=TopicOperation(operation=Operation.SUBSCRIBE, uri_mapping=mapping),
+    )
+    return api(url, topics=(rooms,))
+
+
+def test_path_tricks_neither_escape_routing_nor_reach_another_backend_path() -> None:
+    async def main() -> None:
+        async with backend() as b, Relay([_mapped_api(b.url)], ws_port=0) as relay:
+            port = relay.ports["ws"]
+            refused = [
+                "/chat/1.0//rooms/a",
+                "/chat/1.0/rooms/..",
+                "/chat/1.0/rooms/%2e%2e",
+                "/chat/1.0/rooms/%2E%2e/admin",
+                "/chat/1.0/../admin/rooms/a",
+                "/chat/1.0/rooms/a/../../b",
+                "/chat/1.0/rooms/%00",
+                "/chat/1.0/rooms/a%0d%0aX-Evil:%201",
+            ]
+            for target in refused:
+                status, _, _ = await http_get(port, target, UPGRADE)
+                assert status in (400, 404), target
+            async with client(port, "/chat/1.0/rooms/a%2Fb%3Fc%23d") as ws:
+                await ws.send("x")
+                await ws.recv()
+            async with client(port, "/chat/1.0/rooms/%2e%2e%2fadmin") as ws:
+                pass
+            assert b.paths == ["/rooms/a%2Fb%3Fc%23d", "/rooms/..%2Fadmin"]
+            # a raw CR in the request target never reaches the backend
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET /chat/1.0/rooms/a\rX HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n".encode())
+            assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 400 ")
+            writer.close()
+            assert len(b.paths) == 2
+
+    run(main())
+
+
+def test_header_allow_list_forwarded_headers_and_query_forwarding() -> None:
+    async def main() -> None:
+        async with backend() as b:
+            async with Relay([api(b.url)], ws_port=0, forward_headers=["X-Tenant"]) as relay:
+                headers = {"X-Tenant": "acme", "Cookie": "session=1", "X-Other": "no"}
+                target = "/chat/1.0/x?a=1&access_token=t&b=%0D%0A&apikey=k"
+                async with client(relay.ports["ws"], target, additional_headers=headers):
+                    pass
+            seen = b.headers[0]
+            assert seen["X-Tenant"] == "acme"
+            assert "Cookie" not in seen
+            assert "X-Other" not in seen
+            assert seen["X-Forwarded-For"] == "127.0.0.1"
+            assert seen["X-Forwarded-Proto"] == "ws"
+            assert seen["X-Forwarded-Host"].startswith("127.0.0.1:")
+            assert b.paths[0] == "/?a=1&b=%0D%0A"
+            async with (
+                Relay([api(b.url)], ws_port=0, forward_query=False) as relay,
+                client(relay.ports["ws"], "/chat/1.0/x?a=1"),
+            ):
+                pass
+            assert b.paths[1] == "/"
+
+    run(main())
+
+
+def test_access_log_has_one_json_line_per_connection(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+
+    async def main() -> None:
+        async with backend() as b, Relay([api(b.url)], ws_port=0, access_log=str(log)) as relay:
+            async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
+                await ws.send("hello")
+                await ws.recv()
+            await http_get(relay.ports["ws"], "/missing/1.0/x", UPGRADE)
+            await asyncio.sleep(0.05)
+
+    run(main())
+    first, second = (json.loads(line) for line in log.read_text().splitlines())
+    assert first["api"] == "Chat"
+    assert first["topic"] == "/*"
+    assert first["backend"].startswith("ws://127.0.0.1:")
+    assert first["status"] == 101
+    assert first["messages_in"] == first["messages_out"] == 1
+    assert first["bytes_in"] > 0
+    assert first["bytes_out"] > 0
+    assert first["close_code"] == 1000
+    assert first["closed_by"] == "client"
+    assert first["duration_ms"] >= 0
+    assert second["status"] == 404
+
+
+def test_shutdown_drains_with_1001() -> None:
+    async def main() -> None:
+        async with backend() as b:
+            relay = Relay([api(b.url)], ws_port=0, drain_timeout=2)
+            await relay.start()
+            async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
+                await ws.send("x")
+                await ws.recv()
+                closing = asyncio.create_task(relay.close())
+                assert await closed_code(ws) == (1001, "relay shutting down")
+                await closing
+            assert relay.stats.connections_open == 0
+            await asyncio.sleep(0.05)
+            assert b.closes == [1001]
+
+    run(main())
+
+
+def test_reload_keeps_unchanged_apis_and_closes_changed_ones() -> None:
+    async def main() -> None:
+        async with backend() as b:
+            chat, feed = api(b.url), api(b.url, name="Feed", context="/feed")
+            async with Relay([chat, feed], ws_port=0) as relay:
+                port = relay.ports["ws"]
+                async with (
+                    client(port, "/chat/1.0/x") as kept,
+                    client(port, "/feed/1.0/x") as changed,
+                ):
+                    new_feed = api(b.url, name="Feed", context="/feed", version="2.0")
+                    relay.reload([chat, new_feed])
+                    assert (await closed_code(changed))[0] == 1012
+                    await kept.send("still relayed")
+                    assert await kept.recv() == "still relayed"
+                    status, _, _ = await http_get(port, "/feed/1.0/x", UPGRADE)
+                    assert status == 404
+                    async with client(port, "/feed/2.0/x") as ws:
+                        await ws.send("v2")
+                        assert await ws.recv() == "v2"
+
+    run(main())
+
+
+def test_slow_client_pauses_the_backend_and_memory_stays_bounded() -> None:
+    async def main() -> None:
+        sent = 0
+
+        async def flood(ws: ServerConnection) -> None:
+            nonlocal sent
+            chunk = b"x" * 65536
+            for _ in range(2000):  # 128 MiB if nothing pushed back
+                await ws.send(chunk)
+                sent += 1
+
+        limit = 64 * 1024
+        async with (
+            backend(flood, compression=None) as b,
+            Relay([api(b.url)], ws_port=0, write_buffer_limit=limit, **_QUICK) as relay,
+        ):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", relay.ports["ws"], limit=1024
+            )
+            writer.write(f"GET /chat/1.0/x HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n".encode())
+            await reader.readuntil(b"\r\n\r\n")
+            writer.transport.pause_reading()  # the client stops reading
+            (connection,) = relay._connections
+            for _ in range(200):
+                if not connection.backend.is_reading():
+                    break
+                await asyncio.sleep(0.01)
+            assert not connection.backend.is_reading()
+            await asyncio.sleep(0.2)
+            settled = sent
+            await asyncio.sleep(0.2)
+            assert sent == settled < 200  # the backend is blocked too
+            # the relay holds at most its limit plus one read, never the flood
+            assert connection.client.get_write_buffer_size() <= limit + 256 * 1024
+            writer.transport.abort()
+            assert b.closes == [] or b.closes[0] is not None
+
+    run(main())
+
+
+def test_flooding_client_is_paused_by_a_slow_backend() -> None:
+    async def main() -> None:
+        async def never_reads(ws: ServerConnection) -> None:
+            await ws.wait_closed()
+
+        limit = 64 * 1024
+        async with (
+            backend(never_reads, compression=None, max_queue=1, close_timeout=0.3) as b,
+            Relay([api(b.url)], ws_port=0, write_buffer_limit=limit, **_QUICK) as relay,
+        ):
+            ws = await client(relay.ports["ws"], "/chat/1.0/x", compression=None)
+            (connection,) = relay._connections
+
+            async def flood() -> None:
+                for _ in range(2000):
+                    await ws.send(b"y" * 65536)
+
+            task = asyncio.create_task(flood())
+            for _ in range(300):
+                if not connection.client.is_reading():
+                    break
+                await asyncio.sleep(0.01)
+            assert not connection.client.is_reading()
+            assert connection.backend.get_write_buffer_size() <= limit + 256 * 1024
+            assert not task.done()
+            task.cancel()
+            ws.transport.abort()
+
+    run(main())
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_wss_listener_with_a_self_signed_certificate(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+
+    async def main() -> None:
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False
+        async with (
+            backend() as b,
+            Relay([api(b.url)], ws_port=0, wss_port=0, tls_cert=cert, tls_key=key) as relay,
+        ):
+            assert set(relay.ports) == {"ws", "wss"}
+            uri = f"wss://localhost:{relay.ports['wss']}/chat/1.0/x"
+            from websockets.asyncio.client import connect
+
+            async with connect(uri, ssl=context, host="127.0.0.1") as ws:
+                await ws.send("secret")
+                assert await ws.recv() == "secret"
+                assert ws.transport.get_extra_info("ssl_object").version() in ("TLSv1.2", "TLSv1.3")
+            assert b.headers[0]["X-Forwarded-Proto"] == "wss"
+            old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+            old.set_ciphers("ALL:@SECLEVEL=0")
+            old.maximum_version = ssl.TLSVersion.TLSv1_1
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", relay.ports["wss"], ssl=old)
+            except (ssl.SSLError, OSError):
+                pass
+            else:
+                writer.close()
+                raise AssertionError("TLS 1.1 was accepted")
+
+    run(main())
+
+
+def test_a_thousand_concurrent_connections_deliver_every_message_once_in_order() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 8192:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(8192, hard), hard))
+    count, per_connection = 1000, 5
+
+    async def main() -> None:
+        async with backend(compression=None) as b, Relay([api(b.url)], ws_port=0) as relay:
+            port = relay.ports["ws"]
+            gate = asyncio.Semaphore(100)
+
+            async def one(n: int, opened: asyncio.Event, go: asyncio.Event) -> list[str]:
+                async with gate:
+                    ws = await client(port, f"/chat/1.0/c{n}", compression=None, ping_interval=None)
+                opened.set()
+                await go.wait()
+                try:
+                    for i in range(per_connection):
+                        await ws.send(f"{n}:{i}")
+                    return [await ws.recv() for _ in range(per_connection)]
+                finally:
+                    await ws.close()
+
+            events = [asyncio.Event() for _ in range(count)]
+            go = asyncio.Event()
+            tasks = [asyncio.create_task(one(n, events[n], go)) for n in range(count)]
+            await asyncio.gather(*(e.wait() for e in events))
+            assert relay.stats.connections_open == count
+            go.set()
+            results = await asyncio.gather(*tasks)
+            for n, got in enumerate(results):
+                assert got == [f"{n}:{i}" for i in range(per_connection)]
+            assert relay.stats.messages_in == count * per_connection
+            assert relay.stats.messages_out == count * per_connection
+            del b
+
+    run(main(), timeout=60)
