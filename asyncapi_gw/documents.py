@@ -13,8 +13,11 @@ int, float, bool, None) plus a way to turn a JSON pointer back into a line and c
   spelled as the source wrote them (``200:`` gives ``"200"``). Merge keys (``<<``) merge as with
   ``SafeLoader``: the mapping's own keys win, then earlier merged mappings over later ones. An
   anchor may be redefined; an alias refers to the latest definition. Aliased collections are
-  shared, not copied, and count towards ``Limits.max_nodes`` once per use.
-- JSON is read with the ``json`` module; ``NaN`` and ``Infinity`` are refused (not JSON).
+  shared, not copied (as with ``SafeLoader``), and count towards ``Limits.max_nodes`` once per
+  use. PyYAML's C parser (libyaml) is used when built, else the pure-Python one.
+- JSON is read with the ``json`` module; ``NaN`` and ``Infinity`` are refused (not JSON). Its
+  positions are computed from the text the first time ``locate`` is called, so the document
+  keeps its text until then.
 
 Every failure raises :class:`~asyncapi_gw.errors.DocumentError` with one Problem whose rule is
 one of:
@@ -101,7 +104,8 @@ def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> 
 
 @attrs.frozen(kw_only=True)
 class Limits:
-    """Bounds on what a document may cost to read."""
+    """Bounds on what a document may cost to read: its size in bytes (UTF-8 for text), how deep
+    its collections nest, and how many nodes it holds once every alias and merge is expanded."""
 
     max_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_positive)
     max_depth: int = attrs.field(default=512, validator=_positive)
@@ -418,12 +422,8 @@ def _refuse_surrogates(data: Any, name: str | None, lazy: _LazyJsonPositions) ->
     while todo:
         pointer, node = todo.pop()
         if isinstance(node, dict):
-            for key, value in node.items():
-                child = f"{pointer}/{_escape(key)}"
-                if _SURROGATE.search(key):
-                    todo = [(child, key)]
-                    break
-                todo.append((child, value))
+            todo.extend((f"{pointer}/{_escape(key)}", value) for key, value in node.items())
+            todo.extend((f"{pointer}/{_escape(key)}", key) for key in node)
         elif isinstance(node, list):
             todo.extend((f"{pointer}/{index}", value) for index, value in enumerate(node))
         elif isinstance(node, str) and _SURROGATE.search(node):
@@ -438,14 +438,14 @@ def _refuse_surrogates(data: Any, name: str | None, lazy: _LazyJsonPositions) ->
             )
 
 
-def _json_tokens(text: str) -> Iterator[tuple[str, int, int, int]]:
-    """(token, offset, line, column) of each token of well-formed JSON text."""
+def _json_tokens(text: str) -> Iterator[tuple[str, int, int]]:
+    """(token, line, column) of each token of well-formed JSON text."""
     newlines = [match.start() for match in re.finditer("\n", text)]
     for match in _JSON_TOKEN.finditer(text):
         offset = match.start()
         line = bisect.bisect_left(newlines, offset)
         line_start = newlines[line - 1] + 1 if line else 0
-        yield match.group(), offset, line + 1, offset - line_start + 1
+        yield match.group(), line + 1, offset - line_start + 1
 
 
 def _json_positions(text: str, data: Any) -> _Positions:
@@ -454,7 +454,7 @@ def _json_positions(text: str, data: Any) -> _Positions:
     # Per open container: an iterator over its children's data, their positions, and for an
     # object whether the next string is a key.
     stack: list[tuple[Iterator[Any], array[int], list[bool] | None]] = []
-    for token, _, line, column in _json_tokens(text):
+    for token, line, column in _json_tokens(text):
         first = token[0]
         if first in "]}":
             stack.pop()
@@ -475,17 +475,21 @@ def _json_positions(text: str, data: Any) -> _Positions:
                 continue
             if expects_key is None:
                 positions.append(pos)
-            node = next(values)
+            node = next(values, None)
         else:
             root = pos
             node = data
         if first in "[{":
+            # The data may have been changed since parsing: position what still matches.
             positions = array("Q")
-            children[id(node)] = positions
-            if first == "{":
-                stack.append((iter(node.values()), positions, [True]))
-            else:
-                stack.append((iter(node), positions, None))
+            values = iter(())
+            if first == "{" and isinstance(node, dict):
+                values = iter(node.values())
+                children[id(node)] = positions
+            elif first == "[" and isinstance(node, list):
+                values = iter(node)
+                children[id(node)] = positions
+            stack.append((values, positions, [True] if first == "{" else None))
     return _Positions(root=root, children=children)
 
 
@@ -493,7 +497,7 @@ def _json_duplicate(text: str, name: str | None) -> DocumentError:
     """Find the first repeated key in JSON text whose parse stopped at one."""
     # Per open container: the keys seen (None for an array), the pointer, the next item index.
     stack: list[tuple[set[str] | None, str, list[Any]]] = []
-    for token, _, line, column in _json_tokens(text):
+    for token, line, column in _json_tokens(text):
         first = token[0]
         if first in "]}":
             stack.pop()
@@ -599,7 +603,7 @@ class _Frame:
         self.nodes_before = nodes
         self.key: Any = _NO_KEY
         self.key_pos = 0
-        self.merges: list[tuple[Any, int]] | None = None
+        self.merges: list[dict[str, Any]] | None = None
 
 
 class _Anchor:
@@ -623,9 +627,13 @@ def _tag_error(tag: str, name: str | None, pointer: str, mark: Any) -> DocumentE
     )
 
 
+class _UnknownTagError(Exception):
+    """A scalar's explicit tag is not one of the core tags."""
+
+
 def _resolve_scalar(event: ScalarEvent) -> Any:
-    """The value of a scalar, or _MERGE; raises ValueError/KeyError for an explicit tag that
-    does not fit, LookupError (unknown tag) as ``LookupError(tag)``."""
+    """The value of a scalar (or _MERGE for a plain ``<<``); ValueError or KeyError when the
+    text does not fit its explicit tag, _UnknownTagError for a tag outside the core ones."""
     tag = event.tag
     value = event.value
     if tag is None or tag == "!":
@@ -643,7 +651,7 @@ def _resolve_scalar(event: ScalarEvent) -> Any:
         return value
     construct = _CONSTRUCT.get(tag)
     if construct is None:
-        raise LookupError(tag)
+        raise _UnknownTagError(tag)
     return construct(ScalarNode(tag, value))
 
 
@@ -732,11 +740,9 @@ class _YamlComposer:
                 self.count(1, mark, alias=False)
                 try:
                     value = _resolve_scalar(event)
-                except LookupError as exc:
-                    if isinstance(exc, KeyError | IndexError):
-                        raise self.bad_scalar(event) from None
-                    raise _tag_error(str(exc.args[0]), self.name, self.pointer(), mark) from None
-                except ValueError:
+                except _UnknownTagError as exc:
+                    raise _tag_error(str(exc), self.name, self.pointer(), mark) from None
+                except (ValueError, KeyError):
                     raise self.bad_scalar(event) from None
                 if (
                     event.style == '"'
@@ -877,7 +883,7 @@ class _YamlComposer:
                 )
             for item in sources:
                 self.count(len(item), mark, alias=True)
-            frame.merges = [(item, frame.key_pos) for item in sources]
+            frame.merges = sources
         else:
             container[key] = value
             frame.positions.append(frame.key_pos)
@@ -889,7 +895,7 @@ class _YamlComposer:
         if frame.merges and isinstance(container, dict):
             merged: dict[str, Any] = {}
             merged_pos: dict[str, int] = {}
-            for source, _ in reversed(frame.merges):
+            for source in reversed(frame.merges):
                 source_positions = self.children.get(id(source), array("Q"))
                 for index, (key, value) in enumerate(source.items()):
                     merged[key] = value
@@ -924,7 +930,8 @@ def _plain_scalar(value: Any) -> Any:
 
 
 def document_from_data(data: Mapping[str, Any], *, name: str | None = None) -> SourceDocument:
-    """A document for data built in memory: a deep copy as plain JSON data, without positions.
+    """A document for data built in memory: a deep copy as plain JSON data, without positions
+    (``locate`` gives None), with format "yaml".
 
     Mappings become dicts and lists/tuples lists; anything else that is not JSON data, a cycle
     or nesting deeper than ``DEFAULT_LIMITS.max_depth`` raises ``document-unrepresentable``.

@@ -294,6 +294,16 @@ def test_positions_survive_a_mutated_tree() -> None:
     assert doc.locate("/a/2") == (1, 1)
 
 
+def test_json_positions_after_the_data_changed() -> None:
+    doc = parse_document('{"a": [1, {"b": 2}], "c": {"d": 3}, "e": 4}')
+    doc.data["a"].pop()
+    doc.data["c"] = [5]
+    del doc.data["e"]
+    assert doc.locate("/a/0") == (1, 8)
+    assert doc.locate("/a/1/b") == (1, 2)
+    assert doc.locate("/c/0") == (1, 22)
+
+
 # --- errors --------------------------------------------------------------------------------
 
 
