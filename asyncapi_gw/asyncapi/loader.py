@@ -88,7 +88,12 @@ def _read(
         return source
     if isinstance(source, Mapping):
         return documents.document_from_data(source)
-    return documents.read_document(source)
+    if isinstance(source, (str, os.PathLike)):
+        return documents.read_document(source)
+    message = f"an AsyncAPI document must be a mapping, not {type(source).__name__}"
+    raise DocumentError(
+        message, [Problem(pointer="", message=message, rule="document-not-mapping")]
+    )
 
 
 def _load_uri(uri: str) -> documents.SourceDocument:
@@ -205,8 +210,14 @@ def _analyse(
     problems.extend(schema.validate_asyncapi(resolved.data, version))
     problems.extend(check_rules(resolved.data, version))
     problems.extend(_check_bindings(resolved.data))
-    located = tuple(_locate_resolved(resolved, p) for p in problems)
-    return _Analysis(document=doc, version=version, resolved=resolved, problems=located)
+    # A component used in several places is reported once, where it is written.
+    located = {}
+    for problem in problems:
+        at = _locate_resolved(resolved, problem)
+        located.setdefault((at.file, at.line, at.column, at.rule, at.message), at)
+    return _Analysis(
+        document=doc, version=version, resolved=resolved, problems=tuple(located.values())
+    )
 
 
 def validate_document(
@@ -308,7 +319,7 @@ def _baseline(api: StreamingAPI) -> StreamingAPI | None:
     cached = _baselines.get(id(source))
     if cached is not None and cached[0] is source:
         return cached[1]
-    doc = documents.document_from_data(source, uri=api.base_uri)
+    doc = attrs.evolve(documents.document_from_data(source), uri=api.base_uri)
     resolved = schema.resolve_refs(doc, load=_load_uri, allow_remote=True, allow_outside=True)
     try:
         baseline, _ = v2.decode(resolved.data, source=source, lenient=True)
@@ -336,7 +347,7 @@ def export_asyncapi(
             f"cannot export AsyncAPI {version}; supported: {supported}"
         )
     out = v2.encode(api, version=version, baseline=_baseline(api))
-    doc = documents.document_from_data(out, uri=api.base_uri)
+    doc = attrs.evolve(documents.document_from_data(out), uri=api.base_uri)
     analysis = _analyse(doc, allow_remote_refs=True, allow_outside_refs=True)
     if analysis.problems:
         raise ConversionError(

@@ -223,6 +223,8 @@ def test_problems_are_located(tmp_path: Path) -> None:
         "info:\n  title: T\n  version: '1'\n"
         "channels:\n"
         "  /rooms/{id}:\n"
+        "    parameters:\n"
+        "      other: {schema: {type: string}}\n"
         "    publish:\n"
         "      operationId: x\n"
         "  /other:\n"
