@@ -632,7 +632,7 @@ class _UnknownTagError(Exception):
 
 
 def _resolve_scalar(event: ScalarEvent) -> Any:
-    """The value of a scalar (or _MERGE for a plain ``<<``); ValueError or KeyError when the
+    """The value of a scalar (or _MERGE for a plain ``<<``); ValueError or LookupError when the
     text does not fit its explicit tag, _UnknownTagError for a tag outside the core ones."""
     tag = event.tag
     value = event.value
@@ -742,7 +742,7 @@ class _YamlComposer:
                     value = _resolve_scalar(event)
                 except _UnknownTagError as exc:
                     raise _tag_error(str(exc), self.name, self.pointer(), mark) from None
-                except (ValueError, KeyError):
+                except (ValueError, LookupError):  # KeyError, IndexError from SafeConstructor
                     raise self.bad_scalar(event) from None
                 if (
                     event.style == '"'

@@ -880,3 +880,19 @@ def test_arbitrary_input_raises_only_document_error(text: str | bytes) -> None:
         doc.locate("")
         doc.locate("/a/0")
     assert len(problems) == 1
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    tag=st.sampled_from(["!!int", "!!float", "!!bool", "!!null", "!!str", "!!timestamp", "!"]),
+    value=st.one_of(AWKWARD, st.text(st.sampled_from("0123456789_:.+-xobeE")), TEXT),
+)
+def test_explicit_tags_raise_only_document_error(tag: str, value: str) -> None:
+    rules: set[str] = set()
+    try:
+        parse_document(f"v: {tag} {json.dumps(value)}\n")
+    except DocumentError as exc:
+        rules = {problem.rule for problem in exc.problems}
+    assert rules <= {"document-syntax", "document-encoding"}
