@@ -81,7 +81,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """The relay (and with it ``websockets``) loads only when it is used."""
     if name in ("Relay", "RelayConfig"):
-        from asyncapi_gw import relay
+        from asyncapi_gw import relay  # noqa: PLC0415 - websockets loads only when used
 
         return getattr(relay, name)
     raise AttributeError(f"module 'asyncapi_gw' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Create a streaming API from scratch, as WSO2's "Create WebSocket API" form does.
 
 >>> api = new_api(name="Chats", version="1.0.0", endpoint="ws://chat.example:8080",
-...               topics=[topic("/rooms/{roomId}", "pubsub", uri_mapping="/rooms/{uri.var.roomId}")])
+...               topics=[topic("/rooms/{roomId}", uri_mapping="/rooms/{uri.var.roomId}")])
 >>> api.gateway_path
 '/chats/1.0.0'
 

@@ -11,7 +11,8 @@ def test_default_topic_and_context() -> None:
     api = new_api(name="Market Feed", version="1.0.0", endpoint="ws://backend:80")
     assert api.context == "/market-feed"
     assert [t.name for t in api.topics] == ["/*"]
-    assert api.topics[0].allows(Operation.PUBLISH) and api.topics[0].allows(Operation.SUBSCRIBE)
+    assert api.topics[0].allows(Operation.PUBLISH)
+    assert api.topics[0].allows(Operation.SUBSCRIBE)
     assert api.security == ()
 
 

@@ -12,7 +12,8 @@ def test_exports_are_exactly_all() -> None:
     public = {name for name in dir(asyncapi_gw) if not name.startswith("_")}
     modules = {m.name for m in pkgutil.iter_modules(asyncapi_gw.__path__)}
     assert set(asyncapi_gw.__all__) <= public | {"Relay", "RelayConfig"}
-    assert public - set(asyncapi_gw.__all__) - modules - {"annotations", "TYPE_CHECKING", "Any"} == set()
+    helpers = {"annotations", "TYPE_CHECKING", "Any"}
+    assert public - set(asyncapi_gw.__all__) - modules - helpers == set()
     for name in asyncapi_gw.__all__:
         assert getattr(asyncapi_gw, name) is not None
 

@@ -211,10 +211,11 @@ def _analyse(
     problems.extend(check_rules(resolved.data, version))
     problems.extend(_check_bindings(resolved.data))
     # A component used in several places is reported once, where it is written.
-    located = {}
+    located: dict[tuple[object, str, str], Problem] = {}
     for problem in problems:
         at = _locate_resolved(resolved, problem)
-        located.setdefault((at.file, at.line, at.column, at.rule, at.message), at)
+        where = (at.file, at.line, at.column) if at.line is not None else at.pointer
+        located.setdefault((where, at.rule, at.message), at)
     return _Analysis(
         document=doc, version=version, resolved=resolved, problems=tuple(located.values())
     )
@@ -332,13 +333,19 @@ def _baseline(api: StreamingAPI) -> StreamingAPI | None:
 
 
 def export_asyncapi(
-    api: StreamingAPI, *, asyncapi_version: str | None = None
+    api: StreamingAPI,
+    *,
+    asyncapi_version: str | None = None,
+    lenient: bool = False,
+    warnings: list[Problem] | None = None,
 ) -> dict[str, Any]:
     """The AsyncAPI document of ``api`` as plain data.
 
     The version defaults to the one the API was imported from, else 2.6.0.  The result is
     validated against that version's official schema; what the target version cannot express
-    raises :class:`ConversionError` naming each part, rather than being dropped.
+    raises :class:`ConversionError` naming each part, rather than being dropped.  ``lenient``
+    (for APIs imported leniently from invalid documents) writes the document anyway and adds
+    its problems, as warnings, to ``warnings``.
     """
     version = asyncapi_version or api.asyncapi_version or DEFAULT_EXPORT_VERSION
     if version not in schema.SUPPORTED_VERSIONS:
@@ -349,7 +356,10 @@ def export_asyncapi(
     out = v2.encode(api, version=version, baseline=_baseline(api))
     doc = attrs.evolve(documents.document_from_data(out), uri=api.base_uri)
     analysis = _analyse(doc, allow_remote_refs=True, allow_outside_refs=True)
-    if analysis.problems:
+    if analysis.problems and lenient:
+        if warnings is not None:
+            warnings.extend(attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems)
+    elif analysis.problems:
         raise ConversionError(
             f"API {api.name!r} cannot be written as AsyncAPI {version}", analysis.problems
         )
@@ -357,7 +367,15 @@ def export_asyncapi(
 
 
 def dump_asyncapi(
-    api: StreamingAPI, *, asyncapi_version: str | None = None, fmt: str = "yaml"
+    api: StreamingAPI,
+    *,
+    asyncapi_version: str | None = None,
+    fmt: str = "yaml",
+    lenient: bool = False,
+    warnings: list[Problem] | None = None,
 ) -> str:
-    """The AsyncAPI document of ``api`` as YAML or JSON text."""
-    return documents.dump_document(export_asyncapi(api, asyncapi_version=asyncapi_version), fmt)
+    """The AsyncAPI document of ``api`` as YAML or JSON text (see :func:`export_asyncapi`)."""
+    data = export_asyncapi(
+        api, asyncapi_version=asyncapi_version, lenient=lenient, warnings=warnings
+    )
+    return documents.dump_document(data, fmt)

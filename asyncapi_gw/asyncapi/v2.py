@@ -10,7 +10,8 @@ Mapping (PRODUCT.md section 2):
 
 - ``info.title``/``version``/``description`` -> name, version, description.
 - context: the root extension ``x-asyncapi-gw-context``, else ``/`` + the title slug.
-- throttling: the root extension ``x-asyncapi-gw-throttling`` (``{events: N, per: second|minute|day}``).
+- throttling: the root extension ``x-asyncapi-gw-throttling``
+  (``{events: N, per: second|minute|day}``).
 - endpoints: the server named ``production`` (else the first ``ws``/``wss`` server) and ``sandbox``;
   server variables expand to their defaults.
 - channels -> topics; WSO2's ``x-uri-mapping`` and ``x-scopes`` on publish/subscribe,
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import attrs
@@ -85,7 +87,14 @@ class _Decoder:
 
     def fail(self, pointer: str, message: str, rule: str = "model-conversion") -> None:
         severity = Severity.WARNING if self.lenient else Severity.ERROR
-        self.problems.append(Problem(pointer=pointer, message=message, rule=rule, severity=severity))
+        self.problems.append(
+            Problem(pointer=pointer, message=message, rule=rule, severity=severity)
+        )
+
+    def warn(self, pointer: str, message: str, rule: str = "model-conversion") -> None:
+        self.problems.append(
+            Problem(pointer=pointer, message=message, rule=rule, severity=Severity.WARNING)
+        )
 
     def attempt(self, pointer: str, build: Callable[[], Any]) -> Any:
         """``build()``, or ``None`` with a problem when the model refuses the value."""
@@ -152,10 +161,10 @@ def decode(
     return api, decoder.problems
 
 
-def _server_url(server: Mapping[str, Any]) -> str | None:
+def _server_url(server: Mapping[str, Any]) -> str:
     url = _text(server.get("url"))
     if url is None:
-        return None
+        raise ValueError("the server has no url")
     variables = _mapping(server.get("variables"))
 
     def expand(match: re.Match[str]) -> str:
@@ -203,14 +212,15 @@ def _endpoints(
             continue
         pointer = _pointer("servers", str(server_name), "url")
         if not _is_websocket(server):
-            decoder.fail(
+            decoder.warn(
                 pointer,
-                f"server {server_name!r} uses protocol {server.get('protocol')!r}; "
-                "a WebSocket API needs a ws or wss endpoint",
+                f"server {server_name!r} uses protocol {server.get('protocol')!r}, not ws or "
+                "wss: the API has no such endpoint and cannot be served through it",
             )
             found.append(None)
             continue
-        found.append(decoder.attempt(pointer, lambda s=server: Endpoint(url=_server_url(s))))
+        url = decoder.attempt(pointer, partial(_server_url, server))
+        found.append(None if url is None else decoder.attempt(pointer, partial(Endpoint, url=url)))
     return found[0], found[1]
 
 
@@ -392,8 +402,9 @@ def _throttling(data: Mapping[str, Any], decoder: _Decoder) -> Throttling | None
     except ValueError:
         decoder.fail(pointer + "/per", "throttling 'per' must be second, minute or day")
         return None
+    events: Any = raw.get("events")
     result: Throttling | None = decoder.attempt(
-        pointer, lambda: Throttling(events=raw.get("events"), unit=unit)
+        pointer, lambda: Throttling(events=events, unit=unit)
     )
     return result
 

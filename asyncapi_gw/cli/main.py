@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from asyncapi_gw import documents
 from asyncapi_gw.asyncapi import (
     dump_asyncapi,
     import_asyncapi,
     validate_document,
 )
 from asyncapi_gw.builder import AUTH_CHOICES, new_api, parse_topic
+from asyncapi_gw.cli import serve
 from asyncapi_gw.errors import (
     AsyncAPIGwError,
     ConversionError,
@@ -29,6 +29,7 @@ from asyncapi_gw.errors import (
     ValidationError,
 )
 from asyncapi_gw.model import StreamingAPI
+from asyncapi_gw.relay.routing import backend_template
 from asyncapi_gw.schema import SUPPORTED_VERSIONS
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -141,7 +142,14 @@ def _write(text: str, output: str | None) -> int:
 def _export(args: argparse.Namespace) -> int:
     api = _import(args, args.file)
     fmt = args.format or _input_format(args.file)
-    text = dump_asyncapi(api, asyncapi_version=args.asyncapi_version, fmt=fmt)
+    warnings: list[Problem] = []
+    text = dump_asyncapi(
+        api, asyncapi_version=args.asyncapi_version, fmt=fmt, lenient=args.lenient,
+        warnings=warnings,
+    )
+    for warning in warnings:
+        print(f"warning: output: {_format_problem(warning, args.output or '-')}",
+              file=sys.stderr)
     return _write(text, args.output)
 
 
@@ -171,8 +179,6 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _describe(api: StreamingAPI, host: str, ws_port: int, wss_port: int) -> dict[str, Any]:
-    from asyncapi_gw.relay.routing import backend_template
-
     return {
         "name": api.name,
         "version": api.version,
@@ -320,8 +326,6 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--format", choices=("text", "json"), default="text")
     _add_load_options(inspect)
     inspect.set_defaults(handler=_inspect)
-
-    from asyncapi_gw.cli import serve
 
     serve.register(commands)
     return parser

@@ -59,7 +59,8 @@ def test_chatroom_model() -> None:
     assert [s.kind for s in api.security] == [AuthKind.OAUTH2]
     assert set(api.security[0].scopes) == {"chat:read", "chat:write"}
     room = api.topic("/rooms/{roomId}")
-    assert room.publish is not None and room.subscribe is not None
+    assert room.publish is not None
+    assert room.subscribe is not None
     assert room.publish.uri_mapping == "/rooms/{uri.var.roomId}"
     assert room.publish.scopes == ("chat:write",)
     assert room.scopes == ("chat:write", "chat:read")
@@ -75,7 +76,8 @@ def test_wso2_extensions() -> None:
     api = load_asyncapi(FIXTURES / "wso2-export.yaml")
     assert api.context == "/market-feed"  # no context extension: from the title
     prices = api.topic("/prices")
-    assert prices.subscribe is not None and prices.subscribe.scopes == ("trader", "viewer")
+    assert prices.subscribe is not None
+    assert prices.subscribe.scopes == ("trader", "viewer")
     assert prices.auth_type is AuthType.ANY
     orders = api.topic("/orders/{account}")
     assert orders.publish is not None
@@ -186,7 +188,8 @@ def test_lenient_import_of_a_schema_invalid_wso2_document() -> None:
     with pytest.raises(ValidationError) as info:
         load_asyncapi(path)
     problem = info.value.problems[0]
-    assert problem.line is not None and problem.column is not None
+    assert problem.line is not None
+    assert problem.column is not None
     assert "authorizationUrl" in problem.message
     result = import_asyncapi(path, lenient=True)
     assert result.api.topic("/alerts").subscribe is not None
@@ -236,5 +239,6 @@ def test_problems_are_located(tmp_path: Path) -> None:
     assert "asyncapi2-channel-parameters" in rules
     assert "asyncapi2-operation-operationId-uniqueness" in rules
     for problem in report.errors:
-        assert problem.line is not None and problem.line > 1
+        assert problem.line is not None
+        assert problem.line > 1
         assert problem.file == str(path)

@@ -27,7 +27,8 @@ def test_validate_valid_and_invalid(capsys: pytest.CaptureFixture[str], tmp_path
     bad.write_text("asyncapi: 2.6.0\ninfo:\n  title: x\nchannels: {}\n")
     code, out, _ = run(capsys, "validate", CHAT, str(bad))
     assert code == 1
-    assert "version" in out and "bad.yaml:2:" in out
+    assert "version" in out
+    assert "bad.yaml:2:" in out
 
 
 def test_validate_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -39,10 +40,12 @@ def test_validate_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert [line["valid"] for line in lines] == [True, False]
     for line in lines:
         assert set(line) == {"file", "valid", "asyncapi", "errors", "warnings"}
-    assert lines[0]["file"] == CHAT and lines[0]["asyncapi"] == "2.6.0"
+    assert lines[0]["file"] == CHAT
+    assert lines[0]["asyncapi"] == "2.6.0"
     error = lines[1]["errors"][0]
     assert set(error) >= {"pointer", "line", "column", "rule", "message"}
-    assert error["line"] == 2 and error["pointer"] == "/info"
+    assert error["line"] == 2
+    assert error["pointer"] == "/info"
 
 
 def test_validate_unreadable_file_exits_2(capsys: pytest.CaptureFixture[str],
@@ -84,14 +87,16 @@ def test_export_unchanged_equals_input(capsys: pytest.CaptureFixture[str],
 def test_export_to_older_version_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "export", CHAT, "--asyncapi-version", "2.0.0")
     assert code == 1
-    assert "2.0.0" in err and "Traceback" not in err
+    assert "2.0.0" in err
+    assert "Traceback" not in err
 
 
 def test_export_lenient(capsys: pytest.CaptureFixture[str]) -> None:
     lenient = str(FIXTURES / "wso2-lenient.yaml")
     assert run(capsys, "export", lenient)[0] == 1
     code, out, err = run(capsys, "export", "--lenient", lenient)
-    assert code == 0 and "warning:" in err
+    assert code == 0
+    assert "warning:" in err
     assert documents.parse_document(out).data["channels"]
 
 
@@ -127,7 +132,8 @@ def test_new_default_topic_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_new_bad_values_exit_nonzero(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "new", "--name", "X", "--version", "1",
                        "--endpoint", "http://nope")
-    assert code in (1, 2) and "endpoint" in err
+    assert code in (1, 2)
+    assert "endpoint" in err
 
 
 def test_inspect_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
