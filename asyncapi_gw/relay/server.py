@@ -32,8 +32,9 @@ from websockets.http11 import Request, Response
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import Operation, StreamingAPI, Topic, thaw
 from asyncapi_gw.relay import frames
-from asyncapi_gw.relay.auth import AuthConfig, Authenticator, Rejection
+from asyncapi_gw.relay.auth import AuthConfig, Authenticator, Principal, Rejection
 from asyncapi_gw.relay.config import RelayConfig
+from asyncapi_gw.relay.embed import WebsocketsAdapter
 from asyncapi_gw.relay.handshake import (
     BackendHandshake,
     HandshakeError,
@@ -131,6 +132,13 @@ class Relay:
         self._servers: dict[str, asyncio.Server] = {}
         self._access_log: IO[str] | None = None
         self._closing = False
+        adapter = WebsocketsAdapter(self)
+        self.process_request = adapter.process_request
+        """For ``websockets.asyncio.server.serve(process_request=...)``; see :mod:`.embed`."""
+        self.process_response = adapter.process_response
+        """For ``websockets.asyncio.server.serve(process_response=...)``."""
+        self.handler = adapter.handler
+        """The connection handler for ``websockets.asyncio.server.serve``."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -252,6 +260,30 @@ class Relay:
                 connection.shut(1012, "API definition changed")
 
     # -- per-connection services ---------------------------------------------------------------
+
+    def _route(self, request: Request) -> Route:
+        """The route of an upgrade request. Raises :class:`HandshakeError` (404)."""
+        route = self._table.match(request.path)
+        if isinstance(route, NoRoute):
+            raise HandshakeError(route.status, route.reason)
+        return route
+
+    def _authorize(self, route: Route, request: Request) -> tuple[Principal, str]:
+        """Who connects and the backend URL. Raises :class:`HandshakeError` (401/403/503)."""
+        principal = self._authenticator.authenticate(
+            api=route.api,
+            topic=route.topic,
+            headers=list(request.headers.raw_items()),
+            query=parse_qsl(route.query, keep_blank_values=True),
+            now=time.time(),
+        )
+        if isinstance(principal, Rejection):
+            raise HandshakeError(principal.status, principal.reason)
+        environment: Environment = "sandbox" if principal.environment == "sandbox" else "production"
+        url = backend_for(route, environment, forward_query=self.config.forward_query)
+        if isinstance(url, NoRoute):
+            raise HandshakeError(url.status, url.reason)
+        return principal, url
 
     def _admit(self) -> bool:
         limit = self.config.max_connections
@@ -443,23 +475,8 @@ class _Connection(asyncio.Protocol):
         problem = check_upgrade(request)
         if problem is not None:
             raise problem
-        route = relay._table.match(request.path)
-        if isinstance(route, NoRoute):
-            raise HandshakeError(route.status, route.reason)
-        self.route = route
-        principal = relay._authenticator.authenticate(
-            api=route.api,
-            topic=route.topic,
-            headers=list(request.headers.raw_items()),
-            query=parse_qsl(route.query, keep_blank_values=True),
-            now=time.time(),
-        )
-        if isinstance(principal, Rejection):
-            raise HandshakeError(principal.status, principal.reason)
-        environment: Environment = "sandbox" if principal.environment == "sandbox" else "production"
-        url = backend_for(route, environment, forward_query=relay.config.forward_query)
-        if isinstance(url, NoRoute):
-            raise HandshakeError(url.status, url.reason)
+        self.route = route = relay._route(request)
+        principal, url = relay._authorize(route, request)
         self.backend_url = url
         if relay._closing:
             raise HandshakeError(503, "the relay is shutting down")

@@ -1,0 +1,113 @@
+"""The two embedding examples, run as scripts against a real backend, and the handler path."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from relay_harness import api, backend, run
+from websockets.asyncio.client import connect as aconnect
+from websockets.asyncio.server import ServerConnection as AsyncServerConnection
+from websockets.asyncio.server import serve as aserve
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from websockets.sync.server import ServerConnection, serve
+
+from asyncapi_gw.relay import Relay
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def echo_url() -> Iterator[str]:
+    def pick(_conn: ServerConnection, offered: list[str]) -> str | None:
+        return "chat.v1" if "chat.v1" in offered else None
+
+    def echo(ws: ServerConnection) -> None:
+        for message in ws:
+            ws.send(message)
+
+    with serve(echo, "127.0.0.1", 0, select_subprotocol=pick) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+        server.shutdown()
+        thread.join(5)
+
+
+def _start(script: str, doc: Path) -> tuple[subprocess.Popen[bytes], int]:
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / script), str(doc), "0"], stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    out, deadline = b"", time.monotonic() + 10
+    while b"\n" not in out and time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 0.1)[0]:
+            out += os.read(proc.stdout.fileno(), 1024)
+    found = re.search(rb"ws://127\.0\.0\.1:(\d+)", out)
+    assert found, out
+    return proc, int(found.group(1))
+
+
+@pytest.mark.parametrize("script", ["embedded_relay.py", "websockets_handler.py"])
+def test_example_relays_messages(tmp_path: Path, echo_url: str, script: str) -> None:
+    doc = tmp_path / "echo.json"
+    doc.write_text(
+        json.dumps(
+            {
+                "asyncapi": "2.6.0",
+                "info": {"title": "Echo", "version": "1.0"},
+                "servers": {"production": {"url": echo_url, "protocol": "ws"}},
+                "channels": {"/*": {"publish": {}, "subscribe": {}}},
+            }
+        )
+    )
+    proc, port = _start(script, doc)
+    try:
+        with connect(f"ws://127.0.0.1:{port}/echo/1.0/x", subprotocols=["chat.v1"]) as ws:
+            assert ws.subprotocol == "chat.v1"
+            ws.send("embedded")
+            assert ws.recv(5) == "embedded"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_handler_path_refuses_before_the_upgrade_and_passes_close_codes() -> None:
+    async def main() -> None:
+        async def closer(ws: AsyncServerConnection) -> None:
+            await ws.recv()
+            await ws.close(4100, "bye from backend")
+
+        async with backend(closer) as b:
+            relay = Relay([api(b.url)])
+            async with aserve(
+                relay.handler,
+                "127.0.0.1",
+                0,
+                process_request=relay.process_request,
+                process_response=relay.process_response,
+            ) as server:
+                port = server.sockets[0].getsockname()[1]
+                with pytest.raises(InvalidStatus) as caught:
+                    async with aconnect(f"ws://127.0.0.1:{port}/nope/1.0/x"):
+                        pass
+                assert caught.value.response.status_code == 404
+                async with aconnect(f"ws://127.0.0.1:{port}/chat/1.0/x") as ws:
+                    await ws.send("x")
+                    await ws.wait_closed()
+                    assert (ws.close_code, ws.close_reason) == (4100, "bye from backend")
+            assert relay.stats.rejections == {404: 1}
+
+    run(main())
