@@ -127,7 +127,8 @@ class Relay:
                 log.warning("%s", warning)
         self._quotas = QuotaRegistry()
         self._metrics = Metrics()
-        self._connections: set[_Connection] = set()
+        self._connections: set[_Connection] = set()  # relayed (past the 101)
+        self._live: set[_Connection] = set()  # every client socket, handshakes included
         self._pending = 0  # handshakes holding a connection slot
         self._servers: dict[str, asyncio.Server] = {}
         self._access_log: IO[str] | None = None
@@ -177,20 +178,22 @@ class Relay:
             raise RelayError("every listener is turned off")
 
     async def close(self) -> None:
-        """Stop listening, send close 1001 to every client, wait up to ``drain_timeout``, then
-        abort whatever is left."""
+        """Stop listening, send close 1001 to every client (503 to those still in their
+        handshake), wait up to ``drain_timeout``, then abort whatever is left."""
         if self._closing:
             return
         self._closing = True
-        await self._stop_listening()
-        for connection in list(self._connections):
+        for server in self._servers.values():
+            server.close()
+        live = list(self._live)
+        for connection in live:
             connection.shut(1001, "relay shutting down")
-        waiters = [c.done for c in self._connections]
-        if waiters:
-            _, late = await asyncio.wait(waiters, timeout=self.config.drain_timeout)
-            for connection in list(self._connections):
-                if connection.done in late:
-                    connection.abort("drain timeout")
+        pending = [c.done for c in live if not c.done.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.config.drain_timeout)
+        for connection in list(self._live):
+            connection.abort("drain timeout")
+        await self._stop_listening()  # on Python 3.12+ this also waits for the connections
         self._close_access_log()
 
     async def __aenter__(self) -> Relay:
@@ -410,6 +413,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.client = cast(asyncio.Transport, transport)
         self._transports.append(self.client)
+        self.relay._live.add(self)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) else "local"
         limit = self.relay.config.write_buffer_limit
@@ -695,7 +699,9 @@ class _Connection(asyncio.Protocol):
         if self.state == _CLOSED:
             return
         self.error = self.error or why
-        if self.close_code is None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.close_code is None and self.status == 101:
             self.close_code, self.closed_by = 1006, "relay"
         self.client.abort()
         if self.backend is not None:
@@ -826,6 +832,7 @@ class _Connection(asyncio.Protocol):
             relay._pending -= 1
             self._holding_slot = False
         traffic = self.traffic()
+        relay._live.discard(self)
         if self in relay._connections:
             relay._connections.discard(self)
             relay._metrics.closed(self.close_code or 1006, traffic)

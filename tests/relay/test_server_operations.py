@@ -10,6 +10,7 @@ import resource
 import ssl
 from pathlib import Path
 
+import pytest
 from relay_harness import UPGRADE, api, backend, client, closed_code, http_get, run
 from websockets.asyncio.server import ServerConnection
 
@@ -259,6 +260,7 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
     return str(cert_file), str(key_file)
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_wss_listener_with_a_self_signed_certificate(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
 
@@ -330,3 +332,17 @@ def test_a_thousand_concurrent_connections_deliver_every_message_once_in_order()
             del b
 
     run(main(), timeout=60)
+
+
+def test_shutdown_answers_503_to_handshakes_in_progress() -> None:
+    async def main() -> None:
+        relay = Relay([api("ws://127.0.0.1:9")], ws_port=0)
+        await relay.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.ports["ws"])
+        writer.write(b"GET /chat/1.0/x HTTP/1.1\r\nHost: x\r\n")  # not finished
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(relay.close(), 2)
+        assert (await asyncio.wait_for(reader.read(), 2)).startswith(b"HTTP/1.1 503 ")
+        writer.close()
+
+    run(main())
