@@ -561,9 +561,11 @@ def _payload_schemas(data: Mapping[str, Any], version: str) -> Iterator[Problem]
             messages.append((message_path, message))
             messages.extend(_children(message.get("oneOf"), (*message_path, "oneOf")))
     messages.extend(_children(_get(data.get("components"), "messages"), ("components", "messages")))
-    default_format = f"application/vnd.aai.asyncapi;version={version}"
     for path, message in messages:
-        schema_format = message.get("schemaFormat", default_format)
+        if "schemaFormat" not in message:
+            # Every 2.x schema already checks such a payload as a Schema Object.
+            continue
+        schema_format = message["schemaFormat"]
         payload = message.get("payload")
         if not isinstance(schema_format, str) or not _js_truthy(payload):
             continue
