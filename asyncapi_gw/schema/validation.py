@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import functools
+import json
 import re
 import reprlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -455,11 +456,38 @@ def _meta_validator() -> Any:
 _instance_validators: collections.OrderedDict[int, tuple[Any, Any]] = collections.OrderedDict()
 
 
+# Canonical JSON of a schema -> its validator: documents repeat equal inline schemas, and
+# checking each against the meta-schema costs far more than spelling it out.
+_validators_by_content: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+
+def _content_key(schema: Any) -> str | None:
+    try:
+        return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def _instance_validator(schema: Any) -> Any:
     entry = _instance_validators.get(id(schema))
     if entry is not None and entry[0] is schema:
         _instance_validators.move_to_end(id(schema))
         return entry[1]
+    key = _content_key(schema)
+    compiled: Any = _validators_by_content.get(key) if key is not None else None
+    if compiled is None:
+        compiled = _compile_instance_validator(schema)
+        if key is not None:
+            _validators_by_content[key] = compiled
+            if len(_validators_by_content) > _INSTANCE_CACHE_SIZE:
+                _validators_by_content.popitem(last=False)
+    _instance_validators[id(schema)] = (schema, compiled)
+    if len(_instance_validators) > _INSTANCE_CACHE_SIZE:
+        _instance_validators.popitem(last=False)
+    return compiled
+
+
+def _compile_instance_validator(schema: Any) -> Any:
     compiled: Any
     if not isinstance(schema, (dict, bool)):
         compiled = f"the schema {_short.repr(schema)} is not a JSON Schema"
@@ -472,9 +500,6 @@ def _instance_validator(schema: Any) -> Any:
         else:
             registry = document_registry(SUPPORTED_VERSIONS[-1])
             compiled = _Validator(schema, registry=registry, format_checker=_FORMATS)
-    _instance_validators[id(schema)] = (schema, compiled)
-    if len(_instance_validators) > _INSTANCE_CACHE_SIZE:
-        _instance_validators.popitem(last=False)
     return compiled
 
 
