@@ -158,6 +158,7 @@ class Stack:
     loop: LoopThread
     relay: Relay
     seen: list[Seen]
+    echo_url: str
     cert: str
     exits: contextlib.AsyncExitStack
 
@@ -272,7 +273,8 @@ async def start_stack(loop: LoopThread, directory: Path) -> Stack:
     except BaseException:
         await exits.aclose()
         raise
-    return Stack(loop=loop, relay=relay, seen=seen, cert=cert, exits=exits)
+    echo_url = f"ws://127.0.0.1:{echo_port}"
+    return Stack(loop=loop, relay=relay, seen=seen, echo_url=echo_url, cert=cert, exits=exits)
 
 
 async def stop_stack(stack: Stack) -> None:
