@@ -182,6 +182,19 @@ class Stack:
         assert len(found) == 1, (run, self.seen)
         return found[0]
 
+    def closed_seen(self, run: str) -> Seen:
+        """:meth:`seen_for` once the backend's handler has recorded the close (bounded)."""
+
+        async def closed() -> Seen:
+            for _ in range(250):
+                seen = self.seen_for(run)
+                if seen.close_code is not None:
+                    return seen
+                await asyncio.sleep(0.02)
+            raise AssertionError(f"the backend never saw run {run} close")
+
+        return self.loop.run(closed())
+
 
 def chat_api(backend: str) -> StreamingAPI:
     pub = TopicOperation(operation=Operation.PUBLISH)

@@ -38,7 +38,7 @@ def test_page_relays_text_and_binary_with_subprotocol_and_deflate(
     # the page's close frame reached the backend, whose echo of it reached the page
     assert page["close"] == {"code": 4000, "reason": "page done", "clean": True}
 
-    seen = stack.seen_for(run)
+    seen = stack.closed_seen(run)
     assert seen.headers["Sec-WebSocket-Protocol"] == f"chat.v1, {SUBPROTOCOL}"
     assert seen.subprotocol == SUBPROTOCOL
     assert seen.extensions == ["permessage-deflate"]

@@ -19,7 +19,7 @@ def test_messages_are_relayed_and_echoes_printed(wscat: str, stack: Stack) -> No
         wscat, "-c", url, "-H", f"apikey: {KEY}", "-x", first, "-x", second, "-w", "1"
     )
     assert (code, out.splitlines()) == (0, [first, second])
-    seen = stack.seen_for(run)
+    seen = stack.closed_seen(run)
     assert "apikey" not in {name.lower() for name in seen.headers}
     assert seen.headers["X-Forwarded-Proto"] == "ws"
 
@@ -58,7 +58,7 @@ def test_subprotocol_is_negotiated_and_backend_close_ends_the_session(
         "1",
     )
     assert (code, out) == (0, "")
-    seen = stack.seen_for(run)
+    seen = stack.closed_seen(run)
     offered = [p.strip() for p in seen.headers["Sec-WebSocket-Protocol"].split(",")]
     assert offered == ["chat.v1", SUBPROTOCOL]
     assert seen.subprotocol == SUBPROTOCOL
