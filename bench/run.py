@@ -303,15 +303,13 @@ def relay_loop_variants(cmd: list[str]) -> list[tuple[str, list[str]]] | str:
         )
     has_uvloop = importlib.util.find_spec("uvloop") is not None
     text = helped.stdout
+    # ``relay`` is serve as deployed (uvloop when installed); ``relay-asyncio`` forces asyncio.
     if "--loop" in text:
-        variants = [("relay", ["--loop", "asyncio"])]
         if has_uvloop:
-            variants.append(("relay+uvloop", ["--loop", "uvloop"]))
-        return variants
-    if "--no-uvloop" in text:
-        if has_uvloop:
-            return [("relay", ["--no-uvloop"]), ("relay+uvloop", [])]
-        return [("relay", [])]
+            return [("relay", ["--loop", "uvloop"]), ("relay-asyncio", ["--loop", "asyncio"])]
+        return [("relay", ["--loop", "asyncio"])]
+    if "--no-uvloop" in text and has_uvloop:
+        return [("relay", []), ("relay-asyncio", ["--no-uvloop"])]
     return [("relay", [])]
 
 
@@ -725,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(
                             f"  rep {rep + 1} {measure.key:9} {target.name:13} "
                             f"{fmt(measure.value(result)):>7} {measure.unit:7} "
-                            f"(other load {result['other_cpu_pct']:.0f}%){flag}",
+                            f"(unattributed CPU {result['unattributed_cpu_pct']:.0f}%){flag}",
                             flush=True,
                         )
             for count in plan.idle_counts:
