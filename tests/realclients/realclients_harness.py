@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -47,6 +48,7 @@ T = TypeVar("T")
 KEY = "k-real-123"
 SUBPROTOCOL = "chat.v2"  # the one the echo backend picks when it is offered
 CLOSE_ME = "close-me"  # the echo backend answers this message with close 4321
+ABORT_ME = "abort-me"  # the echo backend drops its TCP connection on this message
 BACKEND_CLOSE = (4321, "backend says bye")
 
 CHROMIUM = "/usr/lib/chromium/chromium"
@@ -247,6 +249,9 @@ async def start_stack(loop: LoopThread, directory: Path) -> Stack:
                 if message == CLOSE_ME:
                     await ws.close(*BACKEND_CLOSE)
                     break
+                if message == ABORT_ME:
+                    ws.transport.abort()
+                    break
                 await ws.send(message)
         entry.close_code, entry.close_reason = ws.close_code, ws.close_reason
 
@@ -329,8 +334,10 @@ def run_wscat(binary: str, *args: str, timeout: float = 20.0) -> tuple[int, str]
 # -- Chromium ----------------------------------------------------------------------------------
 
 # The page runs the scenario in its URL fragment: open a WebSocket (optionally offering
-# subprotocols), send messages once open, close after ``expect`` answers, then POST what it
-# observed back to the page server.
+# subprotocols), send messages ``delay`` ms after it opens, close after ``expect`` answers,
+# then POST what it observed back to the page server. Messages are strings,
+# ``{"binary": [bytes]}``, ``{"repeat": text, "times": n}`` or ``{"random": size, "seed": n}``;
+# received messages over 64 bytes are reported as their size and SHA-256 (see :func:`digest`).
 PAGE = """<!doctype html>
 <meta charset="utf-8"><title>pending</title>
 <script>
@@ -343,8 +350,27 @@ function report() {
   document.title = "done";
   fetch("/report/" + p.id, {method: "POST", body: JSON.stringify(r)});
 }
-const encode = m => typeof m === "string" ? m : new Uint8Array(m.binary);
-const decode = d => typeof d === "string" ? d : {binary: Array.from(new Uint8Array(d))};
+function encode(m) {
+  if (typeof m === "string") return m;
+  if (m.binary) return new Uint8Array(m.binary);
+  if (m.repeat) return m.repeat.repeat(m.times);
+  const out = new Uint8Array(m.random);  // xorshift32, as random_bytes() in Python
+  let x = m.seed >>> 0;
+  for (let i = 0; i < out.length; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    out[i] = x & 255;
+  }
+  return out;
+}
+async function decode(d) {
+  const bytes = typeof d === "string" ? new TextEncoder().encode(d) : new Uint8Array(d);
+  if (bytes.length <= 64) {
+    return typeof d === "string" ? d : {binary: Array.from(bytes)};
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = Array.from(digest, b => b.toString(16).padStart(2, "0")).join("");
+  return {[typeof d === "string" ? "text" : "bytes"]: bytes.length, sha256: hex};
+}
 setTimeout(() => { r.events.push("page timeout"); report(); }, 8000);
 try {
   const ws = new WebSocket(p.url, p.protocols);
@@ -354,18 +380,23 @@ try {
     r.events.push("open");
     r.protocol = ws.protocol;
     r.extensions = ws.extensions;
-    p.send.forEach(m => ws.send(encode(m)));
-    if (p.expect === 0) done();
+    setTimeout(() => {
+      p.send.forEach(m => ws.send(encode(m)));
+      if (p.expect === 0) done();
+    }, p.delay);
   };
+  let pending = Promise.resolve();  // keeps the received messages in order
   ws.onmessage = e => {
-    r.received.push(decode(e.data));
-    if (r.received.length === p.expect) done();
+    pending = pending.then(async () => {
+      r.received.push(await decode(e.data));
+      if (r.received.length === p.expect) done();
+    });
   };
   ws.onerror = () => r.events.push("error");
   ws.onclose = e => {
     r.events.push("close");
     r.close = {code: e.code, reason: e.reason, clean: e.wasClean};
-    report();
+    pending.then(report);
   };
 } catch (e) {
   r.events.push("throw " + e);
@@ -373,6 +404,25 @@ try {
 }
 </script>
 """
+
+
+def random_bytes(size: int, seed: int) -> bytes:
+    """The bytes the page sends for ``{"random": size, "seed": seed}`` (xorshift32)."""
+    out = bytearray(size)
+    x = seed & 0xFFFFFFFF
+    for i in range(size):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        out[i] = x & 255
+    return bytes(out)
+
+
+def digest(data: str | bytes) -> dict[str, Any]:
+    """How the page reports a received message over 64 bytes."""
+    raw = data.encode() if isinstance(data, str) else data
+    kind = "text" if isinstance(data, str) else "bytes"
+    return {kind: len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
 
 
 class PageServer:
@@ -508,6 +558,7 @@ class Browser:
         expect: int = 0,
         protocols: list[str] | None = None,
         close: tuple[int, str] | None = (1000, "page done"),
+        delay: int = 0,
     ) -> tuple[str, dict[str, Any]]:
         """Run one page scenario; the run id (also added to ``url``'s query as ``run=``) and
         what the page observed: ``events``, ``received``, ``protocol``, ``extensions``,
@@ -521,6 +572,7 @@ class Browser:
             "expect": expect,
             "protocols": protocols or [],
             "close": list(close) if close else None,
+            "delay": delay,
         }
         page = f"http://127.0.0.1:{self.pages.port}/page#{quote(json.dumps(params))}"
 

@@ -3,8 +3,26 @@ wss) with the API key in the query, as browsers must, and reports what it observ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import attrs
 import pytest
-from realclients_harness import BACKEND_CLOSE, CLOSE_ME, KEY, SUBPROTOCOL, Browser, Stack
+from realclients_harness import (
+    ABORT_ME,
+    BACKEND_CLOSE,
+    CLOSE_ME,
+    KEY,
+    SUBPROTOCOL,
+    Browser,
+    LoopThread,
+    Stack,
+    digest,
+    open_api,
+    random_bytes,
+)
+
+from asyncapi_gw.model import Operation, Throttling, ThrottlingUnit, Topic, TopicOperation
+from asyncapi_gw.relay import Relay
 
 pytestmark = pytest.mark.realclients
 
@@ -32,7 +50,7 @@ def test_page_relays_text_and_binary_with_subprotocol_and_deflate(
     after = stack.stats()
 
     assert page["events"] == ["open", "close"], page
-    assert page["received"] == sent
+    assert page["received"] == [sent[0], digest(BIG), sent[2]]
     assert page["protocol"] == SUBPROTOCOL
     assert page["extensions"].startswith("permessage-deflate")
     # the page's close frame reached the backend, whose echo of it reached the page
@@ -75,3 +93,69 @@ def test_wrong_or_missing_key_is_a_failed_connection(
     assert page["close"]["code"] == 1006
     assert page["received"] == []
     assert after.rejections.get(401, 0) - before.rejections.get(401, 0) == 1
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_large_messages_cross_intact(chromium: Browser, stack: Stack, scheme: str) -> None:
+    noise = {"random": 300_000, "seed": 7}  # incompressible: large deflate frames
+    text = {"repeat": "x", "times": 500_000}
+    _, page = chromium.scenario(
+        _url(stack, scheme, f"/chat/1.0/x?apikey={KEY}"), send=[noise, text], expect=2
+    )
+    assert page["events"] == ["open", "close"], page
+    assert page["received"] == [digest(random_bytes(300_000, 7)), digest("x" * 500_000)]
+
+
+@pytest.fixture(scope="module")
+def policy_relay(loop_thread: LoopThread, stack: Stack) -> Iterator[int]:
+    """A relay with fast keepalive pings: ``/quota/1.0`` (2 events a minute), ``/free/1.0`` and
+    ``/readonly/1.0`` (subscribe only), all to the echo backend. Yields its ws port."""
+    subscribe_only = Topic(name="/*", subscribe=TopicOperation(operation=Operation.SUBSCRIBE))
+    apis = [
+        attrs.evolve(
+            open_api("Quota", stack.echo_url),
+            throttling=Throttling(events=2, unit=ThrottlingUnit.MINUTE),
+        ),
+        open_api("Free", stack.echo_url),
+        attrs.evolve(open_api("Readonly", stack.echo_url), topics=(subscribe_only,)),
+    ]
+
+    async def start() -> Relay:
+        relay = Relay(apis, ws_port=0, ping_interval=0.2, ping_timeout=0.2, drain_timeout=2)
+        await relay.start()
+        return relay
+
+    relay = loop_thread.run(start())
+    yield relay.ports["ws"]
+    loop_thread.run(relay.close())
+
+
+def test_relay_pings_are_answered_by_chromium(chromium: Browser, policy_relay: int) -> None:
+    # the page stays quiet for several ping intervals; a missing pong would close it 1011
+    _, page = chromium.scenario(
+        f"ws://127.0.0.1:{policy_relay}/free/1.0/x", send=["late"], expect=1, delay=1200
+    )
+    assert page["received"] == ["late"], page
+    assert page["close"] == {"code": 1000, "reason": "page done", "clean": True}
+
+
+def test_relay_originated_frames_reach_the_page(
+    chromium: Browser, stack: Stack, policy_relay: int
+) -> None:
+    # throttled frames are answered with WSO2's text frame (uncompressed, beside deflate ones)
+    _, page = chromium.scenario(
+        f"ws://127.0.0.1:{policy_relay}/quota/1.0/x", send=["1", "2", "3", "4"], expect=4
+    )
+    throttled = "Error code: 4003 reason: Websocket frame throttled out"
+    assert sorted(page["received"]) == sorted(["1", "2", throttled, throttled]), page
+    assert page["close"]["code"] == 1000
+    # a message against the topic's direction: close 1008 from the relay
+    _, page = chromium.scenario(
+        f"ws://127.0.0.1:{policy_relay}/readonly/1.0/x", send=["no"], close=None
+    )
+    assert page["close"] == {"code": 1008, "reason": "topic does not allow publish", "clean": True}
+    # the backend's TCP connection drops: close 1014 from the relay
+    _, page = chromium.scenario(
+        _url(stack, "ws", f"/chat/1.0/x?apikey={KEY}"), send=[ABORT_ME], close=None
+    )
+    assert page["close"] == {"code": 1014, "reason": "backend connection lost", "clean": True}
