@@ -335,7 +335,8 @@ def run_wscat(binary: str, *args: str, timeout: float = 20.0) -> tuple[int, str]
 
 # The page runs the scenario in its URL fragment: open a WebSocket (optionally offering
 # subprotocols), send messages ``delay`` ms after it opens, close after ``expect`` answers,
-# then POST what it observed back to the page server. Messages are strings,
+# then POST what it observed back to the page server (with ``hold``: report after ``expect``
+# answers and leave the socket open, for the tab's closing to end it). Messages are strings,
 # ``{"binary": [bytes]}``, ``{"repeat": text, "times": n}`` or ``{"random": size, "seed": n}``;
 # received messages over 64 bytes are reported as their size and SHA-256 (see :func:`digest`).
 PAGE = """<!doctype html>
@@ -389,7 +390,7 @@ try {
   ws.onmessage = e => {
     pending = pending.then(async () => {
       r.received.push(await decode(e.data));
-      if (r.received.length === p.expect) done();
+      if (r.received.length === p.expect) p.hold ? report() : done();
     });
   };
   ws.onerror = () => r.events.push("error");
@@ -559,6 +560,7 @@ class Browser:
         protocols: list[str] | None = None,
         close: tuple[int, str] | None = (1000, "page done"),
         delay: int = 0,
+        hold: bool = False,
     ) -> tuple[str, dict[str, Any]]:
         """Run one page scenario; the run id (also added to ``url``'s query as ``run=``) and
         what the page observed: ``events``, ``received``, ``protocol``, ``extensions``,
@@ -573,6 +575,7 @@ class Browser:
             "protocols": protocols or [],
             "close": list(close) if close else None,
             "delay": delay,
+            "hold": hold,
         }
         page = f"http://127.0.0.1:{self.pages.port}/page#{quote(json.dumps(params))}"
 

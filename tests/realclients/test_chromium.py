@@ -3,6 +3,7 @@ wss) with the API key in the query, as browsers must, and reports what it observ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import attrs
@@ -159,3 +160,41 @@ def test_relay_originated_frames_reach_the_page(
         _url(stack, "ws", f"/chat/1.0/x?apikey={KEY}"), send=[ABORT_ME], close=None
     )
     assert page["close"] == {"code": 1014, "reason": "backend connection lost", "clean": True}
+
+
+def test_closing_the_tab_closes_the_backend(chromium: Browser, stack: Stack) -> None:
+    query = f"apikey={KEY}&q=a%20b&check=%E2%9C%93&empty="
+    run, page = chromium.scenario(
+        _url(stack, "ws", f"/chat/1.0/x?{query}"), send=["hi"], expect=1, hold=True
+    )
+    assert page["events"] == ["open"], page
+    seen = stack.closed_seen(run)  # the tab was closed after its report: Chromium's 1001
+    assert seen.close_code == 1001
+    assert seen.path == f"/?q=a%20b&check=%E2%9C%93&empty=&run={run}"  # credentials removed
+
+
+def test_relay_drain_reaches_the_page_as_1001(
+    chromium: Browser, loop_thread: LoopThread, stack: Stack
+) -> None:
+    async def start() -> Relay:
+        relay = Relay([open_api("Free", stack.echo_url)], ws_port=0, drain_timeout=2)
+        await relay.start()
+        return relay
+
+    async def drain_once_echoed(relay: Relay) -> None:
+        for _ in range(500):
+            if relay.stats.messages_out:
+                break
+            await asyncio.sleep(0.02)
+        await relay.close()
+
+    relay = loop_thread.run(start())
+    draining = asyncio.run_coroutine_threadsafe(drain_once_echoed(relay), loop_thread.loop)
+    try:
+        _, page = chromium.scenario(
+            f"ws://127.0.0.1:{relay.ports['ws']}/free/1.0/x", send=["a"], expect=2
+        )
+    finally:
+        draining.result(15)
+    assert page["received"] == ["a"], page
+    assert page["close"] == {"code": 1001, "reason": "relay shutting down", "clean": True}
