@@ -2,7 +2,8 @@
 # Installs the real clients that `pytest -m realclients tests/realclients` drives:
 # Debian's Chromium (headless, driven over the DevTools protocol) and npm's wscat,
 # the latter into tests/realclients/node_modules (gitignored).
-# Run as root on Debian (or with sudo available). Safe to run again.
+# Run as root on Debian (or with sudo available). Safe to run again. wscat is pinned: the
+# tests read its output (`error: Unexpected server response: 401`).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,7 +23,7 @@ if [ "${#packages[@]}" -gt 0 ]; then
 fi
 
 if ! [ -x "$here/node_modules/.bin/wscat" ]; then
-    npm install --prefix "$here" --no-save --no-audit --no-fund wscat
+    npm install --prefix "$here" --no-save --no-audit --no-fund wscat@6.1.0
 fi
 
 /usr/lib/chromium/chromium --version
