@@ -630,13 +630,13 @@ class _Connection(asyncio.Protocol):
         return self._transports[side]
 
     def _execute(self, actions: list[Any], side: int) -> None:
-        other = 1 - side
+        transports = self._transports
         for action in actions:
             kind = type(action)
             if kind is Forward:
-                self._transport(other).write(action.data)
+                transports[1 - side].write(action.data)
             elif kind is Reply:
-                self._transport(side).write(action.data)
+                transports[side].write(action.data)
             elif kind is CloseSeen:
                 self._close_frame_passed(action.code, action.reason, side)
             elif kind is Close:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import attrs
 
@@ -196,6 +196,12 @@ class Pump:
         self._report = (
             not policy.allowed or policy.quota is not None or policy.validator is not None
         )
+        # Only a quota applies: whole chunks of admitted messages pass as they came.
+        self._quota_only = policy.allowed and policy.validator is None and policy.quota is not None
+        # Quota decisions _admit_whole took before handing a chunk to _route: this many
+        # admitted message starts, then (if _refused) one refused.
+        self._admitted = 0
+        self._refused = False
         self._scanner = FrameScanner(
             masked=policy.from_client,
             extensions=policy.extensions,
@@ -242,7 +248,11 @@ class Pump:
             self._scanner.feed(data, events)
         except ProtocolViolation as exc:
             violation = exc
-        if not events and violation is None and not self._report:
+        if violation is None and (
+            (not events and not self._report)
+            or (self._quota_only and self._admit_whole(data, base))
+        ):
+            events.clear()
             return [Forward(data)]
         try:
             out = _Output(data, base)
@@ -251,6 +261,43 @@ class Pump:
             return self._pass(out, violation)
         finally:
             events.clear()
+
+    def _admit_whole(self, data: bytes, base: int) -> bool:
+        """Quota-only policy: whether the chunk's messages were all admitted, so it passes whole.
+
+        Holds when nothing of an earlier chunk is withheld or dropped, the chunk ends inside or
+        at the end of a frame whose header it holds, and it has no close frame. When the quota
+        refuses a message, that decision and the admissions before it are kept for
+        :meth:`_route`.
+        """
+        events = self._events
+        if (
+            self._tail
+            or self._message_disposition != _FORWARD
+            or self._frame_disposition != _FORWARD
+        ):
+            return False
+        if events:
+            if events[-1].end < base + len(data):
+                return False
+        elif self._frame_end < base + len(data):
+            return False
+        quota = cast(QuotaLike, self.policy.quota)  # _quota_only
+        admitted = 0
+        for event in events:
+            opcode = event.opcode
+            if opcode == Opcode.CLOSE:
+                return False
+            if opcode != Opcode.CONT and opcode < Opcode.CLOSE:
+                if not quota.take(self._clock()):
+                    self._admitted, self._refused = admitted, True
+                    return False
+                admitted += 1
+        if events:
+            self._frame_end = events[-1].end
+            self._frame_disposition = _FORWARD
+            self._message_disposition = _FORWARD
+        return True
 
     def _pass(self, out: _Output, violation: ProtocolViolation | None) -> list[Action]:
         """Everything is forwarded; the only events are a close frame and a violation."""
@@ -320,7 +367,7 @@ class Pump:
                     self._stop(out, Close(1008, f"topic does not allow {operation}"))
                     return None
                 self._message_disposition = _DROP
-            elif policy.quota is not None and not policy.quota.take(self._clock()):
+            elif self._throttled():
                 if policy.on_throttle == "close":
                     self._stop(out, Close(THROTTLE_CLOSE_CODE, "Websocket frame throttled out"))
                     return None
@@ -334,6 +381,18 @@ class Pump:
             if self._message_disposition == _DROP:
                 self._dropped += 1
         return self._message_disposition
+
+    def _throttled(self) -> bool:
+        """Whether the quota refuses the message starting now (decided already by
+        :meth:`_admit_whole` for the first messages of a chunk it gave up on)."""
+        if self._admitted:
+            self._admitted -= 1
+            return False
+        if self._refused:
+            self._refused = False
+            return True
+        quota = self.policy.quota
+        return quota is not None and not quota.take(self._clock())
 
     def _assign(self, out: _Output, start: int, stop: int, disposition: int) -> None:
         """Dispose of stream bytes ``[start, stop)``, which may begin in the withheld tail."""
