@@ -98,6 +98,16 @@ def _kind_table(*, in_message: bool, extensions: bool) -> bytes:
     return bytes(table)
 
 
+# (outside a message, inside one) for each value of ``extensions``; shared by every scanner.
+_TABLES = {
+    ext: (
+        _kind_table(in_message=False, extensions=ext),
+        _kind_table(in_message=True, extensions=ext),
+    )
+    for ext in (False, True)
+}
+
+
 def unmask(payload: bytes, key: bytes) -> bytes:
     """XOR ``payload`` with the repeated 4-byte mask ``key`` (masking is its own inverse)."""
     n = len(payload)
@@ -183,10 +193,7 @@ class FrameScanner:
         self._limit = sys.maxsize if max_message_size is None else max_message_size
         self._report = report
         self._collect = collect
-        self._tables = (
-            _kind_table(in_message=False, extensions=extensions),
-            _kind_table(in_message=True, extensions=extensions),
-        )
+        self._tables = _TABLES[extensions]
         self.offset = 0
         """Stream offset just past the bytes fed so far."""
         self.frames = 0

@@ -334,6 +334,8 @@ _HANDSHAKE, _DIALLING, _OPEN, _CLOSING, _CLOSED = range(5)
 class _BackendProtocol(asyncio.Protocol):
     """The backend's socket; before the upgrade it reads the HTTP response."""
 
+    __slots__ = ("connection",)
+
     def __init__(self, connection: _Connection) -> None:
         self.connection = connection
 
@@ -372,6 +374,41 @@ class _Connection(asyncio.Protocol):
     wait is bounded by ``close_timeout``, then both sockets are aborted.
     """
 
+    __slots__ = (
+        "_backend_ready",
+        "_close_from",
+        "_close_sent",
+        "_gone",
+        "_holding_slot",
+        "_idle_since",
+        "_ignore",
+        "_messages_at_tick",
+        "_parser",
+        "_pinged",
+        "_pumps",
+        "_response",
+        "_rx",
+        "_task",
+        "_timers",
+        "_transports",
+        "backend",
+        "backend_url",
+        "client",
+        "close_code",
+        "close_reason",
+        "closed_by",
+        "done",
+        "error",
+        "loop",
+        "peer",
+        "relay",
+        "route",
+        "secure",
+        "started",
+        "state",
+        "status",
+    )  # thousands of these live at once
+
     client: asyncio.Transport
     backend: asyncio.Transport | None
 
@@ -392,7 +429,7 @@ class _Connection(asyncio.Protocol):
         self.error = ""
         self.peer = ""
         self._holding_slot = False
-        self._parser = RequestParser()
+        self._parser: RequestParser | None = RequestParser()  # until the request is read
         self._backend_ready: asyncio.Future[tuple[Response, bytes]] | None = None
         self._response: ResponseParser | None = None
         self._pumps: list[Pump] = []  # client's, backend's
@@ -446,7 +483,7 @@ class _Connection(asyncio.Protocol):
             self._rx[_CLIENT] = True
             if not self._ignore[_CLIENT]:
                 self._execute(self._pumps[_CLIENT].receive(data), _CLIENT)
-        elif self.state == _HANDSHAKE:
+        elif self.state == _HANDSHAKE and self._parser is not None:
             try:
                 request = self._parser.feed(data)
             except HandshakeError as exc:
@@ -457,6 +494,7 @@ class _Connection(asyncio.Protocol):
             if self._parser.leftover:
                 self._refuse(400, "data sent before the handshake completed")
                 return
+            self._parser = None
             self.client.pause_reading()
             self.state = _DIALLING
             self._task = self.loop.create_task(self._open(request))
@@ -563,6 +601,8 @@ class _Connection(asyncio.Protocol):
             Pump(relay._policy(route, from_client=False, extensions=deflate)),
         ]
         self._cancel_timers()
+        # an idle relayed connection keeps nothing of its handshakes
+        self._response = self._backend_ready = self._task = None
         relay._pending -= 1
         self._holding_slot = False
         relay._connections.add(self)
