@@ -4,7 +4,6 @@ forwarding, access log, drain, reload, backpressure, TLS and many connections.""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import resource
 import ssl
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from relay_harness import UPGRADE, api, backend, client, closed_code, http_get, run
+from tls_certificates import self_signed
 from websockets.asyncio.server import ServerConnection
 
 from asyncapi_gw.model import Operation, StreamingAPI, Topic, TopicOperation
@@ -228,41 +228,9 @@ def test_flooding_client_is_paused_by_a_slow_backend() -> None:
     run(main())
 
 
-def _self_signed(tmp_path: Path) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
-
-
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_wss_listener_with_a_self_signed_certificate(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
 
     async def main() -> None:
         context = ssl.create_default_context(cafile=cert)
