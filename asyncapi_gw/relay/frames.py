@@ -179,6 +179,31 @@ class FrameScanner:
     before one are already in the caller's list.
     """
 
+    __slots__ = (
+        "_collect",
+        "_extensions",
+        "_frame_fin",
+        "_frame_opcode",
+        "_frame_start",
+        "_gathering",
+        "_head",
+        "_key",
+        "_limit",
+        "_mask_bit",
+        "_message_payload",
+        "_pieces",
+        "_remaining",
+        "_report",
+        "_tables",
+        "closed",
+        "frames",
+        "in_message",
+        "message_opcode",
+        "message_size",
+        "messages",
+        "offset",
+    )
+
     def __init__(
         self,
         *,

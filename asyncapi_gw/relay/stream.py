@@ -153,6 +153,8 @@ _CLOSING = 3  # part of a close frame awaiting its payload's check
 class _Output:
     """Actions of one ``receive`` call; contiguous forwarded ranges of the chunk merge."""
 
+    __slots__ = ("_run_end", "_run_start", "actions", "base", "data")
+
     def __init__(self, data: bytes, base: int) -> None:
         self.actions: list[Action] = []
         self.data = data
@@ -187,6 +189,26 @@ class Pump:
 
     After a :class:`Close` or a :class:`CloseSeen`, ``receive`` returns ``[]``.
     """
+
+    __slots__ = (
+        "_admitted",
+        "_bytes",
+        "_clock",
+        "_closing",
+        "_done",
+        "_dropped",
+        "_events",
+        "_frame_disposition",
+        "_frame_end",
+        "_held",
+        "_message_disposition",
+        "_quota_only",
+        "_refused",
+        "_report",
+        "_scanner",
+        "_tail",
+        "policy",
+    )
 
     def __init__(
         self, policy: StreamPolicy, *, clock: Callable[[], float] = time.monotonic
