@@ -378,6 +378,7 @@ class _Connection(asyncio.Protocol):
         "_backend_ready",
         "_close_from",
         "_close_sent",
+        "_dial_expired",
         "_gone",
         "_holding_slot",
         "_idle_since",
@@ -443,6 +444,7 @@ class _Connection(asyncio.Protocol):
         self._idle_since = self.started
         self._timers: list[asyncio.TimerHandle] = []
         self._task: asyncio.Task[None] | None = None
+        self._dial_expired = False  # the backend handshake's time ran out
         self._transports: list[asyncio.Transport] = []  # client's, then backend's
 
     # -- the client socket's protocol ----------------------------------------------------------
@@ -534,20 +536,29 @@ class _Connection(asyncio.Protocol):
             client_host=self.peer,
             secure_client=self.secure,
         )
+        # A timer, not asyncio.wait_for, which would wrap the dial in a second task.
+        timer = self.loop.call_later(relay.config.open_timeout, self._dial_timeout)
         try:
-            leftover, (subprotocol, extensions) = await asyncio.wait_for(
-                self._dial(plan), relay.config.open_timeout
-            )
-        except TimeoutError:
+            leftover, (subprotocol, extensions) = await self._dial(plan)
+        except asyncio.CancelledError:
+            if not self._dial_expired:
+                raise
             raise HandshakeError(
                 504, "the backend did not complete its handshake in time"
             ) from None
         except OSError as exc:
             raise HandshakeError(502, f"cannot reach the backend: {exc.strerror or exc}") from None
+        finally:
+            timer.cancel()
         self._accept(request, route, subprotocol, extensions, leftover)
         if principal.expires_at is not None:
             delay = max(0.0, principal.expires_at - time.time())
             self._later(delay, self.shut, 4001, "token expired")
+
+    def _dial_timeout(self) -> None:
+        if self.state == _DIALLING and self._task is not None:
+            self._dial_expired = True
+            self._task.cancel()
 
     async def _dial(self, plan: BackendHandshake) -> tuple[bytes, tuple[str | None, str | None]]:
         context = ssl.create_default_context() if plan.secure else None
