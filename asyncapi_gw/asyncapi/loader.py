@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 DEFAULT_EXPORT_VERSION = "2.6.0"
+# The model copies JSON data recursively (``model.freeze``): deeper documents are not imported,
+# even leniently.  Deeper ones are not schema-valid anyway (the validator's own guard is 150).
+_MAX_IMPORT_DEPTH = 200
 
 @attrs.frozen(kw_only=True)
 class ValidationReport:
@@ -79,6 +82,7 @@ class _Analysis:
     version: str
     resolved: Any  # schema.Resolved
     problems: tuple[Problem, ...]
+    depth: int  # of the resolved data
 
 
 def _read(
@@ -199,6 +203,54 @@ def _check_bindings(data: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def _measure(data: Any, max_nodes: int) -> tuple[int, int]:
+    """Depth and node count of resolved data as if every shared node were copied (the way
+    validation and the model walk it); each shared node is visited once, counts stop past
+    ``max_nodes``."""
+    sizes: dict[int, tuple[int, int]] = {}
+    entered: set[int] = set()
+    pending: list[Any] = [data]
+    while pending:
+        node = pending[-1]
+        if id(node) in sizes:
+            pending.pop()
+            continue
+        children = [
+            child for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, (dict, list))
+        ]
+        if id(node) not in entered:
+            entered.add(id(node))
+            pending.extend(child for child in children if id(child) not in entered)
+            continue
+        pending.pop()
+        depth, count = 1, 1 + len(node)
+        for child in children:
+            child_depth, child_count = sizes.get(id(child), (0, 0))
+            depth = max(depth, child_depth + 1)
+            count = min(count + child_count - 1, max_nodes + 1)
+        sizes[id(node)] = (depth, count)
+    return sizes.get(id(data), (0, 1))
+
+
+def _check_expansion(doc: documents.SourceDocument, data: Any) -> int:
+    """The depth of resolved data; references that expand it past the reading limits (a
+    ``$ref`` bomb, or references chained deeper than a file may nest) raise DocumentError."""
+    limits = documents.DEFAULT_LIMITS
+    depth, count = _measure(data, limits.max_nodes)
+    if depth > limits.max_depth:
+        rule, message = "document-too-deep", f"nested deeper than the limit of {limits.max_depth}"
+    elif count > limits.max_nodes:
+        rule, message = "document-too-large", f"more than the limit of {limits.max_nodes} nodes"
+    else:
+        return depth
+    message = f"with its aliases and $refs expanded, the document is {message}"
+    raise DocumentError(
+        f"cannot read {doc.name or 'the document'}: {message}",
+        [Problem(pointer="", message=message, rule=rule, file=doc.name)],
+    )
+
+
 def _analyse(
     doc: documents.SourceDocument, *, allow_remote_refs: bool, allow_outside_refs: bool
 ) -> _Analysis:
@@ -206,6 +258,7 @@ def _analyse(
     resolved = schema.resolve_refs(
         doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs
     )
+    depth = _check_expansion(doc, resolved.data)
     problems = list(resolved.problems)
     problems.extend(schema.validate_asyncapi(resolved.data, version))
     problems.extend(check_rules(resolved.data, version))
@@ -217,7 +270,8 @@ def _analyse(
         where = (at.file, at.line, at.column) if at.line is not None else at.pointer
         located.setdefault((where, at.rule, at.message), at)
     return _Analysis(
-        document=doc, version=version, resolved=resolved, problems=tuple(located.values())
+        document=doc, version=version, resolved=resolved, problems=tuple(located.values()),
+        depth=depth,
     )
 
 
@@ -268,6 +322,13 @@ def import_asyncapi(
         raise ValidationError(
             f"{doc.name or 'the document'} is not a valid AsyncAPI {analysis.version} document",
             analysis.problems,
+        )
+    if analysis.depth > _MAX_IMPORT_DEPTH:
+        message = (f"the document is nested {analysis.depth} levels deep; at most "
+                   f"{_MAX_IMPORT_DEPTH} can be imported")
+        raise ConversionError(
+            f"{doc.name or 'the document'} cannot be imported: {message}",
+            [Problem(pointer="", message=message, rule="document-too-deep", file=doc.name)],
         )
     warnings = [attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems]
     data = analysis.resolved.data
