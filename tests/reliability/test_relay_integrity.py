@@ -118,16 +118,22 @@ def test_every_message_arrives_once_in_order_and_intact(
                 f"/chat/1.0/x?c={conn}",
                 compression=compression,
                 max_size=None,
-                open_timeout=60,
+                open_timeout=120,
             ) as ws:
                 await asyncio.gather(_send(ws, conn, 0, up), _receive(ws, conn, down, at_client))
 
     async def main() -> None:
         async with (
-            backend(served, max_size=None) as b,
-            Relay([api(b.url)], ws_port=0, max_message_size=1 << 20, ping_interval=None) as relay,
+            backend(served, max_size=None, open_timeout=120) as b,
+            Relay(
+                [api(b.url)],
+                ws_port=0,
+                max_message_size=1 << 20,
+                ping_interval=None,
+                open_timeout=120,  # one loop runs clients, backend and relay: handshakes queue
+            ) as relay,
         ):
-            gate = asyncio.Semaphore(250)
+            gate = asyncio.Semaphore(100)
             started = time.monotonic()
             results = await asyncio.gather(
                 *(one(relay.ports["ws"], conn, gate) for conn in range(connections)),
