@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidHeader, InvalidHeaderValue
+from websockets.exceptions import InvalidHeader, InvalidHeaderValue, SecurityError
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
@@ -105,6 +105,8 @@ class RequestParser(_Parser):
             request: Request | None = self._feed(data)
         except EOFError:
             raise HandshakeError(400, "incomplete HTTP request") from None
+        except SecurityError as exc:  # a line too long or too many headers
+            raise HandshakeError(431, f"HTTP request too large: {exc}") from None
         except (NotImplementedError, ValueError, RuntimeError) as exc:
             # websockets' too-long and too-many errors derive from these
             raise HandshakeError(400, f"invalid HTTP request: {exc}") from None
@@ -129,7 +131,7 @@ class ResponseParser(_Parser):
             raise HandshakeError(
                 502, "backend closed the connection during the handshake"
             ) from None
-        except (NotImplementedError, ValueError, RuntimeError, LookupError) as exc:
+        except (NotImplementedError, ValueError, RuntimeError, LookupError, SecurityError) as exc:
             raise HandshakeError(502, f"backend sent an invalid HTTP response: {exc}") from None
         return response
 
