@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import tracemalloc
 
 import pytest
 from relay_harness import api, backend, client, run
 from relay_load import (
+    frame,
     raise_fd_limit,
+    raw_open,
+    read_close,
     scales,
     snapshot,
     tracing,
@@ -127,3 +131,127 @@ def test_backend_answering_oversized_headers_is_502(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.ERROR):
         run(main())
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize(("limit", "flood"), scales((20, 200), (500, 5000)))
+def test_connections_past_the_maximum_are_503_and_slots_come_back(limit: int, flood: int) -> None:
+    raise_fd_limit()
+
+    async def main() -> None:
+        async with (
+            backend() as b,
+            Relay([api(b.url)], ws_port=0, max_connections=limit, **_QUICK) as relay,
+        ):
+            port = relay.ports["ws"]
+            held = [await raw_open(port, "/chat/1.0/x") for _ in range(limit)]
+            gate = asyncio.Semaphore(200)
+
+            async def one() -> bytes:
+                async with gate:
+                    return await _answer(port, upgrade("/chat/1.0/x"))
+
+            with tracing():
+                base = snapshot().traced
+                answers = await asyncio.gather(*(one() for _ in range(flood)))
+                grown = tracemalloc.get_traced_memory()[1] - base
+            assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers)
+            assert relay.stats.rejections == {503: flood}
+            assert grown < 8 * 1024 * 1024
+            assert len(b.paths) == limit  # no refused connection reached the backend
+            for _, writer, _ in held:
+                writer.write(frame(8, struct.pack("!H", 1000)))
+            assert await until(lambda: not relay._live, 10)
+            assert relay._pending == 0
+            await _still_serves(port)  # the slots came back
+
+    run(main(), timeout=300)
+
+
+# Each malformed frame from a client and the close code the client gets (RFC 6455).
+MALFORMED = {
+    "unmasked frame": (frame(1, b"hi", mask=False), 1002),
+    "RSV1 without an extension": (frame(1, b"hi", rsv=4), 1002),
+    "RSV2": (frame(1, b"hi", rsv=2), 1002),
+    "RSV3": (frame(1, b"hi", rsv=1), 1002),
+    "reserved data opcode 3": (frame(3, b"hi"), 1002),
+    "reserved control opcode 11": (frame(11, b"hi"), 1002),
+    "control frame of 126 bytes": (frame(9, b"p" * 126), 1002),
+    "fragmented ping": (frame(9, b"p", fin=False), 1002),
+    "continuation without a start": (frame(0, b"x"), 1002),
+    "new message inside a fragmented one": (frame(1, b"a", fin=False) + frame(1, b"b"), 1002),
+    "close with a 1-byte payload": (frame(8, b"\x03"), 1002),
+    "close with code 1005": (frame(8, struct.pack("!H", 1005)), 1002),
+    "close with code 999": (frame(8, struct.pack("!H", 999)), 1002),
+    "close with code 5000": (frame(8, struct.pack("!H", 5000)), 1002),
+    "close reason not UTF-8": (frame(8, struct.pack("!H", 1000) + b"\xff\xfe"), 1007),
+    "64-bit length with the top bit set": (frame(2, b"", length=1 << 63), 1002),
+    "text not UTF-8 (the backend judges)": (frame(1, b"\xff\xfe"), 1007),
+    "message past the limit": (frame(2, b"x" * 2000), 1009),
+    "fragments past the limit": (frame(2, b"x" * 600, fin=False) + frame(0, b"x" * 600), 1009),
+    "a terabyte announced": (frame(2, b"", length=1 << 40), 1009),
+    "fragments announcing a terabyte": (
+        frame(2, b"x", fin=False) + frame(0, b"", length=1 << 40),
+        1009,
+    ),
+}
+
+
+@pytest.mark.parametrize("rounds", scales(1, 50))
+def test_malformed_frames_and_oversized_messages_get_their_close_code(rounds: int) -> None:
+    raise_fd_limit()
+
+    async def one(port: int, data: bytes) -> int | None:
+        reader, writer, _ = await raw_open(port, "/chat/1.0/x")
+        writer.write(data)
+        try:
+            return await read_close(reader, 10)
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        async with (
+            backend(compression=None) as b,
+            Relay([api(b.url)], ws_port=0, max_message_size=1024, **_QUICK) as relay,
+        ):
+            port = relay.ports["ws"]
+            with tracing():
+                base = snapshot().traced
+                for _ in range(rounds):
+                    codes = await asyncio.gather(*(one(port, d) for d, _ in MALFORMED.values()))
+                    got = dict(zip(MALFORMED, codes, strict=True))
+                    assert got == {name: code for name, (_, code) in MALFORMED.items()}
+                grown = tracemalloc.get_traced_memory()[1] - base
+            assert grown < 8 * 1024 * 1024  # a terabyte announced is never buffered
+            assert await until(lambda: not relay._live, 10)
+            await _still_serves(port)
+
+    run(main(), timeout=300)
+
+
+@pytest.mark.parametrize("connections", scales(20, 1000))
+def test_announced_giants_are_refused_at_the_header_with_bounded_memory(connections: int) -> None:
+    """Many clients announce a 1 GiB message and trickle it: 1009 at once, nothing buffered."""
+    raise_fd_limit()
+
+    async def one(port: int) -> int | None:
+        reader, writer, _ = await raw_open(port, "/chat/1.0/x")
+        writer.write(frame(2, b"g" * 4096, length=1 << 30)[: 14 + 4096])
+        try:
+            return await read_close(reader, 10)
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        async with (
+            backend(compression=None) as b,
+            Relay([api(b.url)], ws_port=0, max_message_size=1 << 20, **_QUICK) as relay,
+        ):
+            with tracing():
+                base = snapshot().traced
+                codes = await asyncio.gather(*(one(relay.ports["ws"]) for _ in range(connections)))
+                grown = tracemalloc.get_traced_memory()[1] - base
+            assert codes == [1009] * connections
+            assert grown < connections * 64 * 1024 + 4 * 1024 * 1024
+            assert await until(lambda: not relay._live, 10)
+
+    run(main(), timeout=300)
