@@ -7,21 +7,22 @@ it sends to the backend and checks the backend's answer; the shell only moves th
 from __future__ import annotations
 
 import email.utils
+import functools
 import http
 import re
+import time
 from collections.abc import Generator, Iterable
 from typing import Any
 
 import attrs
-from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHeader, InvalidHeaderValue, SecurityError
-from websockets.headers import parse_subprotocol
+from websockets.headers import build_authorization_basic, build_host, parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
-from websockets.uri import parse_uri
-from websockets.utils import accept_key
+from websockets.uri import WebSocketURI, parse_uri
+from websockets.utils import accept_key, generate_key
 
 __all__ = [
     "BackendHandshake",
@@ -141,9 +142,22 @@ def is_upgrade(request: Request) -> bool:
     return any("websocket" in v.lower() for v in request.headers.get_all("Upgrade"))
 
 
+# Checks requests with ``process_request``, which keeps nothing of them that the relay reads.
+_CHECKER = ServerProtocol()
+
+
 def check_upgrade(request: Request) -> HandshakeError | None:
-    """What is wrong with a WebSocket upgrade request, as websockets' server judges it."""
-    response = ServerProtocol().accept(request)
+    """What is wrong with a WebSocket upgrade request, as websockets' server judges it.
+
+    A valid request costs one ``process_request`` on a shared protocol; an invalid one gets a
+    fresh protocol's ``accept``, whose response gives the status and the reason.
+    """
+    try:
+        _CHECKER.process_request(request)
+    except Exception:  # noqa: BLE001 - accept() below classifies it, as the server would
+        response = ServerProtocol().accept(request)
+    else:
+        return None
     if response.status_code == 101:
         return None
     return HandshakeError(response.status_code, response.body.decode(errors="replace").strip())
@@ -164,7 +178,7 @@ def switching_protocols(
     """
     head = [
         b"HTTP/1.1 101 Switching Protocols\r\nDate: ",
-        email.utils.formatdate(usegmt=True).encode(),
+        _http_date(),
         b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
         accept_key(request.headers["Sec-WebSocket-Key"]).encode(),
     ]
@@ -174,6 +188,16 @@ def switching_protocols(
         head += [b"\r\nSec-WebSocket-Extensions: ", extensions.encode()]
     head.append(b"\r\n\r\n")
     return b"".join(head)
+
+
+@functools.lru_cache(maxsize=2)
+def _date_of(second: int) -> bytes:
+    return email.utils.formatdate(second, usegmt=True).encode()
+
+
+def _http_date() -> bytes:
+    """The ``Date`` header's value, formatted once per second."""
+    return _date_of(int(time.time()))
 
 
 def plain_response(
@@ -220,30 +244,31 @@ class BackendHandshake:
         """The backend request: the client's subprotocol offer, its extension offer unless
                 ``offer_extensions`` is false, the allow-listed headers and ``X-Forwarded-*``.
         Raises :class:`HandshakeError` for unsafe values."""
-        try:
-            uri = parse_uri(url)
-        except ValueError as exc:
-            raise HandshakeError(502, f"invalid backend URL: {exc}") from None
-        request = ClientProtocol(uri).connect()
-        if not _TARGET.fullmatch(request.path):
-            raise HandshakeError(400, "the backend path would hold forbidden characters")
-        headers = request.headers
+        uri, resource, fixed = _backend_target(url)
+        key = generate_key()
+        # the headers websockets' ClientProtocol.connect() writes, then the relay's
+        headers = [
+            *fixed,
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", key),
+            ("Sec-WebSocket-Version", "13"),
+        ]
         offers = ["Sec-WebSocket-Protocol"]
         if offer_extensions:
             offers.append("Sec-WebSocket-Extensions")
         for name in offers:
             offer = _offer(client, name)
             if offer is not None:
-                headers[name] = offer
+                headers.append((name, offer))
         allowed = {name.lower() for name in forward_headers} - RESERVED_HEADERS
-        for name, value in client.headers.raw_items():
-            if name.lower() in allowed:
-                headers[name] = value
-        headers["X-Forwarded-For"] = client_host
-        headers["X-Forwarded-Proto"] = "wss" if secure_client else "ws"
+        if allowed:
+            headers += [(n, v) for n, v in client.headers.raw_items() if n.lower() in allowed]
+        headers.append(("X-Forwarded-For", client_host))
+        headers.append(("X-Forwarded-Proto", "wss" if secure_client else "ws"))
         if "Host" in client.headers:
-            headers["X-Forwarded-Host"] = client.headers["Host"]
-        if not all(_VALUE.fullmatch(value) for _, value in headers.raw_items()):
+            headers.append(("X-Forwarded-Host", client.headers["Host"]))
+        if not all(_VALUE.fullmatch(value) for _, value in headers):
             raise HandshakeError(400, "a forwarded header holds forbidden characters")
         try:
             offered = tuple(
@@ -258,8 +283,8 @@ class BackendHandshake:
             host=uri.host,
             port=uri.port,
             secure=uri.secure,
-            request=request.serialize(),
-            key=headers["Sec-WebSocket-Key"],
+            request=_serialize(resource, headers),
+            key=key,
             offered_subprotocols=offered,
         )
 
@@ -284,3 +309,26 @@ class BackendHandshake:
             raise HandshakeError(502, f"backend sent an invalid handshake: {exc}") from None
         extensions = headers.get_all("Sec-WebSocket-Extensions")
         return (protocols[0] if protocols else None), (", ".join(extensions) or None)
+
+
+def _serialize(target: str, headers: list[tuple[str, str]]) -> bytes:
+    """The bytes of ``Request(target, Headers(headers)).serialize()`` (an ASCII target;
+    header values round-trip as ISO-8859-1, as websockets writes them)."""
+    lines = [f"GET {target} HTTP/1.1\r\n", *(f"{n}: {v}\r\n" for n, v in headers), "\r\n"]
+    return "".join(lines).encode("iso-8859-1")
+
+
+@functools.lru_cache(maxsize=1024)
+def _backend_target(url: str) -> tuple[WebSocketURI, str, tuple[tuple[str, str], ...]]:
+    """A backend URL parsed once: its URI, request target, ``Host`` and ``Authorization``."""
+    try:
+        uri = parse_uri(url)
+    except ValueError as exc:
+        raise HandshakeError(502, f"invalid backend URL: {exc}") from None
+    resource = uri.resource_name
+    if not _TARGET.fullmatch(resource):
+        raise HandshakeError(400, "the backend path would hold forbidden characters")
+    fixed = [("Host", build_host(uri.host, uri.port, uri.secure))]
+    if uri.user_info:
+        fixed.append(("Authorization", build_authorization_basic(*uri.user_info)))
+    return uri, resource, tuple(fixed)
