@@ -97,7 +97,8 @@ def _validate(args: argparse.Namespace) -> int:
         if args.format == "json":
             print(json.dumps(report, ensure_ascii=False))
             continue
-        verdict = "valid" if report["valid"] else f"invalid ({len(report['errors'])} errors)"
+        count = len(report["errors"])
+        verdict = "valid" if report["valid"] else f"invalid ({count} error{'s' * (count != 1)})"
         version = f" AsyncAPI {report['asyncapi']}" if report["asyncapi"] else ""
         print(f"{file}:{version} {verdict}")
         for error in report["errors"]:

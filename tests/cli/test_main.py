@@ -154,3 +154,16 @@ def test_python_dash_m_and_console_script() -> None:
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "valid" in proc.stdout
+
+
+def test_validate_text_counts_errors_in_words(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    one = tmp_path / "one.yaml"
+    one.write_text("asyncapi: 2.7.0\ninfo: {title: T, version: '1'}\nchannels: {}\n")
+    two = tmp_path / "two.yaml"
+    two.write_text("asyncapi: 2.6.0\ninfo: {title: T}\nchannels: {'a?b': {}, 'c#d': {}}\n")
+    code, out, _ = run(capsys, "validate", str(one), str(two))
+    assert code == 1
+    assert f"{one}: AsyncAPI 2.7.0 invalid (1 error)\n" in out
+    assert f"{two}: AsyncAPI 2.6.0 invalid (3 errors)\n" in out
