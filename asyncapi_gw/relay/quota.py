@@ -46,7 +46,8 @@ class Quota:
 
     def take(self, now: float) -> bool:
         """Count one event at ``now`` if the window has room; ``False`` (nothing counted) if not."""
-        if self.remaining(now) <= 0:
+        self._advance(now)
+        if self._used >= self.limit:
             return False
         self._used += 1
         return True
@@ -70,10 +71,13 @@ class ConnectionQuota:
 
     def take(self, now: float) -> bool:
         """Count one event in both quotas, or in neither when either is exhausted."""
-        if self.connection.remaining(now) <= 0 or self.api.remaining(now) <= 0:
+        connection, api = self.connection, self.api
+        connection._advance(now)  # one event: two calls, not eight
+        api._advance(now)
+        if connection._used >= connection.limit or api._used >= api.limit:
             return False
-        self.connection.take(now)
-        self.api.take(now)
+        connection._used += 1
+        api._used += 1
         return True
 
 
