@@ -84,6 +84,14 @@ class _Analysis:
     problems: tuple[Problem, ...]
     depth: int  # of the resolved data
 
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.WARNING)
+
 
 def _read(
     source: str | os.PathLike[str] | Mapping[str, Any] | documents.SourceDocument,
@@ -298,7 +306,12 @@ def validate_document(
             asyncapi=declared if isinstance(declared, str) else None,
             errors=exc.problems,
         )
-    return ValidationReport(file=doc.name, asyncapi=analysis.version, errors=analysis.problems)
+    return ValidationReport(
+        file=doc.name,
+        asyncapi=analysis.version,
+        errors=analysis.errors,
+        warnings=analysis.warnings,
+    )
 
 
 def import_asyncapi(
@@ -318,10 +331,10 @@ def import_asyncapi(
     analysis = _analyse(
         doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs
     )
-    if analysis.problems and not lenient:
+    if analysis.errors and not lenient:
         raise ValidationError(
             f"{doc.name or 'the document'} is not a valid AsyncAPI {analysis.version} document",
-            analysis.problems,
+            analysis.errors,
         )
     if analysis.depth > _MAX_IMPORT_DEPTH:
         message = (f"the document is nested {analysis.depth} levels deep; at most "
@@ -417,12 +430,14 @@ def export_asyncapi(
     out = v2.encode(api, version=version, baseline=_baseline(api))
     doc = attrs.evolve(documents.document_from_data(out), uri=api.base_uri)
     analysis = _analyse(doc, allow_remote_refs=True, allow_outside_refs=True)
-    if analysis.problems and lenient:
+    if warnings is not None:
+        warnings.extend(analysis.warnings)
+    if analysis.errors and lenient:
         if warnings is not None:
-            warnings.extend(attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems)
-    elif analysis.problems:
+            warnings.extend(attrs.evolve(p, severity=Severity.WARNING) for p in analysis.errors)
+    elif analysis.errors:
         raise ConversionError(
-            f"API {api.name!r} cannot be written as AsyncAPI {version}", analysis.problems
+            f"API {api.name!r} cannot be written as AsyncAPI {version}", analysis.errors
         )
     return out
 

@@ -101,11 +101,13 @@ def _validate(args: argparse.Namespace) -> int:
         verdict = "valid" if report["valid"] else f"invalid ({count} error{'s' * (count != 1)})"
         version = f" AsyncAPI {report['asyncapi']}" if report["asyncapi"] else ""
         print(f"{file}:{version} {verdict}")
-        for error in report["errors"]:
-            where = error.get("file") or file
-            if error["line"] is not None:
-                where += f":{error['line']}:{error['column']}"
-            print(f"  {where}: {error['pointer'] or '/'}: {error['message']} [{error['rule']}]")
+        for kind, problems in (("", report["errors"]), ("warning: ", report["warnings"])):
+            for problem in problems:
+                where = problem.get("file") or file
+                if problem["line"] is not None:
+                    where += f":{problem['line']}:{problem['column']}"
+                print(f"  {kind}{where}: {problem['pointer'] or '/'}: {problem['message']} "
+                      f"[{problem['rule']}]")
     return code
 
 

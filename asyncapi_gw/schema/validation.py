@@ -25,7 +25,7 @@ import jsonschema.validators
 import referencing
 import referencing.exceptions
 
-from asyncapi_gw.errors import Problem, UnsupportedVersionError
+from asyncapi_gw.errors import Problem, Severity, UnsupportedVersionError
 from asyncapi_gw.schema.bundle import (
     BINDING_KINDS,
     SUPPORTED_VERSIONS,
@@ -417,8 +417,10 @@ def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) ->
     """Violations of the official binding schema by one protocol's binding object.
 
     ``kind`` is ``server``, ``channel``, ``operation`` or ``message``.  The schema is the one of
-    the binding's ``bindingVersion`` (the latest bundled one when it declares none); a protocol
-    or version without a bundled schema gives no problems.
+    the binding's ``bindingVersion``; a protocol or version without a bundled schema gives no
+    problems.  A binding that declares no version is checked against the latest bundled one, as
+    the official schemas say, but its problems are warnings: the version it was written for is
+    not known.
     """
     if kind not in BINDING_KINDS:
         raise ValueError(f"unknown binding kind {kind!r}; expected one of {sorted(BINDING_KINDS)}")
@@ -441,7 +443,19 @@ def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) ->
                         message="the binding is nested too deeply to validate")]
     finally:
         _memo.reset(token)
-    return _problems(errors, pointer=pointer, rule=_BINDING_RULE)
+    problems = _problems(errors, pointer=pointer, rule=_BINDING_RULE)
+    if declared is None:
+        assumed = uri.rsplit("/", 2)[-2]
+        problems = [
+            attrs.evolve(
+                p,
+                severity=Severity.WARNING,
+                message=f"{p.message} (checked against binding version {assumed}: "
+                "the binding declares no bindingVersion)",
+            )
+            for p in problems
+        ]
+    return problems
 
 
 @functools.cache

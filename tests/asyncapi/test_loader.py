@@ -242,3 +242,17 @@ def test_problems_are_located(tmp_path: Path) -> None:
         assert problem.line is not None
         assert problem.line > 1
         assert problem.file == str(path)
+
+
+def test_bindings_are_errors_only_when_their_version_is_declared() -> None:
+    def doc(binding: dict[str, object]) -> dict[str, object]:
+        return {"asyncapi": "2.6.0", "info": {"title": "B", "version": "1"},
+                "channels": {"/a": {"subscribe": {}, "bindings": {"ws": binding}}}}
+
+    declared = validate_document(doc({"method": "PUT", "bindingVersion": "0.1.0"}))
+    assert [p.rule for p in declared.errors] == ["asyncapi-binding"]
+    assumed = validate_document(doc({"method": "PUT"}))
+    assert assumed.valid
+    assert [p.rule for p in assumed.warnings] == ["asyncapi-binding"]
+    assert "declares no bindingVersion" in assumed.warnings[0].message
+    assert import_asyncapi(doc({"method": "PUT"})).warnings

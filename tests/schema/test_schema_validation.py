@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncapi_gw.errors import UnsupportedVersionError
+from asyncapi_gw.errors import Severity, UnsupportedVersionError
 from asyncapi_gw.schema import (
     SUPPORTED_VERSIONS,
     validate_asyncapi,
@@ -188,8 +188,8 @@ def test_any_message_gives_problems_not_exceptions(message: Any) -> None:
 
 
 def test_websocket_binding() -> None:
-    found = validate_binding({"method": "PUT", "extra": 1}, protocol="ws", kind="channel",
-                             pointer="/channels/~1a/bindings/ws")
+    found = validate_binding({"method": "PUT", "extra": 1, "bindingVersion": "0.1.0"},
+                             protocol="ws", kind="channel", pointer="/channels/~1a/bindings/ws")
     assert [(p.pointer, p.message, p.rule) for p in found] == [
         ("/channels/~1a/bindings/ws/extra", "property 'extra' is not allowed here",
          "asyncapi-binding"),
@@ -198,6 +198,9 @@ def test_websocket_binding() -> None:
     ]
     assert validate_binding({"method": "GET", "bindingVersion": "0.1.0"}, protocol="ws",
                             kind="channel", pointer="/b") == []
+    unversioned = validate_binding({"method": "PUT"}, protocol="ws", kind="channel", pointer="/b")
+    assert [p.severity for p in unversioned] == [Severity.WARNING]
+    assert "checked against binding version 0.1.0" in unversioned[0].message
 
 
 def test_binding_schema_inside_a_binding_names_the_culprit() -> None:
