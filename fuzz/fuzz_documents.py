@@ -183,14 +183,17 @@ class Mutator:
             elif kind == 4:  # share a subtree elsewhere (aliases in YAML)
                 other, other_key = rng.choice(members)
                 container[key] = other[other_key]
-            else:  # widen a collection
+            else:  # widen a collection (the harness must not blow up its own memory)
                 value = container[key]
+                times = rng.choice([2, 50, 500])
+                if value and len(json.dumps(value)) * times > _MAX_CASE_BYTES:
+                    times = 2
                 if isinstance(value, dict) and value:
                     first = next(iter(value))
-                    for i in range(rng.choice([2, 50, 500])):
+                    for i in range(times):
                         value[f"{first}{i}"] = value[first]
                 elif isinstance(value, list) and value:
-                    value.extend([value[0]] * rng.choice([2, 50, 500]))
+                    value.extend([value[0]] * times)
         fmt = "json" if rng.random() < 0.3 else "yaml"
         try:
             return dump_document(data, fmt).encode()
@@ -322,13 +325,16 @@ class Tally:
     failures: list[str] = attrs.Factory(list)
     slowest: tuple[float, str] = (0.0, "")
     peak_rss_mib: float = 0.0
+    largest_rise: tuple[float, str] = (0.0, "")  # of the peak RSS by one case, in MiB
 
 
 def campaign(
     *, seed: int, cases: int, seconds: float, case_seconds: float = 2.0,
-    max_rss_mib: float = 512.0, hypothesis_share: float = 0.1, hypothesis_count: int = 2000,
+    max_rss_mib: float = 512.0, hypothesis_share: float = 0.1, hypothesis_count: int = 1000,
 ) -> Tally:
     """Run up to ``cases`` cases for at most ``seconds``, in this process."""
+    started = time.monotonic()
+    deadline = started + seconds
     rng = random.Random(seed)  # noqa: S311 - reproducible test data
     mutator = Mutator(rng)
     seeds = fixture_seeds()
@@ -336,8 +342,6 @@ def campaign(
     generated = hypothesis_documents(hypothesis_count, seed)
     tally = Tally()
     signal.signal(signal.SIGPROF, _alarm)
-    started = time.monotonic()
-    deadline = started + seconds
     entries = list(ENTRY_POINTS)
     while tally.cases < cases and time.monotonic() < deadline:
         if tally.cases < len(seeds):
@@ -349,6 +353,7 @@ def campaign(
         entry = entries[tally.cases % len(entries)]
         tally.cases += 1
         tally.origins[origin] += 1
+        peak_before = _peak_rss_mib()
         began = time.process_time()
         signal.setitimer(signal.ITIMER_PROF, case_seconds)
         try:
@@ -376,6 +381,10 @@ def campaign(
             tally.signatures.add(signature)
             if len(raw) <= _MAX_CORPUS_BYTES:
                 corpus.append(raw)
+        rise = _peak_rss_mib() - peak_before
+        if rise > tally.largest_rise[0]:
+            saved = _save(raw, f"rss +{rise:.0f} MiB {entry}") if rise > 64 else ""
+            tally.largest_rise = (rise, f"{origin} {entry} {outcome}, {len(raw)} bytes {saved}")
         if _peak_rss_mib() > max_rss_mib:
             tally.failures.append(f"{_save(raw, 'rss ' + entry)}: peak RSS over {max_rss_mib} MiB")
             break
@@ -407,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case-seconds", type=float, default=2.0)
     parser.add_argument("--max-rss-mib", type=float, default=512.0)
     parser.add_argument("--hypothesis-share", type=float, default=0.1)
-    parser.add_argument("--hypothesis-documents", type=int, default=2000)
+    parser.add_argument("--hypothesis-documents", type=int, default=1000)
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -440,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {count:7d}  {name}")
     print(f"slowest case: {slowest[0]:.3f} s ({slowest[1]})")
     print(f"peak RSS per process: {max(t.peak_rss_mib for t in tallies):.0f} MiB")
+    rise = max(t.largest_rise for t in tallies)
+    print(f"largest rise of the peak RSS by one case: {rise[0]:.0f} MiB ({rise[1]})")
     print(f"failures: {len(failures)}")
     for failure in failures[:50]:
         print(f"  {failure}")
