@@ -85,6 +85,7 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from asyncapi_gw.errors import DocumentError, Problem
+from asyncapi_gw.pointers import escape_token, unescape_token
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -124,14 +125,6 @@ def _pack(line: int, column: int) -> int:
     return (line << 32) | column
 
 
-def _unescape(token: str) -> str:
-    return token.replace("~1", "/").replace("~0", "~")
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
 _INDEX = re.compile(r"0|[1-9][0-9]*")
 
 
@@ -153,7 +146,7 @@ class _Positions:
             if child_positions is None:
                 break
             if isinstance(node, dict):
-                key = _unescape(raw)
+                key = unescape_token(raw)
                 found = next((i for i, k in enumerate(node) if k == key), None)
                 if found is None:
                     break
@@ -422,8 +415,8 @@ def _refuse_surrogates(data: Any, name: str | None, lazy: _LazyJsonPositions) ->
     while todo:
         pointer, node = todo.pop()
         if isinstance(node, dict):
-            todo.extend((f"{pointer}/{_escape(key)}", value) for key, value in node.items())
-            todo.extend((f"{pointer}/{_escape(key)}", key) for key in node)
+            todo.extend((f"{pointer}/{escape_token(key)}", value) for key, value in node.items())
+            todo.extend((f"{pointer}/{escape_token(key)}", key) for key in node)
         elif isinstance(node, list):
             todo.extend((f"{pointer}/{index}", value) for index, value in enumerate(node))
         elif isinstance(node, str) and _SURROGATE.search(node):
@@ -520,13 +513,13 @@ def _json_duplicate(text: str, name: str | None) -> DocumentError:
                             "document-duplicate-key",
                             f"duplicate key {key!r}",
                             name=name,
-                            pointer=f"{parent}/{_escape(key)}",
+                            pointer=f"{parent}/{escape_token(key)}",
                             line=line,
                             column=column,
                         )
                     seen.add(key)
                     continue
-                pointer = f"{parent}/{_escape(str(state[0]))}"
+                pointer = f"{parent}/{escape_token(state[0])}"
             if first == "{":
                 stack.append((set(), pointer, ["", True]))
             elif first == "[":
@@ -702,11 +695,11 @@ class _YamlComposer:
             if isinstance(frame.container, list):
                 parts.append(str(len(frame.container)))
             elif isinstance(frame.key, str):
-                parts.append(_escape(frame.key))
+                parts.append(escape_token(frame.key))
             elif frame.key is _MERGE:
                 parts.append("<<")
         if extra is not None:
-            parts.append(_escape(extra))
+            parts.append(escape_token(extra))
         return "".join("/" + part for part in parts)
 
     def fail(self, rule: str, message: str, mark: Any, pointer: str | None = None) -> DocumentError:
@@ -951,7 +944,7 @@ def _plain(data: Any, name: str | None) -> Any:
     pointer = ""
     while True:
         for key, value in items:
-            here = pointer if not stack else f"{pointer}/{_escape(str(key))}"
+            here = pointer if not stack else f"{pointer}/{escape_token(key)}"
             if stack and isinstance(target, dict) and not isinstance(key, str):
                 raise _unrepresentable(f"a {type(key).__name__} mapping key", here, name)
             if isinstance(value, Mapping | list | tuple):

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from asyncapi_gw.errors import Problem
+from asyncapi_gw.pointers import pointer_to
 from asyncapi_gw.schema import validate_instance
 
 __all__ = ["RULE_NAMES", "check_rules"]
@@ -126,15 +127,11 @@ def check_rules(data: Mapping[str, Any], version: str) -> list[Problem]:
     return [problem for check in checks for problem in check(data, version)]
 
 
-# --- pointers and walking -------------------------------------------------------------------
-
-
-def _pointer(path: _Path) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+# --- walking --------------------------------------------------------------------------------
 
 
 def _problem(path: _Path, rule: str, message: str) -> Problem:
-    return Problem(pointer=_pointer(path), rule=rule, message=message)
+    return Problem(pointer=pointer_to(*path), rule=rule, message=message)
 
 
 def _get(node: object, key: str) -> Any:
@@ -473,7 +470,7 @@ def _tags(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
                 yield _problem(
                     (*path, index, "name"),
                     _TAGS,
-                    f"tag name '{name}' appears more than once in {_pointer(path)}",
+                    f"tag name '{name}' appears more than once in {pointer_to(*path)}",
                 )
             seen.add(name)
 
@@ -484,7 +481,7 @@ def _tags(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
 def _validate(instance: object, schema: object, path: _Path, rule: str) -> list[Problem]:
     if _has_ref(schema):
         return []
-    return validate_instance(instance, schema, pointer=_pointer(path), rule=rule)
+    return validate_instance(instance, schema, pointer=pointer_to(*path), rule=rule)
 
 
 def _message_like(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
@@ -572,7 +569,7 @@ def _payload_schemas(data: Mapping[str, Any], version: str) -> Iterator[Problem]
         # An unknown format only draws a warning from the official parser.
         if schema_format in _ASYNCAPI_SCHEMA_FORMATS:
             yield from validate_instance(
-                payload, _SCHEMA_OBJECT, pointer=_pointer((*path, "payload")), rule=_SCHEMAS
+                payload, _SCHEMA_OBJECT, pointer=pointer_to(*path, "payload"), rule=_SCHEMAS
             )
 
 

@@ -27,6 +27,7 @@ from asyncapi_gw.errors import (
     ValidationError,
 )
 from asyncapi_gw.model import StreamingAPI
+from asyncapi_gw.pointers import escape_token, pointer_to
 from asyncapi_gw.rules import check_rules
 
 __all__ = [
@@ -157,9 +158,6 @@ def _locate_resolved(resolved: Any, problem: Problem) -> Problem:
 def _binding_sites(data: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
     """Every bindings object as (kind, pointer, object)."""
 
-    def ptr(*parts: str) -> str:
-        return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
-
     def messages(message: Any, *where: str) -> Iterator[tuple[str, str, Any]]:
         if not isinstance(message, Mapping):
             return
@@ -167,20 +165,21 @@ def _binding_sites(data: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
             for i, item in enumerate(message["oneOf"]):
                 yield from messages(item, *where, "oneOf", str(i))
         elif isinstance(message.get("bindings"), Mapping):
-            yield "message", ptr(*where, "bindings"), message["bindings"]
+            yield "message", pointer_to(*where, "bindings"), message["bindings"]
 
     for name, server in _items(data.get("servers")):
         if isinstance(server.get("bindings"), Mapping):
-            yield "server", ptr("servers", name, "bindings"), server["bindings"]
+            yield "server", pointer_to("servers", name, "bindings"), server["bindings"]
     for name, channel in _items(data.get("channels")):
         if isinstance(channel.get("bindings"), Mapping):
-            yield "channel", ptr("channels", name, "bindings"), channel["bindings"]
+            yield "channel", pointer_to("channels", name, "bindings"), channel["bindings"]
         for op in ("publish", "subscribe"):
             operation = channel.get(op)
             if not isinstance(operation, Mapping):
                 continue
             if isinstance(operation.get("bindings"), Mapping):
-                yield "operation", ptr("channels", name, op, "bindings"), operation["bindings"]
+                where = pointer_to("channels", name, op, "bindings")
+                yield "operation", where, operation["bindings"]
             yield from messages(operation.get("message"), "channels", name, op, "message")
     components = data.get("components")
     if isinstance(components, Mapping):
@@ -188,7 +187,7 @@ def _binding_sites(data: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
             yield from messages(message, "components", "messages", name)
         for kind in ("server", "channel", "operation", "message"):
             for name, bindings in _items(components.get(f"{kind}Bindings")):
-                yield kind, ptr("components", f"{kind}Bindings", name), bindings
+                yield kind, pointer_to("components", f"{kind}Bindings", name), bindings
 
 
 def _items(value: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -205,7 +204,7 @@ def _check_bindings(data: Mapping[str, Any]) -> list[Problem]:
             problems.extend(
                 schema.validate_binding(
                     binding, protocol=str(protocol), kind=kind,
-                    pointer=pointer + "/" + str(protocol).replace("~", "~0").replace("/", "~1"),
+                    pointer=f"{pointer}/{escape_token(protocol)}",
                 )
             )
     return problems

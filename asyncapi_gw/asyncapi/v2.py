@@ -47,6 +47,7 @@ from asyncapi_gw.model import (
     default_context,
     thaw,
 )
+from asyncapi_gw.pointers import pointer_to
 
 __all__ = [
     "CONTEXT_EXTENSION",
@@ -72,10 +73,6 @@ _AUTH_TYPES = {
 _OAUTH_TYPES = {"oauth2", "openIdConnect"}
 _APIKEY_TYPES = {"apiKey", "httpApiKey"}
 _VARIABLE = re.compile(r"\{([^{}]+)\}")
-
-
-def _pointer(*parts: str) -> str:
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 @attrs.define
@@ -210,7 +207,7 @@ def _endpoints(
         if not server:
             found.append(None)
             continue
-        pointer = _pointer("servers", str(server_name), "url")
+        pointer = pointer_to("servers", str(server_name), "url")
         if not _is_websocket(server):
             decoder.warn(
                 pointer,
@@ -277,7 +274,7 @@ def _auth_type(value: Any, pointer: str, decoder: _Decoder) -> AuthType | None:
 
 
 def _topic(name: str, channel: Mapping[str, Any], decoder: _Decoder) -> Topic | None:
-    pointer = _pointer("channels", name)
+    pointer = pointer_to("channels", name)
     parameters = [
         Parameter(
             name=str(param_name),
@@ -317,14 +314,14 @@ def _topics(data: Mapping[str, Any], decoder: _Decoder) -> list[Topic]:
     seen: dict[str, str] = {}
     for name, channel in _mapping(data.get("channels")).items():
         if not isinstance(channel, Mapping):
-            decoder.fail(_pointer("channels", name), f"channel {name!r} could not be resolved")
+            decoder.fail(pointer_to("channels", name), f"channel {name!r} could not be resolved")
             continue
         topic = _topic(str(name), channel, decoder)
         if topic is None:
             continue
         if topic.path in seen:
             decoder.fail(
-                _pointer("channels", name),
+                pointer_to("channels", name),
                 f"channels {seen[topic.path]!r} and {name!r} denote the same topic",
             )
             continue
@@ -372,7 +369,7 @@ def _security(data: Mapping[str, Any], decoder: _Decoder) -> list[SecurityScheme
         if kind is None:
             if required is not None:
                 decoder.fail(
-                    _pointer("components", "securitySchemes", name),
+                    pointer_to("components", "securitySchemes", name),
                     f"security scheme {name!r} of type {raw.get('type')!r} cannot be enforced "
                     "by the gateway (supported: oauth2, openIdConnect, http bearer, apiKey, "
                     "httpApiKey)",
@@ -396,7 +393,7 @@ def _throttling(data: Mapping[str, Any], decoder: _Decoder) -> Throttling | None
     if raw is None:
         return None
     raw = _mapping(raw)
-    pointer = _pointer(THROTTLING_EXTENSION)
+    pointer = pointer_to(THROTTLING_EXTENSION)
     try:
         unit = ThrottlingUnit(raw.get("per", "minute"))
     except ValueError:

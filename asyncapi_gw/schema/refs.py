@@ -20,6 +20,7 @@ import referencing
 
 from asyncapi_gw.documents import SourceDocument
 from asyncapi_gw.errors import AsyncAPIGwError, Problem
+from asyncapi_gw.pointers import escape_token, unescape_token
 
 __all__ = ["Resolved", "resolve_refs"]
 
@@ -30,14 +31,6 @@ _ALLOW_OUTSIDE = "allow them with allow_outside_refs=True (CLI: --allow-outside-
 # (target document, pointer in it, target node) of each followed reference, by id of the
 # {"$ref"} mapping that was replaced.
 _Sites = dict[int, tuple[SourceDocument, str, Any]]
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def _unescape(token: str) -> str:
-    return token.replace("~1", "/").replace("~0", "~")
 
 
 _NOWHERE = object()
@@ -51,7 +44,7 @@ def _walk(data: Any, pointer: str) -> Any:
         return _NOWHERE
     node = data
     for token in pointer[1:].split("/"):
-        key = _unescape(token)
+        key = unescape_token(token)
         if isinstance(node, dict) and key in node:
             node = node[key]
         elif isinstance(node, list) and key.isdigit() and (key == "0" or key[0] != "0") \
@@ -78,7 +71,7 @@ class Resolved:
         tokens = pointer.split("/")[1:] if pointer else []
         for index, token in enumerate(tokens):
             doc, here, node = self._jump(doc, here, node)
-            key = _unescape(token)
+            key = unescape_token(token)
             if isinstance(node, dict) and key in node:
                 node = node[key]
             elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
@@ -281,7 +274,7 @@ class _Resolution:
         for key, value in reversed(items):
             if isinstance(value, (dict, list)):
                 pending.append(_Frame(value, frame.doc, frame.base,
-                                      f"{frame.pointer}/{_escape(str(key))}", copy, key))
+                                      f"{frame.pointer}/{escape_token(key)}", copy, key))
             else:
                 copy[key] = value
 

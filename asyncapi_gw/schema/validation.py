@@ -26,6 +26,7 @@ import referencing
 import referencing.exceptions
 
 from asyncapi_gw.errors import Problem, Severity, UnsupportedVersionError
+from asyncapi_gw.pointers import escape_token
 from asyncapi_gw.schema.bundle import (
     BINDING_KINDS,
     SUPPORTED_VERSIONS,
@@ -255,10 +256,6 @@ _short.maxother = 60
 _short.maxlevel = 2
 
 
-def _escape(token: object) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
 def _segment(token: object) -> str:
     """A path segment of a message: plain when it reads unambiguously, else quoted."""
     text = str(token)
@@ -284,7 +281,7 @@ def _texts(error: jsonschema.exceptions.ValidationError) -> list[tuple[str, str]
     if keyword == "additionalProperties" and value is False:
         extras = _additional(error)
         if extras:
-            return [(f"/{_escape(name)}", f"property {name!r} is not allowed here")
+            return [(f"/{escape_token(name)}", f"property {name!r} is not allowed here")
                     for name in extras]
     if keyword == "type":
         expected = " or ".join(repr(t) for t in ([value] if isinstance(value, str) else value))
@@ -356,7 +353,7 @@ def _problems(
     for culprit in culprits:
         path = list(culprit.absolute_path)
         where = "/".join(_segment(p) for p in path)
-        base = pointer + "".join(f"/{_escape(p)}" for p in path)
+        base = pointer + "".join(f"/{escape_token(p)}" for p in path)
         for suffix, text in _texts(culprit):
             key = (base + suffix, text)
             if key in seen:
