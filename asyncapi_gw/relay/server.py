@@ -49,7 +49,7 @@ from asyncapi_gw.relay.metrics import CONTENT_TYPE, Metrics, RelayStats, Traffic
 from asyncapi_gw.relay.quota import QuotaRegistry
 from asyncapi_gw.relay.routing import Environment, NoRoute, Route, RouteTable, backend_for
 from asyncapi_gw.relay.stream import Close, CloseSeen, Forward, Pump, Reply, StreamPolicy
-from asyncapi_gw.schema.validation import validate_instance
+from asyncapi_gw.schema import validate_instance
 
 __all__ = ["Relay"]
 
