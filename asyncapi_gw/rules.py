@@ -105,11 +105,11 @@ _ASYNCAPI_SCHEMA_FORMATS = frozenset(
 )
 
 
-def check_rules(data: Mapping[str, Any], version: str) -> list[Problem]:
-    """Every error the official v2 ruleset finds in ``data``, an AsyncAPI ``version`` document."""
+def check_rules(data: Mapping[str, Any]) -> list[Problem]:
+    """Every error the official v2 ruleset finds in ``data``, an AsyncAPI 2.x document."""
     if not isinstance(data, Mapping):
         return []
-    checks: tuple[Callable[[Mapping[str, Any], str], Iterator[Problem]], ...] = (
+    checks: tuple[Callable[[Mapping[str, Any]], Iterator[Problem]], ...] = (
         _server_security,
         _server_variables,
         _channel_parameters,
@@ -124,7 +124,7 @@ def check_rules(data: Mapping[str, Any], version: str) -> list[Problem]:
         _schema_defaults,
         _schema_examples,
     )
-    return [problem for check in checks for problem in check(data, version)]
+    return [problem for check in checks for problem in check(data)]
 
 
 # --- walking --------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def _template_names(template: str) -> list[str]:
 # --- servers and security -------------------------------------------------------------------
 
 
-def _server_security(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _server_security(data: Mapping[str, Any]) -> Iterator[Problem]:
     for server_path, server in _children(data.get("servers"), ("servers",)):
         owner = f"server '{server_path[-1]}'"
         security = server.get("security")
@@ -228,7 +228,7 @@ def _server_security(data: Mapping[str, Any], version: str) -> Iterator[Problem]
                 )
 
 
-def _operation_security(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _operation_security(data: Mapping[str, Any]) -> Iterator[Problem]:
     for operation_path, _, operation in _operations(data.get("channels"), ("channels",)):
         security = operation.get("security")
         if isinstance(security, list):
@@ -285,7 +285,7 @@ def _oauth2_scopes(flows: object) -> list[str]:
     return list(scopes)
 
 
-def _server_variables(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _server_variables(data: Mapping[str, Any]) -> Iterator[Problem]:
     servers = (
         *_children(data.get("servers"), ("servers",)),
         *_children(_get(data.get("components"), "servers"), ("components", "servers")),
@@ -315,7 +315,7 @@ def _server_variables(data: Mapping[str, Any], version: str) -> Iterator[Problem
 # --- channels -------------------------------------------------------------------------------
 
 
-def _channel_parameters(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _channel_parameters(data: Mapping[str, Any]) -> Iterator[Problem]:
     for channel_path, channel in _children(data.get("channels"), ("channels",)):
         parameters = channel.get("parameters")
         if not isinstance(parameters, Mapping):
@@ -338,7 +338,7 @@ def _channel_parameters(data: Mapping[str, Any], version: str) -> Iterator[Probl
             )
 
 
-def _channel_servers(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _channel_servers(data: Mapping[str, Any]) -> Iterator[Problem]:
     servers = data.get("servers", {})
     channels = data.get("channels", {})
     # The official rule checks nothing at all when any channel's shape is off.
@@ -361,7 +361,7 @@ def _channel_servers(data: Mapping[str, Any], version: str) -> Iterator[Problem]
                 )
 
 
-def _channel_names(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _channel_names(data: Mapping[str, Any]) -> Iterator[Problem]:
     channels = data.get("channels")
     if not isinstance(channels, Mapping):
         return
@@ -389,7 +389,7 @@ def _effective_id(node: Mapping[str, Any], field: str) -> tuple[str, _Path] | No
     return (value, (field,)) if isinstance(value, str) else None
 
 
-def _operation_ids(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _operation_ids(data: Mapping[str, Any]) -> Iterator[Problem]:
     first_user: dict[str, str] = {}
     for operation_path, _, operation in _operations(data.get("channels"), ("channels",)):
         found = _effective_id(operation, "operationId")
@@ -407,7 +407,7 @@ def _operation_ids(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
             first_user[operation_id] = _describe_operation(operation_path)
 
 
-def _message_ids(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _message_ids(data: Mapping[str, Any]) -> Iterator[Problem]:
     first_user: dict[str, str] = {}
     for operation_path, _, operation in _operations(data.get("channels"), ("channels",)):
         for message_path, message in _operation_messages(operation, operation_path):
@@ -457,7 +457,7 @@ def _tag_lists(data: Mapping[str, Any]) -> Iterator[tuple[_Path, object]]:
         yield (*trait_path, "tags"), trait.get("tags")
 
 
-def _tags(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _tags(data: Mapping[str, Any]) -> Iterator[Problem]:
     for path, tags in _tag_lists(data):
         if not isinstance(tags, list) or not all(
             isinstance(tag, Mapping) and isinstance(tag.get("name"), str) for tag in tags
@@ -502,7 +502,7 @@ def _message_like(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str,
     yield from _children(_get(components, "messageTraits"), ("components", "messageTraits"))
 
 
-def _message_examples(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _message_examples(data: Mapping[str, Any]) -> Iterator[Problem]:
     for path, message in _message_like(data):
         if not all(
             isinstance(message.get(key, ""), str) for key in ("name", "summary")
@@ -551,7 +551,7 @@ def _example_schema(schema: object, fallback: Mapping[str, Any]) -> object:
     return schema if _js_truthy(schema) else fallback
 
 
-def _payload_schemas(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _payload_schemas(data: Mapping[str, Any]) -> Iterator[Problem]:
     messages: list[tuple[_Path, Mapping[str, Any]]] = []
     for operation_path, _, operation in _all_operations(data):
         for message_path, message in _child(operation, "message", operation_path):
@@ -604,7 +604,7 @@ def _bad_examples(schema: Mapping[str, Any], path: _Path, rule: str) -> Problem 
     return None
 
 
-def _schema_defaults(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _schema_defaults(data: Mapping[str, Any]) -> Iterator[Problem]:
     for path, schema in _schemas_with_values(data):
         if "default" not in schema:
             continue
@@ -615,7 +615,7 @@ def _schema_defaults(data: Mapping[str, Any], version: str) -> Iterator[Problem]
             yield from _validate(schema["default"], schema, (*path, "default"), _SCHEMA_DEFAULT)
 
 
-def _schema_examples(data: Mapping[str, Any], version: str) -> Iterator[Problem]:
+def _schema_examples(data: Mapping[str, Any]) -> Iterator[Problem]:
     for path, schema in _schemas_with_values(data):
         if "examples" not in schema:
             continue

@@ -268,7 +268,7 @@ def _analyse(
     depth = _check_expansion(doc, resolved.data)
     problems = list(resolved.problems)
     problems.extend(schema.validate_asyncapi(resolved.data, version))
-    problems.extend(check_rules(resolved.data, version))
+    problems.extend(check_rules(resolved.data))
     problems.extend(_check_bindings(resolved.data))
     # A component used in several places is reported once, where it is written.
     located: dict[tuple[object, str, str], Problem] = {}
