@@ -213,7 +213,7 @@ def _check_bindings(data: Mapping[str, Any]) -> list[Problem]:
 def _measure(data: Any, max_nodes: int) -> tuple[int, int]:
     """Depth and node count of resolved data as if every shared node were copied (the way
     validation and the model walk it); each shared node is visited once, counts stop past
-    ``max_nodes``."""
+    ``max_nodes``.  ``(-1, -1)`` when the data contains a cycle."""
     sizes: dict[int, tuple[int, int]] = {}
     entered: set[int] = set()
     pending: list[Any] = [data]
@@ -228,6 +228,8 @@ def _measure(data: Any, max_nodes: int) -> tuple[int, int]:
         ]
         if id(node) not in entered:
             entered.add(id(node))
+            if any(id(child) in entered and id(child) not in sizes for child in children):
+                return -1, -1  # a node contains itself
             pending.extend(child for child in children if id(child) not in entered)
             continue
         pending.pop()
@@ -245,6 +247,15 @@ def _check_expansion(doc: documents.SourceDocument, data: Any) -> int:
     ``$ref`` bomb, or references chained deeper than a file may nest) raise DocumentError."""
     limits = documents.DEFAULT_LIMITS
     depth, count = _measure(data, limits.max_nodes)
+    if depth < 0:
+        # The resolver closes a cycle at the $ref it meets again, but not one that re-enters
+        # a node being copied from below, through a $ref to one of that node's ancestors.
+        message = ("a $ref leads to a mapping or list that contains the reference itself "
+                   "(a cycle through an ancestor); the document cannot be resolved")
+        raise DocumentError(
+            f"cannot read {doc.name or 'the document'}: {message}",
+            [Problem(pointer="", message=message, rule="asyncapi-ref", file=doc.name)],
+        )
     if depth > limits.max_depth:
         rule, message = "document-too-deep", f"nested deeper than the limit of {limits.max_depth}"
     elif count > limits.max_nodes:

@@ -107,6 +107,15 @@ def duplicate_keys() -> bytes:
     return CHATROOM.read_bytes() + b"info: {title: again, version: '2'}\n"
 
 
+def ref_to_an_ancestor() -> str:
+    """A message, reached first through a channel, whose member refers to ``#/components``
+    (found by the fuzzer: resolution re-entered the message while copying it)."""
+    return (HEAD + message("{type: string}").replace(
+        "        payload: {type: string}\n",
+        "        $ref: '#/components/messages/M'\n")
+        + "components:\n  messages:\n    M:\n      contentType: {$ref: '#/components'}\n")
+
+
 _ROOT_DEEP = "document-too-deep"
 HOSTILE: dict[str, Hostile] = {
     "alias-bomb": Hostile(files=one(alias_bomb()), rule="document-alias-bomb",
@@ -133,6 +142,8 @@ HOSTILE: dict[str, Hostile] = {
                              cause="duplicate key 'info'"),
     "ref-bomb": Hostile(files=one(ref_bomb()), rule="document-too-large",
                         cause="$refs expanded, the document is more than the limit"),
+    "ref-to-an-ancestor": Hostile(files=one(ref_to_an_ancestor()), rule="asyncapi-ref",
+                                  cause="contains the reference itself"),
     "ref-tower": Hostile(files=ref_tower, rule=_ROOT_DEEP,
                          cause="$refs expanded, the document is nested deeper"),
 }
