@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import os
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from raw_frames import raw_frame
 from websockets.frames import Close as WsClose
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode as WsOpcode
@@ -22,32 +22,12 @@ from asyncapi_gw.relay.frames import (
     close_frame,
     parse_close_payload,
     text_frame,
-    unmask,
 )
 
 LENGTHS = st.one_of(
     st.integers(0, 300),
     st.sampled_from([125, 126, 127, 65535, 65536]),
 )
-
-
-def wire(
-    opcode: int, payload: bytes, *, fin: bool = True, masked: bool, b0_extra: int = 0
-) -> bytes:
-    """Serialize one frame with the minimal length form."""
-    n = len(payload)
-    head = bytes([(0x80 if fin else 0) | b0_extra | opcode])
-    bit = 0x80 if masked else 0
-    if n < 126:
-        head += bytes([bit | n])
-    elif n < 65536:
-        head += bytes([bit | 126]) + n.to_bytes(2, "big")
-    else:
-        head += bytes([bit | 127]) + n.to_bytes(8, "big")
-    if not masked:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + unmask(payload, key)
 
 
 def parse_with_websockets(data: bytes, *, masked: bool) -> WsFrame:
@@ -174,7 +154,7 @@ def streams(draw: st.DrawFn) -> tuple[bool, bytes, list[tuple[int, int, int, boo
 
     def put(opcode: int, payload: bytes, fin: bool) -> None:
         nonlocal data
-        frame = wire(opcode, payload, fin=fin, masked=masked)
+        frame = raw_frame(opcode, payload, fin=fin, mask=masked)
         frames.append((len(data), len(data) + len(frame), opcode, fin))
         data += frame
 
@@ -224,15 +204,15 @@ def test_scanner_without_report_only_counts(
 def test_fragmented_message_is_tracked() -> None:
     scanner = FrameScanner(masked=False)
     events: list[FrameEvent] = []
-    scanner.feed(wire(Opcode.BINARY, b"abc", fin=False, masked=False), events)
+    scanner.feed(raw_frame(Opcode.BINARY, b"abc", fin=False, mask=False), events)
     assert scanner.in_message
     assert (scanner.message_opcode, scanner.message_size) == (Opcode.BINARY, 3)
-    scanner.feed(wire(Opcode.PING, b"", masked=False), events)
-    scanner.feed(wire(Opcode.CONT, b"de", fin=False, masked=False)[:3], events)
+    scanner.feed(raw_frame(Opcode.PING, b"", mask=False), events)
+    scanner.feed(raw_frame(Opcode.CONT, b"de", fin=False, mask=False)[:3], events)
     assert not scanner.at_frame_boundary
     scanner.feed(b"e", events)
     assert scanner.message_size == 5
-    scanner.feed(wire(Opcode.CONT, b"", masked=False), events)
+    scanner.feed(raw_frame(Opcode.CONT, b"", mask=False), events)
     assert not scanner.in_message
     assert scanner.at_frame_boundary
 
@@ -251,16 +231,16 @@ def test_close_frame_is_collected_unmasked_and_ends_the_scan() -> None:
 
 
 def test_extensions_let_rsv_bits_through() -> None:
-    data = wire(Opcode.TEXT, b"compressed", masked=True, b0_extra=0x40)
+    data = raw_frame(Opcode.TEXT, b"compressed", mask=True, rsv=4)
     _, events = scan([data], masked=True, extensions=True)
     assert [e.opcode for e in events] == [Opcode.TEXT]
 
 
 def test_collected_message_is_unmasked_per_frame() -> None:
     data = (
-        wire(Opcode.TEXT, b"hel", fin=False, masked=True)
-        + wire(Opcode.PONG, b"p", masked=True)
-        + wire(Opcode.CONT, b"lo", masked=True)
+        raw_frame(Opcode.TEXT, b"hel", fin=False, mask=True)
+        + raw_frame(Opcode.PONG, b"p", mask=True)
+        + raw_frame(Opcode.CONT, b"lo", mask=True)
     )
     _, events = scan([data[i : i + 1] for i in range(len(data))], masked=True, collect=True)
     assert events[-1] == FrameEvent(len(data) - 2 - 4 - 2, len(data), Opcode.TEXT, True, b"hello")
@@ -272,18 +252,19 @@ def test_collected_message_is_unmasked_per_frame() -> None:
 @pytest.mark.parametrize(
     ("data", "masked", "reason"),
     [
-        (wire(Opcode.TEXT, b"x", masked=True, b0_extra=0x40), True, "reserved bits"),
-        (wire(Opcode.TEXT, b"x", masked=False, b0_extra=0x10), False, "reserved bits"),
-        (wire(3, b"x", masked=True), True, "unknown opcode 3"),
-        (wire(0xB, b"", masked=False), False, "unknown opcode 11"),
-        (wire(Opcode.PING, b"x", fin=False, masked=True), True, "fragmented control"),
-        (wire(Opcode.CLOSE, b"", fin=False, masked=False), False, "fragmented control"),
-        (wire(Opcode.PING, b"x" * 126, masked=True), True, "over 125"),
-        (wire(Opcode.TEXT, b"x", masked=False), True, "unmasked frame from the client"),
-        (wire(Opcode.TEXT, b"x", masked=True), False, "masked frame"),
-        (wire(Opcode.CONT, b"x", masked=True), True, "continuation frame outside"),
+        (raw_frame(Opcode.TEXT, b"x", mask=True, rsv=4), True, "reserved bits"),
+        (raw_frame(Opcode.TEXT, b"x", mask=False, rsv=1), False, "reserved bits"),
+        (raw_frame(3, b"x", mask=True), True, "unknown opcode 3"),
+        (raw_frame(0xB, b"", mask=False), False, "unknown opcode 11"),
+        (raw_frame(Opcode.PING, b"x", fin=False, mask=True), True, "fragmented control"),
+        (raw_frame(Opcode.CLOSE, b"", fin=False, mask=False), False, "fragmented control"),
+        (raw_frame(Opcode.PING, b"x" * 126, mask=True), True, "over 125"),
+        (raw_frame(Opcode.TEXT, b"x", mask=False), True, "unmasked frame from the client"),
+        (raw_frame(Opcode.TEXT, b"x", mask=True), False, "masked frame"),
+        (raw_frame(Opcode.CONT, b"x", mask=True), True, "continuation frame outside"),
         (
-            wire(Opcode.TEXT, b"x", fin=False, masked=True) + wire(Opcode.BINARY, b"", masked=True),
+            raw_frame(Opcode.TEXT, b"x", fin=False, mask=True)
+            + raw_frame(Opcode.BINARY, b"", mask=True),
             True,
             "new data frame inside",
         ),
@@ -297,15 +278,15 @@ def test_violations_are_protocol_errors(data: bytes, masked: bool, reason: str) 
 
 
 def test_violation_offset_is_the_offending_frame() -> None:
-    good = wire(Opcode.TEXT, b"ok", masked=True)
-    exc = violation(good + good + wire(Opcode.TEXT, b"x", masked=False), masked=True)
+    good = raw_frame(Opcode.TEXT, b"ok", mask=True)
+    exc = violation(good + good + raw_frame(Opcode.TEXT, b"x", mask=False), masked=True)
     assert exc.offset == 2 * len(good)
 
 
 def test_size_limit_counts_all_fragments() -> None:
-    first = wire(Opcode.TEXT, b"x" * 60, fin=False, masked=True)
-    second = wire(Opcode.CONT, b"x" * 40, fin=False, masked=True)
-    last = wire(Opcode.CONT, b"x" * 1, masked=True)
+    first = raw_frame(Opcode.TEXT, b"x" * 60, fin=False, mask=True)
+    second = raw_frame(Opcode.CONT, b"x" * 40, fin=False, mask=True)
+    last = raw_frame(Opcode.CONT, b"x" * 1, mask=True)
     _, events = scan([first + second], masked=True, max_message_size=100)
     assert len(events) == 2
     exc = violation(first + second + last, masked=True, max_message_size=100)
@@ -322,6 +303,6 @@ def test_size_limit_refuses_from_the_header_alone() -> None:
 
 def test_size_limit_does_not_apply_to_control_frames() -> None:
     _, events = scan(
-        [wire(Opcode.PING, b"x" * 100, masked=False)], masked=False, max_message_size=10
+        [raw_frame(Opcode.PING, b"x" * 100, mask=False)], masked=False, max_message_size=10
     )
     assert len(events) == 1

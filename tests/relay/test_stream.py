@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import random
 from collections.abc import Callable
 
@@ -11,9 +10,10 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from raw_frames import raw_frame
 
 from asyncapi_gw.errors import RelayError
-from asyncapi_gw.relay.frames import Opcode, close_frame, text_frame, unmask
+from asyncapi_gw.relay.frames import Opcode, close_frame, text_frame
 from asyncapi_gw.relay.stream import (
     THROTTLE_CLOSE_CODE,
     Action,
@@ -26,22 +26,6 @@ from asyncapi_gw.relay.stream import (
 )
 
 THROTTLED = text_frame("Error code: 4003 reason: Websocket frame throttled out", mask=False)
-
-
-def wire(opcode: int, payload: bytes, *, fin: bool = True, masked: bool) -> bytes:
-    n = len(payload)
-    head = bytes([(0x80 if fin else 0) | opcode])
-    bit = 0x80 if masked else 0
-    if n < 126:
-        head += bytes([bit | n])
-    elif n < 65536:
-        head += bytes([bit | 126]) + n.to_bytes(2, "big")
-    else:
-        head += bytes([bit | 127]) + n.to_bytes(8, "big")
-    if not masked:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + unmask(payload, key)
 
 
 @attrs.frozen
@@ -82,10 +66,10 @@ def streams(draw: st.DrawFn, *, masked: bool | None = None) -> Stream:
         for number, part in enumerate(parts):
             fin = number == len(parts) - 1
             code = Opcode.CONT if number else opcode
-            frames.append(Frame(wire(code, part, fin=fin, masked=masked), index, fin))
+            frames.append(Frame(raw_frame(code, part, fin=fin, mask=masked), index, fin))
             if draw(st.integers(0, 3)) == 0:
                 ping = draw(st.sampled_from([Opcode.PING, Opcode.PONG]))
-                frames.append(Frame(wire(ping, rng.randbytes(3), masked=masked), None, True))
+                frames.append(Frame(raw_frame(ping, rng.randbytes(3), mask=masked), None, True))
         payloads.append(b"".join(parts))
         opcodes.append(opcode)
     return Stream(masked, frames, payloads, opcodes)
@@ -245,8 +229,8 @@ def test_throttle_close() -> None:
 
 @pytest.mark.parametrize(("from_client", "operation"), [(True, "publish"), (False, "subscribe")])
 def test_wrong_direction_close(from_client: bool, operation: str) -> None:
-    ping = wire(Opcode.PING, b"hi", masked=from_client)
-    message = wire(Opcode.TEXT, b"no", masked=from_client)
+    ping = raw_frame(Opcode.PING, b"hi", mask=from_client)
+    message = raw_frame(Opcode.TEXT, b"no", mask=from_client)
     pump = Pump(StreamPolicy(from_client=from_client, allowed=False))
     assert pump.receive(ping) == [Forward(ping)]
     assert pump.receive(message[:1]) == []
@@ -293,14 +277,16 @@ def test_validator_sees_unmasked_messages_and_drops_invalid_ones(
 
 def test_invalid_message_closes_1007() -> None:
     good = text_frame("good", mask=True)
-    parts = wire(Opcode.TEXT, b"ba", fin=False, masked=True) + wire(Opcode.CONT, b"d", masked=True)
+    parts = raw_frame(Opcode.TEXT, b"ba", fin=False, mask=True) + raw_frame(
+        Opcode.CONT, b"d", mask=True
+    )
     pump = Pump(StreamPolicy(from_client=True, allowed=True, validator=lambda _op, p: p != b"bad"))
     assert pump.receive(good + parts[:5]) == [Forward(good)]
     assert pump.receive(parts[5:] + good) == [Close(1007, "message failed validation")]
 
 
 def test_close_inside_a_held_message_drops_the_fragments() -> None:
-    first = wire(Opcode.TEXT, b"part", fin=False, masked=True)
+    first = raw_frame(Opcode.TEXT, b"part", fin=False, mask=True)
     close = close_frame(1000, "", mask=True)
     pump = Pump(StreamPolicy(from_client=True, allowed=True, validator=lambda _op, _p: True))
     assert pump.receive(first) == []
@@ -349,7 +335,7 @@ def test_bad_close_payload_closes_without_forwarding_it(
     pump = Pump(
         StreamPolicy(from_client=True, allowed=True, quota=ListQuota(set()) if report else None)
     )
-    actions = pump.receive(message + wire(Opcode.CLOSE, payload, masked=True))
+    actions = pump.receive(message + raw_frame(Opcode.CLOSE, payload, mask=True))
     assert actions[0] == Forward(message)
     assert isinstance(actions[1], Close)
     assert actions[1].code == code

@@ -86,31 +86,6 @@ def tracing() -> Iterator[None]:
         tracemalloc.stop()
 
 
-def frame(
-    opcode: int,
-    payload: bytes,
-    *,
-    fin: bool = True,
-    mask: bool = True,
-    rsv: int = 0,
-    length: int | None = None,
-) -> bytes:
-    """One raw frame; ``length`` overrides the declared payload length."""
-    size = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
-    bit = 0x80 if mask else 0
-    if size < 126:
-        head += bytes([bit | size])
-    elif size < 1 << 16:
-        head += bytes([bit | 126]) + struct.pack("!H", size)
-    else:
-        head += bytes([bit | 127]) + struct.pack("!Q", size)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
 def upgrade(path: str, extra: str = "") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: x\r\n{UPGRADE}{extra}\r\n".encode("latin-1")
 

@@ -13,9 +13,9 @@ import struct
 import tracemalloc
 
 import pytest
+from raw_frames import raw_frame
 from relay_harness import api, backend, client, run
 from relay_load import (
-    frame,
     raise_fd_limit,
     raw_open,
     read_close,
@@ -164,7 +164,7 @@ def test_connections_past_the_maximum_are_503_and_slots_come_back(limit: int, fl
             assert relay.stats.rejections == {503: flood}
             assert len(b.paths) == limit  # no refused connection reached the backend
             for _, writer, _ in held:
-                writer.write(frame(8, struct.pack("!H", 1000)))
+                writer.write(raw_frame(8, struct.pack("!H", 1000)))
             assert await until(lambda: not relay._live, 10)
             assert relay._pending == 0
             await _still_serves(port)  # the slots came back
@@ -174,28 +174,34 @@ def test_connections_past_the_maximum_are_503_and_slots_come_back(limit: int, fl
 
 # Each malformed frame from a client and the close code the client gets (RFC 6455).
 MALFORMED = {
-    "unmasked frame": (frame(1, b"hi", mask=False), 1002),
-    "RSV1 without an extension": (frame(1, b"hi", rsv=4), 1002),
-    "RSV2": (frame(1, b"hi", rsv=2), 1002),
-    "RSV3": (frame(1, b"hi", rsv=1), 1002),
-    "reserved data opcode 3": (frame(3, b"hi"), 1002),
-    "reserved control opcode 11": (frame(11, b"hi"), 1002),
-    "control frame of 126 bytes": (frame(9, b"p" * 126), 1002),
-    "fragmented ping": (frame(9, b"p", fin=False), 1002),
-    "continuation without a start": (frame(0, b"x"), 1002),
-    "new message inside a fragmented one": (frame(1, b"a", fin=False) + frame(1, b"b"), 1002),
-    "close with a 1-byte payload": (frame(8, b"\x03"), 1002),
-    "close with code 1005": (frame(8, struct.pack("!H", 1005)), 1002),
-    "close with code 999": (frame(8, struct.pack("!H", 999)), 1002),
-    "close with code 5000": (frame(8, struct.pack("!H", 5000)), 1002),
-    "close reason not UTF-8": (frame(8, struct.pack("!H", 1000) + b"\xff\xfe"), 1007),
-    "64-bit length with the top bit set": (frame(2, b"", length=1 << 63), 1002),
-    "text not UTF-8 (the backend judges)": (frame(1, b"\xff\xfe"), 1007),
-    "message past the limit": (frame(2, b"x" * 2000), 1009),
-    "fragments past the limit": (frame(2, b"x" * 600, fin=False) + frame(0, b"x" * 600), 1009),
-    "a terabyte announced": (frame(2, b"", length=1 << 40), 1009),
+    "unmasked frame": (raw_frame(1, b"hi", mask=False), 1002),
+    "RSV1 without an extension": (raw_frame(1, b"hi", rsv=4), 1002),
+    "RSV2": (raw_frame(1, b"hi", rsv=2), 1002),
+    "RSV3": (raw_frame(1, b"hi", rsv=1), 1002),
+    "reserved data opcode 3": (raw_frame(3, b"hi"), 1002),
+    "reserved control opcode 11": (raw_frame(11, b"hi"), 1002),
+    "control frame of 126 bytes": (raw_frame(9, b"p" * 126), 1002),
+    "fragmented ping": (raw_frame(9, b"p", fin=False), 1002),
+    "continuation without a start": (raw_frame(0, b"x"), 1002),
+    "new message inside a fragmented one": (
+        raw_frame(1, b"a", fin=False) + raw_frame(1, b"b"),
+        1002,
+    ),
+    "close with a 1-byte payload": (raw_frame(8, b"\x03"), 1002),
+    "close with code 1005": (raw_frame(8, struct.pack("!H", 1005)), 1002),
+    "close with code 999": (raw_frame(8, struct.pack("!H", 999)), 1002),
+    "close with code 5000": (raw_frame(8, struct.pack("!H", 5000)), 1002),
+    "close reason not UTF-8": (raw_frame(8, struct.pack("!H", 1000) + b"\xff\xfe"), 1007),
+    "64-bit length with the top bit set": (raw_frame(2, b"", length=1 << 63), 1002),
+    "text not UTF-8 (the backend judges)": (raw_frame(1, b"\xff\xfe"), 1007),
+    "message past the limit": (raw_frame(2, b"x" * 2000), 1009),
+    "fragments past the limit": (
+        raw_frame(2, b"x" * 600, fin=False) + raw_frame(0, b"x" * 600),
+        1009,
+    ),
+    "a terabyte announced": (raw_frame(2, b"", length=1 << 40), 1009),
     "fragments announcing a terabyte": (
-        frame(2, b"x", fin=False) + frame(0, b"", length=1 << 40),
+        raw_frame(2, b"x", fin=False) + raw_frame(0, b"", length=1 << 40),
         1009,
     ),
 }
@@ -243,7 +249,7 @@ def test_announced_giants_are_refused_at_the_header_with_bounded_memory(connecti
 
     async def one(port: int) -> int | None:
         reader, writer, _ = await raw_open(port, "/chat/1.0/x")
-        writer.write(frame(2, b"g" * 4096, length=1 << 30)[: 14 + 4096])
+        writer.write(raw_frame(2, b"g" * 4096, length=1 << 30)[: 14 + 4096])
         try:
             return await read_close(reader, 10)
         finally:

@@ -14,9 +14,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from raw_frames import raw_frame
 from relay_harness import api, backend, client, closed_code, run
 from relay_load import (
-    frame,
     raise_fd_limit,
     raw_open,
     read_close,
@@ -172,7 +172,7 @@ def test_backend_that_stops_reading_pushes_back_to_every_client(connections: int
             async def flood(i: int) -> None:
                 _, writer, _ = await raw_open(relay.ports["ws"], "/chat/1.0/x")
                 writers.append(writer)
-                chunk = frame(2, b"z" * 65536)
+                chunk = raw_frame(2, b"z" * 65536)
                 for _ in range(4000):  # 256 MiB each if nothing pushed back
                     writer.write(chunk)
                     await writer.drain()  # blocks once the relay stops reading us
@@ -273,7 +273,7 @@ def test_a_paused_client_that_vanishes_is_reaped_by_the_keepalive() -> None:
             Relay([api(b.url)], ws_port=0, write_buffer_limit=1024, **keepalive) as relay,
         ):
             _, writer, _ = await raw_open(relay.ports["ws"], "/chat/1.0/x")
-            writer.write(frame(2, b"z" * 1_000_000))
+            writer.write(raw_frame(2, b"z" * 1_000_000))
             (connection,) = relay._connections
             assert await until(lambda: not connection.client.is_reading(), 10)
             reset(writer)
@@ -307,7 +307,7 @@ def test_clients_resetting_mid_frame_or_mid_handshake_leave_nothing_behind(
                     kind = i % 4
                     if kind == 0:  # mid-frame: a header promising 1000 bytes, then 10
                         _, writer, _ = await raw_open(port, "/chat/1.0/x")
-                        writer.write(frame(2, b"q" * 1000)[:16])
+                        writer.write(raw_frame(2, b"q" * 1000)[:16])
                         await writer.drain()
                     elif kind == 1:  # mid-handshake
                         _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -319,7 +319,8 @@ def test_clients_resetting_mid_frame_or_mid_handshake_leave_nothing_behind(
                         await writer.drain()
                     else:  # mid-frame of a fragmented message
                         _, writer, _ = await raw_open(port, "/chat/1.0/x")
-                        writer.write(frame(1, b"part", fin=False) + frame(0, b"x" * 500)[:100])
+                        head = raw_frame(1, b"part", fin=False)
+                        writer.write(head + raw_frame(0, b"x" * 500)[:100])
                         await writer.drain()
                     await asyncio.sleep(0.05)
                     reset(writer)
@@ -424,7 +425,7 @@ def test_serve_process_shut_down_under_load_closes_every_client_1001(tmp_path: P
                 readers = []
                 for _ in range(connections):
                     reader, writer, _ = await raw_open(port, "/echo/1.0/room")
-                    writer.write(frame(1, b"load"))
+                    writer.write(raw_frame(1, b"load"))
                     readers.append((reader, writer))
                 proc.send_signal(signal.SIGTERM)
                 codes = await asyncio.gather(*(read_close(r, 30) for r, _ in readers))

@@ -13,9 +13,9 @@ import time
 import tracemalloc
 
 import pytest
+from raw_frames import raw_frame
 from relay_harness import api, echo, run
 from relay_load import (
-    frame,
     raise_fd_limit,
     raw_open,
     read_close,
@@ -53,10 +53,10 @@ def _free_port() -> int:
 async def _cycle(port: int, kind: str) -> None:
     if kind == "session":
         reader, writer, _ = await raw_open(port, "/chat/1.0/x")
-        writer.write(frame(1, b"ping?"))
+        writer.write(raw_frame(1, b"ping?"))
         echo = await reader.readexactly(7)
         assert echo == b"\x81\x05ping?"
-        writer.write(frame(8, b"\x03\xe8"))
+        writer.write(raw_frame(8, b"\x03\xe8"))
         assert await read_close(reader, 10) == 1000
         writer.close()
         return
