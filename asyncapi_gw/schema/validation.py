@@ -384,6 +384,28 @@ def _too_deep_problem(data: Any, pointer: str, rule: str, what: str) -> list[Pro
     return []
 
 
+def _run(
+    validator: Any, data: Any, *, pointer: str, rule: str, what: str, memoize: bool
+) -> list[Problem]:
+    """``validator``'s verdict on ``data`` as problems; ``what`` names ``data`` in messages.
+
+    ``memoize`` shares the verdicts of ``$ref`` targets between identical subtrees of ``data``.
+    """
+    too_deep = _too_deep_problem(data, pointer, rule, what)
+    if too_deep:
+        return too_deep
+    token = _memo.set(_Memo(classes=_structure_classes(data))) if memoize else None
+    try:
+        errors = list(validator.iter_errors(data))
+    except RecursionError:
+        return [Problem(pointer=pointer, rule=rule,
+                        message=f"{what} is nested too deeply to validate")]
+    finally:
+        if token is not None:
+            _memo.reset(token)
+    return _problems(errors, pointer=pointer, rule=rule)
+
+
 # -- public API ------------------------------------------------------------------------------
 def validate_asyncapi(data: Any, version: str) -> list[Problem]:
     """Every violation of the official schema of AsyncAPI ``version`` by ``data``, best first.
@@ -395,19 +417,8 @@ def validate_asyncapi(data: Any, version: str) -> list[Problem]:
             f"AsyncAPI {version} is not supported; supported versions: "
             + ", ".join(SUPPORTED_VERSIONS)
         )
-    too_deep = _too_deep_problem(data, "", _SCHEMA_RULE, "the document")
-    if too_deep:
-        return too_deep
-    validator = _document_validator(version)
-    token = _memo.set(_Memo(classes=_structure_classes(data)))
-    try:
-        errors = list(validator.iter_errors(data))
-    except RecursionError:
-        return [Problem(pointer="", rule=_SCHEMA_RULE,
-                        message="the document is nested too deeply to validate")]
-    finally:
-        _memo.reset(token)
-    return _problems(errors, pointer="", rule=_SCHEMA_RULE)
+    return _run(_document_validator(version), data, pointer="", rule=_SCHEMA_RULE,
+                what="the document", memoize=True)
 
 
 def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) -> list[Problem]:
@@ -428,19 +439,8 @@ def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) ->
     uri = binding_schema_uri(protocol, kind, declared)
     if uri is None:
         return []
-    too_deep = _too_deep_problem(binding, pointer, _BINDING_RULE, "the binding")
-    if too_deep:
-        return too_deep
-    validator = _binding_validator(uri)
-    token = _memo.set(_Memo(classes=_structure_classes(binding)))
-    try:
-        errors = list(validator.iter_errors(binding))
-    except RecursionError:
-        return [Problem(pointer=pointer, rule=_BINDING_RULE,
-                        message="the binding is nested too deeply to validate")]
-    finally:
-        _memo.reset(token)
-    problems = _problems(errors, pointer=pointer, rule=_BINDING_RULE)
+    problems = _run(_binding_validator(uri), binding, pointer=pointer, rule=_BINDING_RULE,
+                    what="the binding", memoize=True)
     if declared is None:
         assumed = uri.rsplit("/", 2)[-2]
         problems = [
@@ -525,12 +525,4 @@ def validate_instance(instance: Any, schema: Any, *, pointer: str, rule: str) ->
     compiled = _instance_validator(schema)
     if isinstance(compiled, str):
         return [Problem(pointer=pointer, rule=rule, message=compiled)]
-    too_deep = _too_deep_problem(instance, pointer, rule, "the value")
-    if too_deep:
-        return too_deep
-    try:
-        errors = list(compiled.iter_errors(instance))
-    except RecursionError:
-        return [Problem(pointer=pointer, rule=rule,
-                        message="the value is nested too deeply to validate")]
-    return _problems(errors, pointer=pointer, rule=rule)
+    return _run(compiled, instance, pointer=pointer, rule=rule, what="the value", memoize=False)
