@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import attrs
 
-__all__ = ["Metrics", "RelayStats", "Traffic"]
+__all__ = ["CONTENT_TYPE", "Metrics", "RelayStats", "Traffic"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
