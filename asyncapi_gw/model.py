@@ -37,8 +37,6 @@ __all__ = [
     "thaw",
 ]
 
-JSONMap = Mapping[str, Any]
-
 
 def freeze(value: Any) -> Any:
     """Deep read-only copy of JSON data: mappings as ``MappingProxyType``, lists as tuples."""
