@@ -195,7 +195,11 @@ class _Resolution:
         node, base, seen = frame.node, frame.base, {id(frame.node)}
         while True:
             ref = node["$ref"]
-            target, fragment = urldefrag(urljoin(base, ref))
+            try:
+                target, fragment = urldefrag(urljoin(base, ref))
+            except ValueError as error:  # such as "http://[" (an unclosed IPv6 host)
+                self.refuse(ref, frame.pointer, f"not a valid URI reference: {error}")
+                return None
             if not self.permitted(ref, base, target, frame.pointer):
                 return None
             doc = self.document(target, ref, frame.pointer)

@@ -29,7 +29,6 @@ class Hostile:
     files: Callable[[pathlib.Path], dict[str, bytes]]
     rule: str
     cause: str  # a fragment of the message
-    error: type[AsyncAPIGwError] = DocumentError  # raised by load (and validate for documents)
 
 
 def one(text: str | bytes) -> Callable[[pathlib.Path], dict[str, bytes]]:
@@ -150,13 +149,15 @@ HOSTILE: dict[str, Hostile] = {
 # Readable documents whose references are refused: reported, never followed.
 REFUSED: dict[str, Hostile] = {
     "ref-loop-through-files": Hostile(files=ref_loop, rule="asyncapi-ref",
-                                      cause="loop that leads nowhere", error=ConversionError),
+                                      cause="loop that leads nowhere"),
     "ref-absolute-path": Hostile(files=absolute, rule="asyncapi-ref",
                                  cause="absolute file references are refused"),
     "ref-parent-folder": Hostile(files=in_subfolder("../../etc/passwd#/S"), rule="asyncapi-ref",
                                  cause="outside the document's folder"),
     "ref-file-url": Hostile(files=file_url, rule="asyncapi-ref",
                             cause="absolute file references are refused"),
+    "ref-invalid-url": Hostile(files=in_subfolder("http://127.0[.0.1:9/x#/S"), rule="asyncapi-ref",
+                               cause="not a valid URI reference"),
     "ref-http-url": Hostile(files=in_subfolder("http://127.0.0.1:9/s.yaml#/S"),
                             rule="asyncapi-ref", cause="remote references are refused"),
 }
