@@ -11,8 +11,8 @@ in-process.  Every outcome must be a result or one of the package's typed errors
 Feedback is by outcome signature, not code coverage: a case whose (entry point, outcome type,
 set of problem rules) was never seen joins the corpus that later cases mutate.  A case that
 raises anything else, takes over ``--case-seconds`` of CPU time (a ``SIGPROF`` watchdog
-stops it) or lifts the process's peak RSS over ``--max-rss-mib`` is a failure, saved under
-``fuzz/crashes/``.
+stops it) or itself lifts the process's peak RSS over ``--max-rss-mib`` is a failure, saved
+under ``fuzz/crashes/``.
 """
 
 from __future__ import annotations
@@ -86,9 +86,12 @@ def fixture_seeds() -> list[tuple[str, bytes]]:
     ]
 
 
-def _nodes(data: Any) -> list[tuple[Any, Any]]:
-    """(container, key) of every member of every collection in ``data`` (a tree)."""
+def _nodes(data: Any) -> list[tuple[Any, Any]] | None:
+    """(container, key) of every member of every collection in ``data``; None when ``data``
+    shares a collection (YAML aliases), whose expansion could cost the harness more memory
+    than the case costs the code under test."""
     found: list[tuple[Any, Any]] = []
+    seen: set[int] = set()
     pending = [data]
     while pending:
         node = pending.pop()
@@ -96,6 +99,9 @@ def _nodes(data: Any) -> list[tuple[Any, Any]]:
         for key, value in items:
             found.append((node, key))
             if isinstance(value, (dict, list)):
+                if id(value) in seen:
+                    return None
+                seen.add(id(value))
                 pending.append(value)
     return found
 
@@ -158,6 +164,8 @@ class Mutator:
             return None
         rng = self.rng
         members = _nodes(data)
+        if members is None:
+            return None
         if members:
             container, key = rng.choice(members)
             kind = rng.randrange(6)
@@ -385,7 +393,7 @@ def campaign(
         if rise > tally.largest_rise[0]:
             saved = _save(raw, f"rss +{rise:.0f} MiB {entry}") if rise > 64 else ""
             tally.largest_rise = (rise, f"{origin} {entry} {outcome}, {len(raw)} bytes {saved}")
-        if _peak_rss_mib() > max_rss_mib:
+        if rise > 0 and _peak_rss_mib() > max_rss_mib:
             tally.failures.append(f"{_save(raw, 'rss ' + entry)}: peak RSS over {max_rss_mib} MiB")
             break
         if tally.cases % 5000 == 0:
