@@ -467,9 +467,35 @@ def _meta_validator() -> Any:
 _instance_validators: collections.OrderedDict[int, tuple[Any, Any]] = collections.OrderedDict()
 
 
-# Canonical JSON of a schema -> its validator: documents repeat equal inline schemas, and
-# checking each against the meta-schema costs far more than spelling it out.
-_validators_by_content: collections.OrderedDict[str, Any] = collections.OrderedDict()
+class _ContentCache:
+    """Canonical JSON of a schema -> its validator, least recently used first out.
+
+    Documents repeat equal inline schemas, and checking each against the meta-schema costs far
+    more than spelling it out.  Entries and the keys' total size are bounded.
+    """
+
+    def __init__(self, *, entries: int, size: int) -> None:
+        self._items: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._entries = entries
+        self._size = size
+        self._used = 0
+
+    def get(self, key: str) -> Any:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: str, value: Any) -> None:
+        if len(key) > self._size // 16 or key in self._items:
+            return
+        self._items[key] = value
+        self._used += len(key)
+        while len(self._items) > self._entries or self._used > self._size:
+            self._used -= len(self._items.popitem(last=False)[0])
+
+
+_validators_by_content = _ContentCache(entries=_INSTANCE_CACHE_SIZE, size=8 * 1024 * 1024)
 
 
 def _content_key(schema: Any) -> str | None:
@@ -489,9 +515,7 @@ def _instance_validator(schema: Any) -> Any:
     if compiled is None:
         compiled = _compile_instance_validator(schema)
         if key is not None:
-            _validators_by_content[key] = compiled
-            if len(_validators_by_content) > _INSTANCE_CACHE_SIZE:
-                _validators_by_content.popitem(last=False)
+            _validators_by_content.put(key, compiled)
     _instance_validators[id(schema)] = (schema, compiled)
     if len(_instance_validators) > _INSTANCE_CACHE_SIZE:
         _instance_validators.popitem(last=False)
