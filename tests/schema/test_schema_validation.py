@@ -282,3 +282,19 @@ def test_deep_document_is_a_problem_not_an_exception() -> None:
     found = validate_asyncapi(doc, "2.6.0")
     assert [p.pointer for p in found] == [""]
     assert "nested more than" in found[0].message
+
+
+def test_content_cache_is_bounded_by_entries_and_size() -> None:
+    from asyncapi_gw.schema.validation import _ContentCache
+
+    cache = _ContentCache(entries=3, size=160)
+    for key in ("a" * 5, "b" * 5, "c" * 5, "d" * 5):
+        cache.put(key, key.upper())
+    assert cache.get("a" * 5) is None  # the oldest of four entries went
+    assert cache.get("d" * 5) == "DDDDD"
+    cache.put("x" * 11, "too big")  # over a sixteenth of the size: never kept
+    assert cache.get("x" * 11) is None
+    cache.put("e" * 10, 1)
+    cache.put("f" * 10, 2)
+    assert cache.get("b" * 5) is None
+    assert cache.get("e" * 10) == 1
