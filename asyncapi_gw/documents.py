@@ -999,11 +999,21 @@ def dump_document(data: Any, fmt: str = "yaml") -> str:
     if fmt != "yaml":
         raise ValueError(f"unknown document format {fmt!r}: 'yaml' or 'json'")
     text: str = yaml.emit(_yaml_events(plain), Dumper=_DUMPER, allow_unicode=True, width=_UNFOLDED)
+    if _DUMPER is not yaml.SafeDumper and _ASTRAL.search(text):
+        # libyaml escapes characters beyond the Basic Multilingual Plane (emoji) and gives up
+        # literal blocks for them; PyYAML's own emitter writes them as they are.  Its output is
+        # used only when it reads back equal, as the C emitter's always does.
+        readable: str = yaml.emit(
+            _yaml_events(plain), Dumper=yaml.SafeDumper, allow_unicode=True, width=_UNFOLDED
+        )
+        if parse_document(readable).data == plain:
+            return readable
     return text
 
 
 _DUMPER = yaml.CSafeDumper if yaml.__with_libyaml__ else yaml.SafeDumper
 _UNFOLDED = 2**31 - 1
+_ASTRAL = re.compile(r"\\U[0-9A-F]{8}")
 
 
 def _implicit_tag(value: str) -> str:

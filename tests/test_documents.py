@@ -896,3 +896,14 @@ def test_explicit_tags_raise_only_document_error(tag: str, value: str) -> None:
     except DocumentError as exc:
         rules = {problem.rule for problem in exc.problems}
     assert rules <= {"document-syntax", "document-encoding"}
+
+
+def test_yaml_dump_writes_emoji_as_they_are() -> None:
+    data = {"description": "Street lights \U0001f303\nat night\n", "x": "\U0001f600"}
+    text = dump_document(data)
+    assert "\U0001f303" in text
+    assert "\\U0001F303" not in text
+    assert "description: |" in text
+    assert parse_document(text).data == data
+    awkward = {"x": "\x85\U0001f303"}  # PyYAML's own emitter cannot keep a NEL
+    assert parse_document(dump_document(awkward)).data == awkward
