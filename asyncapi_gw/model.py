@@ -39,7 +39,13 @@ __all__ = [
 
 
 def freeze(value: Any) -> Any:
-    """Deep read-only copy of JSON data: mappings as ``MappingProxyType``, lists as tuples."""
+    """Deep read-only copy of JSON data: mappings as ``MappingProxyType``, lists as tuples.
+
+    A ``MappingProxyType`` counts as frozen already and is kept as it is, so that evolving a
+    model value does not copy its documents again.
+    """
+    if isinstance(value, types.MappingProxyType):
+        return value
     if isinstance(value, Mapping):
         return types.MappingProxyType({str(k): freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):

@@ -364,6 +364,8 @@ def import_asyncapi(
             exc.message, [_locate_resolved(analysis.resolved, p) for p in exc.problems]
         ) from None
     warnings.extend(_locate_resolved(analysis.resolved, p) for p in problems)
+    if context is None and api.document is not None:
+        _remember_baseline(api.document, api)
     return ImportResult(api=api, warnings=tuple(warnings))
 
 
@@ -396,7 +398,16 @@ _baselines: dict[int, tuple[Mapping[str, Any], StreamingAPI]] = {}
 _BASELINE_CACHE = 64
 
 
-def _baseline(api: StreamingAPI) -> StreamingAPI | None:
+def _remember_baseline(source: Mapping[str, Any], baseline: StreamingAPI) -> None:
+    """Note what a source document decodes to, so that its export needs no second pass."""
+    if len(_baselines) >= _BASELINE_CACHE:
+        _baselines.pop(next(iter(_baselines)))
+    _baselines[id(source)] = (source, baseline)
+
+
+def _baseline(
+    api: StreamingAPI, *, allow_remote_refs: bool, allow_outside_refs: bool
+) -> StreamingAPI | None:
     """What the API's source document decodes to, so that export rewrites only changes."""
     source = api.document
     if source is None:
@@ -405,14 +416,14 @@ def _baseline(api: StreamingAPI) -> StreamingAPI | None:
     if cached is not None and cached[0] is source:
         return cached[1]
     doc = attrs.evolve(documents.document_from_data(source), uri=api.base_uri)
-    resolved = schema.resolve_refs(doc, load=_load_uri, allow_remote=True, allow_outside=True)
+    resolved = schema.resolve_refs(
+        doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs
+    )
     try:
         baseline, _ = v2.decode(resolved.data, source=source, lenient=True)
     except ConversionError:
         return None
-    if len(_baselines) >= _BASELINE_CACHE:
-        _baselines.pop(next(iter(_baselines)))
-    _baselines[id(source)] = (source, baseline)
+    _remember_baseline(source, baseline)
     return baseline
 
 
@@ -422,6 +433,8 @@ def export_asyncapi(
     asyncapi_version: str | None = None,
     lenient: bool = False,
     warnings: list[Problem] | None = None,
+    allow_remote_refs: bool = False,
+    allow_outside_refs: bool = False,
 ) -> dict[str, Any]:
     """The AsyncAPI document of ``api`` as plain data.
 
@@ -429,7 +442,8 @@ def export_asyncapi(
     validated against that version's official schema; what the target version cannot express
     raises :class:`ConversionError` naming each part, rather than being dropped.  ``lenient``
     (for APIs imported leniently from invalid documents) writes the document anyway and adds
-    its problems, as warnings, to ``warnings``.
+    its problems, as warnings, to ``warnings``.  The ``$ref`` policy is the one of
+    :func:`import_asyncapi`: kept ``$ref``s are followed to validate the result.
     """
     version = asyncapi_version or api.asyncapi_version or DEFAULT_EXPORT_VERSION
     if version not in schema.SUPPORTED_VERSIONS:
@@ -437,9 +451,10 @@ def export_asyncapi(
         raise UnsupportedVersionError(
             f"cannot export AsyncAPI {version}; supported: {supported}"
         )
-    out = v2.encode(api, version=version, baseline=_baseline(api))
+    policy = {"allow_remote_refs": allow_remote_refs, "allow_outside_refs": allow_outside_refs}
+    out = v2.encode(api, version=version, baseline=_baseline(api, **policy))
     doc = attrs.evolve(documents.document_from_data(out), uri=api.base_uri)
-    analysis = _analyse(doc, allow_remote_refs=True, allow_outside_refs=True)
+    analysis = _analyse(doc, **policy)
     if warnings is not None:
         warnings.extend(analysis.warnings)
     if analysis.errors and lenient:
@@ -459,9 +474,16 @@ def dump_asyncapi(
     fmt: str = "yaml",
     lenient: bool = False,
     warnings: list[Problem] | None = None,
+    allow_remote_refs: bool = False,
+    allow_outside_refs: bool = False,
 ) -> str:
     """The AsyncAPI document of ``api`` as YAML or JSON text (see :func:`export_asyncapi`)."""
     data = export_asyncapi(
-        api, asyncapi_version=asyncapi_version, lenient=lenient, warnings=warnings
+        api,
+        asyncapi_version=asyncapi_version,
+        lenient=lenient,
+        warnings=warnings,
+        allow_remote_refs=allow_remote_refs,
+        allow_outside_refs=allow_outside_refs,
     )
     return documents.dump_document(data, fmt)

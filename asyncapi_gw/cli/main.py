@@ -148,7 +148,8 @@ def _export(args: argparse.Namespace) -> int:
     warnings: list[Problem] = []
     text = dump_asyncapi(
         api, asyncapi_version=args.asyncapi_version, fmt=fmt, lenient=args.lenient,
-        warnings=warnings,
+        warnings=warnings, allow_remote_refs=args.allow_remote_refs,
+        allow_outside_refs=args.allow_outside_refs,
     )
     for warning in warnings:
         print(f"warning: output: {_format_problem(warning, args.output or '-')}",

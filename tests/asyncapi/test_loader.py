@@ -256,3 +256,25 @@ def test_bindings_are_errors_only_when_their_version_is_declared() -> None:
     assert [p.rule for p in assumed.warnings] == ["asyncapi-binding"]
     assert "declares no bindingVersion" in assumed.warnings[0].message
     assert import_asyncapi(doc({"method": "PUT"})).warnings
+
+
+def test_export_follows_refs_under_the_import_policy(tmp_path: Path) -> None:
+    (tmp_path / "shared.yaml").write_text("Tick:\n  payload:\n    type: number\n")
+    api_dir = tmp_path / "api"
+    api_dir.mkdir()
+    (api_dir / "api.yaml").write_text(
+        "asyncapi: 2.6.0\ninfo: {title: T, version: '1'}\n"
+        "channels:\n  /t:\n    subscribe:\n      message:\n"
+        "        $ref: '../shared.yaml#/Tick'\n"
+    )
+    with pytest.raises(ValidationError):
+        load_asyncapi(api_dir / "api.yaml")
+    api = load_asyncapi(api_dir / "api.yaml", allow_outside_refs=True)
+    topic_ = api.topic("/t")
+    assert topic_.subscribe is not None
+    assert topic_.subscribe.message == {"payload": {"type": "number"}}
+    assert export_asyncapi(api, allow_outside_refs=True) == source_data(api_dir / "api.yaml")
+    changed = api.with_topics([*api.topics, topic("/u", "pub")])
+    with pytest.raises(ConversionError) as info:
+        export_asyncapi(changed)
+    assert {p.rule for p in info.value.problems} == {"asyncapi-ref"}
