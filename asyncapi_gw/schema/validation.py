@@ -149,9 +149,11 @@ class _Memo:
 _memo: contextvars.ContextVar[_Memo | None] = contextvars.ContextVar("_memo", default=None)
 
 
-def _structure_classes(data: Any) -> dict[int, int]:
-    """id(container) -> a number shared by exactly the containers holding equal JSON."""
+def _structure_classes(data: Any) -> tuple[dict[int, int], int]:
+    """id(container) -> a number shared by exactly the containers holding equal JSON; and the
+    nesting depth of ``data`` (each shared container is visited once)."""
     classes: dict[int, int] = {}
+    depths: dict[int, int] = {}
     interned: dict[object, int] = {}
 
     def leaf(value: Any) -> object:
@@ -179,7 +181,13 @@ def _structure_classes(data: Any) -> dict[int, int]:
         else:
             key = ("a", tuple(leaf(value) for value in node))
         classes[id(node)] = interned.setdefault(key, len(interned))
-    return classes
+        # A cyclic child (an ancestor, still without a depth) counts as too deep.
+        depths[id(node)] = 1 + max(
+            (depths.get(id(value), _MAX_DEPTH) for value in values
+             if isinstance(value, (dict, list))),
+            default=0,
+        )
+    return classes, depths.get(id(data), 0)
 
 
 def _ref(
@@ -376,12 +384,10 @@ def _too_deep(data: Any) -> bool:
     return False
 
 
-def _too_deep_problem(data: Any, pointer: str, rule: str, what: str) -> list[Problem]:
-    if isinstance(data, (dict, list)) and _too_deep(data):
-        return [Problem(pointer=pointer, rule=rule,
-                        message=f"{what} is nested more than {_MAX_DEPTH} levels deep: "
-                        "not validated against the schema")]
-    return []
+def _too_deep_problems(pointer: str, rule: str, what: str) -> list[Problem]:
+    return [Problem(pointer=pointer, rule=rule,
+                    message=f"{what} is nested more than {_MAX_DEPTH} levels deep: "
+                    "not validated against the schema")]
 
 
 def _run(
@@ -391,10 +397,14 @@ def _run(
 
     ``memoize`` shares the verdicts of ``$ref`` targets between identical subtrees of ``data``.
     """
-    too_deep = _too_deep_problem(data, pointer, rule, what)
-    if too_deep:
-        return too_deep
-    token = _memo.set(_Memo(classes=_structure_classes(data))) if memoize else None
+    token = None
+    if memoize:
+        classes, depth = _structure_classes(data)
+        if depth > _MAX_DEPTH:
+            return _too_deep_problems(pointer, rule, what)
+        token = _memo.set(_Memo(classes=classes))
+    elif isinstance(data, (dict, list)) and _too_deep(data):
+        return _too_deep_problems(pointer, rule, what)
     try:
         errors = list(validator.iter_errors(data))
     except RecursionError:
