@@ -150,41 +150,45 @@ _memo: contextvars.ContextVar[_Memo | None] = contextvars.ContextVar("_memo", de
 
 
 def _structure_classes(data: Any) -> tuple[dict[int, int], int]:
-    """id(container) -> a number shared by exactly the containers holding equal JSON; and the
-    nesting depth of ``data`` (each shared container is visited once)."""
+    """id(container) -> a number shared by the containers holding equal JSON (members in the
+    same order); and the nesting depth of ``data`` (each shared container is visited once)."""
     classes: dict[int, int] = {}
     depths: dict[int, int] = {}
     interned: dict[object, int] = {}
+    containers = (dict, list)
+    scalars = (str, int, float)
 
-    def leaf(value: Any) -> object:
-        if isinstance(value, (dict, list)):
-            # A child without a class is an ancestor: the data is cyclic; count it apart.
-            return ("c", classes.get(id(value), -1 - id(value)))
-        if value is None or isinstance(value, (str, int, float)):
-            return (type(value), value)
-        return ("x", id(value))
+    def parts(values: Iterable[Any]) -> Iterator[object]:
+        for value in values:
+            if isinstance(value, containers):
+                # A child without a class is an ancestor: the data is cyclic; count it apart.
+                yield ("c", classes.get(id(value), -1 - id(value)))
+            elif value is None or isinstance(value, scalars):
+                yield (type(value), value)
+            else:
+                yield ("x", id(value))
 
     pending: list[tuple[Any, bool]] = [(data, False)]
     while pending:
         node, children_done = pending.pop()
-        if id(node) in classes or not isinstance(node, (dict, list)):
+        if id(node) in classes or not isinstance(node, containers):
             continue
         values = node.values() if isinstance(node, dict) else node
         if not children_done:
             pending.append((node, True))
             pending.extend((value, False) for value in values
-                           if isinstance(value, (dict, list)) and id(value) not in classes)
+                           if isinstance(value, containers) and id(value) not in classes)
             continue
         key: object
         if isinstance(node, dict):
-            key = ("o", frozenset((name, leaf(value)) for name, value in node.items()))
+            key = ("o", tuple(node), tuple(parts(values)))
         else:
-            key = ("a", tuple(leaf(value) for value in node))
+            key = ("a", tuple(parts(values)))
         classes[id(node)] = interned.setdefault(key, len(interned))
         # A cyclic child (an ancestor, still without a depth) counts as too deep.
         depths[id(node)] = 1 + max(
             (depths.get(id(value), _MAX_DEPTH) for value in values
-             if isinstance(value, (dict, list))),
+             if isinstance(value, containers)),
             default=0,
         )
     return classes, depths.get(id(data), 0)
