@@ -529,7 +529,10 @@ def _encode_operation(
 
 
 def _encode_topic(topic: Topic, existing: Any, before: Topic | None) -> dict[str, Any]:
-    out = dict(existing) if isinstance(existing, Mapping) and "$ref" not in existing else {}
+    if not isinstance(existing, Mapping) or "$ref" in existing:
+        # A channel written as a $ref is written out whole once it changes.
+        existing, before = {}, None
+    out = dict(existing)
     _set(out, "description", topic.description)
     if before is None or topic.parameters != before.parameters:
         parameters = {}

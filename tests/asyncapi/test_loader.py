@@ -278,3 +278,26 @@ def test_export_follows_refs_under_the_import_policy(tmp_path: Path) -> None:
     with pytest.raises(ConversionError) as info:
         export_asyncapi(changed)
     assert {p.rule for p in info.value.problems} == {"asyncapi-ref"}
+
+
+def test_a_changed_channel_written_as_a_ref_is_written_out_whole() -> None:
+    doc = {
+        "asyncapi": "2.6.0",
+        "info": {"title": "R", "version": "1"},
+        "channels": {"/rooms/{id}": {"$ref": "#/components/channels/Room"}},
+        "components": {"channels": {"Room": {
+            "description": "a room",
+            "parameters": {"id": {"schema": {"type": "string", "minLength": 2}}},
+            "publish": {"x-uri-mapping": "/r/{uri.var.id}"},
+        }}},
+    }
+    api = load_asyncapi(doc)
+    assert export_asyncapi(api) == doc
+    room = api.topic("/rooms/{id}")
+    changed = attrs.evolve(room, description="renamed")
+    out = export_asyncapi(api.with_topics([changed]))
+    channel = out["channels"]["/rooms/{id}"]
+    assert channel["description"] == "renamed"
+    assert channel["parameters"] == {"id": {"schema": {"type": "string", "minLength": 2}}}
+    assert channel["publish"] == {"x-uri-mapping": "/r/{uri.var.id}"}
+    assert out["components"] == doc["components"]
