@@ -461,7 +461,9 @@ def _encode_info(doc: dict[str, Any], api: StreamingAPI, base: StreamingAPI | No
 def _encode_root_extensions(
     doc: dict[str, Any], api: StreamingAPI, base: StreamingAPI | None
 ) -> None:
-    if base is None or api.context != base.context:
+    # What the document gives as the context: its extension, else the (new) title's slug.
+    stated = doc.get(CONTEXT_EXTENSION, default_context(api.name))
+    if base is None or stated != api.context:
         doc[CONTEXT_EXTENSION] = api.context
     if base is None or api.throttling != base.throttling:
         throttling = api.throttling

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from asyncapi_gw.asyncapi import export_asyncapi, import_asyncapi, validate_document
+from asyncapi_gw.builder import topic as builder_topic
 from asyncapi_gw.errors import AsyncAPIGwError
+from asyncapi_gw.model import AuthType, Endpoint, Operation, StreamingAPI
 
 VERSIONS = ["2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0"]
 WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
@@ -124,3 +127,44 @@ def test_any_mutation_gives_a_result_or_a_typed_error(
         export_asyncapi(result.api)
     except AsyncAPIGwError:
         pass
+
+
+_SOURCE_FIELDS = {"document": None, "asyncapi_version": None, "base_uri": None}
+
+
+def edit(api: StreamingAPI, data: st.DataObject) -> StreamingAPI:
+    """One random change a user could make to an imported API."""
+    choice = data.draw(st.integers(0, 6))
+    topics = list(api.topics)
+    if choice == 0:
+        return attrs.evolve(api, name=api.name + " v2", description=data.draw(TEXT) or None)
+    if choice == 1:
+        return attrs.evolve(api, production_endpoint=Endpoint(url="wss://edited.example/ws"))
+    if choice == 2 or not topics:
+        return api.with_topics([*topics, builder_topic("/added/{p}", "sub", uri_mapping="/a")])
+    index = data.draw(st.integers(0, len(topics) - 1))
+    old = topics[index]
+    if choice == 3:
+        del topics[index]
+    elif choice == 4:
+        ops = {op.operation: attrs.evolve(op, uri_mapping="/edited") for op in old.operations}
+        topics[index] = attrs.evolve(old, publish=ops.get(Operation.PUBLISH),
+                                     subscribe=ops.get(Operation.SUBSCRIBE))
+    elif choice == 5:
+        topics[index] = attrs.evolve(old, description="edited", auth_type=AuthType.NONE)
+    else:
+        ops = {op.operation: attrs.evolve(op, scopes=()) for op in old.operations}
+        topics[index] = attrs.evolve(old, publish=ops.get(Operation.PUBLISH),
+                                     subscribe=ops.get(Operation.SUBSCRIBE))
+    return api.with_topics(topics)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents(), st.data())
+def test_an_edited_api_exports_to_a_document_that_imports_as_the_edit(
+    doc: dict[str, Any], data: st.DataObject
+) -> None:
+    assume(validate_document(doc).valid)
+    edited = edit(import_asyncapi(doc).api, data)
+    back = import_asyncapi(export_asyncapi(edited)).api
+    assert attrs.evolve(back, **_SOURCE_FIELDS) == attrs.evolve(edited, **_SOURCE_FIELDS)
