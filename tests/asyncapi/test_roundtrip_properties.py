@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 from asyncapi_gw.asyncapi import export_asyncapi, import_asyncapi, validate_document
 from asyncapi_gw.builder import topic as builder_topic
 from asyncapi_gw.errors import AsyncAPIGwError
-from asyncapi_gw.model import AuthType, Endpoint, Operation, StreamingAPI
+from asyncapi_gw.model import (
+    AuthKind,
+    AuthType,
+    Endpoint,
+    Operation,
+    SecurityScheme,
+    StreamingAPI,
+    Throttling,
+    ThrottlingUnit,
+)
 
 VERSIONS = ["2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0"]
 WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
@@ -134,8 +143,18 @@ _SOURCE_FIELDS = {"document": None, "asyncapi_version": None, "base_uri": None}
 
 def edit(api: StreamingAPI, data: st.DataObject) -> StreamingAPI:
     """One random change a user could make to an imported API."""
-    choice = data.draw(st.integers(0, 6))
+    choice = data.draw(st.integers(-4, 6))
     topics = list(api.topics)
+    if choice == -4:
+        return attrs.evolve(api, throttling=Throttling(events=5, unit=ThrottlingUnit.SECOND))
+    if choice == -3:
+        sandbox = None if api.sandbox_endpoint else Endpoint(url="ws://sandbox.example:81")
+        return attrs.evolve(api, sandbox_endpoint=sandbox)
+    if choice == -2:
+        return attrs.evolve(api, security=[])
+    if choice == -1:
+        key = SecurityScheme(name="gw_key", kind=AuthKind.API_KEY)
+        return attrs.evolve(api, security=[*api.security, key])
     if choice == 0:
         return attrs.evolve(api, name=api.name + " v2", description=data.draw(TEXT) or None)
     if choice == 1:
@@ -159,7 +178,7 @@ def edit(api: StreamingAPI, data: st.DataObject) -> StreamingAPI:
     return api.with_topics(topics)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents(), st.data())
 def test_an_edited_api_exports_to_a_document_that_imports_as_the_edit(
     doc: dict[str, Any], data: st.DataObject
