@@ -14,13 +14,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @attrs.frozen(kw_only=True)
 class Traffic:
-    """Messages and bytes one connection carried in one direction (``in``: client to backend)."""
+    """Messages and bytes one connection carried in one direction (``in``: client to backend);
+    ``dropped``: messages not relayed (wrong direction, throttled, invalid)."""
 
     api: str
     topic: str
     direction: str
     messages: int
     bytes: int
+    dropped: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -51,6 +53,7 @@ class Metrics:
         self.close_codes: Counter[int] = Counter()
         self._messages: Counter[tuple[str, str, str]] = Counter()
         self._bytes: Counter[tuple[str, str, str]] = Counter()
+        self._dropped: Counter[tuple[str, str, str]] = Counter()
 
     def opened(self, api: str) -> None:
         self.connections_open += 1
@@ -59,13 +62,13 @@ class Metrics:
     def closed(self, code: int, traffic: Iterable[Traffic]) -> None:
         self.connections_open -= 1
         self.close_codes[code] += 1
-        self._add(self._messages, self._bytes, traffic)
+        self._add(self._messages, self._bytes, self._dropped, traffic)
 
     def rejected(self, status: int) -> None:
         self.rejections[status] += 1
 
     def stats(self, live: Iterable[Traffic]) -> RelayStats:
-        messages, octets = self._totals(live)
+        messages, octets, _ = self._totals(live)
         return RelayStats(
             connections_open=self.connections_open,
             connections_total=sum(self.connections_total.values()),
@@ -79,7 +82,7 @@ class Metrics:
 
     def render(self, live: Iterable[Traffic]) -> str:
         """The Prometheus text exposition of every counter."""
-        messages, octets = self._totals(live)
+        messages, octets, dropped = self._totals(live)
         out = [
             "# HELP asyncapi_gw_connections_open WebSocket connections being relayed.",
             "# TYPE asyncapi_gw_connections_open gauge",
@@ -94,6 +97,7 @@ class Metrics:
         for name, counter, what in (
             ("messages", messages, "Messages relayed"),
             ("bytes", octets, "Bytes relayed"),
+            ("messages_dropped", dropped, "Messages dropped, not relayed"),
         ):
             out += [
                 f"# HELP asyncapi_gw_{name}_total {what}; in: client to backend.",
@@ -124,17 +128,22 @@ class Metrics:
 
     def _totals(
         self, live: Iterable[Traffic]
-    ) -> tuple[Counter[tuple[str, str, str]], Counter[tuple[str, str, str]]]:
-        messages, octets = self._messages.copy(), self._bytes.copy()
-        self._add(messages, octets, live)
-        return messages, octets
+    ) -> tuple[
+        Counter[tuple[str, str, str]], Counter[tuple[str, str, str]], Counter[tuple[str, str, str]]
+    ]:
+        messages, octets, dropped = self._messages.copy(), self._bytes.copy(), self._dropped.copy()
+        self._add(messages, octets, dropped, live)
+        return messages, octets, dropped
 
     @staticmethod
     def _add(
         messages: Counter[tuple[str, str, str]],
         octets: Counter[tuple[str, str, str]],
+        dropped: Counter[tuple[str, str, str]],
         traffic: Iterable[Traffic],
     ) -> None:
         for t in traffic:
             messages[t.api, t.topic, t.direction] += t.messages
             octets[t.api, t.topic, t.direction] += t.bytes
+            if t.dropped:
+                dropped[t.api, t.topic, t.direction] += t.dropped

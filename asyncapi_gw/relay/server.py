@@ -881,6 +881,7 @@ class _Connection(asyncio.Protocol):
                 direction=direction,
                 messages=pump.stats.messages,
                 bytes=pump.stats.bytes,
+                dropped=pump.stats.dropped,
             )
             for direction, pump in zip(("in", "out"), self._pumps, strict=True)
         )
@@ -922,6 +923,7 @@ class _Connection(asyncio.Protocol):
         for t in traffic:
             entry[f"messages_{t.direction}"] = t.messages
             entry[f"bytes_{t.direction}"] = t.bytes
+            entry[f"dropped_{t.direction}"] = t.dropped
         if self.status == 101:
             entry["close_code"] = self.close_code
             entry["close_reason"] = self.close_reason

@@ -115,6 +115,36 @@ def test_access_log_has_one_json_line_per_connection(tmp_path: Path) -> None:
     assert second["status"] == 404
 
 
+def test_dropped_messages_are_counted_in_metrics_and_access_log(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+
+    async def main() -> str:
+        pub_only = (Topic(name="/*", publish=TopicOperation(operation=Operation.PUBLISH)),)
+        async with (
+            backend() as b,
+            Relay(
+                [api(b.url, topics=pub_only)],
+                ws_port=0,
+                on_wrong_direction="drop",
+                access_log=str(log),
+            ) as relay,
+        ):
+            async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
+                await ws.send("one")
+                await ws.send("two")
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(ws.recv(), 0.3)
+            await asyncio.sleep(0.05)
+            return (await http_get(relay.ports["ws"], "/metrics"))[2]
+
+    metrics = run(main())
+    # the echoes of the publish-only topic are dropped, and the drops are visible
+    assert 'asyncapi_gw_messages_dropped_total{api="Chat",topic="/*",direction="out"} 2' in metrics
+    entry = json.loads(log.read_text().splitlines()[0])
+    assert entry["dropped_out"] == 2
+    assert entry["dropped_in"] == 0
+
+
 def test_shutdown_drains_with_1001() -> None:
     async def main() -> None:
         async with backend() as b:
