@@ -155,11 +155,16 @@ class Relay:
         ]
         if tls is not None:
             wanted.append(("wss", config.wss_bind_port, tls))
-        try:
-            if config.access_log == "-":
-                self._access_log = sys.stderr
-            elif config.access_log is not None:
+        if config.access_log == "-":
+            self._access_log = sys.stderr
+        elif config.access_log is not None:
+            try:
                 self._access_log = open(config.access_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            except OSError as exc:
+                raise RelayError(
+                    f"cannot open the access log {config.access_log}: {exc.strerror or exc}"
+                ) from None
+        try:
             for scheme, port, context in wanted:
                 if port is None:
                     continue

@@ -200,6 +200,15 @@ def test_usage_errors_are_exit_2(tmp_path: Path, args: list[str], message: str) 
     assert "Traceback" not in done.stderr
 
 
+def test_unwritable_access_log_is_exit_2_naming_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "no-such-dir" / "access.log"
+    done = _run(str(_doc(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0", "--access-log", str(log))
+    assert done.returncode == 2, done.stderr
+    assert f"cannot open the access log {log}" in done.stderr
+    assert "cannot listen" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_invalid_document_is_exit_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"asyncapi": "2.6.0", "info": {"title": "X"}, "channels": {}}))
