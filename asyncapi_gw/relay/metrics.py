@@ -15,7 +15,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 @attrs.frozen(kw_only=True)
 class Traffic:
     """Messages and bytes one connection carried in one direction (``in``: client to backend);
-    ``dropped``: messages not relayed (wrong direction, throttled, invalid)."""
+    ``dropped``: messages not relayed (wrong direction, throttled, invalid, cut short by a
+    close)."""
 
     api: str
     topic: str
