@@ -1006,8 +1006,11 @@ def dump_document(data: Any, fmt: str = "yaml") -> str:
         readable: str = yaml.emit(
             _yaml_events(plain), Dumper=yaml.SafeDumper, allow_unicode=True, width=_UNFOLDED
         )
-        if parse_document(readable).data == plain:
-            return readable
+        try:
+            if parse_document(readable).data == plain:
+                return readable
+        except DocumentError:
+            pass  # PyYAML's emitter garbled it (a NEL in a key, say): libyaml's text stands
     return text
 
 

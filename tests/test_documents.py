@@ -907,3 +907,8 @@ def test_yaml_dump_writes_emoji_as_they_are() -> None:
     assert parse_document(text).data == data
     awkward = {"x": "\x85\U0001f303"}  # PyYAML's own emitter cannot keep a NEL
     assert parse_document(dump_document(awkward)).data == awkward
+
+
+def test_yaml_dump_falls_back_when_the_readable_emitter_garbles_keys() -> None:
+    data = {" ": None, "\x85": None, "\U00010000": None}
+    assert parse_document(dump_document(data)).data == data
