@@ -24,6 +24,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "binding_schema_uri",
     "bindings_registry",
+    "bundled_schema",
     "document_registry",
     "document_schema_uri",
     "schema_root",
@@ -104,6 +105,11 @@ def _inline(schemas: dict[str, Any]) -> referencing.Registry[Any]:
 def _bundle_schemas(version: str) -> dict[str, Any]:
     bundle = _load(f"{version}.json")
     return {bundle["$id"]: bundle, **bundle.get("definitions", {})}
+
+
+def bundled_schema(version: str) -> Any:
+    """The bundled single-file schema of an AsyncAPI ``version``, as shipped (a fresh copy)."""
+    return _load(f"{version}.json")
 
 
 def document_schema_uri(version: str) -> str:
