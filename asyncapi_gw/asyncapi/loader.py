@@ -9,9 +9,11 @@ decodes it into a :class:`StreamingAPI` (:mod:`asyncapi_gw.asyncapi.v2`).
 
 from __future__ import annotations
 
+import functools
+import gc
 import os
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import attrs
@@ -293,6 +295,31 @@ def _analyse(
     )
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _collector_paused(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``function`` with the cyclic garbage collector paused (restored afterwards).
+
+    A document becomes millions of acyclic objects; the collector's passes over them made the
+    cost grow faster than the size (20,000 channels: a quarter of the time).
+    """
+
+    @functools.wraps(function)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if not gc.isenabled():
+            return function(*args, **kwargs)
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
+
+
+@_collector_paused
 def validate_document(
     source: str | os.PathLike[str] | Mapping[str, Any] | documents.SourceDocument,
     *,
@@ -324,6 +351,7 @@ def validate_document(
     )
 
 
+@_collector_paused
 def import_asyncapi(
     source: str | os.PathLike[str] | Mapping[str, Any] | documents.SourceDocument,
     *,
@@ -427,6 +455,7 @@ def _baseline(
     return baseline
 
 
+@_collector_paused
 def export_asyncapi(
     api: StreamingAPI,
     *,

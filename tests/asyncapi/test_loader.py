@@ -301,3 +301,20 @@ def test_a_changed_channel_written_as_a_ref_is_written_out_whole() -> None:
     assert channel["parameters"] == {"id": {"schema": {"type": "string", "minLength": 2}}}
     assert channel["publish"] == {"x-uri-mapping": "/r/{uri.var.id}"}
     assert out["components"] == doc["components"]
+
+
+def test_the_garbage_collector_is_restored_after_loading() -> None:
+    import gc
+
+    assert gc.isenabled()
+    load_asyncapi(FIXTURES / "chatroom.yaml")
+    assert gc.isenabled()
+    with pytest.raises(ValidationError):
+        load_asyncapi(FIXTURES / "wso2-lenient.yaml")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        validate_document(FIXTURES / "chatroom.yaml")
+        assert not gc.isenabled()  # a caller's choice is left alone
+    finally:
+        gc.enable()
