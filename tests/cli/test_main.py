@@ -167,3 +167,18 @@ def test_validate_text_counts_errors_in_words(
     assert code == 1
     assert f"{one}: AsyncAPI 2.7.0 invalid (1 error)\n" in out
     assert f"{two}: AsyncAPI 2.6.0 invalid (3 errors)\n" in out
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    # Far more output than a pipe buffers, so that writing outlives the reader.
+    files = [str(p) for p in sorted((FIXTURES / "invalid").glob("*.yaml"))] * 60
+    proc = subprocess.Popen([sys.executable, "-m", "asyncapi_gw", "validate", *files],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err
