@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -288,11 +289,19 @@ def _add_ref_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    try:
+        return metadata.version("asyncapi-gw")
+    except metadata.PackageNotFoundError:  # a plain checkout, not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="asyncapi-gw",
         description="Import, validate, create, export and serve AsyncAPI 2.x WebSocket APIs.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     validate = commands.add_parser("validate", help="validate AsyncAPI documents")

@@ -182,3 +182,10 @@ def test_a_closed_pipe_ends_quietly() -> None:
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err
     assert "BrokenPipeError" not in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("asyncapi-gw 0.")
