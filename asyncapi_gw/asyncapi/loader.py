@@ -144,17 +144,19 @@ def _version(doc: documents.SourceDocument) -> str:
     )
 
 
-def _locate(doc: documents.SourceDocument, problem: Problem) -> Problem:
-    position = doc.locate(problem.pointer)
+def _locate(
+    doc: documents.SourceDocument, problem: Problem, pointer: str | None = None
+) -> Problem:
+    """``problem`` with the file, line and column of ``pointer`` (its own) in ``doc``."""
+    position = doc.locate(problem.pointer if pointer is None else pointer)
     line, column = position if position is not None else (None, None)
     return attrs.evolve(problem, line=line, column=column, file=doc.name)
 
 
 def _locate_resolved(resolved: Any, problem: Problem) -> Problem:
+    """``problem`` located where the resolved node it points at was written."""
     origin, pointer = resolved.origin(problem.pointer)
-    position = origin.locate(pointer)
-    line, column = position if position is not None else (None, None)
-    return attrs.evolve(problem, line=line, column=column, file=origin.name)
+    return _locate(origin, problem, pointer)
 
 
 def _binding_sites(data: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:

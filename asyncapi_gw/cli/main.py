@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from asyncapi_gw.asyncapi import (
+    ValidationReport,
     dump_asyncapi,
     import_asyncapi,
     validate_document,
@@ -83,34 +84,25 @@ def _validate(args: argparse.Namespace) -> int:
                 file,
                 allow_remote_refs=args.allow_remote_refs,
                 allow_outside_refs=args.allow_outside_refs,
-            ).as_dict()
-            report["file"] = file
-            code = max(code, EXIT_OK if report["valid"] else EXIT_INVALID)
+            )
+            code = max(code, EXIT_OK if report.valid else EXIT_INVALID)
         except DocumentError as exc:
-            report = {
-                "file": file,
-                "valid": False,
-                "asyncapi": None,
-                "errors": [p.as_dict() for p in exc.problems]
-                or [{"pointer": "", "line": None, "column": None,
-                     "rule": "document", "message": exc.message}],
-                "warnings": [],
-            }
+            problems = exc.problems or (
+                Problem(pointer="", message=exc.message, rule="document"),
+            )
+            report = ValidationReport(file=file, asyncapi=None, errors=problems)
             code = max(code, _exit_code(exc))
         if args.format == "json":
-            print(json.dumps(report, ensure_ascii=False))
+            print(json.dumps({**report.as_dict(), "file": file}, ensure_ascii=False))
             continue
-        count = len(report["errors"])
-        verdict = "valid" if report["valid"] else f"invalid ({count} error{'s' * (count != 1)})"
-        version = f" AsyncAPI {report['asyncapi']}" if report["asyncapi"] else ""
+        count = len(report.errors)
+        verdict = "valid" if report.valid else f"invalid ({count} error{'s' * (count != 1)})"
+        version = f" AsyncAPI {report.asyncapi}" if report.asyncapi else ""
         print(f"{file}:{version} {verdict}")
-        for kind, problems in (("", report["errors"]), ("warning: ", report["warnings"])):
-            for problem in problems:
-                where = problem.get("file") or file
-                if problem["line"] is not None:
-                    where += f":{problem['line']}:{problem['column']}"
-                print(f"  {kind}{where}: {problem['pointer'] or '/'}: {problem['message']} "
-                      f"[{problem['rule']}]")
+        for problem in report.errors:
+            print(f"  {_format_problem(problem, file)}")
+        for problem in report.warnings:
+            print(f"  warning: {_format_problem(problem, file)}")
     return code
 
 
