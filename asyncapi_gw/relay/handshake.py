@@ -1,4 +1,5 @@
-"""Both HTTP/1.1 opening handshakes, built and parsed with websockets' sans-I/O pieces.
+"""Both HTTP/1.1 opening handshakes: parsed here within websockets' limits, judged as websockets'
+server judges them, and built as its client builds them.
 
 The relay reads the client's request, checks it as a WebSocket server would, builds the request
 it sends to the backend and checks the backend's answer; the shell only moves the bytes.
@@ -6,27 +7,32 @@ it sends to the backend and checks the backend's answer; the shell only moves th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import functools
 import http
 import re
 import time
-from collections.abc import Generator, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Protocol
 
 import attrs
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidHeader, InvalidHeaderValue, SecurityError
+from websockets.exceptions import InvalidHeader, InvalidHeaderValue
 from websockets.headers import build_authorization_basic, build_host, parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
-from websockets.streams import StreamReader
 from websockets.uri import WebSocketURI, parse_uri
 from websockets.utils import accept_key, generate_key
 
 __all__ = [
     "BackendHandshake",
     "HandshakeError",
+    "HeaderView",
+    "HttpRequest",
+    "HttpResponse",
+    "RequestLike",
     "RequestParser",
     "ResponseParser",
     "check_upgrade",
@@ -68,94 +74,273 @@ class HandshakeError(Exception):
         self.reason = reason
 
 
-class _Parser:
-    """Feeds bytes to one of websockets' generator-based HTTP parsers."""
+# websockets' limits for an HTTP head: bytes per line (with its CRLF) and header lines.
+MAX_LINE = 8192
+MAX_HEADERS = 128
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+# Every byte of a head's lines (CRLFs removed) that a header value may hold; a name or a
+# request line is narrower still and is checked on its own.
+_LINE_BYTES = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_STATUS = re.compile(rb"[0-9]{3}")
+_TARGET_BYTES = re.compile(_TARGET.pattern.encode())
 
-    def __init__(self, parse: Generator[None, None, Any], reader: StreamReader) -> None:
-        self._reader = reader
-        self._parse = parse
-        next(self._parse)
 
-    def _feed(self, data: bytes, *, eof: bool = False) -> Any:
-        if eof:
-            self._reader.feed_eof()
-        else:
-            self._reader.feed_data(data)
-        try:
-            next(self._parse)
-        except StopIteration as done:
-            return done.value
-        return None
+class HeaderView:
+    """Headers as received: ``raw_items()`` in order with their case, ``get_all()`` by any case."""
+
+    __slots__ = ("_by_name", "_items")
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+        by_name: dict[str, list[str]] = {}
+        for name, value in items:
+            key = name.lower()
+            if key in by_name:
+                by_name[key].append(value)
+            else:
+                by_name[key] = [value]
+        self._by_name = by_name
+
+    def get_all(self, key: str) -> list[str]:
+        return self._by_name.get(key.lower(), [])
+
+    def get(self, key: str) -> str | None:
+        """The header's only value, ``None`` when absent. Raises :class:`LookupError` when
+        it is repeated."""
+        values = self._by_name.get(key.lower())
+        if values is None:
+            return None
+        if len(values) > 1:
+            raise LookupError(f"more than one {key} header")
+        return values[0]
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        return key.lower() in self._by_name
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return self._items
+
+
+class HeadersLike(Protocol):
+    def get_all(self, key: str) -> list[str]: ...
+
+    def raw_items(self) -> Iterable[tuple[str, str]]: ...
+
+
+class RequestLike(Protocol):
+    """What the relay reads of a handshake request: ours or websockets' ``Request``."""
 
     @property
-    def leftover(self) -> bytes:
-        """Bytes received after the end of the HTTP message."""
-        return bytes(self._reader.buffer)
+    def path(self) -> str: ...
+
+    @property
+    def headers(self) -> HeadersLike: ...
 
 
-class RequestParser(_Parser):
+@attrs.frozen(slots=True)
+class HttpRequest:
+    """A parsed HTTP/1.x request head."""
+
+    method: str
+    path: str
+    protocol: str
+    headers: HeaderView
+
+
+@attrs.frozen(slots=True)
+class HttpResponse:
+    """A parsed HTTP/1.x response head."""
+
+    status_code: int
+    reason_phrase: str
+    headers: HeaderView
+
+
+class _HeadReader:
+    """Collects an HTTP head as it arrives, enforcing websockets' limits as it goes.
+
+    A head is lines ending in CRLF up to an empty line: a line of more than :data:`MAX_LINE`
+    bytes or more than :data:`MAX_HEADERS` header lines is ``too_large``; a bare LF is
+    refused as soon as it is seen, as websockets' line reader does.
+    """
+
+    __slots__ = ("_buffer", "_checked", "_lines", "leftover")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._checked = 0  # the buffer holds whole, checked lines up to here
+        self._lines = 0
+        self.leftover = b""
+        """Bytes received after the end of the head."""
+
+    def _head(self, data: bytes, status: int, what: str) -> bytes | None:
+        """The head's bytes (no final CRLF CRLF) once complete. Raises :class:`HandshakeError`
+        with ``status`` for a malformed head, 431 (for a request) or ``status`` when too large."""
+        buffer = self._buffer
+        if not buffer:
+            end = data.find(b"\r\n\r\n")
+            # The usual case, a whole head in one read: short enough that no line can be
+            # too long, every LF after a CR, few enough lines.
+            if (
+                0 <= end < MAX_LINE
+                and data.count(b"\n", 0, end) == data.count(b"\r\n", 0, end)
+                and data.count(b"\n", 0, end) <= MAX_HEADERS
+            ):
+                self.leftover = data[end + 4 :]
+                return data[:end]
+        buffer += data
+        start = self._checked
+        while True:
+            newline = buffer.find(b"\n", start)
+            if newline < 0:
+                break
+            if newline + 1 - start > MAX_LINE:
+                raise _too_large(status, what, "a line is too long")
+            if newline == start or buffer[newline - 1] != 0x0D:
+                raise HandshakeError(status, f"invalid HTTP {what}: a line without CRLF")
+            if newline == start + 1:  # the empty line
+                head = bytes(buffer[: max(0, start - 2)])
+                self.leftover = bytes(buffer[newline + 1 :])
+                self._buffer = bytearray()
+                return head
+            self._lines += 1
+            if self._lines > MAX_HEADERS + 1:
+                raise _too_large(status, what, "too many headers")
+            start = newline + 1
+        self._checked = start
+        if len(buffer) - start > MAX_LINE:
+            raise _too_large(status, what, "a line is too long")
+        return None
+
+
+def _too_large(status: int, what: str, why: str) -> HandshakeError:
+    return HandshakeError(431 if status == 400 else status, f"HTTP {what} too large: {why}")
+
+
+def _headers(lines: list[bytes], status: int, what: str) -> HeaderView:
+    """Header lines as websockets parses them: a token, a colon, a value stripped of blanks."""
+    items = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise HandshakeError(status, f"invalid HTTP {what}: bad header line")
+        items.append((name.decode("ascii"), value.strip(b" \t").decode("iso-8859-1")))
+    return HeaderView(items)
+
+
+def _split_head(head: bytes, status: int, what: str) -> list[bytes]:
+    lines = head.split(b"\r\n")
+    if len(lines) > MAX_HEADERS + 1:  # a head that came whole was not counted
+        raise _too_large(status, what, "too many headers")
+    if not _LINE_BYTES.fullmatch(head.replace(b"\r\n", b"")):
+        raise HandshakeError(status, f"invalid HTTP {what}: forbidden characters")
+    return lines
+
+
+class RequestParser(_HeadReader):
     """The client's handshake request, fed as it arrives."""
 
-    def __init__(self) -> None:
-        reader = StreamReader()
-        super().__init__(Request.parse(reader.read_line), reader)
+    __slots__ = ()
 
-    def feed(self, data: bytes) -> Request | None:
-        """The request once complete, else ``None``. Raises :class:`HandshakeError`."""
-        try:
-            request: Request | None = self._feed(data)
-        except EOFError:
-            raise HandshakeError(400, "incomplete HTTP request") from None
-        except SecurityError as exc:  # a line too long or too many headers
-            raise HandshakeError(431, f"HTTP request too large: {exc}") from None
-        except (NotImplementedError, ValueError, RuntimeError) as exc:
-            # websockets' too-long and too-many errors derive from these
-            raise HandshakeError(400, f"invalid HTTP request: {exc}") from None
-        if request is not None and not _TARGET.fullmatch(request.path):
+    def feed(self, data: bytes) -> HttpRequest | None:
+        """The request once its head is complete, else ``None``. Raises
+        :class:`HandshakeError`: 431 past websockets' limits, 400 for anything malformed,
+        a body, or more than one ``Host``."""
+        head = self._head(data, 400, "request")
+        if head is None:
+            return None
+        lines = _split_head(head, 400, "request")
+        method, _, rest = lines[0].partition(b" ")
+        target, _, protocol = rest.partition(b" ")
+        if protocol not in (b"HTTP/1.1", b"HTTP/1.0") or not _TOKEN.fullmatch(method):
+            raise HandshakeError(400, "invalid HTTP request: bad request line")
+        if not _TARGET_BYTES.fullmatch(target):
             raise HandshakeError(400, "invalid request target")
-        return request
+        headers = _headers(lines[1:], 400, "request")
+        by_name = headers._by_name
+        if "transfer-encoding" in by_name or not set(by_name.get("content-length", ())) <= {"0"}:
+            raise HandshakeError(400, "invalid HTTP request: a request body")
+        if len(by_name.get("host", ())) > 1:
+            raise HandshakeError(400, "invalid HTTP request: more than one Host header")
+        return HttpRequest(method.decode(), target.decode(), protocol.decode(), headers)
 
 
-class ResponseParser(_Parser):
-    """The backend's handshake response, fed as it arrives."""
+class ResponseParser(_HeadReader):
+    """The backend's handshake response head, fed as it arrives (a body is never read: only a
+    101 lets the connection go on)."""
 
-    def __init__(self) -> None:
-        reader = StreamReader()
-        parse = Response.parse(reader.read_line, reader.read_exact, reader.read_to_eof)
-        super().__init__(parse, reader)
+    __slots__ = ()
 
-    def feed(self, data: bytes, *, eof: bool = False) -> Response | None:
-        """The response once complete, else ``None``. Raises :class:`HandshakeError` (502)."""
-        try:
-            response: Response | None = self._feed(data, eof=eof)
-        except EOFError:
+    def feed(self, data: bytes, *, eof: bool = False) -> HttpResponse | None:
+        """The response once its head is complete, else ``None``. Raises
+        :class:`HandshakeError` (502)."""
+        if eof:
+            raise HandshakeError(502, "backend closed the connection during the handshake")
+        head = self._head(data, 502, "response")
+        if head is None:
+            return None
+        lines = _split_head(head, 502, "response")
+        protocol, _, rest = lines[0].partition(b" ")
+        code, _, reason = rest.partition(b" ")
+        if protocol != b"HTTP/1.1" or not _STATUS.fullmatch(code) or not 100 <= int(code) < 600:
             raise HandshakeError(
-                502, "backend closed the connection during the handshake"
-            ) from None
-        except (NotImplementedError, ValueError, RuntimeError, LookupError, SecurityError) as exc:
-            raise HandshakeError(502, f"backend sent an invalid HTTP response: {exc}") from None
-        return response
+                502,
+                "backend sent an invalid HTTP response: bad status line "
+                + repr(lines[0][:80].decode("iso-8859-1")),
+            )
+        headers = _headers(lines[1:], 502, "response")
+        return HttpResponse(int(code), reason.decode("iso-8859-1"), headers)
 
 
-def is_upgrade(request: Request) -> bool:
+def is_upgrade(request: HttpRequest) -> bool:
     """Whether the request asks for a WebSocket upgrade at all."""
     return any("websocket" in v.lower() for v in request.headers.get_all("Upgrade"))
 
 
 # Checks requests with ``process_request``, which keeps nothing of them that the relay reads.
 _CHECKER = ServerProtocol()
+# ``Connection`` values that need no token parsing (lower case): what browsers and clients send.
+_PLAIN_CONNECTION = frozenset({"upgrade", "keep-alive, upgrade", "upgrade, keep-alive"})
 
 
-def check_upgrade(request: Request) -> HandshakeError | None:
+def check_upgrade(request: HttpRequest) -> HandshakeError | None:
     """What is wrong with a WebSocket upgrade request, as websockets' server judges it.
 
-    A valid request costs one ``process_request`` on a shared protocol; an invalid one gets a
-    fresh protocol's ``accept``, whose response gives the status and the reason.
+    The usual request (one plain ``Connection``, ``Upgrade``, key and version, at most one
+    ``Origin``) is judged here; anything else by websockets: ``process_request`` on a shared
+    protocol, then, to word a refusal, a fresh protocol's ``accept``.
     """
+    by_name = request.headers._by_name
+    connection = by_name.get("connection", ())
+    upgrade = by_name.get("upgrade", ())
+    key = by_name.get("sec-websocket-key", ())
+    if (
+        request.method == "GET"
+        and request.protocol == "HTTP/1.1"
+        and len(connection) == 1
+        and connection[0].lower() in _PLAIN_CONNECTION
+        and len(upgrade) == 1
+        and upgrade[0].lower() == "websocket"
+        and len(key) == 1
+        and _is_key(key[0])
+        and by_name.get("sec-websocket-version") == ["13"]
+        and len(by_name.get("origin", ())) <= 1
+        and _subprotocols_parse(by_name.get("sec-websocket-protocol", ()))
+    ):
+        return None
+    theirs = Request(
+        request.path, Headers(request.headers.raw_items()), request.method, request.protocol
+    )
     try:
-        _CHECKER.process_request(request)
+        _CHECKER.process_request(theirs)
     except Exception:  # noqa: BLE001 - accept() below classifies it, as the server would
-        response = ServerProtocol().accept(request)
+        response = ServerProtocol().accept(theirs)
     else:
         return None
     if response.status_code == 101:
@@ -163,13 +348,32 @@ def check_upgrade(request: Request) -> HandshakeError | None:
     return HandshakeError(response.status_code, response.body.decode(errors="replace").strip())
 
 
-def _offer(request: Request, name: str) -> str | None:
+def _subprotocols_parse(values: Iterable[str]) -> bool:
+    try:
+        for value in values:
+            parse_subprotocol(value)
+    except InvalidHeader:
+        return False
+    return True
+
+
+def _is_key(key: str) -> bool:
+    """A ``Sec-WebSocket-Key`` websockets accepts: 16 bytes in strict base64."""
+    if len(key) != 24:
+        return False
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except binascii.Error:
+        return False
+
+
+def _offer(request: HttpRequest, name: str) -> str | None:
     values = request.headers.get_all(name)
     return ", ".join(values) if values else None
 
 
 def switching_protocols(
-    request: Request, *, subprotocol: str | None, extensions: str | None
+    request: HttpRequest, *, subprotocol: str | None, extensions: str | None
 ) -> bytes:
     """The 101 response for the client, carrying the backend's subprotocol and extensions.
 
@@ -234,7 +438,7 @@ class BackendHandshake:
     def build(
         cls,
         url: str,
-        client: Request,
+        client: HttpRequest,
         *,
         forward_headers: Iterable[str],
         offer_extensions: bool = True,
@@ -288,7 +492,7 @@ class BackendHandshake:
             offered_subprotocols=offered,
         )
 
-    def check(self, response: Response) -> tuple[str | None, str | None]:
+    def check(self, response: HttpResponse) -> tuple[str | None, str | None]:
         """The backend's chosen subprotocol and extensions. Raises :class:`HandshakeError`."""
         if response.status_code != 101:
             raise HandshakeError(

@@ -27,7 +27,6 @@ from typing import IO, Any, cast
 from urllib.parse import parse_qsl
 
 import attrs
-from websockets.http11 import Request, Response
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import Operation, StreamingAPI, Topic, thaw
@@ -38,6 +37,9 @@ from asyncapi_gw.relay.embed import WebsocketsAdapter
 from asyncapi_gw.relay.handshake import (
     BackendHandshake,
     HandshakeError,
+    HttpRequest,
+    HttpResponse,
+    RequestLike,
     RequestParser,
     ResponseParser,
     check_upgrade,
@@ -269,14 +271,14 @@ class Relay:
 
     # -- per-connection services ---------------------------------------------------------------
 
-    def _route(self, request: Request) -> Route:
+    def _route(self, request: RequestLike) -> Route:
         """The route of an upgrade request. Raises :class:`HandshakeError` (404)."""
         route = self._table.match(request.path)
         if isinstance(route, NoRoute):
             raise HandshakeError(route.status, route.reason)
         return route
 
-    def _authorize(self, route: Route, request: Request) -> tuple[Principal, str]:
+    def _authorize(self, route: Route, request: RequestLike) -> tuple[Principal, str]:
         """Who connects and the backend URL. Raises :class:`HandshakeError` (401/403/503)."""
         principal = self._authenticator.authenticate(
             api=route.api,
@@ -352,7 +354,11 @@ class _BackendProtocol(asyncio.Protocol):
         if connection.state == _OPEN:  # the hot path, as in backend_data
             connection._rx[_BACKEND] = True
             if not connection._ignore[_BACKEND]:
-                connection._execute(connection._pumps[_BACKEND].receive(data), _BACKEND)
+                pump = connection._pumps[_BACKEND]
+                if pump.forward_whole(data):
+                    connection.client.write(data)
+                else:
+                    connection._execute(pump.receive(data), _BACKEND)
         else:
             connection.backend_data(data)
 
@@ -442,7 +448,7 @@ class _Connection(asyncio.Protocol):
         self.peer = ""
         self._holding_slot = False
         self._parser: RequestParser | None = RequestParser()  # until the request is read
-        self._backend_ready: asyncio.Future[tuple[Response, bytes]] | None = None
+        self._backend_ready: asyncio.Future[tuple[HttpResponse, bytes]] | None = None
         self._response: ResponseParser | None = None
         self._pumps: list[Pump] = []  # client's, backend's
         self._ignore = [False, False]  # drop what this side sends (the relay is closing it)
@@ -474,7 +480,11 @@ class _Connection(asyncio.Protocol):
         if self.state == _OPEN:  # the hot path, as in client_data
             self._rx[_CLIENT] = True
             if not self._ignore[_CLIENT]:
-                self._execute(self._pumps[_CLIENT].receive(data), _CLIENT)
+                pump = self._pumps[_CLIENT]
+                if pump.forward_whole(data):
+                    self._transports[_BACKEND].write(data)
+                else:
+                    self._execute(pump.receive(data), _CLIENT)
         else:
             self.client_data(data)
 
@@ -517,7 +527,7 @@ class _Connection(asyncio.Protocol):
             self.state = _DIALLING
             self._task = self.loop.create_task(self._open(request))
 
-    async def _open(self, request: Request) -> None:
+    async def _open(self, request: HttpRequest) -> None:
         try:
             await self._handshake(request)
         except HandshakeError as exc:
@@ -527,7 +537,7 @@ class _Connection(asyncio.Protocol):
             self.error = f"{type(exc).__name__}: {exc}"
             self._refuse(500, "internal error")
 
-    async def _handshake(self, request: Request) -> None:
+    async def _handshake(self, request: HttpRequest) -> None:
         relay = self.relay
         if not is_upgrade(request):
             self._serve_http(request)
@@ -615,7 +625,7 @@ class _Connection(asyncio.Protocol):
 
     def _accept(
         self,
-        request: Request,
+        request: HttpRequest,
         route: Route,
         subprotocol: str | None,
         extensions: str | None,
@@ -647,7 +657,7 @@ class _Connection(asyncio.Protocol):
         if leftover:
             self.backend_data(leftover)
 
-    def _serve_http(self, request: Request) -> None:
+    def _serve_http(self, request: HttpRequest) -> None:
         path = request.path.split("?", 1)[0]
         if request.method != "GET" or path not in ("/health", "/metrics"):
             raise check_upgrade(request) or HandshakeError(400, "not a WebSocket upgrade")

@@ -14,6 +14,7 @@ from websockets.uri import parse_uri
 from asyncapi_gw.relay.handshake import (
     BackendHandshake,
     HandshakeError,
+    HttpRequest,
     RequestParser,
     check_upgrade,
     switching_protocols,
@@ -26,7 +27,7 @@ UPGRADE = (
 )
 
 
-def request(extra: str = "", *, head: str = UPGRADE) -> Request:
+def request(extra: str = "", *, head: str = UPGRADE) -> HttpRequest:
     parsed = RequestParser().feed((head + extra + "\r\n").encode("iso-8859-1"))
     assert parsed is not None
     return parsed
@@ -113,7 +114,8 @@ def test_a_backend_path_with_forbidden_characters_is_refused_every_time() -> Non
 )
 def test_check_upgrade_judges_as_a_fresh_websockets_server(head: str, extra: str) -> None:
     client = request(extra, head=head)
-    response = ServerProtocol().accept(client)
+    theirs = Request(client.path, Headers(client.headers.raw_items()), client.method, client.protocol)
+    response = ServerProtocol().accept(theirs)
     for _ in range(2):  # the shared checker keeps nothing of an earlier request
         problem = check_upgrade(client)
         if response.status_code == 101:
