@@ -202,6 +202,7 @@ class Pump:
         "_frame_end",
         "_held",
         "_message_disposition",
+        "_plain",
         "_quota_only",
         "_refused",
         "_report",
@@ -220,6 +221,8 @@ class Pump:
         )
         # Only a quota applies: whole chunks of admitted messages pass as they came.
         self._quota_only = policy.allowed and policy.validator is None and policy.quota is not None
+        # Messages pass whole unless refused: forward_whole may take them (until a close).
+        self._plain = policy.allowed and policy.validator is None
         # Quota decisions _admit_whole took before handing a chunk to _route: this many
         # admitted message starts, then (if _refused) one refused.
         self._admitted = 0
@@ -257,6 +260,25 @@ class Pump:
         """The output of this direction is between messages: a frame may be injected."""
         scanner = self._scanner
         return not scanner.in_message and scanner.at_frame_boundary
+
+    def forward_whole(self, data: bytes) -> bool:
+        """The common chunk, done with no action list: true when ``data`` is one whole,
+        admitted data message that the policy forwards as it came (it is counted, as
+        :meth:`receive` would count it); false, with nothing counted, for any other chunk,
+        which then goes to :meth:`receive`."""
+        if not self._plain or self._tail or self._frame_disposition or self._message_disposition:
+            return False
+        scanner = self._scanner
+        length = scanner.whole(data)
+        if length < 0:
+            return False
+        quota = self.policy.quota
+        if quota is not None and not quota.take(self._clock()):
+            return False  # a refusal counts nothing; receive() decides again and answers it
+        scanner.count_whole(data, length)
+        self._bytes += len(data)
+        self._frame_end = scanner.offset
+        return True
 
     def receive(self, data: bytes) -> list[Action]:
         """The actions for ``data``, the next bytes received from this side."""
@@ -337,6 +359,7 @@ class Pump:
 
     def _stop(self, out: _Output, action: Action) -> list[Action]:
         self._done = True
+        self._plain = False
         out.add(action)
         return out.actions
 

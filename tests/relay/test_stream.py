@@ -14,6 +14,7 @@ from raw_frames import raw_frame
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.relay.frames import Opcode, close_frame, text_frame
+from asyncapi_gw.relay.quota import ConnectionQuota, Quota
 from asyncapi_gw.relay.stream import (
     THROTTLE_CLOSE_CODE,
     Action,
@@ -131,6 +132,77 @@ def test_fast_path_returns_the_same_bytes_object() -> None:
     [action] = Pump(StreamPolicy(from_client=True, allowed=True)).receive(chunk)
     assert isinstance(action, Forward)
     assert action.data is chunk
+
+
+def drive_as_the_shell(pump: Pump, chunks: list[bytes]) -> list[Action]:
+    """What the relay's shell does with each chunk: ``forward_whole``, else ``receive``."""
+    actions: list[Action] = []
+    for chunk in chunks:
+        actions += [Forward(chunk)] if pump.forward_whole(chunk) else pump.receive(chunk)
+    return actions
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    streams(),
+    st.booleans(),
+    st.lists(st.booleans(), max_size=12),
+    st.binary(max_size=20),
+    st.sampled_from(["plain", "quota", "drop", "close", "validator", "limit", "deflate"]),
+)
+def test_forward_whole_changes_nothing_but_the_cost(
+    stream: Stream, closed: bool, splits: list[bool], garbage: bytes, kind: str
+) -> None:
+    """Driven as the shell drives it, a pump gives the actions, counts and state that
+    ``receive`` alone gives, for any policy, whole frames or cut ones, a close, garbage."""
+    frames = [f.data for f in stream.frames]
+    if closed:
+        frames.append(close_frame(1000, "bye", mask=stream.masked))
+    frames.append(garbage)
+    chunks: list[bytes] = []  # whole frames, some split in two, some merged with the next
+    for index, frame in enumerate(frames):
+        split = splits[index % len(splits)] if splits else False
+        if split and len(frame) > 1:
+            chunks += [frame[: len(frame) // 2], frame[len(frame) // 2 :]]
+        elif split and chunks:
+            chunks[-1] += frame
+        else:
+            chunks.append(frame)
+
+    def make() -> Pump:
+        options: dict[str, object] = {"allowed": kind not in ("drop", "close")}
+        if kind in ("drop", "close"):
+            options["on_wrong_direction"] = kind
+        if kind == "quota":  # a real quota: a refusal counts nothing, so asking twice is safe
+            options["quota"] = ConnectionQuota(Quota(2, 60.0), Quota(3, 60.0))
+        if kind == "validator":
+            options["validator"] = lambda _o, p: len(p) % 2 == 0
+            options["on_invalid"] = "drop"
+        if kind == "limit":
+            options["max_message_size"] = 100
+        if kind == "deflate":
+            options["extensions"] = True
+        return Pump(policy(stream, **options), clock=lambda: 5.0)
+
+    reference, shell = make(), make()
+    assert drive_as_the_shell(shell, chunks) == run(reference, chunks)
+    assert shell.stats == reference.stats
+    assert shell.at_message_boundary() == reference.at_message_boundary()
+    later = text_frame("after", mask=stream.masked)
+    assert drive_as_the_shell(shell, [later]) == reference.receive(later)
+
+
+def test_forward_whole_takes_one_whole_admitted_message_only() -> None:
+    pump = Pump(StreamPolicy(from_client=True, allowed=True))
+    one = text_frame("x" * 300, mask=True)
+    assert pump.forward_whole(one)
+    assert not pump.forward_whole(one + one)  # two messages: receive() handles them
+    assert not pump.forward_whole(one[:100])  # a partial frame
+    assert pump.receive(one[:100]) == [Forward(one[:100])]
+    assert not pump.forward_whole(one[100:])  # the rest of a frame is not a frame start
+    assert not pump.forward_whole(text_frame("x", mask=False))  # unmasked from the client
+    assert not pump.forward_whole(close_frame(1000, mask=True))
+    assert pump.stats.messages == 2  # the whole one and the one started by the partial frame
 
 
 @settings(max_examples=80, deadline=None)
