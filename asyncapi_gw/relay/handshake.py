@@ -188,7 +188,7 @@ class _HeadReader:
             # The usual case, a whole head in one read: short enough that no line can be
             # too long, every LF after a CR, few enough lines.
             if (
-                0 <= end < MAX_LINE
+                0 <= end <= MAX_LINE - 2  # its last line's CRLF counts
                 and data.count(b"\n", 0, end) == data.count(b"\r\n", 0, end)
                 and data.count(b"\n", 0, end) <= MAX_HEADERS
             ):
@@ -472,7 +472,7 @@ class BackendHandshake:
         headers.append(("X-Forwarded-Proto", "wss" if secure_client else "ws"))
         if "Host" in client.headers:
             headers.append(("X-Forwarded-Host", client.headers["Host"]))
-        if not all(_VALUE.fullmatch(value) for _, value in headers):
+        if not _VALUE.fullmatch("".join(value for _, value in headers)):  # a class of characters
             raise HandshakeError(400, "a forwarded header holds forbidden characters")
         try:
             offered = tuple(

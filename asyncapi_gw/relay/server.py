@@ -351,14 +351,12 @@ class _BackendProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         connection = self.connection
-        if connection.state == _OPEN:  # the hot path, as in backend_data
-            connection._rx[_BACKEND] = True
-            if not connection._ignore[_BACKEND]:
-                pump = connection._pumps[_BACKEND]
-                if pump.forward_whole(data):
-                    connection.client.write(data)
-                else:
-                    connection._execute(pump.receive(data), _BACKEND)
+        if connection.state == _OPEN:  # the hot path, as in backend_data (nothing is ignored)
+            pump = connection._pumps[_BACKEND]
+            if pump.forward_whole(data):
+                connection.client.write(data)
+            else:
+                connection._execute(pump.receive(data), _BACKEND)
         else:
             connection.backend_data(data)
 
@@ -393,6 +391,7 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_backend_ready",
+        "_bytes_at_tick",
         "_close_from",
         "_close_sent",
         "_dial_expired",
@@ -405,7 +404,6 @@ class _Connection(asyncio.Protocol):
         "_pinged",
         "_pumps",
         "_response",
-        "_rx",
         "_task",
         "_timers",
         "_transports",
@@ -451,11 +449,11 @@ class _Connection(asyncio.Protocol):
         self._backend_ready: asyncio.Future[tuple[HttpResponse, bytes]] | None = None
         self._response: ResponseParser | None = None
         self._pumps: list[Pump] = []  # client's, backend's
-        self._ignore = [False, False]  # drop what this side sends (the relay is closing it)
+        self._ignore = [False, False]  # drop what this side sends (only while _CLOSING)
         self._close_sent = [False, False]  # a close frame was written to this side
         self._close_from = [False, False]  # this side sent a close frame
         self._gone = [False, False]  # this side's socket is closed
-        self._rx = [False, False]  # bytes from this side since the last keepalive tick
+        self._bytes_at_tick = (0, 0)  # what each side had sent at the last keepalive tick
         self._pinged = [False, False]
         self._messages_at_tick = 0
         self._idle_since = self.started
@@ -477,14 +475,12 @@ class _Connection(asyncio.Protocol):
         self._later(self.relay.config.open_timeout, self._handshake_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self.state == _OPEN:  # the hot path, as in client_data
-            self._rx[_CLIENT] = True
-            if not self._ignore[_CLIENT]:
-                pump = self._pumps[_CLIENT]
-                if pump.forward_whole(data):
-                    self._transports[_BACKEND].write(data)
-                else:
-                    self._execute(pump.receive(data), _CLIENT)
+        if self.state == _OPEN:  # the hot path, as in client_data (nothing is ignored)
+            pump = self._pumps[_CLIENT]
+            if pump.forward_whole(data):
+                self._transports[_BACKEND].write(data)
+            else:
+                self._execute(pump.receive(data), _CLIENT)
         else:
             self.client_data(data)
 
@@ -508,7 +504,6 @@ class _Connection(asyncio.Protocol):
 
     def client_data(self, data: bytes) -> None:
         if self.state in (_OPEN, _CLOSING):
-            self._rx[_CLIENT] = True
             if not self._ignore[_CLIENT]:
                 self._execute(self._pumps[_CLIENT].receive(data), _CLIENT)
         elif self.state == _HANDSHAKE and self._parser is not None:
@@ -553,7 +548,9 @@ class _Connection(asyncio.Protocol):
         if not relay._admit():
             raise HandshakeError(503, "too many connections")
         self._holding_slot = True
-        validated = any(relay._validator(route, op) is not None for op in Operation)
+        validated = relay.config.validate_messages and any(
+            relay._validator(route, op) is not None for op in Operation
+        )
         plan = BackendHandshake.build(
             url,
             request,
@@ -697,7 +694,6 @@ class _Connection(asyncio.Protocol):
 
     def backend_data(self, data: bytes) -> None:
         if self.state in (_OPEN, _CLOSING):
-            self._rx[_BACKEND] = True
             if not self._ignore[_BACKEND]:
                 self._execute(self._pumps[_BACKEND].receive(data), _BACKEND)
         elif self.state == _DIALLING:
@@ -871,10 +867,12 @@ class _Connection(asyncio.Protocol):
             self.shut(1001, "idle timeout")
             return
         if config.ping_interval is not None:
-            if any(p and not r for p, r in zip(self._pinged, self._rx, strict=True)):
+            sent = (self._pumps[_CLIENT].stats.bytes, self._pumps[_BACKEND].stats.bytes)
+            heard = [now != then for now, then in zip(sent, self._bytes_at_tick, strict=True)]
+            if any(p and not h for p, h in zip(self._pinged, heard, strict=True)):
                 self.shut(1011, "keepalive ping timeout")
                 return
-            self._rx = [False, False]
+            self._bytes_at_tick = sent
             # a ping to a side must not land inside a frame the other side is sending it
             self._pinged = [self._pumps[1 - side].at_message_boundary() for side in (0, 1)]
             if self._pinged[_CLIENT]:
@@ -889,16 +887,17 @@ class _Connection(asyncio.Protocol):
         if self.route is None or not self._pumps:
             return ()
         api, topic = self.route.api.name, self.route.topic.name
+        inbound, outbound = self._pumps[_CLIENT].stats, self._pumps[_BACKEND].stats
         return tuple(
             Traffic(
                 api=api,
                 topic=topic,
                 direction=direction,
-                messages=pump.stats.messages,
-                bytes=pump.stats.bytes,
-                dropped=pump.stats.dropped,
+                messages=stats.messages,
+                bytes=stats.bytes,
+                dropped=stats.dropped,
             )
-            for direction, pump in zip(("in", "out"), self._pumps, strict=True)
+            for direction, stats in (("in", inbound), ("out", outbound))
         )
 
     def _cancel_timers(self) -> None:
