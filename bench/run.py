@@ -361,6 +361,22 @@ def start_relay(
     )
 
 
+def start_floor(backend_port: int) -> Target | str:
+    """``python_floor.py``: the bare Python splice that bounds what any Python relay can do."""
+    port = free_port()
+    argv = ["taskset", "-c", SERVER_CPU, sys.executable, str(BENCH / "python_floor.py")]
+    proc = subprocess.Popen([*argv, str(port), str(backend_port)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if not line.startswith("listening on "):
+        stop(proc)
+        return f"python_floor.py did not start: {line!r}"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    return Target(
+        "floor", port, "/echo", [], proc.pid, note=f"bare Python splice, {loop}", procs=[proc]
+    )
+
+
 # --------------------------------------------------------------------------- measuring
 
 
@@ -546,9 +562,11 @@ def print_table(names: list[str], rows: list[tuple[str, str, dict[str, dict[str,
     relays = [n for n in names if n.startswith("relay")]
     ratio_cols: list[tuple[str, str, str]] = []
     for relay in relays:
-        for base in ("nginx", "direct"):
+        for base in ("nginx", "direct", "floor"):
             if base in names:
                 ratio_cols.append((f"{relay}/{base}", relay, base))
+    if "floor" in names and "nginx" in names:
+        ratio_cols.append(("floor/nginx", "floor", "nginx"))
     if not relays and "nginx" in names and "direct" in names:
         ratio_cols.append(("nginx/direct", "nginx", "direct"))
     header = ["measure", "unit", *names, *(c[0] for c in ratio_cols)]
@@ -621,6 +639,12 @@ def targets_running(
                         skipped[name] = started
                     else:
                         targets.append(started)
+        if "floor" in wanted:
+            started = start_floor(backend_port)
+            if isinstance(started, str):
+                skipped["floor"] = started
+            else:
+                targets.append(started)
         yield targets, skipped
     finally:
         for target in targets:
