@@ -31,6 +31,8 @@ class RelayConfig:
 
     Ports are shifted by ``port_offset``; ``None`` turns a listener off. The ``wss`` listener
     runs only with ``tls_cert`` and ``tls_key``. Timeouts are in seconds; ``None`` disables one.
+    ``open_timeout`` bounds the whole opening handshake from the client's connection: its
+    request (else dropped unanswered) and the backend's handshake (else 504).
     ``access_log`` is a file path, ``"-"`` for standard error, or ``None`` for no access log.
     """
 

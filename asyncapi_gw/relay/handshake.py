@@ -8,7 +8,6 @@ it sends to the backend and checks the backend's answer; the shell only moves th
 from __future__ import annotations
 
 import base64
-import binascii
 import email.utils
 import functools
 import http
@@ -90,15 +89,15 @@ class HeaderView:
 
     __slots__ = ("_by_name", "_items")
 
-    def __init__(self, items: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, items: list[tuple[str, str]], by_name: dict[str, list[str]] | None = None
+    ) -> None:
+        """``by_name``, when given, is ``items``' values by lower-cased name."""
         self._items = items
-        by_name: dict[str, list[str]] = {}
-        for name, value in items:
-            key = name.lower()
-            if key in by_name:
-                by_name[key].append(value)
-            else:
-                by_name[key] = [value]
+        if by_name is None:
+            by_name = {}
+            for name, value in items:
+                by_name.setdefault(name.lower(), []).append(value)
         self._by_name = by_name
 
     def get_all(self, key: str) -> list[str]:
@@ -226,12 +225,20 @@ def _too_large(status: int, what: str, why: str) -> HandshakeError:
 def _headers(lines: list[bytes], status: int, what: str) -> HeaderView:
     """Header lines as websockets parses them: a token, a colon, a value stripped of blanks."""
     items = []
+    by_name: dict[str, list[str]] = {}
     for line in lines:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
+        raw_name, colon, raw_value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(raw_name):
             raise HandshakeError(status, f"invalid HTTP {what}: bad header line")
-        items.append((name.decode("ascii"), value.strip(b" \t").decode("iso-8859-1")))
-    return HeaderView(items)
+        name = raw_name.decode("ascii")
+        value = raw_value.strip(b" \t").decode("iso-8859-1")
+        items.append((name, value))
+        key = name.lower()
+        if key in by_name:
+            by_name[key].append(value)
+        else:
+            by_name[key] = [value]
+    return HeaderView(items, by_name)
 
 
 def _split_head(head: bytes, status: int, what: str) -> list[bytes]:
@@ -287,8 +294,13 @@ class ResponseParser(_HeadReader):
             return None
         lines = _split_head(head, 502, "response")
         protocol, _, rest = lines[0].partition(b" ")
-        code, _, reason = rest.partition(b" ")
-        if protocol != b"HTTP/1.1" or not _STATUS.fullmatch(code) or not 100 <= int(code) < 600:
+        code, space, reason = rest.partition(b" ")  # the second space stays, reason or not
+        if (
+            protocol != b"HTTP/1.1"
+            or not space
+            or not _STATUS.fullmatch(code)
+            or not 100 <= int(code) < 600
+        ):
             raise HandshakeError(
                 502,
                 "backend sent an invalid HTTP response: bad status line "
@@ -363,7 +375,7 @@ def _is_key(key: str) -> bool:
         return False
     try:
         return len(base64.b64decode(key, validate=True)) == 16
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         return False
 
 

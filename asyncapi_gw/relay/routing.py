@@ -144,12 +144,17 @@ class _ApiNode:
         self.topics = _TopicNode()
 
 
+_FOUND_ROUTES = 4096  # paths whose route a table keeps; all are dropped when it is full
+
+
 @attrs.frozen(kw_only=True)
 class RouteTable:
     """The APIs one relay serves, compiled for matching in time proportional to path depth."""
 
     apis: tuple[StreamingAPI, ...]
     _root: _ApiNode = attrs.field(repr=False, eq=False)
+    # Routes found, by path (never the query, which may carry credentials); bounded.
+    _found: dict[str, Route] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     @classmethod
     def from_apis(cls, apis: Iterable[StreamingAPI]) -> RouteTable:
@@ -176,6 +181,25 @@ class RouteTable:
         if not target.startswith("/") or not _PRINTABLE.fullmatch(target) or "#" in target:
             return NoRoute(reason="Bad request target: not a printable ASCII path without '#'.")
         path, _, query = target.partition("?")
+        route = self._found.get(path)
+        if route is None:
+            found = self._match_path(path)
+            if isinstance(found, NoRoute):
+                return found
+            if len(self._found) >= _FOUND_ROUTES:
+                self._found.clear()
+            route = self._found[path] = found
+        if not query:
+            return route
+        return Route(
+            api=route.api,
+            topic=route.topic,
+            params=route.params,
+            query=query,
+            uri_mapping=route.uri_mapping,
+        )
+
+    def _match_path(self, path: str) -> Route | NoRoute:
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
         raw_segments = path[1:].split("/") if path != "/" else []
@@ -217,7 +241,6 @@ class RouteTable:
             api=api,
             topic=leaf.topic,
             params=dict(zip(leaf.names, values, strict=True)),
-            query=query,
             uri_mapping=leaf.uri_mapping,
         )
 

@@ -472,7 +472,7 @@ class _Connection(asyncio.Protocol):
         self.peer = str(peer[0]) if isinstance(peer, tuple) else "local"
         limit = self.relay.config.write_buffer_limit
         self.client.set_write_buffer_limits(high=limit, low=limit // 4)
-        self._later(self.relay.config.open_timeout, self._handshake_timeout)
+        self._later(self.relay.config.open_timeout, self._open_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.state == _OPEN:  # the hot path, as in client_data (nothing is ignored)
@@ -559,9 +559,7 @@ class _Connection(asyncio.Protocol):
             client_host=self.peer,
             secure_client=self.secure,
         )
-        # A timer, not asyncio.wait_for, which would wrap the dial in a second task.
-        timer = self.loop.call_later(relay.config.open_timeout, self._dial_timeout)
-        try:
+        try:  # bounded by the open timer (connection_made), not asyncio.wait_for: no 2nd task
             leftover, (subprotocol, extensions) = await self._dial(plan)
         except asyncio.CancelledError:
             if not self._dial_expired:
@@ -571,17 +569,10 @@ class _Connection(asyncio.Protocol):
             ) from None
         except OSError as exc:
             raise HandshakeError(502, f"cannot reach the backend: {exc.strerror or exc}") from None
-        finally:
-            timer.cancel()
         self._accept(request, route, subprotocol, extensions, leftover)
         if principal.expires_at is not None:
             delay = max(0.0, principal.expires_at - time.time())
             self._later(delay, self.shut, 4001, "token expired")
-
-    def _dial_timeout(self) -> None:
-        if self.state == _DIALLING and self._task is not None:
-            self._dial_expired = True
-            self._task.cancel()
 
     async def _dial(self, plan: BackendHandshake) -> tuple[bytes, tuple[str | None, str | None]]:
         context = ssl.create_default_context() if plan.secure else None
@@ -683,12 +674,17 @@ class _Connection(asyncio.Protocol):
         self.client.close()
         self._finalize()
 
-    def _handshake_timeout(self) -> None:
+    def _open_timeout(self) -> None:
+        """``open_timeout`` after the client connected: no request yet (dropped without an
+        answer) or the backend still dialled (504)."""
         if self.state == _HANDSHAKE:
             self.error = "no handshake request in time"
             self.state = _CLOSED
             self.client.abort()
             self._finalize()
+        elif self.state == _DIALLING and self._task is not None:
+            self._dial_expired = True
+            self._task.cancel()
 
     # -- the splice ----------------------------------------------------------------------------
 
