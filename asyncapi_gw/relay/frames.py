@@ -246,36 +246,39 @@ class FrameScanner:
         """No frame is partly fed."""
         return not self._head and not self._remaining
 
-    def whole(self, data: bytes) -> int:
-        """If ``data`` is exactly one whole unfragmented data frame, at a frame boundary and
-        within the size limit, its payload length; else -1. Nothing is counted: a chunk that
-        passes is counted by :meth:`count_whole`, any other goes to :meth:`feed`."""
+    def take_whole(self, data: bytes) -> bool:
+        """Count ``data`` as :meth:`feed` would, when it is exactly one whole unfragmented data
+        frame at a frame boundary and within the size limit; else count nothing, and false
+        (the chunk then goes to :meth:`feed`)."""
         n = len(data)
         if n < 2 or self._head or self._remaining or self.in_message or self.closed:
-            return -1
+            return False
         b1 = data[1]
         if self._tables[0][data[0]] != _WHOLE or (b1 & 0x80) != self._mask_bit:
-            return -1
+            return False
         length = b1 & 0x7F
         size = 6 if self._mask_bit else 2
         if length == 126:
             if n < 4:
-                return -1
+                return False
             length = (data[2] << 8) | data[3]
             size += 2
         elif length == 127:
-            return -1  # 64 KiB or more: the general scan
+            return False  # 64 KiB or more: the general scan
         if size + length != n or length > self._limit:
-            return -1
-        return length
-
-    def count_whole(self, data: bytes, length: int) -> None:
-        """Count ``data``, for which :meth:`whole` gave ``length``, as :meth:`feed` would."""
+            return False
         self.frames += 1
         self.messages += 1
         self.message_opcode = data[0] & 0x0F
         self.message_size = length
-        self.offset += len(data)
+        self.offset += n
+        return True
+
+    def untake_whole(self, data: bytes) -> None:
+        """Take back the count of :meth:`take_whole` (the message was refused after all)."""
+        self.frames -= 1
+        self.messages -= 1
+        self.offset -= len(data)
 
     def feed(self, data: bytes, events: list[FrameEvent]) -> None:
         """Scan ``data``, the next bytes of the stream, appending events to ``events``."""

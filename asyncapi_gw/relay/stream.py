@@ -269,13 +269,13 @@ class Pump:
         if not self._plain or self._tail or self._frame_disposition or self._message_disposition:
             return False
         scanner = self._scanner
-        length = scanner.whole(data)
-        if length < 0:
+        if not scanner.take_whole(data):
             return False
         quota = self.policy.quota
         if quota is not None and not quota.take(self._clock()):
-            return False  # a refusal counts nothing; receive() decides again and answers it
-        scanner.count_whole(data, length)
+            # A refusal counts nothing: receive() decides again and answers it.
+            scanner.untake_whole(data)
+            return False
         self._bytes += len(data)
         self._frame_end = scanner.offset
         return True
