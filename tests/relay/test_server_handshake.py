@@ -114,7 +114,9 @@ def test_a_backend_path_with_forbidden_characters_is_refused_every_time() -> Non
 )
 def test_check_upgrade_judges_as_a_fresh_websockets_server(head: str, extra: str) -> None:
     client = request(extra, head=head)
-    theirs = Request(client.path, Headers(client.headers.raw_items()), client.method, client.protocol)
+    theirs = Request(
+        client.path, Headers(client.headers.raw_items()), client.method, client.protocol
+    )
     response = ServerProtocol().accept(theirs)
     for _ in range(2):  # the shared checker keeps nothing of an earlier request
         problem = check_upgrade(client)
