@@ -274,6 +274,27 @@ class FrameScanner:
         self.offset += n
         return True
 
+    def take_close(self, data: bytes) -> bytes | None:
+        """When ``data`` is exactly one whole close frame at a frame boundary outside a
+        message, count it as :meth:`feed` would and return its unmasked payload; else count
+        nothing and return ``None``."""
+        n = len(data)
+        if n < 2 or data[0] != 0x88 or self._head or self._remaining or self.in_message:
+            return None
+        b1 = data[1]
+        length = b1 & 0x7F
+        masked = self._mask_bit
+        if self.closed or (b1 & 0x80) != masked or length > 125:
+            return None
+        start = 6 if masked else 2
+        if start + length != n:
+            return None
+        self.frames += 1
+        self.offset += n
+        self.closed = True
+        payload = data[start:]
+        return unmask(payload, data[2:6]) if masked else payload
+
     def untake_whole(self, data: bytes) -> None:
         """Take back the count of :meth:`take_whole` (the message was refused after all)."""
         self.frames -= 1

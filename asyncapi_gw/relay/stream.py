@@ -285,6 +285,15 @@ class Pump:
         if self._done:
             return []
         self._bytes += len(data)
+        if self._plain and not (self._tail or self._frame_disposition or self._message_disposition):
+            payload = self._scanner.take_close(data)
+            if payload is not None:  # a close frame alone: what _pass and _close_seen give
+                self._done, self._plain = True, False
+                try:
+                    code, reason = parse_close_payload(payload)
+                except ProtocolViolation as exc:
+                    return [Close(exc.code, exc.reason)]
+                return [Forward(data), CloseSeen(code, reason)]
         events = self._events
         base = self._scanner.offset
         violation = None

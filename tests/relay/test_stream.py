@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from raw_frames import raw_frame
 
 from asyncapi_gw.errors import RelayError
-from asyncapi_gw.relay.frames import Opcode, close_frame, text_frame
+from asyncapi_gw.relay.frames import FrameScanner, Opcode, close_frame, text_frame
 from asyncapi_gw.relay.quota import ConnectionQuota, Quota
 from asyncapi_gw.relay.stream import (
     THROTTLE_CLOSE_CODE,
@@ -190,6 +190,51 @@ def test_forward_whole_changes_nothing_but_the_cost(
     assert shell.at_message_boundary() == reference.at_message_boundary()
     later = text_frame("after", mask=stream.masked)
     assert drive_as_the_shell(shell, [later]) == reference.receive(later)
+
+
+class _ScannerWithoutShortcut(FrameScanner):
+    __slots__ = ()
+
+    def take_close(self, data: bytes) -> bytes | None:
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.booleans(),
+    st.binary(max_size=125),
+    st.sampled_from(["plain", "quota", "drop", "validator", "deflate"]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_a_close_frame_alone_is_taken_as_the_full_scan_takes_it(
+    masked: bool, payload: bytes, kind: str, after_a_message: bool, wrong_mask: bool
+) -> None:
+    """A chunk holding just a close frame (valid payload or not) is taken in one step, with
+    the actions, counts and state of the full scan."""
+    frame = raw_frame(Opcode.CLOSE, payload, mask=masked != wrong_mask)
+    if payload[:1] == b"\x03":  # often a valid code and reason
+        frame = close_frame(int.from_bytes(payload[:2], "big") % 2000 + 1000, "x", mask=masked)
+    chunks = [text_frame("m", mask=masked), frame] if after_a_message else [frame]
+
+    def make() -> Pump:
+        options: dict[str, object] = {"allowed": kind != "drop", "on_wrong_direction": "drop"}
+        if kind == "quota":
+            options["quota"] = ConnectionQuota(Quota(5, 60.0), Quota(5, 60.0))
+        if kind == "validator":
+            options["validator"] = lambda _o, p: True
+        if kind == "deflate":
+            options["extensions"] = True
+        policy = StreamPolicy(from_client=masked, **options)  # type: ignore[arg-type]
+        return Pump(policy, clock=lambda: 1.0)
+
+    shortcut, full = make(), make()
+    full._scanner.__class__ = _ScannerWithoutShortcut
+    assert run(shortcut, chunks) == run(full, chunks)
+    assert shortcut.stats == full.stats
+    assert shortcut.at_message_boundary() == full.at_message_boundary()
+    later = text_frame("after", mask=masked)
+    assert shortcut.receive(later) == full.receive(later)
 
 
 def test_forward_whole_takes_one_whole_admitted_message_only() -> None:
