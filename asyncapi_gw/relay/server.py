@@ -128,6 +128,10 @@ class Relay:
             for warning in self._authenticator.config_warnings(api):
                 log.warning("%s", warning)
         self._quotas = QuotaRegistry()
+        # Per topic, built once: message checks and the policies that hold no quota. Keyed by
+        # the topic's id; the topic is kept beside its entry so that the id stays its own.
+        self._checks: dict[tuple[int, Operation], tuple[Topic, _MessageCheck | None]] = {}
+        self._policies: dict[tuple[int, bool, bool], tuple[Topic, StreamPolicy]] = {}
         self._metrics = Metrics()
         self._connections: set[_Connection] = set()  # relayed (past the 101)
         self._live: set[_Connection] = set()  # every client socket, handshakes included
@@ -265,6 +269,8 @@ class Relay:
             for warning in self._authenticator.config_warnings(api):
                 log.warning("%s", warning)
         self._table = table
+        self._checks.clear()
+        self._policies.clear()
         for connection in list(self._connections):
             if connection.route is not None and connection.route.api not in kept:
                 connection.shut(1012, "API definition changed")
@@ -313,24 +319,38 @@ class Relay:
     def _validator(self, route: Route, operation: Operation) -> _MessageCheck | None:
         if not self.config.validate_messages:
             return None
-        check = _MessageCheck(route.topic, operation)
-        return check if check.schema is not None else None
+        topic = route.topic
+        known = self._checks.get((id(topic), operation))
+        if known is None:
+            check = _MessageCheck(topic, operation)
+            known = self._checks[id(topic), operation] = (
+                topic,
+                check if check.schema is not None else None,
+            )
+        return known[1]
 
     def _policy(self, route: Route, *, from_client: bool, extensions: bool) -> StreamPolicy:
+        quota = self._quotas.for_connection(route.api) if from_client else None
+        key = (id(route.topic), from_client, extensions)
+        known = self._policies.get(key) if quota is None else None
+        if known is not None:
+            return known[1]
         config = self.config
         operation = Operation.PUBLISH if from_client else Operation.SUBSCRIBE
-        validator = self._validator(route, operation)
-        return StreamPolicy(
+        policy = StreamPolicy(
             from_client=from_client,
             allowed=route.topic.allows(operation),
             on_wrong_direction=config.on_wrong_direction,
             max_message_size=config.max_message_size,
-            quota=self._quotas.for_connection(route.api) if from_client else None,
+            quota=quota,
             on_throttle=config.on_throttle,
-            validator=validator,
+            validator=self._validator(route, operation),
             on_invalid=config.on_invalid,
             extensions=extensions,
         )
+        if quota is None:
+            self._policies[key] = (route.topic, policy)
+        return policy
 
 
 # -- the connection ----------------------------------------------------------------------------
