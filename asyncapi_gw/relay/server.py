@@ -411,17 +411,14 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_backend_ready",
-        "_bytes_at_tick",
         "_close_from",
         "_close_sent",
-        "_dial_expired",
         "_gone",
         "_holding_slot",
         "_idle_since",
         "_ignore",
         "_messages_at_tick",
         "_parser",
-        "_pinged",
         "_pumps",
         "_response",
         "_task",
@@ -473,13 +470,10 @@ class _Connection(asyncio.Protocol):
         self._close_sent = [False, False]  # a close frame was written to this side
         self._close_from = [False, False]  # this side sent a close frame
         self._gone = [False, False]  # this side's socket is closed
-        self._bytes_at_tick = (0, 0)  # what each side had sent at the last keepalive tick
-        self._pinged = [False, False]
         self._messages_at_tick = 0
         self._idle_since = self.started
         self._timers: list[asyncio.TimerHandle] = []
         self._task: asyncio.Task[None] | None = None
-        self._dial_expired = False  # the backend handshake's time ran out
         self._transports: list[asyncio.Transport] = []  # client's, then backend's
 
     # -- the client socket's protocol ----------------------------------------------------------
@@ -518,7 +512,11 @@ class _Connection(asyncio.Protocol):
         self.resume_reading(_BACKEND)
 
     def _later(self, delay: float, callback: Any, *args: Any) -> None:
-        self._timers.append(self.loop.call_later(delay, callback, *args))
+        timers = self._timers
+        if len(timers) >= 4:  # a long-lived connection schedules a timer per keepalive tick
+            now = self.loop.time()
+            timers[:] = [t for t in timers if t.when() > now and not t.cancelled()]
+        timers.append(self.loop.call_later(delay, callback, *args))
 
     # -- handshake -----------------------------------------------------------------------------
 
@@ -581,12 +579,6 @@ class _Connection(asyncio.Protocol):
         )
         try:  # bounded by the open timer (connection_made), not asyncio.wait_for: no 2nd task
             leftover, (subprotocol, extensions) = await self._dial(plan)
-        except asyncio.CancelledError:
-            if not self._dial_expired:
-                raise
-            raise HandshakeError(
-                504, "the backend did not complete its handshake in time"
-            ) from None
         except OSError as exc:
             raise HandshakeError(502, f"cannot reach the backend: {exc.strerror or exc}") from None
         self._accept(request, route, subprotocol, extensions, leftover)
@@ -702,9 +694,10 @@ class _Connection(asyncio.Protocol):
             self.state = _CLOSED
             self.client.abort()
             self._finalize()
-        elif self.state == _DIALLING and self._task is not None:
-            self._dial_expired = True
-            self._task.cancel()
+        elif self.state == _DIALLING:
+            if self._task is not None:  # it may not have started: it must not be relied on
+                self._task.cancel()
+            self._refuse(504, "the backend did not complete its handshake in time")
 
     # -- the splice ----------------------------------------------------------------------------
 
@@ -883,19 +876,33 @@ class _Connection(asyncio.Protocol):
             self.shut(1001, "idle timeout")
             return
         if config.ping_interval is not None:
-            sent = (self._pumps[_CLIENT].stats.bytes, self._pumps[_BACKEND].stats.bytes)
-            heard = [now != then for now, then in zip(sent, self._bytes_at_tick, strict=True)]
-            if any(p and not h for p, h in zip(self._pinged, heard, strict=True)):
-                self.shut(1011, "keepalive ping timeout")
-                return
-            self._bytes_at_tick = sent
-            # a ping to a side must not land inside a frame the other side is sending it
-            self._pinged = [self._pumps[1 - side].at_message_boundary() for side in (0, 1)]
-            if self._pinged[_CLIENT]:
-                self.client.write(_PING_TO_CLIENT)
-            if self._pinged[_BACKEND]:
-                self._transport(_BACKEND).write(_ping_to_backend())
+            self._ping(config.ping_timeout)
         self._schedule_tick()
+
+    def _ping(self, timeout: float | None) -> None:
+        """Ping both sides; one that sends nothing within ``timeout`` is lost (1011)."""
+        # a ping to a side must not land inside a frame the other side is sending it
+        pinged = (
+            self._pumps[_BACKEND].at_message_boundary(),
+            self._pumps[_CLIENT].at_message_boundary(),
+        )
+        if pinged[_CLIENT]:
+            self.client.write(_PING_TO_CLIENT)
+        if pinged[_BACKEND]:
+            self._transport(_BACKEND).write(_ping_to_backend())
+        if timeout is not None and any(pinged):
+            self._later(timeout, self._check_heard, pinged, self._received())
+
+    def _check_heard(self, pinged: tuple[bool, bool], received: tuple[int, int]) -> None:
+        if self.state != _OPEN:
+            return
+        now = self._received()
+        if any(p and n == r for p, n, r in zip(pinged, now, received, strict=True)):
+            self.shut(1011, "keepalive ping timeout")
+
+    def _received(self) -> tuple[int, int]:
+        """The bytes each side has sent so far."""
+        return self._pumps[_CLIENT].stats.bytes, self._pumps[_BACKEND].stats.bytes
 
     # -- accounting ----------------------------------------------------------------------------
 

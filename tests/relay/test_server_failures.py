@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -330,6 +331,59 @@ def test_idle_timeout_and_keepalive() -> None:
             await asyncio.sleep(0.5)
             await ws.send("alive")
             assert await ws.recv() == "alive"
+
+    run(main())
+
+
+def test_ping_timeout_is_how_long_a_pinged_side_may_stay_silent() -> None:
+    async def main() -> None:
+        async with (
+            backend() as b,
+            Relay([api(b.url)], ws_port=0, ping_interval=0.1, ping_timeout=1.5) as relay,
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", relay.ports["ws"])
+            writer.write(f"GET /chat/1.0/x HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n".encode())
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+            early = b""
+            with contextlib.suppress(TimeoutError):
+                early = await asyncio.wait_for(reader.read(1000), 0.6)
+            assert early.startswith(b"\x89\x00")  # pinged, and not yet given up on
+            assert b"\x88" not in early
+            data = await asyncio.wait_for(reader.read(), 5)  # more pings, then the close
+            close = data[data.index(b"\x88") :]
+            assert int.from_bytes(close[2:4], "big") == 1011
+            writer.close()
+        # a connection that answers pings for long keeps a bounded set of timers
+        async with (
+            backend() as b,
+            Relay([api(b.url)], ws_port=0, ping_interval=0.05, ping_timeout=0.2) as relay,
+            client(relay.ports["ws"], "/chat/1.0/x") as ws,
+        ):
+            await asyncio.sleep(1)  # 20 ticks and 20 checks scheduled, at most 4 checks due
+            [connection] = relay._connections
+            assert len(connection._timers) <= 8
+            await ws.send("alive")
+            assert await ws.recv() == "alive"
+
+    run(main())
+
+
+def test_a_request_completed_at_the_open_deadline_is_answered() -> None:
+    """The request and the open deadline due in the same loop iteration: the client gets an
+    answer and the connection ends (it once stayed dialling forever)."""
+
+    async def main() -> None:
+        async with (
+            backend() as b,
+            Relay([api(b.url)], ws_port=0, open_timeout=0.5) as relay,
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", relay.ports["ws"])
+            await asyncio.sleep(0.2)
+            writer.write(f"GET /chat/1.0/x HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n".encode())
+            time.sleep(0.5)  # the loop is busy past the deadline while the request arrives
+            answer = await asyncio.wait_for(reader.read(), 5)
+            assert answer.startswith((b"HTTP/1.1 504 ", b"HTTP/1.1 101 ")), answer[:40]
+            writer.close()
 
     run(main())
 
