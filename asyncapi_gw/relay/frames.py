@@ -248,10 +248,13 @@ class FrameScanner:
 
     def take_whole(self, data: bytes) -> bool:
         """Count ``data`` as :meth:`feed` would, when it is exactly one whole unfragmented data
-        frame at a frame boundary and within the size limit; else count nothing, and false
-        (the chunk then goes to :meth:`feed`)."""
+        frame at a frame boundary, within the size limit, and nothing is collected; else count
+        nothing, and false (the chunk then goes to :meth:`feed`). No event is reported: the
+        caller acts on the message itself."""
         n = len(data)
         if n < 2 or self._head or self._remaining or self.in_message or self.closed:
+            return False
+        if self._collect:
             return False
         b1 = data[1]
         if self._tables[0][data[0]] != _WHOLE or (b1 & 0x80) != self._mask_bit:
@@ -276,8 +279,8 @@ class FrameScanner:
 
     def take_close(self, data: bytes) -> bytes | None:
         """When ``data`` is exactly one whole close frame at a frame boundary outside a
-        message, count it as :meth:`feed` would and return its unmasked payload; else count
-        nothing and return ``None``."""
+        message, count it as :meth:`feed` would and return its unmasked payload (instead of
+        reporting it as an event); else count nothing and return ``None``."""
         n = len(data)
         if n < 2 or data[0] != 0x88 or self._head or self._remaining or self.in_message:
             return None

@@ -266,26 +266,33 @@ class Pump:
         admitted data message that the policy forwards as it came (it is counted, as
         :meth:`receive` would count it); false, with nothing counted, for any other chunk,
         which then goes to :meth:`receive`."""
-        if not self._plain or self._tail or self._frame_disposition or self._message_disposition:
+        if not self._at_rest():
             return False
         scanner = self._scanner
         if not scanner.take_whole(data):
             return False
         quota = self.policy.quota
         if quota is not None and not quota.take(self._clock()):
-            # A refusal counts nothing: receive() decides again and answers it.
             scanner.untake_whole(data)
+            self._refused = True  # decided: receive() answers it without asking again
             return False
         self._bytes += len(data)
         self._frame_end = scanner.offset
         return True
+
+    def _at_rest(self) -> bool:
+        """Whole messages pass (no policy withholds, drops or checks them) and none is cut:
+        a chunk may take a shortcut of the full scan."""
+        return self._plain and not (
+            self._tail or self._frame_disposition or self._message_disposition
+        )
 
     def receive(self, data: bytes) -> list[Action]:
         """The actions for ``data``, the next bytes received from this side."""
         if self._done:
             return []
         self._bytes += len(data)
-        if self._plain and not (self._tail or self._frame_disposition or self._message_disposition):
+        if self._at_rest():
             payload = self._scanner.take_close(data)
             if payload is not None:  # a close frame alone: what _pass and _close_seen give
                 self._done, self._plain = True, False
@@ -328,6 +335,7 @@ class Pump:
             self._tail
             or self._message_disposition != _FORWARD
             or self._frame_disposition != _FORWARD
+            or self._refused  # forward_whole refused this chunk's message already
         ):
             return False
         if events:
@@ -340,6 +348,7 @@ class Pump:
         for event in events:
             opcode = event.opcode
             if opcode == Opcode.CLOSE:
+                self._admitted = admitted  # each message takes the quota once
                 return False
             if opcode != Opcode.CONT and opcode < Opcode.CLOSE:
                 if not quota.take(self._clock()):

@@ -333,6 +333,22 @@ def test_throttled_messages_are_dropped_with_a_reply(
     assert pump.stats.dropped == len(dropped)
 
 
+def test_messages_before_a_close_frame_take_the_quota_once() -> None:
+    pump = Pump(
+        StreamPolicy(
+            from_client=True, allowed=True, quota=ConnectionQuota(Quota(2, 60.0), Quota(2, 60.0))
+        ),
+        clock=lambda: 1.0,
+    )
+    two = text_frame("a", mask=True) + text_frame("b", mask=True)
+    bye = close_frame(1000, mask=True)
+    actions = pump.receive(two + bye)
+    assert forwarded(actions) == two + bye
+    assert actions[-1] == CloseSeen(1000, "")
+    assert not any(isinstance(a, Reply) for a in actions)
+    assert pump.stats.dropped == 0
+
+
 def test_throttle_close() -> None:
     quota = ListQuota({1})
     pump = Pump(StreamPolicy(from_client=True, allowed=True, quota=quota, on_throttle="close"))
