@@ -26,7 +26,8 @@ class _Side(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
-        self.pending: list[bytes] = []  # received before the peer's socket exists
+        # Received before the peer's socket exists: unbounded, as nothing here is defended.
+        self.pending: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -55,10 +56,11 @@ class _Client(_Side):
     def __init__(self, backend_port: int) -> None:
         super().__init__()
         self.backend_port = backend_port
+        self.dial: asyncio.Task[None] | None = None  # referenced until it ends
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        asyncio.get_running_loop().create_task(self._dial())
+        self.dial = asyncio.get_running_loop().create_task(self._dial())
 
     async def _dial(self) -> None:
         loop = asyncio.get_running_loop()

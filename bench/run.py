@@ -1,7 +1,7 @@
 """Relay benchmark: the same load, side by side, against the echo backend directly, through
-nginx and through ``asyncapi-gw serve``.
+nginx and through ``asyncapi-gw serve`` (and, with ``floor``, a bare Python splice).
 
-    python bench/run.py [--quick] [--targets direct,nginx,relay] [--reps 3]
+    python bench/run.py [--quick] [--targets direct,nginx,relay[,floor]] [--reps 3]
 
 Builds ``backend`` and ``loadgen`` from C with the machine's gcc into bench/build/, starts the
 backend and the proxies pinned to CPU 0, runs the load generator pinned to CPU 1, repeats every

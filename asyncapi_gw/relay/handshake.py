@@ -29,6 +29,7 @@ __all__ = [
     "BackendHandshake",
     "HandshakeError",
     "HeaderView",
+    "HeadersLike",
     "HttpRequest",
     "HttpResponse",
     "RequestLike",
@@ -127,6 +128,8 @@ class HeaderView:
 
 
 class HeadersLike(Protocol):
+    """What the relay reads of headers: ours (:class:`HeaderView`) or websockets'."""
+
     def get_all(self, key: str) -> list[str]: ...
 
     def raw_items(self) -> Iterable[tuple[str, str]]: ...
@@ -242,9 +245,7 @@ def _headers(lines: list[bytes], status: int, what: str) -> HeaderView:
 
 
 def _split_head(head: bytes, status: int, what: str) -> list[bytes]:
-    lines = head.split(b"\r\n")
-    if len(lines) > MAX_HEADERS + 1:  # a head that came whole was not counted
-        raise _too_large(status, what, "too many headers")
+    lines = head.split(b"\r\n")  # at most MAX_HEADERS + 1: _head counted them
     if not _LINE_BYTES.fullmatch(head.replace(b"\r\n", b"")):
         raise HandshakeError(status, f"invalid HTTP {what}: forbidden characters")
     return lines

@@ -145,6 +145,7 @@ class _ApiNode:
 
 
 _FOUND_ROUTES = 4096  # paths whose route a table keeps; all are dropped when it is full
+_FOUND_PATH = 256  # longer paths are matched every time (the cache stays under ~2 MB)
 
 
 @attrs.frozen(kw_only=True)
@@ -186,9 +187,12 @@ class RouteTable:
             found = self._match_path(path)
             if isinstance(found, NoRoute):
                 return found
-            if len(self._found) >= _FOUND_ROUTES:
-                self._found.clear()
-            route = self._found[path] = found
+            if len(path) > _FOUND_PATH:
+                route = found
+            else:
+                if len(self._found) >= _FOUND_ROUTES:
+                    self._found.clear()
+                route = self._found[path] = found
         if not query:
             return route
         return Route(
