@@ -566,9 +566,7 @@ class _Connection(asyncio.Protocol):
         if not relay._admit():
             raise HandshakeError(503, "too many connections")
         self._holding_slot = True
-        validated = relay.config.validate_messages and any(
-            relay._validator(route, op) is not None for op in Operation
-        )
+        validated = any(relay._validator(route, op) is not None for op in Operation)
         plan = BackendHandshake.build(
             url,
             request,
