@@ -80,6 +80,17 @@ class ConnectionQuota:
         api._used += 1
         return True
 
+    def take_many(self, now: float, count: int) -> int:
+        """Count up to ``count`` events at ``now`` in both quotas: as many as both have room
+        for, the same as that many :meth:`take` calls before the first refusal."""
+        connection, api = self.connection, self.api
+        connection._advance(now)
+        api._advance(now)
+        granted = max(0, min(count, connection.limit - connection._used, api.limit - api._used))
+        connection._used += granted
+        api._used += granted
+        return granted
+
 
 class QuotaRegistry:
     """The per-API shared quotas of one relay, handing out per-connection quotas.

@@ -92,6 +92,10 @@ Action = Forward | Reply | Close | CloseSeen
 class QuotaLike(Protocol):
     def take(self, now: float) -> bool: ...
 
+    def take_many(self, now: float, count: int) -> int:
+        """As many of ``count`` events as ``take`` would admit in a row, counted."""
+        ...
+
 
 _MODES = {
     "on_wrong_direction": ("close", "drop"),
@@ -343,18 +347,25 @@ class Pump:
                 return False
         elif self._frame_end < base + len(data):
             return False
-        quota = cast(QuotaLike, self.policy.quota)  # _quota_only
-        admitted = 0
+        starts = 0  # data messages starting in the chunk (before a close frame, if any)
+        closing = False
         for event in events:
             opcode = event.opcode
             if opcode == Opcode.CLOSE:
-                self._admitted = admitted  # each message takes the quota once
-                return False
+                closing = True
+                break
             if opcode != Opcode.CONT and opcode < Opcode.CLOSE:
-                if not quota.take(self._clock()):
-                    self._admitted, self._refused = admitted, True
-                    return False
-                admitted += 1
+                starts += 1
+        if starts:
+            quota = cast(QuotaLike, self.policy.quota)  # _quota_only
+            admitted = quota.take_many(self._clock(), starts)
+            if admitted < starts:
+                self._admitted, self._refused = admitted, True
+                return False
+            if closing:
+                self._admitted = admitted  # each message takes the quota once
+        if closing:
+            return False
         if events:
             self._frame_end = events[-1].end
             self._frame_disposition = _FORWARD
