@@ -117,6 +117,27 @@ def test_connection_and_api_both_must_allow() -> None:
     assert second.take(60.0)
 
 
+@given(
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.lists(st.tuples(st.floats(0, 5), st.integers(0, 8)), max_size=20),
+)
+def test_take_many_is_takes_until_the_first_refusal(
+    connection_limit: int, api_limit: int, calls: list[tuple[float, int]]
+) -> None:
+    many = ConnectionQuota(Quota(connection_limit, 1.0), Quota(api_limit, 2.0))
+    one_by_one = ConnectionQuota(Quota(connection_limit, 1.0), Quota(api_limit, 2.0))
+    now = 0.0
+    for step, count in calls:
+        now += step
+        granted = 0
+        while granted < count and one_by_one.take(now):
+            granted += 1
+        assert many.take_many(now, count) == granted
+        assert many.connection.remaining(now) == one_by_one.connection.remaining(now)
+        assert many.api.remaining(now) == one_by_one.api.remaining(now)
+
+
 def test_registry_shares_one_quota_per_api() -> None:
     registry = QuotaRegistry()
     throttled = api(Throttling(events=2, unit=ThrottlingUnit.SECOND))
