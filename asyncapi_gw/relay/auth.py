@@ -180,6 +180,10 @@ def _read_data(path: str | Path, what: str) -> Any:
         raise RelayError(f"{what}: {exc.message}", exc.problems) from None
 
 
+def _key_principal(info: ApiKeyInfo) -> Principal:
+    return Principal(kind=AuthKind.API_KEY, scopes=info.scopes, environment=info.environment)
+
+
 def _api_keys_from_data(data: Any, where: str) -> dict[str, ApiKeyInfo]:
     if not isinstance(data, Mapping):
         raise RelayError(f"API key file {where}: must map each key to {{scopes, environment}}")
@@ -381,9 +385,12 @@ class Authenticator:
         elif config.jwt_public_key is not None:
             self._fixed_key = _pem_key(config.jwt_public_key)
         self._jwks = None if config.jwks is None else _jwks_keys(config.jwks)
-        self._api_keys: dict[bytes, ApiKeyInfo] | ApiKeyLookup | None
+        # A configured key's principal never changes: built once, by the key's digest.
+        self._api_keys: dict[bytes, Principal] | ApiKeyLookup | None
         if isinstance(config.api_keys, Mapping):
-            self._api_keys = {_digest(k): info for k, info in config.api_keys.items()}
+            self._api_keys = {
+                _digest(k): _key_principal(info) for k, info in config.api_keys.items()
+            }
         else:
             self._api_keys = config.api_keys
 
@@ -466,12 +473,13 @@ class Authenticator:
         if self._api_keys is None:
             return _reject("no API keys are configured on this gateway")
         if isinstance(self._api_keys, dict):
-            info = self._api_keys.get(_digest(value))
+            principal = self._api_keys.get(_digest(value))
         else:
             info = self._api_keys(value)
-        if info is None:
+            principal = None if info is None else _key_principal(info)
+        if principal is None:
             return _reject("invalid API key")
-        return Principal(kind=AuthKind.API_KEY, scopes=info.scopes, environment=info.environment)
+        return principal
 
     def _jwt(self, token: str, now: float) -> Principal | Rejection:
         if not self.has_jwt_key:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -61,9 +63,10 @@ def test_every_backend_request_has_its_own_key() -> None:
         BackendHandshake.build(
             "ws://b/x", request(), forward_headers=(), client_host="h", secure_client=True
         ).key
-        for _ in range(20)
+        for _ in range(200)  # past a refill of the key pool
     }
-    assert len(keys) == 20
+    assert len(keys) == 200
+    assert {len(base64.b64decode(key, validate=True)) for key in keys} == {16}
 
 
 @given(
