@@ -207,17 +207,19 @@ MALFORMED = {
 }
 
 
+async def _close_code_after(port: int, data: bytes) -> int | None:
+    """Upgrade a raw client, send ``data``, and return the close code the relay answers."""
+    reader, writer, _ = await raw_open(port, "/chat/1.0/x")
+    writer.write(data)
+    try:
+        return await read_close(reader, 10)
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize("rounds", scales(1, 50))
 def test_malformed_frames_and_oversized_messages_get_their_close_code(rounds: int) -> None:
     raise_fd_limit()
-
-    async def one(port: int, data: bytes) -> int | None:
-        reader, writer, _ = await raw_open(port, "/chat/1.0/x")
-        writer.write(data)
-        try:
-            return await read_close(reader, 10)
-        finally:
-            writer.close()
 
     async def main() -> None:
         async with (
@@ -231,7 +233,9 @@ def test_malformed_frames_and_oversized_messages_get_their_close_code(rounds: in
                     for record in (b.connections, b.paths, b.headers, b.closes):
                         record.clear()  # the harness's backend keeps every peer it had
                     tracemalloc.reset_peak()
-                    codes = await asyncio.gather(*(one(port, d) for d, _ in MALFORMED.values()))
+                    codes = await asyncio.gather(
+                        *(_close_code_after(port, d) for d, _ in MALFORMED.values())
+                    )
                     got = dict(zip(MALFORMED, codes, strict=True))
                     assert got == {name: code for name, (_, code) in MALFORMED.items()}
                     # a terabyte announced is never buffered
@@ -246,14 +250,7 @@ def test_malformed_frames_and_oversized_messages_get_their_close_code(rounds: in
 def test_announced_giants_are_refused_at_the_header_with_bounded_memory(connections: int) -> None:
     """Many clients announce a 1 GiB message and trickle it: 1009 at once, nothing buffered."""
     raise_fd_limit()
-
-    async def one(port: int) -> int | None:
-        reader, writer, _ = await raw_open(port, "/chat/1.0/x")
-        writer.write(raw_frame(2, b"g" * 4096, length=1 << 30)[: 14 + 4096])
-        try:
-            return await read_close(reader, 10)
-        finally:
-            writer.close()
+    giant = raw_frame(2, b"g" * 4096, length=1 << 30)[: 14 + 4096]
 
     async def main() -> None:
         async with (
@@ -262,7 +259,10 @@ def test_announced_giants_are_refused_at_the_header_with_bounded_memory(connecti
         ):
             with tracing():
                 base = snapshot().traced
-                codes = await asyncio.gather(*(one(relay.ports["ws"]) for _ in range(connections)))
+                port = relay.ports["ws"]
+                codes = await asyncio.gather(
+                    *(_close_code_after(port, giant) for _ in range(connections))
+                )
                 grown = tracemalloc.get_traced_memory()[1] - base
             assert codes == [1009] * connections
             assert grown < connections * 64 * 1024 + 4 * 1024 * 1024
