@@ -81,7 +81,7 @@ MAX_HEADERS = 128
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 # Every byte of a head's lines (CRLFs removed) that a header value may hold; a name or a
 # request line is narrower still and is checked on its own.
-_LINE_BYTES = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_LINE_BYTES = re.compile(_VALUE.pattern.encode())
 _STATUS = re.compile(rb"[0-9]{3}")
 _TARGET_BYTES = re.compile(_TARGET.pattern.encode())
 
