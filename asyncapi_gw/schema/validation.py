@@ -80,6 +80,8 @@ _EMAIL = re.compile(
 )
 # JavaScript's named groups, which Python spells (?P<name>...).
 _JS_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
+# JavaScript's \s: ECMA-262 white space and line terminators (Python's own \s differs).
+_JS_SPACE = r"\t\n\v\f\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 _UNCHECKED_FORMATS = frozenset({"uri-reference", "iri-reference"})
 
 
@@ -99,8 +101,31 @@ def _is_email(value: object) -> bool:
 
 @functools.lru_cache(maxsize=1024)
 def _python_regex(pattern: str) -> str:
-    """A JavaScript pattern spelled for Python's ``re`` (named groups differ)."""
-    return _JS_NAMED_GROUP.sub("(?P<", pattern)
+    r"""A JavaScript pattern spelled for Python's ``re``, as the official parser (ajv) reads it:
+    named groups spelled ``(?P<``; ``\d``, ``\w`` and ``\b`` ASCII-only (the ``(?a)`` flag);
+    ``\s`` and ``\S`` (outside a class) JavaScript's Unicode white space."""
+    out: list[str] = []
+    in_class = False
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\" and i + 1 < n:
+            escaped = pattern[i + 1]
+            if escaped == "s":
+                out.append(_JS_SPACE if in_class else f"[{_JS_SPACE}]")
+            elif escaped == "S" and not in_class:
+                out.append(f"[^{_JS_SPACE}]")
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        i += 1
+    return "(?a)" + _JS_NAMED_GROUP.sub("(?P<", "".join(out))
 
 
 def _is_regex(value: object) -> bool:
@@ -338,7 +363,7 @@ def _additional(error: jsonschema.exceptions.ValidationError) -> list[str]:
     patterns = list(schema.get("patternProperties", {}))
     return [
         str(name) for name in instance
-        if name not in known and not any(re.search(p, str(name)) for p in patterns)
+        if name not in known and not any(re.search(_python_regex(p), str(name)) for p in patterns)
     ]
 
 

@@ -262,6 +262,30 @@ def test_javascript_named_groups_are_valid_patterns() -> None:
     assert len(validate_instance("24", schema, pointer="", rule="r")) == 1
 
 
+@pytest.mark.parametrize("key", ["\u00b9", "\u00e9", "\u0663"])
+def test_pattern_properties_read_backslash_w_and_d_as_javascript_does(key: str) -> None:
+    """2.0.0's securitySchemes names match ``^[\\w\\d\\.\\-_]+$``: ASCII in JavaScript, so
+    ``@asyncapi/parser`` 3 lets a non-ASCII name through unchecked (checked by running it)."""
+    doc = minimal("2.0.0")
+    doc["components"] = {"securitySchemes": {key: None}}
+    assert validate_asyncapi(doc, "2.0.0") == []
+    doc["components"] = {"securitySchemes": {"ascii": None}}
+    assert pairs(validate_asyncapi(doc, "2.0.0"))[0][0] == "/components/securitySchemes/ascii"
+    # the same, by jsonschema alone (the document check may take the jsonschema-rs verdict)
+    schema = {"patternProperties": {"^[\\w\\d\\.\\-_]+$": {"type": "object"}}}
+    assert validate_instance({key: None}, schema, pointer="", rule="r") == []
+    assert validate_instance({"ascii": None}, schema, pointer="", rule="r") != []
+
+
+def test_patterns_read_backslash_s_as_javascript_does() -> None:
+    schema = {"type": "string", "pattern": "^a\\sb[\\s]c\\S$"}
+    assert validate_instance("a\u00a0b\u3000cd", schema, pointer="", rule="r") == []
+    assert validate_instance("a\x1cb c!", schema, pointer="", rule="r") != []  # not JS space
+    assert validate_instance("a b c\u2028", schema, pointer="", rule="r") != []
+    digits = {"type": "string", "pattern": "^\\d+$"}
+    assert validate_instance("\u0663", digits, pointer="", rule="r") != []  # Arabic-Indic 3
+
+
 def test_deep_instance_is_a_problem_not_an_exception() -> None:
     schema = {"items": {"$ref": "#"}}
     deep: list[Any] = []
