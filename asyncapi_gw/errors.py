@@ -11,6 +11,7 @@ This module imports nothing else of the package.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable
 
 import attrs
@@ -24,7 +25,23 @@ __all__ = [
     "Severity",
     "UnsupportedVersionError",
     "ValidationError",
+    "json_excerpt",
 ]
+
+
+def json_excerpt(value: object, limit: int = 80) -> str:
+    """``value`` written as JSON for a problem message (``null``, ``true``, ``["on", "off"]``).
+
+    Problem messages quote document values as the document's own language writes them, never as
+    Python does; a value longer than ``limit`` characters is cut and ends with ``…``.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+    except ValueError:  # NaN or infinity: not JSON, but a reader knows these words
+        text = str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
 
 
 class Severity(enum.Enum):
