@@ -12,6 +12,8 @@ import yaml  # noqa: TID251
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asyncapi_gw import validate_document
+from asyncapi_gw.errors import Severity
 from asyncapi_gw.rules import RULE_NAMES, check_rules
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "invalid"
@@ -74,6 +76,16 @@ EXPECTED: dict[str, list[str]] = {
 }
 
 
+# Fixtures of checks made outside check_rules, with the pointers the official parser reports.
+PIPELINE_EXPECTED: dict[str, list[str]] = {
+    "asyncapi-ref-placement": [
+        "/tags/0",
+        "/channels/~1rooms/subscribe/message/examples/0",
+        "/components/messageTraits/Common/examples/0",
+    ],
+}
+
+
 def _load(name: str) -> dict[str, Any]:
     with (FIXTURES / name).open(encoding="utf-8") as file:
         data: dict[str, Any] = yaml.safe_load(file)
@@ -102,6 +114,34 @@ def test_invalid_fixture_breaks_its_rule_only(rule: str) -> None:
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_fixed_fixture_passes(rule: str) -> None:
     assert _check(_load(f"{rule}.fixed.yaml")) == []
+
+
+def _fixture_rules() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in FIXTURES.glob("*.yaml")
+        if not p.name.endswith(".fixed.yaml")
+    )
+
+
+def test_every_fixture_has_expectations() -> None:
+    assert _fixture_rules() == sorted([*EXPECTED, *PIPELINE_EXPECTED])
+
+
+@pytest.mark.parametrize("rule", _fixture_rules())
+def test_invalid_fixture_through_validation(rule: str) -> None:
+    report = validate_document(FIXTURES / f"{rule}.yaml")
+    problems = [*report.errors, *report.warnings]
+    expected = EXPECTED.get(rule) or PIPELINE_EXPECTED[rule]
+    assert sorted((p.rule, p.pointer) for p in problems) == sorted((rule, p) for p in expected)
+    assert all(p.line is not None and p.column is not None for p in problems)
+    assert report.valid is (problems[0].severity is Severity.WARNING)
+
+
+@pytest.mark.parametrize("rule", _fixture_rules())
+def test_fixed_fixture_through_validation(rule: str) -> None:
+    report = validate_document(FIXTURES / f"{rule}.fixed.yaml")
+    assert (report.errors, report.warnings) == ((), ())
 
 
 def test_messages_name_the_culprit() -> None:
@@ -212,6 +252,61 @@ def test_invalid_payload_schema_rejects_its_examples() -> None:
     }
     data = _doc(channels={"/a": {"subscribe": {"message": message}}})
     assert [rule for rule, _ in _check(data)] == ["asyncapi2-message-examples-custom-format"]
+
+
+# --- references where the specification takes none -------------------------------------------
+
+
+def _with_referenced_examples(version: str) -> dict[str, Any]:
+    example = {"$ref": "#/components/schemas/Ex"}
+    message = {
+        "payload": {"type": "object"},
+        "examples": [example],
+        "traits": [{"examples": [example]}],
+    }
+    return {
+        "asyncapi": version,
+        "info": {"title": "t", "version": "1"},
+        "channels": {"/a": {"subscribe": {"message": message}}},
+        "components": {"schemas": {"Ex": {"payload": {"a": 1}}}},
+    }
+
+
+# The official parser refuses a $ref as a message example in every 2.x version, and as a message
+# trait example only where that version's schema spells out the example's shape.
+@pytest.mark.parametrize(
+    ("version", "trait_refused"),
+    [
+        ("2.0.0", False),
+        ("2.1.0", True),
+        ("2.2.0", False),
+        ("2.3.0", False),
+        ("2.4.0", False),
+        ("2.5.0", False),
+        ("2.6.0", True),
+    ],
+)
+def test_reference_as_an_example_is_refused(version: str, trait_refused: bool) -> None:
+    report = validate_document(_with_referenced_examples(version))
+    message = "/channels/~1a/subscribe/message"
+    expected = [f"{message}/examples/0"] + [f"{message}/traits/0/examples/0"] * trait_refused
+    assert [(p.rule, p.pointer) for p in report.errors] == [
+        ("asyncapi-ref-placement", pointer) for pointer in expected
+    ]
+    assert "not allowed here in AsyncAPI " + version in report.errors[0].message
+
+
+def test_references_where_the_specification_takes_them_pass() -> None:
+    doc = _with_referenced_examples("2.6.0")
+    message = doc["channels"]["/a"]["subscribe"]["message"]
+    # Inside an example's payload a $ref is data the official parser resolves like any other.
+    message["examples"] = [{"payload": {"$ref": "#/components/schemas/Ex/payload"}}]
+    message["traits"] = [{"$ref": "#/components/messageTraits/T"}]
+    doc["components"]["messageTraits"] = {"T": {"headers": {"$ref": "#/components/schemas/H"}}}
+    doc["components"]["schemas"]["H"] = {"type": "object"}
+    doc["channels"]["/b"] = {"publish": {"message": {"$ref": "#/components/messages/M"}}}
+    doc["components"]["messages"] = {"M": {"payload": {"$ref": "#/components/schemas/H"}}}
+    assert validate_document(doc).errors == ()
 
 
 # --- odd shapes -----------------------------------------------------------------------------

@@ -281,14 +281,23 @@ def _analyse(
         doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs
     )
     depth = _check_expansion(doc, resolved.data)
-    problems = list(resolved.problems)
-    problems.extend(schema.validate_asyncapi(resolved.data, version))
-    problems.extend(check_rules(resolved.data))
-    problems.extend(_check_bindings(resolved.data))
+    problems = [_locate_resolved(resolved, p) for p in resolved.problems]
+    # A misplaced $ref is a fault of the document as written, before resolution.
+    problems.extend(sorted(
+        (_locate(doc, p) for p in schema.misplaced_refs(doc.data, version)),
+        key=lambda p: (p.line or 0, p.column or 0),
+    ))
+    problems.extend(
+        _locate_resolved(resolved, p)
+        for p in (
+            *schema.validate_asyncapi(resolved.data, version),
+            *check_rules(resolved.data),
+            *_check_bindings(resolved.data),
+        )
+    )
     # A component used in several places is reported once, where it is written.
     located: dict[tuple[object, str, str], Problem] = {}
-    for problem in problems:
-        at = _locate_resolved(resolved, problem)
+    for at in problems:
         where = (at.file, at.line, at.column) if at.line is not None else at.pointer
         located.setdefault((where, at.rule, at.message), at)
     return _Analysis(

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from asyncapi_gw.schema.bundle import SUPPORTED_VERSIONS, schema_root
 from asyncapi_gw.schema.refs import Resolved, resolve_refs
-from asyncapi_gw.schema.validation import validate_asyncapi, validate_binding, validate_instance
+from asyncapi_gw.schema.validation import (
+    misplaced_refs,
+    validate_asyncapi,
+    validate_binding,
+    validate_instance,
+)
 
 __all__ = [
     "SUPPORTED_VERSIONS",
     "Resolved",
+    "misplaced_refs",
     "resolve_refs",
     "schema_root",
     "validate_asyncapi",

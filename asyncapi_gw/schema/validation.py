@@ -37,9 +37,10 @@ from asyncapi_gw.schema.bundle import (
     document_schema_uri,
 )
 
-__all__ = ["validate_asyncapi", "validate_binding", "validate_instance"]
+__all__ = ["misplaced_refs", "validate_asyncapi", "validate_binding", "validate_instance"]
 
 _SCHEMA_RULE = "asyncapi-schema"
+_REF_PLACEMENT_RULE = "asyncapi-ref-placement"
 _BINDING_RULE = "asyncapi-binding"
 _INSTANCE_CACHE_SIZE = 4096
 # jsonschema recurses a few generator frames per level of the instance; beyond this depth the
@@ -524,6 +525,58 @@ def validate_asyncapi(data: Any, version: str) -> list[Problem]:
         )
     return _run(_document_validator(version), data, pointer="", rule=_SCHEMA_RULE,
                 what="the document", memoize=True, fast=_fast_document_validator(version))
+
+
+def _holds_ref(data: Any) -> bool:
+    """Whether a mapping with a ``$ref`` member is anywhere in ``data``."""
+    pending = [data]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return True
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
+
+
+def misplaced_refs(data: Any, version: str) -> list[Problem]:
+    """Every Reference Object of an unresolved document where AsyncAPI ``version`` takes none.
+
+    A place takes a Reference Object when the official schema accepts ``{"$ref": ...}`` there;
+    elsewhere (a message example, a tag, ...) the schema refuses the ``$ref`` member as an
+    unknown property.  As in the official parser, whose ``asyncapi-document-unresolved`` rule
+    this is, those refusals are collected from every branch of a failed ``oneOf``/``anyOf``,
+    and nothing else of the unresolved document is reported: the resolved one is validated
+    with :func:`validate_asyncapi`.
+    """
+    if version not in SUPPORTED_VERSIONS or not _holds_ref(data):
+        return []
+    classes, depth = _structure_classes(data)
+    fast = _fast_document_validator(version)
+    if depth > _MAX_DEPTH or (fast is not None and _fast_valid(fast, data)):
+        return []
+    token = _memo.set(_Memo(classes=classes))
+    try:
+        errors = list(_document_validator(version).iter_errors(data))
+    except RecursionError:  # reported when the resolved document is validated
+        return []
+    finally:
+        _memo.reset(token)
+    found: dict[str, Problem] = {}
+    pending = errors[::-1]
+    while pending:
+        error = pending.pop()
+        pending.extend(error.context[::-1])
+        if error.validator == "additionalProperties" and "$ref" in _additional(error):
+            pointer = "".join(f"/{escape_token(p)}" for p in error.absolute_path)
+            found.setdefault(pointer, Problem(
+                pointer=pointer, rule=_REF_PLACEMENT_RULE,
+                message=f"a Reference Object ($ref) is not allowed here in AsyncAPI {version}; "
+                "write the value out in place",
+            ))
+    return list(found.values())
 
 
 def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) -> list[Problem]:
