@@ -47,7 +47,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from asyncapi_gw.errors import Problem
+from asyncapi_gw.errors import Problem, json_excerpt
 from asyncapi_gw.pointers import pointer_to
 from asyncapi_gw.schema import validate_instance
 
@@ -271,8 +271,8 @@ def _security_requirement(
                 yield _problem(
                     (*path, name, index),
                     rule,
-                    f"{owner} requires scope '{scope}' of security scheme '{name}', which no "
-                    f"flow of it defines (defined: {', '.join(available) or 'none'})",
+                    f"{owner} requires scope {json_excerpt(scope)} of security scheme '{name}', "
+                    f"which no flow of it defines (defined: {json_excerpt(available)})",
                 )
 
 
@@ -302,13 +302,14 @@ def _server_variables(data: Mapping[str, Any]) -> Iterator[Problem]:
             yield _problem(
                 (*server_path, "variables"),
                 _SERVER_VARIABLES,
-                f"server '{name}' has no variable '{missing}' for its url '{url}'",
+                f"server '{name}' has no variable '{missing}' for its url {json_excerpt(url)}",
             )
         for extra in (variable for variable in variables if variable not in used):
             yield _problem(
                 (*server_path, "variables", str(extra)),
                 _SERVER_VARIABLES,
-                f"server '{name}' defines variable '{extra}', which its url '{url}' does not use",
+                f"server '{name}' defines variable '{extra}', which its url {json_excerpt(url)} "
+                "does not use",
             )
 
 
@@ -400,8 +401,9 @@ def _operation_ids(data: Mapping[str, Any]) -> Iterator[Problem]:
             yield _problem(
                 (*operation_path, *id_path),
                 _OPERATION_ID,
-                f"operationId '{operation_id}' of {_describe_operation(operation_path)} is "
-                f"already the operationId of {first_user[operation_id]}",
+                f"operationId {json_excerpt(operation_id)} of "
+                f"{_describe_operation(operation_path)} is already the operationId of "
+                f"{first_user[operation_id]}",
             )
         else:
             first_user[operation_id] = _describe_operation(operation_path)
@@ -420,7 +422,7 @@ def _message_ids(data: Mapping[str, Any]) -> Iterator[Problem]:
                 yield _problem(
                     (*message_path, *id_path),
                     _MESSAGE_ID,
-                    f"messageId '{message_id}' of {where} is already the messageId of "
+                    f"messageId {json_excerpt(message_id)} of {where} is already the messageId of "
                     f"{first_user[message_id]}",
                 )
             else:
@@ -470,7 +472,7 @@ def _tags(data: Mapping[str, Any]) -> Iterator[Problem]:
                 yield _problem(
                     (*path, index, "name"),
                     _TAGS,
-                    f"tag name '{name}' appears more than once in {pointer_to(*path)}",
+                    f"tag name {json_excerpt(name)} appears more than once in {pointer_to(*path)}",
                 )
             seen.add(name)
 

@@ -154,6 +154,40 @@ def test_messages_name_the_culprit() -> None:
     ]
 
 
+def test_messages_write_values_as_json() -> None:
+    messages = {
+        rule: [p.message for p in check_rules(_load(f"{rule}.yaml"))]
+        for rule in (
+            "asyncapi2-server-security",
+            "asyncapi2-server-variables",
+            "asyncapi2-operation-operationId-uniqueness",
+            "asyncapi2-tags-uniqueness",
+        )
+    }
+    assert messages["asyncapi2-server-security"][1] == (
+        "server 'prod' requires scope \"chat:admin\" of security scheme 'oauth', which no flow "
+        'of it defines (defined: ["chat:read"])'
+    )
+    assert messages["asyncapi2-server-variables"][0] == (
+        "server 'prod' has no variable 'port' for its url \"wss://{host}:{port}/ws\""
+    )
+    assert messages["asyncapi2-operation-operationId-uniqueness"][0].startswith(
+        'operationId "roomEvents" of the publish operation'
+    )
+    assert messages["asyncapi2-tags-uniqueness"][0] == (
+        'tag name "chat" appears more than once in /tags'
+    )
+
+
+def test_long_values_are_cut() -> None:
+    url = "ws://example.com/" + "a" * 200 + "/{x}"
+    data = _doc(servers={"s": {"url": url, "protocol": "ws", "variables": {}}})
+    [problem] = check_rules(data)
+    assert len(problem.message) < 160
+    assert '"ws://example.com/aaa' in problem.message
+    assert "…" in problem.message
+
+
 def test_pointer_escapes_tilde_and_slash() -> None:
     data = _doc(channels={"a~b/c?d": {}})
     assert _check(data) == [("asyncapi2-channel-no-query-nor-fragment", "/channels/a~0b~1c?d")]
