@@ -47,7 +47,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from asyncapi_gw.errors import Problem, json_excerpt
+from asyncapi_gw.errors import Problem, Severity, json_excerpt
 from asyncapi_gw.pointers import pointer_to
 from asyncapi_gw.schema import validate_instance
 
@@ -69,6 +69,12 @@ _SCHEMAS = "asyncapi2-schemas"
 _SCHEMA_DEFAULT = "asyncapi2-schema-default"
 _SCHEMA_EXAMPLES = "asyncapi2-schema-examples"
 _MESSAGE_EXAMPLES_CUSTOM = "asyncapi2-message-examples-custom-format"
+# The specification's own rules, which neither the official schema nor parser checks: warnings.
+_COMPONENTS_KEYS = "asyncapi2-components-keys"
+_SERVER_NAMES = "asyncapi2-server-names"
+_SECURITY_SCOPES = "asyncapi2-security-requirement-scopes"
+_DISCRIMINATOR = "asyncapi2-schema-discriminator"
+_TRAIT_EXAMPLES = "asyncapi2-message-trait-examples"
 
 RULE_NAMES: tuple[str, ...] = (
     _SERVER_SECURITY,
@@ -85,10 +91,56 @@ RULE_NAMES: tuple[str, ...] = (
     _SCHEMA_DEFAULT,
     _SCHEMA_EXAMPLES,
     _MESSAGE_EXAMPLES_CUSTOM,
+    _COMPONENTS_KEYS,
+    _SERVER_NAMES,
+    _SECURITY_SCOPES,
+    _DISCRIMINATOR,
+    _TRAIT_EXAMPLES,
 )
 
 _OAUTH2_FLOWS = ("implicit", "password", "clientCredentials", "authorizationCode")
 _OPERATION_KINDS = ("subscribe", "publish")  # the official parser's order
+_SCOPED_SCHEME_TYPES = ("oauth2", "openIdConnect")
+# The maps of a Components Object (2.0.0-2.6.0) and the pattern their keys must match.
+_COMPONENT_MAPS = (
+    "schemas",
+    "servers",
+    "channels",
+    "serverVariables",
+    "messages",
+    "securitySchemes",
+    "parameters",
+    "correlationIds",
+    "operationTraits",
+    "messageTraits",
+    "serverBindings",
+    "channelBindings",
+    "operationBindings",
+    "messageBindings",
+)
+_COMPONENT_KEY = re.compile(r"[a-zA-Z0-9.\-_]+")
+# The official schema gives these two maps a key pattern but no rule for other keys.
+_PATTERN_ONLY_MAPS = ("securitySchemes", "correlationIds")
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_\-]+")
+# The fields of a Message Example Object; 2.0.0 has only headers and payload, and no minimum.
+_EXAMPLE_FIELDS = ("name", "summary", "headers", "payload")
+_EXAMPLE_FIELDS_2_0 = ("headers", "payload")
+# Versions whose official schema already gives message trait examples their full shape.
+_SHAPED_TRAIT_EXAMPLES = ("2.1.0", "2.6.0")
+# Keywords of a Schema Object that hold subschemas: one, a map of them, or a list of them.
+_SUBSCHEMA = (
+    "additionalProperties",
+    "additionalItems",
+    "items",
+    "contains",
+    "propertyNames",
+    "not",
+    "if",
+    "then",
+    "else",
+)
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "definitions", "dependencies")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "items")
 _TEMPLATE = re.compile(r"\{(.+?)\}")
 # The schema formats of the official parser's built-in (AsyncAPI) schema parser.
 _SPEC_VERSIONS = ("2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0", "3.0.0", "3.1.0")
@@ -106,7 +158,8 @@ _ASYNCAPI_SCHEMA_FORMATS = frozenset(
 
 
 def check_rules(data: Mapping[str, Any]) -> list[Problem]:
-    """Every error the official v2 ruleset finds in ``data``, an AsyncAPI 2.x document."""
+    """Every error the official v2 ruleset finds in ``data``, an AsyncAPI 2.x document, then
+    the warnings of the specification's own rules."""
     if not isinstance(data, Mapping):
         return []
     checks: tuple[Callable[[Mapping[str, Any]], Iterator[Problem]], ...] = (
@@ -123,6 +176,11 @@ def check_rules(data: Mapping[str, Any]) -> list[Problem]:
         _payload_schemas,
         _schema_defaults,
         _schema_examples,
+        _component_keys,
+        _server_names,
+        _security_scopes,
+        _discriminators,
+        _trait_examples,
     )
     return [problem for check in checks for problem in check(data)]
 
@@ -132,6 +190,10 @@ def check_rules(data: Mapping[str, Any]) -> list[Problem]:
 
 def _problem(path: _Path, rule: str, message: str) -> Problem:
     return Problem(pointer=pointer_to(*path), rule=rule, message=message)
+
+
+def _warning(path: _Path, rule: str, message: str) -> Problem:
+    return Problem(pointer=pointer_to(*path), rule=rule, message=message, severity=Severity.WARNING)
 
 
 def _get(node: object, key: str) -> Any:
@@ -486,21 +548,21 @@ def _validate(instance: object, schema: object, path: _Path, rule: str) -> list[
     return validate_instance(instance, schema, pointer=pointer_to(*path), rule=rule)
 
 
-def _message_like(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
-    """Every message and message trait whose examples the official parser checks."""
-    components = data.get("components")
+def _messages(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    """The messages of every operation (each ``oneOf`` item too), then ``components.messages``."""
     for operation_path, _, operation in _all_operations(data):
         for message_path, message in _child(operation, "message", operation_path):
-            messages = [(message_path, message)]
-            messages.extend(_children(message.get("oneOf"), (*message_path, "oneOf")))
-            for path, node in messages:
-                yield path, node
-                yield from _children(node.get("traits"), (*path, "traits"))
-    for message_path, message in _children(
-        _get(components, "messages"), ("components", "messages")
-    ):
-        yield message_path, message
-        yield from _children(message.get("traits"), (*message_path, "traits"))
+            yield message_path, message
+            yield from _children(message.get("oneOf"), (*message_path, "oneOf"))
+    yield from _children(_get(data.get("components"), "messages"), ("components", "messages"))
+
+
+def _message_like(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    """Every message, each followed by its traits, then ``components.messageTraits``."""
+    for path, message in _messages(data):
+        yield path, message
+        yield from _children(message.get("traits"), (*path, "traits"))
+    components = data.get("components")
     yield from _children(_get(components, "messageTraits"), ("components", "messageTraits"))
 
 
@@ -554,13 +616,7 @@ def _example_schema(schema: object, fallback: Mapping[str, Any]) -> object:
 
 
 def _payload_schemas(data: Mapping[str, Any]) -> Iterator[Problem]:
-    messages: list[tuple[_Path, Mapping[str, Any]]] = []
-    for operation_path, _, operation in _all_operations(data):
-        for message_path, message in _child(operation, "message", operation_path):
-            messages.append((message_path, message))
-            messages.extend(_children(message.get("oneOf"), (*message_path, "oneOf")))
-    messages.extend(_children(_get(data.get("components"), "messages"), ("components", "messages")))
-    for path, message in messages:
+    for path, message in _messages(data):
         if "schemaFormat" not in message:
             # Every 2.x schema already checks such a payload as a Schema Object.
             continue
@@ -628,3 +684,190 @@ def _schema_examples(data: Mapping[str, Any]) -> Iterator[Problem]:
         for index, example in enumerate(schema["examples"]):
             if not isinstance(example, str):  # the official parser skips strings
                 yield from _validate(example, schema, (*path, "examples", index), _SCHEMA_EXAMPLES)
+
+
+# --- the specification's own rules (warnings) -----------------------------------------------
+
+
+def _component_keys(data: Mapping[str, Any]) -> Iterator[Problem]:
+    components = data.get("components")
+    for field in _COMPONENT_MAPS:
+        members = _get(components, field)
+        if not isinstance(members, Mapping):
+            continue
+        for key in members:
+            if _COMPONENT_KEY.fullmatch(str(key)):
+                continue
+            unchecked = (
+                "; the official schema does not check its value either"
+                if field in _PATTERN_ONLY_MAPS
+                else ""
+            )
+            yield _warning(
+                ("components", field, str(key)),
+                _COMPONENTS_KEYS,
+                f"component name {json_excerpt(key)} in components.{field} does not match "
+                f"^[a-zA-Z0-9\\.\\-_]+$, as the specification requires{unchecked}",
+            )
+
+
+def _server_names(data: Mapping[str, Any]) -> Iterator[Problem]:
+    servers = data.get("servers")
+    if not isinstance(servers, Mapping):
+        return
+    for name in servers:
+        if not _SERVER_NAME.fullmatch(str(name)):
+            yield _warning(
+                ("servers", str(name)),
+                _SERVER_NAMES,
+                f"server name {json_excerpt(name)} does not match ^[A-Za-z0-9_\\-]+$, as the "
+                "specification requires",
+            )
+
+
+def _security_lists(data: Mapping[str, Any]) -> Iterator[tuple[_Path, object]]:
+    """Every list of Security Requirement Objects: of servers, operations, operation traits."""
+    components = data.get("components")
+    for base, servers in (
+        (("servers",), data.get("servers")),
+        (("components", "servers"), _get(components, "servers")),
+    ):
+        for server_path, server in _children(servers, base):
+            yield (*server_path, "security"), server.get("security")
+    for operation_path, _, operation in _all_operations(data):
+        yield (*operation_path, "security"), operation.get("security")
+        for trait_path, trait in _children(operation.get("traits"), (*operation_path, "traits")):
+            yield (*trait_path, "security"), trait.get("security")
+    for trait_path, trait in _children(
+        _get(components, "operationTraits"), ("components", "operationTraits")
+    ):
+        yield (*trait_path, "security"), trait.get("security")
+
+
+def _security_scopes(data: Mapping[str, Any]) -> Iterator[Problem]:
+    schemes = _get(data.get("components"), "securitySchemes")
+    for list_path, requirements in _security_lists(data):
+        for requirement_path, requirement in _children(requirements, list_path):
+            for name, scopes in requirement.items():
+                kind = _get(_get(schemes, str(name)), "type")
+                if isinstance(kind, str) and kind not in _SCOPED_SCHEME_TYPES and scopes:
+                    yield _warning(
+                        (*requirement_path, str(name)),
+                        _SECURITY_SCOPES,
+                        f"security scheme '{name}' is of type {json_excerpt(kind)}: only oauth2 "
+                        f"and openIdConnect requirements list scopes, this one lists "
+                        f"{json_excerpt(scopes)}; the specification requires an empty array",
+                    )
+
+
+def _schema_roots(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    """Every AsyncAPI Schema Object that is not inside another one."""
+    components = data.get("components")
+    for path, message in _message_like(data):
+        yield from _child(message, "headers", path)
+        schema_format = message.get("schemaFormat")
+        if schema_format is None or schema_format in _ASYNCAPI_SCHEMA_FORMATS:
+            yield from _child(message, "payload", path)
+    parameter_maps = [
+        ((*channel_path, "parameters"), channel.get("parameters"))
+        for base, channels in (
+            (("channels",), data.get("channels")),
+            (("components", "channels"), _get(components, "channels")),
+        )
+        for channel_path, channel in _children(channels, base)
+    ]
+    parameter_maps.append((("components", "parameters"), _get(components, "parameters")))
+    for base, parameters in parameter_maps:
+        for parameter_path, parameter in _children(parameters, base):
+            yield from _child(parameter, "schema", parameter_path)
+    yield from _children(_get(components, "schemas"), ("components", "schemas"))
+
+
+def _schemas(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    """Every Schema Object, nested ones too, once each (the first place it is met)."""
+    seen: set[int] = set()
+    pending = list(_schema_roots(data))[::-1]
+    while pending:
+        path, schema = pending.pop()
+        if id(schema) in seen:
+            continue
+        seen.add(id(schema))
+        yield path, schema
+        inner: list[tuple[_Path, Mapping[str, Any]]] = []
+        for keyword in _SUBSCHEMA:
+            inner.extend(_child(schema, keyword, path))
+        for keyword in _SUBSCHEMA_MAPS:
+            inner.extend(_children(schema.get(keyword), (*path, keyword)))
+        for keyword in _SUBSCHEMA_LISTS:
+            if isinstance(schema.get(keyword), list):
+                inner.extend(_children(schema[keyword], (*path, keyword)))
+        pending.extend(reversed(inner))
+
+
+def _discriminators(data: Mapping[str, Any]) -> Iterator[Problem]:
+    for path, schema in _schemas(data):
+        name = schema.get("discriminator")
+        if not isinstance(name, str):
+            continue
+        where = (*path, "discriminator")
+        properties = schema.get("properties")
+        if not isinstance(properties, Mapping) or name not in properties:
+            yield _warning(
+                where,
+                _DISCRIMINATOR,
+                f"discriminator {json_excerpt(name)} is not a property of this schema; the "
+                "specification requires it in the schema's properties",
+            )
+        required = schema.get("required")
+        if not isinstance(required, list) or name not in required:
+            yield _warning(
+                where,
+                _DISCRIMINATOR,
+                f"discriminator {json_excerpt(name)} is not in this schema's required list; the "
+                "specification requires it there",
+            )
+
+
+def _message_traits(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
+    for path, message in _messages(data):
+        yield from _children(message.get("traits"), (*path, "traits"))
+    components = data.get("components")
+    yield from _children(_get(components, "messageTraits"), ("components", "messageTraits"))
+
+
+def _trait_examples(data: Mapping[str, Any]) -> Iterator[Problem]:
+    """A message trait's examples become its message's: they take a message example's shape."""
+    version = data.get("asyncapi")
+    if version in _SHAPED_TRAIT_EXAMPLES:
+        return
+    fields = _EXAMPLE_FIELDS_2_0 if version == "2.0.0" else _EXAMPLE_FIELDS
+    seen: set[int] = set()
+    for trait_path, trait in _message_traits(data):
+        if id(trait) in seen:
+            continue
+        seen.add(id(trait))
+        for path, example in _children(trait.get("examples"), (*trait_path, "examples")):
+            for key in example:
+                if key not in fields:
+                    yield _warning(
+                        (*path, str(key)),
+                        _TRAIT_EXAMPLES,
+                        f"'{key}' is not a field of a message example in AsyncAPI {version} "
+                        f"(fields: {', '.join(fields)})",
+                    )
+            if fields is _EXAMPLE_FIELDS_2_0:
+                continue
+            if "headers" not in example and "payload" not in example:
+                yield _warning(
+                    path,
+                    _TRAIT_EXAMPLES,
+                    "a message example holds headers, a payload or both; this one has neither",
+                )
+            for key in ("name", "summary"):
+                if key in example and not isinstance(example[key], str):
+                    yield _warning(
+                        (*path, key),
+                        _TRAIT_EXAMPLES,
+                        f"the {key} of a message example is a string, not "
+                        f"{json_excerpt(example[key])}",
+                    )

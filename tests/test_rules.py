@@ -73,6 +73,28 @@ EXPECTED: dict[str, list[str]] = {
     "asyncapi2-message-examples-custom-format": [
         "/channels/~1rooms/subscribe/message/examples/0/payload",
     ],
+    # The specification's own rules: the official parser accepts these fixtures.
+    "asyncapi2-components-keys": [
+        "/components/schemas/user~1name",
+        "/components/messages/Room Joined",
+        "/components/securitySchemes/api key",
+    ],
+    "asyncapi2-server-names": ["/servers/prod.eu", "/servers/staging server"],
+    "asyncapi2-security-requirement-scopes": [
+        "/servers/prod/security/0/apiKey",
+        "/channels/~1rooms/subscribe/security/0/bearer",
+    ],
+    "asyncapi2-schema-discriminator": [
+        "/channels/~1pets/subscribe/message/payload/properties/owner/discriminator",
+        "/components/schemas/Pet/discriminator",
+        "/components/schemas/Event/discriminator",
+        "/components/schemas/Event/discriminator",
+    ],
+    "asyncapi2-message-trait-examples": [
+        "/channels/~1rooms/subscribe/message/traits/0/examples/0",
+        "/components/messageTraits/Common/examples/1/description",
+        "/components/messageTraits/Common/examples/2/name",
+    ],
 }
 
 
@@ -219,7 +241,7 @@ def test_templates_without_any_definitions_object_pass() -> None:
     assert _check(data) == []
 
 
-def test_scopes_of_schemes_other_than_oauth2_are_not_checked() -> None:
+def test_scopes_of_schemes_other_than_oauth2_are_not_errors() -> None:
     data = _doc(
         servers={
             "s": {"url": "ws://h", "protocol": "ws", "security": [{"k": ["x"]}, {"o": ["y"]}]}
@@ -231,7 +253,10 @@ def test_scopes_of_schemes_other_than_oauth2_are_not_checked() -> None:
             }
         },
     )
-    assert _check(data) == []
+    # Only the specification's rule speaks (a warning): an apiKey requirement lists no scopes.
+    assert [(p.rule, p.pointer, p.severity) for p in check_rules(data)] == [
+        ("asyncapi2-security-requirement-scopes", "/servers/s/security/0/k", Severity.WARNING)
+    ]
 
 
 def test_string_defaults_and_examples_are_never_reported() -> None:
@@ -259,7 +284,7 @@ def test_ids_of_component_channels_are_not_compared() -> None:
     operation = {"operationId": "same", "message": {"messageId": "same"}}
     data = _doc(
         channels={"/a": {"subscribe": operation}},
-        components={"channels": {"/b": {"subscribe": operation}}},
+        components={"channels": {"b": {"subscribe": operation}}},
     )
     assert _check(data) == []
 
@@ -286,6 +311,134 @@ def test_invalid_payload_schema_rejects_its_examples() -> None:
     }
     data = _doc(channels={"/a": {"subscribe": {"message": message}}})
     assert [rule for rule, _ in _check(data)] == ["asyncapi2-message-examples-custom-format"]
+
+
+# --- the specification's own rules: warnings, the verdict stays the official parser's ----------
+
+
+def _warnings(data: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = check_rules(data)
+    assert all(p.severity is Severity.WARNING for p in problems)
+    return [(p.rule, p.pointer) for p in problems]
+
+
+def test_spec_rule_warnings_leave_the_document_valid() -> None:
+    report = validate_document(FIXTURES / "asyncapi2-schema-discriminator.yaml")
+    assert report.valid
+    assert report.errors == ()
+    assert {p.rule for p in report.warnings} == {"asyncapi2-schema-discriminator"}
+
+
+def test_component_keys_are_matched_whole() -> None:
+    data = _doc(
+        components={
+            "schemas": {"ok.name-1_x": {}, "trailing\n": {}},
+            "correlationIds": {"bad id": {"location": "$message.header#/id"}},
+            "x-extension": {"any key": 1},
+        }
+    )
+    problems = check_rules(data)
+    assert [p.pointer for p in problems] == [
+        "/components/schemas/trailing\n",
+        "/components/correlationIds/bad id",
+    ]
+    assert '"trailing\\n"' in problems[0].message
+    assert problems[1].message.endswith("the official schema does not check its value either")
+
+
+def test_server_names_follow_their_own_pattern() -> None:
+    server = {"url": "ws://h", "protocol": "ws"}
+    data = _doc(servers={"a.b": server}, components={"servers": {"a.b": server}})
+    # A dot is allowed in component names, not in the names of servers.
+    assert _warnings(data) == [("asyncapi2-server-names", "/servers/a.b")]
+
+
+def test_every_security_requirement_is_checked_for_scopes() -> None:
+    key = [{"k": ["x"]}]
+    operation = {"security": key, "traits": [{"security": key}], "message": {}}
+    data = _doc(
+        servers={"s": {"url": "ws://h", "protocol": "ws", "security": [{"k": []}]}},
+        channels={"/a": {"publish": operation}},
+        components={
+            "servers": {"c": {"url": "ws://h", "protocol": "ws", "security": key}},
+            "operationTraits": {"t": {"security": key}},
+            "securitySchemes": {
+                "k": {"type": "httpApiKey", "name": "k", "in": "query"},
+                "o": {"type": "oauth2", "flows": {}},
+            },
+        },
+    )
+    assert _warnings(data) == [
+        ("asyncapi2-security-requirement-scopes", pointer)
+        for pointer in (
+            "/components/servers/c/security/0/k",
+            "/channels/~1a/publish/security/0/k",
+            "/channels/~1a/publish/traits/0/security/0/k",
+            "/components/operationTraits/t/security/0/k",
+        )
+    ]
+    message = check_rules(data)[0].message
+    assert '"httpApiKey"' in message
+    assert '["x"]' in message
+
+
+def test_discriminators_are_found_in_nested_schemas_once() -> None:
+    bad = {"type": "object", "discriminator": "kind"}
+    other = {"discriminator": "kind", "properties": {"kind": {}}}
+    payload = {
+        "allOf": [bad],
+        "items": [{"properties": {"p": other}}],
+        "additionalProperties": {"not": bad},
+    }
+    data = _doc(
+        channels={
+            "/a/{id}": {
+                "parameters": {"id": {"schema": {"discriminator": "id", "type": "string"}}},
+                "subscribe": {"message": {"payload": payload, "headers": {"if": bad}}},
+            },
+            "/b": {
+                "subscribe": {
+                    "message": {
+                        "schemaFormat": "application/vnd.apache.avro;version=1.9.0",
+                        "payload": {"type": "record", "discriminator": "kind"},
+                    }
+                }
+            },
+        }
+    )
+    pointers = [pointer for _, pointer in _warnings(data)]
+    # The shared schema is reported where it is met first; an Avro payload is no Schema Object.
+    assert pointers == [
+        "/channels/~1a~1{id}/subscribe/message/headers/if/discriminator",
+        "/channels/~1a~1{id}/subscribe/message/headers/if/discriminator",
+        "/channels/~1a~1{id}/subscribe/message/payload/items/0/properties/p/discriminator",
+        "/channels/~1a~1{id}/parameters/id/schema/discriminator",
+        "/channels/~1a~1{id}/parameters/id/schema/discriminator",
+    ]
+
+
+def _with_trait_examples(version: str, examples: list[Any]) -> dict[str, Any]:
+    trait = {"examples": examples}
+    data = _doc(components={"messageTraits": {"t": trait}})
+    data["asyncapi"] = version
+    return data
+
+
+def test_trait_examples_of_2_0_0_hold_headers_and_payload_only() -> None:
+    data = _with_trait_examples("2.0.0", [{"name": "n"}, {}])
+    assert _warnings(data) == [
+        ("asyncapi2-message-trait-examples", "/components/messageTraits/t/examples/0/name")
+    ]
+
+
+@pytest.mark.parametrize("version", ["2.1.0", "2.6.0"])
+def test_trait_examples_left_to_the_schema_where_it_checks_them(version: str) -> None:
+    data = _with_trait_examples(version, [{"summary": "s"}])
+    assert check_rules(data) == []
+    report = validate_document(data)
+    assert [(p.rule, p.pointer) for p in report.errors] == [
+        ("asyncapi-schema", "/components/messageTraits/t/examples/0")
+    ]
 
 
 # --- references where the specification takes none -------------------------------------------
@@ -385,6 +538,13 @@ _KEYS = st.sampled_from(
         "/a/{b}",
         "b",
         "{x}",
+        "discriminator",
+        "properties",
+        "required",
+        "allOf",
+        "items",
+        "correlationIds",
+        "operationTraits",
     ]
 )
 _JSONISH = st.recursive(
