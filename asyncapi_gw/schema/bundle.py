@@ -23,6 +23,7 @@ __all__ = [
     "BINDING_KINDS",
     "SUPPORTED_VERSIONS",
     "binding_schema_uri",
+    "binding_versions",
     "bindings_registry",
     "bundled_schema",
     "document_registry",
@@ -150,20 +151,25 @@ def _binding_files() -> dict[tuple[str, str, str], str]:
     return files
 
 
+def binding_versions(protocol: str, kind: str) -> tuple[str, ...]:
+    """The versions of a protocol's ``kind`` binding that have an official schema, oldest first."""
+    folder = _protocol_folder(protocol)
+    found = [v for (p, v, k) in _binding_files() if p == folder and k == kind]
+    return tuple(sorted(found, key=_version_key))
+
+
 def binding_schema_uri(protocol: str, kind: str, binding_version: str | None) -> str | None:
     """The ``$id`` of the binding schema for a binding, or ``None`` when none is bundled.
 
     Without a declared version the latest bundled version of that kind is used, as the official
     schemas say ("If no bindingVersion specified, use the latest binding").
     """
-    folder = _protocol_folder(protocol)
-    files = _binding_files()
-    if binding_version is not None:
-        return files.get((folder, binding_version, kind))
-    versions = [v for (p, v, k) in files if p == folder and k == kind]
-    if not versions:
-        return None
-    return files[folder, max(versions, key=_version_key), kind]
+    if binding_version is None:
+        versions = binding_versions(protocol, kind)
+        if not versions:
+            return None
+        binding_version = versions[-1]
+    return _binding_files().get((_protocol_folder(protocol), binding_version, kind))
 
 
 @functools.cache

@@ -25,12 +25,13 @@ import jsonschema.validators
 import referencing
 import referencing.exceptions
 
-from asyncapi_gw.errors import Problem, Severity, UnsupportedVersionError
+from asyncapi_gw.errors import Problem, Severity, UnsupportedVersionError, json_excerpt
 from asyncapi_gw.pointers import escape_token
 from asyncapi_gw.schema.bundle import (
     BINDING_KINDS,
     SUPPORTED_VERSIONS,
     binding_schema_uri,
+    binding_versions,
     bindings_registry,
     bundled_schema,
     document_registry,
@@ -583,33 +584,44 @@ def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) ->
     """Violations of the official binding schema by one protocol's binding object.
 
     ``kind`` is ``server``, ``channel``, ``operation`` or ``message``.  The schema is the one of
-    the binding's ``bindingVersion``; a protocol or version without a bundled schema gives no
-    problems.  A binding that declares no version is checked against the latest bundled one, as
-    the official schemas say, but its problems are warnings: the version it was written for is
-    not known.
+    the binding's ``bindingVersion``; a protocol without an official schema of that kind gives no
+    problems.  A binding that declares no version, or one without an official schema, is checked
+    against the newest official version (the binding schemas assume the latest when the version
+    is omitted); its problems are then warnings, as the version it was written for is not known,
+    and an unknown version is itself a warning naming both versions.
     """
     if kind not in BINDING_KINDS:
         raise ValueError(f"unknown binding kind {kind!r}; expected one of {sorted(BINDING_KINDS)}")
     declared = binding.get("bindingVersion") if isinstance(binding, Mapping) else None
     if declared is not None and not isinstance(declared, str):
         return [Problem(pointer=f"{pointer}/bindingVersion", rule=_BINDING_RULE,
-                        message=f"bindingVersion: {_short.repr(declared)} is not of type 'string'")]
-    uri = binding_schema_uri(protocol, kind, declared)
-    if uri is None:
+                        message=f"bindingVersion: {json_excerpt(declared)} is not a string")]
+    versions = binding_versions(protocol, kind)
+    if not versions:
         return []
+    used = declared if declared in versions else versions[-1]
+    uri = binding_schema_uri(protocol, kind, used)
     problems = _run(_binding_validator(uri), binding, pointer=pointer, rule=_BINDING_RULE,
                     what="the binding", memoize=True)
-    if declared is None:
-        assumed = uri.rsplit("/", 2)[-2]
-        problems = [
-            attrs.evolve(
-                p,
-                severity=Severity.WARNING,
-                message=f"{p.message} (checked against binding version {assumed}: "
-                "the binding declares no bindingVersion)",
-            )
-            for p in problems
-        ]
+    if used == declared:
+        return problems
+    version_pointer = f"{pointer}/bindingVersion"
+    reason = ("the binding declares none" if declared is None
+              else f"{json_excerpt(declared)} has no official schema")
+    problems = [
+        attrs.evolve(p, severity=Severity.WARNING,
+                     message=f"{p.message} (checked against bindingVersion {used}, the newest: "
+                     f"{reason})")
+        for p in problems
+        if p.pointer != version_pointer  # the version itself is the warning below
+    ]
+    if declared is not None:
+        problems.insert(0, Problem(
+            pointer=version_pointer, rule=_BINDING_RULE, severity=Severity.WARNING,
+            message=f"the {protocol} {kind} binding has no official schema for bindingVersion "
+            f"{json_excerpt(declared)} (official: {', '.join(versions)}); it is checked against "
+            f"{used}, the newest, and its problems are warnings",
+        ))
     return problems
 
 

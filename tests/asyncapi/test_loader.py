@@ -254,8 +254,14 @@ def test_bindings_are_errors_only_when_their_version_is_declared() -> None:
     assumed = validate_document(doc({"method": "PUT"}))
     assert assumed.valid
     assert [p.rule for p in assumed.warnings] == ["asyncapi-binding"]
-    assert "declares no bindingVersion" in assumed.warnings[0].message
+    assert "the binding declares none" in assumed.warnings[0].message
     assert import_asyncapi(doc({"method": "PUT"})).warnings
+    unknown = validate_document(doc({"method": "PUT", "bindingVersion": "0.9.0"}))
+    assert unknown.valid
+    assert [(p.rule, p.pointer) for p in unknown.warnings] == [
+        ("asyncapi-binding", "/channels/~1a/bindings/ws/bindingVersion"),
+        ("asyncapi-binding", "/channels/~1a/bindings/ws/method"),
+    ]
 
 
 def test_export_follows_refs_under_the_import_policy(tmp_path: Path) -> None:

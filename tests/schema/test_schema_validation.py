@@ -200,7 +200,31 @@ def test_websocket_binding() -> None:
                             kind="channel", pointer="/b") == []
     unversioned = validate_binding({"method": "PUT"}, protocol="ws", kind="channel", pointer="/b")
     assert [p.severity for p in unversioned] == [Severity.WARNING]
-    assert "checked against binding version 0.1.0" in unversioned[0].message
+    assert unversioned[0].message.endswith(
+        "(checked against bindingVersion 0.1.0, the newest: the binding declares none)"
+    )
+
+
+def test_binding_of_an_unknown_version_is_checked_against_the_newest() -> None:
+    found = validate_binding({"bindingVersion": "9.9.9", "method": "PUT"}, protocol="ws",
+                             kind="channel", pointer="/b")
+    assert [(p.pointer, p.severity) for p in found] == [
+        ("/b/bindingVersion", Severity.WARNING), ("/b/method", Severity.WARNING),
+    ]
+    assert found[0].message == (
+        'the ws channel binding has no official schema for bindingVersion "9.9.9" (official: '
+        "0.1.0); it is checked against 0.1.0, the newest, and its problems are warnings"
+    )
+    assert found[1].message.endswith(
+        '(checked against bindingVersion 0.1.0, the newest: "9.9.9" has no official schema)'
+    )
+
+
+def test_unknown_version_of_a_binding_without_problems_still_warns() -> None:
+    found = validate_binding({"bindingVersion": "0.2.0"}, protocol="kafka", kind="server",
+                             pointer="/b")
+    assert [(p.pointer, p.severity) for p in found] == [("/b/bindingVersion", Severity.WARNING)]
+    assert "(official: 0.3.0, 0.4.0, 0.5.0)" in found[0].message
 
 
 def test_binding_schema_inside_a_binding_names_the_culprit() -> None:
@@ -210,11 +234,11 @@ def test_binding_schema_inside_a_binding_names_the_culprit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "binding"),
-    [("nosuch", {"anything": 1}), ("ws", {"bindingVersion": "9.9.9", "method": "PUT"})],
+    ("protocol", "kind"), [("nosuch", "channel"), ("ws", "server"), ("mqtt5", "server")]
 )
-def test_unknown_binding_gives_no_problems(protocol: str, binding: dict[str, Any]) -> None:
-    assert validate_binding(binding, protocol=protocol, kind="channel", pointer="/b") == []
+def test_binding_without_an_official_schema_gives_no_problems(protocol: str, kind: str) -> None:
+    binding = {"bindingVersion": "0.1.0", "anything": 1}
+    assert validate_binding(binding, protocol=protocol, kind=kind, pointer="/b") == []
 
 
 def test_binding_kind_is_checked() -> None:
