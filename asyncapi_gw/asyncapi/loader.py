@@ -27,6 +27,7 @@ from asyncapi_gw.errors import (
     Severity,
     UnsupportedVersionError,
     ValidationError,
+    json_excerpt,
 )
 from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.pointers import escape_token, pointer_to
@@ -133,10 +134,18 @@ def _version(doc: documents.SourceDocument) -> str:
     if isinstance(declared, str) and declared in schema.SUPPORTED_VERSIONS:
         return declared
     supported = ", ".join(schema.SUPPORTED_VERSIONS)
+    release = declared.partition("-")[0] if isinstance(declared, str) else None
     if declared is None:
         message = f"'asyncapi' is missing; supported versions: {supported}"
+    elif release != declared and release in schema.SUPPORTED_VERSIONS:
+        # A pre-release (2.0.0-rc1, -rc2) differs from its release; the official parser refuses
+        # it as well.
+        message = (f"AsyncAPI {json_excerpt(declared)} is a pre-release of {release}: "
+                   "pre-releases are not supported (nor by the official parser); declare a "
+                   f"released version: {supported}")
     else:
-        message = f"AsyncAPI version {declared!r} is not supported; supported: {supported}"
+        message = (f"AsyncAPI version {json_excerpt(declared)} is not supported; "
+                   f"supported: {supported}")
     raise UnsupportedVersionError(
         message,
         [_locate(doc, Problem(pointer="/asyncapi" if declared is not None else "",

@@ -25,6 +25,7 @@ from asyncapi_gw.errors import (
     ValidationError,
 )
 from asyncapi_gw.model import AuthKind, AuthType, Endpoint, Operation, Throttling
+from asyncapi_gw.schema import SUPPORTED_VERSIONS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 VERSIONED = sorted((FIXTURES / "versions").glob("*.yaml"))
@@ -217,6 +218,27 @@ def test_unsupported_version_is_reported_with_supported_list() -> None:
     assert not report.valid
     assert report.errors[0].rule == "asyncapi-version"
     assert "2.6.0" in report.errors[0].message
+
+
+@pytest.mark.parametrize(("declared", "release"), [("2.0.0-rc1", "2.0.0"), ("2.0.0-rc2", "2.0.0")])
+def test_pre_release_versions_are_not_supported(declared: str, release: str) -> None:
+    # The official parser refuses them too ("Version "2.0.0-rc2" is not supported").
+    text = f"asyncapi: {declared}\ninfo: {{title: x, version: '1'}}\nchannels: {{}}\n"
+    report = validate_document(documents.parse_document(text))
+    [problem] = report.errors
+    assert (problem.rule, problem.pointer, problem.line) == ("asyncapi-version", "/asyncapi", 1)
+    assert problem.message == (
+        f'AsyncAPI "{declared}" is a pre-release of {release}: pre-releases are not supported '
+        f"(nor by the official parser); declare a released version: "
+        f"{', '.join(SUPPORTED_VERSIONS)}"
+    )
+    with pytest.raises(UnsupportedVersionError, match="pre-release"):
+        loads_asyncapi(text)
+
+
+def test_unsupported_version_is_quoted_as_json() -> None:
+    report = validate_document({"asyncapi": "1.2.0", "info": {"title": "x", "version": "1"}})
+    assert report.errors[0].message.startswith('AsyncAPI version "1.2.0" is not supported')
 
 
 def test_problems_are_located(tmp_path: Path) -> None:
