@@ -15,7 +15,9 @@ Mapping (PRODUCT.md section 2):
 - endpoints: the server named ``production`` (else the first ``ws``/``wss`` server) and ``sandbox``;
   server variables expand to their defaults.
 - channels -> topics; WSO2's ``x-uri-mapping`` and ``x-scopes`` on publish/subscribe,
-  ``x-auth-type`` on the channel.
+  ``x-auth-type`` on the channel; WSO2 Choreo Connect's ``x-wso2-disable-security: true`` on the
+  channel makes the topic open (auth type ``None``) whatever ``x-auth-type`` says, as there.
+  Elsewhere (the root, an operation) that marker is not read, with a warning.
 - ``components.securitySchemes`` -> security: oauth2, openIdConnect and http bearer are
   ``oauth2``; apiKey and httpApiKey are ``api_key``.  When the production server names security
   requirements, those schemes apply; otherwise every declared scheme does (WSO2 declares its
@@ -31,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from asyncapi_gw.errors import ConversionError, Problem, Severity
+from asyncapi_gw.errors import ConversionError, Problem, Severity, json_excerpt
 from asyncapi_gw.model import (
     AuthKind,
     AuthType,
@@ -51,6 +53,7 @@ from asyncapi_gw.pointers import pointer_to
 
 __all__ = [
     "CONTEXT_EXTENSION",
+    "DISABLE_SECURITY_EXTENSION",
     "THROTTLING_EXTENSION",
     "WSO2_PLACEHOLDER_AUTHORIZATION_URL",
     "decode",
@@ -58,6 +61,8 @@ __all__ = [
 ]
 
 CONTEXT_EXTENSION = "x-asyncapi-gw-context"
+# WSO2 Choreo Connect's open-topic marker (a boolean).
+DISABLE_SECURITY_EXTENSION = "x-wso2-disable-security"
 THROTTLING_EXTENSION = "x-asyncapi-gw-throttling"
 # What WSO2 API Manager writes as the implicit flow's authorizationUrl of a new API.
 WSO2_PLACEHOLDER_AUTHORIZATION_URL = "http://localhost:9999"
@@ -273,6 +278,30 @@ def _auth_type(value: Any, pointer: str, decoder: _Decoder) -> AuthType | None:
     return found
 
 
+def _disabled_security(channel: Mapping[str, Any], pointer: str, decoder: _Decoder) -> bool:
+    """Whether Choreo Connect's marker opens the channel; it is read on channels only."""
+    for kind in Operation:
+        operation = channel.get(kind.value)
+        if isinstance(operation, Mapping) and DISABLE_SECURITY_EXTENSION in operation:
+            _ignored_marker(f"{pointer}/{kind.value}/{DISABLE_SECURITY_EXTENSION}", decoder)
+    value = channel.get(DISABLE_SECURITY_EXTENSION, False)
+    if not isinstance(value, bool):
+        decoder.fail(
+            f"{pointer}/{DISABLE_SECURITY_EXTENSION}",
+            f"{DISABLE_SECURITY_EXTENSION} is true or false, not {json_excerpt(value)}",
+        )
+        return False
+    return value
+
+
+def _ignored_marker(pointer: str, decoder: _Decoder) -> None:
+    decoder.warn(
+        pointer,
+        f"{DISABLE_SECURITY_EXTENSION} is read on channels only: here it is ignored, and the "
+        "topics stay secured",
+    )
+
+
 def _topic(name: str, channel: Mapping[str, Any], decoder: _Decoder) -> Topic | None:
     pointer = pointer_to("channels", name)
     parameters = [
@@ -294,6 +323,14 @@ def _topic(name: str, channel: Mapping[str, Any], decoder: _Decoder) -> Topic | 
     }
     bindings = channel.get("bindings")
     auth_type = _auth_type(channel.get("x-auth-type"), pointer + "/x-auth-type", decoder)
+    if _disabled_security(channel, pointer, decoder):
+        if auth_type not in (None, AuthType.NONE):
+            decoder.warn(
+                pointer + "/x-auth-type",
+                f"x-auth-type {json_excerpt(channel['x-auth-type'])} is overridden by "
+                f"{DISABLE_SECURITY_EXTENSION}: true; the topic is open",
+            )
+        auth_type = AuthType.NONE
     result: Topic | None = decoder.attempt(
         pointer,
         lambda: Topic(
@@ -310,6 +347,8 @@ def _topic(name: str, channel: Mapping[str, Any], decoder: _Decoder) -> Topic | 
 
 
 def _topics(data: Mapping[str, Any], decoder: _Decoder) -> list[Topic]:
+    if DISABLE_SECURITY_EXTENSION in data:
+        _ignored_marker(pointer_to(DISABLE_SECURITY_EXTENSION), decoder)
     topics: list[Topic] = []
     seen: dict[str, str] = {}
     for name, channel in _mapping(data.get("channels")).items():
@@ -558,6 +597,8 @@ def _encode_topic(topic: Topic, existing: Any, before: Topic | None) -> dict[str
         _set(out, "bindings", thaw(topic.bindings) or None)
     if before is None or topic.auth_type != before.auth_type:
         _set(out, "x-auth-type", topic.auth_type.value if topic.auth_type else None)
+        if not topic.is_open:
+            out.pop(DISABLE_SECURITY_EXTENSION, None)  # it would open the topic again
     return out
 
 

@@ -29,7 +29,10 @@ from asyncapi_gw.schema import SUPPORTED_VERSIONS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 VERSIONED = sorted((FIXTURES / "versions").glob("*.yaml"))
-VALID = [FIXTURES / "chatroom.yaml", FIXTURES / "wso2-export.yaml", *VERSIONED]
+VALID = [
+    FIXTURES / "chatroom.yaml", FIXTURES / "wso2-export.yaml",
+    FIXTURES / "wso2-choreo-connect.yaml", *VERSIONED,
+]
 
 
 def source_data(path: Path) -> Any:
@@ -87,6 +90,72 @@ def test_wso2_extensions() -> None:
     assert api.topic("/status").is_open
     assert dict(api.security[0].scope_bindings) == {
         "trader": "internal/trader", "viewer": "internal/everyone"}
+
+
+def test_wso2_disable_security_opens_a_channel() -> None:
+    result = import_asyncapi(FIXTURES / "wso2-choreo-connect.yaml")
+    assert result.warnings == ()
+    api = result.api
+    assert api.topic("/public").auth_type is AuthType.NONE
+    assert api.topic("/public").is_open
+    assert api.topic("/alerts").auth_type is None  # false: the API's security applies
+    assert not api.topic("/private").is_open
+
+
+def _marked(channel: dict[str, Any], **root: Any) -> dict[str, Any]:
+    return {"asyncapi": "2.6.0", "info": {"title": "M", "version": "1"}, **root,
+            "channels": {"/a": {"subscribe": {}, **channel}}}
+
+
+def test_wso2_disable_security_wins_over_a_secured_auth_type() -> None:
+    # As in WSO2 Choreo Connect: the marker opens the topic whatever x-auth-type says.
+    doc = _marked({"x-auth-type": "Application", "x-wso2-disable-security": True})
+    result = import_asyncapi(doc)
+    assert result.api.topic("/a").is_open
+    assert [(p.pointer, p.rule, p.severity) for p in result.warnings] == [
+        ("/channels/~1a/x-auth-type", "model-conversion", Severity.WARNING)]
+    assert "x-wso2-disable-security: true" in result.warnings[0].message
+
+
+def test_wso2_disable_security_must_be_a_boolean() -> None:
+    doc = _marked({"x-wso2-disable-security": "yes"})
+    with pytest.raises(ConversionError) as raised:
+        import_asyncapi(doc)
+    [problem] = raised.value.problems
+    assert problem.pointer == "/channels/~1a/x-wso2-disable-security"
+    assert '"yes"' in problem.message
+    lenient = import_asyncapi(doc, lenient=True)
+    assert not lenient.api.topic("/a").is_open
+    assert [p.pointer for p in lenient.warnings] == ["/channels/~1a/x-wso2-disable-security"]
+
+
+def test_wso2_disable_security_elsewhere_is_ignored_with_a_word() -> None:
+    doc = _marked({}, **{"x-wso2-disable-security": True})
+    doc["channels"]["/a"]["subscribe"] = {"x-wso2-disable-security": True}
+    result = import_asyncapi(doc)
+    assert not result.api.topic("/a").is_open
+    assert [p.pointer for p in result.warnings] == [
+        "/x-wso2-disable-security", "/channels/~1a/subscribe/x-wso2-disable-security"]
+    assert all("read on channels only" in p.message for p in result.warnings)
+
+
+def test_wso2_disable_security_round_trips_through_edits() -> None:
+    path = FIXTURES / "wso2-choreo-connect.yaml"
+    api = load_asyncapi(path)
+    public = api.topic("/public")
+    described = export_asyncapi(api.with_topics(
+        [attrs.evolve(public, description="open") if t is public else t for t in api.topics]))
+    assert described["channels"]["/public"] == {
+        **source_data(path)["channels"]["/public"], "description": "open"}
+    secured = export_asyncapi(api.with_topics(
+        [attrs.evolve(public, auth_type=AuthType.ANY) if t is public else t
+         for t in api.topics]))
+    assert "x-wso2-disable-security" not in secured["channels"]["/public"]
+    assert secured["channels"]["/public"]["x-auth-type"] == "Any"
+    assert load_asyncapi(secured).topic("/public").auth_type is AuthType.ANY
+    unstated = export_asyncapi(api.with_topics(
+        [attrs.evolve(public, auth_type=None) if t is public else t for t in api.topics]))
+    assert not load_asyncapi(unstated).topic("/public").is_open
 
 
 def test_server_variables_expand_to_defaults() -> None:
