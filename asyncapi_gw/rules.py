@@ -1,8 +1,10 @@
-"""The semantic rules of the official AsyncAPI 2.x parser, applied after schema validation.
+"""The semantic rules of AsyncAPI 2.x, applied after schema validation.
 
-These are the ``error`` rules of the v2 ruleset of ``@asyncapi/parser`` (v3), under its names;
-its ``warning`` and ``info`` rules (missing ``operationId``, unused security schemes, ...) are
-not errors there and are not checked here.
+First the ``error`` rules of the v2 ruleset of the official parser, ``@asyncapi/parser`` (v3),
+under its names; its ``warning`` and ``info`` rules (missing ``operationId``, unused security
+schemes, ...) are not errors there and are not checked here.  Then, as warnings, rules the
+specification's text states that neither its JSON Schema nor the official parser checks: a
+document the official parser accepts stays valid, with the breach reported.
 
 =========================================== ================================================
 asyncapi2-server-security                   ``servers.*.security`` names schemes defined in
@@ -27,6 +29,20 @@ asyncapi2-schema-default                    a schema's top-level ``default`` mat
 asyncapi2-schema-examples                   a schema's top-level ``examples`` match it
 asyncapi2-message-examples-custom-format    example payloads of messages with an explicit
                                             ``schemaFormat`` match the payload
+=========================================== ================================================
+
+The specification's own rules, all warnings:
+
+=========================================== ================================================
+asyncapi2-components-keys                   keys of the ``components`` maps match
+                                            ``^[a-zA-Z0-9\\.\\-_]+$``
+asyncapi2-server-names                      keys of ``servers`` match ``^[A-Za-z0-9_\\-]+$``
+asyncapi2-security-requirement-scopes       a requirement of a scheme that is not ``oauth2``
+                                            or ``openIdConnect`` lists no scopes
+asyncapi2-schema-discriminator              a schema's ``discriminator`` is in its
+                                            ``properties`` and ``required``
+asyncapi2-message-trait-examples            message trait examples have a message example's
+                                            shape, where the version's schema leaves it open
 =========================================== ================================================
 
 Where the official parser is lenient its verdicts are kept, so that a document it accepts is
