@@ -779,7 +779,11 @@ def _security_scopes(data: Mapping[str, Any]) -> Iterator[Problem]:
 def _schema_roots(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str, Any]]]:
     """Every AsyncAPI Schema Object that is not inside another one."""
     components = data.get("components")
+    seen: set[int] = set()  # a shared message (a resolved $ref) holds the same schemas
     for path, message in _message_like(data):
+        if id(message) in seen:
+            continue
+        seen.add(id(message))
         yield from _child(message, "headers", path)
         schema_format = message.get("schemaFormat")
         if schema_format is None or schema_format in _ASYNCAPI_SCHEMA_FORMATS:

@@ -528,18 +528,21 @@ def validate_asyncapi(data: Any, version: str) -> list[Problem]:
                 what="the document", memoize=True, fast=_fast_document_validator(version))
 
 
-def _holds_ref(data: Any) -> bool:
-    """Whether a mapping with a ``$ref`` member is anywhere in ``data``."""
-    pending = [data]
+def _ref_and_depth(data: Any) -> tuple[bool, int]:
+    """Whether a mapping with a ``$ref`` member is anywhere in ``data``, and its nesting depth."""
+    holds_ref, deepest = False, 0
+    pending: list[tuple[Any, int]] = [(data, 1)]
     while pending:
-        node = pending.pop()
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
         if isinstance(node, dict):
-            if "$ref" in node:
-                return True
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    return False
+            holds_ref = holds_ref or "$ref" in node
+            children: Iterable[Any] = node.values()
+        else:
+            children = node
+        pending.extend((child, depth + 1) for child in children
+                       if isinstance(child, (dict, list)))
+    return holds_ref, deepest
 
 
 def misplaced_refs(data: Any, version: str) -> list[Problem]:
@@ -552,13 +555,15 @@ def misplaced_refs(data: Any, version: str) -> list[Problem]:
     and nothing else of the unresolved document is reported: the resolved one is validated
     with :func:`validate_asyncapi`.
     """
-    if version not in SUPPORTED_VERSIONS or not _holds_ref(data):
+    if version not in SUPPORTED_VERSIONS or not isinstance(data, (dict, list)):
         return []
-    classes, depth = _structure_classes(data)
+    holds_ref, depth = _ref_and_depth(data)
+    if not holds_ref or depth > _MAX_DEPTH:  # too deep: the resolved document says so
+        return []
     fast = _fast_document_validator(version)
-    if depth > _MAX_DEPTH or (fast is not None and _fast_valid(fast, data)):
+    if fast is not None and _fast_valid(fast, data):
         return []
-    token = _memo.set(_Memo(classes=classes))
+    token = _memo.set(_Memo(classes=_structure_classes(data)[0]))
     try:
         errors = list(_document_validator(version).iter_errors(data))
     except RecursionError:  # reported when the resolved document is validated
