@@ -786,7 +786,9 @@ def _schema_roots(data: Mapping[str, Any]) -> Iterator[tuple[_Path, Mapping[str,
         seen.add(id(message))
         yield from _child(message, "headers", path)
         schema_format = message.get("schemaFormat")
-        if schema_format is None or schema_format in _ASYNCAPI_SCHEMA_FORMATS:
+        if schema_format is None or (
+            isinstance(schema_format, str) and schema_format in _ASYNCAPI_SCHEMA_FORMATS
+        ):
             yield from _child(message, "payload", path)
     parameter_maps = [
         ((*channel_path, "parameters"), channel.get("parameters"))

@@ -554,6 +554,12 @@ _JSONISH = st.recursive(
 )
 
 
+def test_a_schema_format_of_any_type_is_no_crash() -> None:
+    message = {"schemaFormat": ["a"], "payload": {"discriminator": "k"}}
+    data = _doc(channels={"/a": {"subscribe": {"message": message}}})
+    assert check_rules(data) == []
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_KEYS, _JSONISH, max_size=6))
 def test_odd_shapes_never_raise(data: dict[str, Any]) -> None:
