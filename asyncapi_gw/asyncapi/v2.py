@@ -297,8 +297,8 @@ def _disabled_security(channel: Mapping[str, Any], pointer: str, decoder: _Decod
 def _ignored_marker(pointer: str, decoder: _Decoder) -> None:
     decoder.warn(
         pointer,
-        f"{DISABLE_SECURITY_EXTENSION} is read on channels only: here it is ignored, and the "
-        "topics stay secured",
+        f"{DISABLE_SECURITY_EXTENSION} is read on channels only: here it is ignored, and "
+        "security applies as if it were absent",
     )
 
 

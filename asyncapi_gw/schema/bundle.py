@@ -158,17 +158,8 @@ def binding_versions(protocol: str, kind: str) -> tuple[str, ...]:
     return tuple(sorted(found, key=_version_key))
 
 
-def binding_schema_uri(protocol: str, kind: str, binding_version: str | None) -> str | None:
-    """The ``$id`` of the binding schema for a binding, or ``None`` when none is bundled.
-
-    Without a declared version the latest bundled version of that kind is used, as the official
-    schemas say ("If no bindingVersion specified, use the latest binding").
-    """
-    if binding_version is None:
-        versions = binding_versions(protocol, kind)
-        if not versions:
-            return None
-        binding_version = versions[-1]
+def binding_schema_uri(protocol: str, kind: str, binding_version: str) -> str | None:
+    """The ``$id`` of the official schema of a binding version, or ``None`` when there is none."""
     return _binding_files().get((_protocol_folder(protocol), binding_version, kind))
 
 

@@ -9,7 +9,7 @@ import pathlib
 import pytest
 
 from asyncapi_gw.schema import SUPPORTED_VERSIONS, schema_root
-from asyncapi_gw.schema.bundle import binding_schema_uri
+from asyncapi_gw.schema.bundle import binding_schema_uri, binding_versions
 
 CHECKOUT_SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
 
@@ -38,17 +38,30 @@ def test_vendored_files_match_provenance() -> None:
 @pytest.mark.parametrize(
     ("protocol", "kind", "version", "expected"),
     [
-        ("ws", "channel", None, "http://asyncapi.com/bindings/websockets/0.1.0/channel.json"),
+        ("ws", "channel", "0.1.0", "http://asyncapi.com/bindings/websockets/0.1.0/channel.json"),
         ("websockets", "channel", "0.1.0",
          "http://asyncapi.com/bindings/websockets/0.1.0/channel.json"),
-        ("kafka", "server", None, "http://asyncapi.com/bindings/kafka/0.5.0/server.json"),
         ("kafka", "server", "0.3.0", "http://asyncapi.com/bindings/kafka/0.3.0/server.json"),
-        ("ws", "server", None, None),
+        ("ws", "server", "0.1.0", None),
         ("ws", "channel", "9.9.9", None),
-        ("nosuchprotocol", "channel", None, None),
+        ("nosuchprotocol", "channel", "0.1.0", None),
     ],
 )
 def test_binding_schema_choice(
-    protocol: str, kind: str, version: str | None, expected: str | None
+    protocol: str, kind: str, version: str, expected: str | None
 ) -> None:
     assert binding_schema_uri(protocol, kind, version) == expected
+
+
+@pytest.mark.parametrize(
+    ("protocol", "kind", "expected"),
+    [
+        ("ws", "channel", ("0.1.0",)),
+        ("kafka", "server", ("0.3.0", "0.4.0", "0.5.0")),
+        ("kafka", "message", ("0.1.0", "0.3.0", "0.4.0", "0.5.0")),
+        ("ws", "server", ()),
+        ("nosuchprotocol", "channel", ()),
+    ],
+)
+def test_binding_versions_oldest_first(protocol: str, kind: str, expected: tuple[str, ...]) -> None:
+    assert binding_versions(protocol, kind) == expected
