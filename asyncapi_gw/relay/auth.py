@@ -23,6 +23,15 @@ configured.  Scopes come from ``scope`` (space-separated) and ``scp`` (list or s
 combined; ``keytype: SANDBOX`` (any case) selects the sandbox environment.
 
 API keys are looked up by their SHA-256 digest, so the authenticator holds no key in clear.
+
+Re-authorization (:meth:`Authenticator.reauthorize`, for a reload) judges an open connection's
+principal as a new handshake with the same credential would be judged under the current keys,
+API and topic, without the credential itself: a principal remembers only its credential's
+identity (an API key's digest, or the fingerprint of the key that verified its token).  An API
+key must still be configured (its current scopes and environment then apply); a token's
+verifying key must still be configured; the API must still accept the credential's kind and
+the topic's scopes must still admit it; an anonymous principal stays only on an open topic.
+The token's claims are not read again: its expiry is already the connection's deadline.
 """
 
 from __future__ import annotations
@@ -41,7 +50,11 @@ import attrs
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
 
 from asyncapi_gw.documents import read_document
 from asyncapi_gw.errors import DocumentError, RelayError
@@ -86,6 +99,8 @@ class Principal:
 
     ``expires_at`` (epoch seconds, leeway included) is when a JWT stops being accepted; the
     relay closes the connection then (4001).  ``None``: the credential does not expire.
+    ``credential_id`` identifies the credential without holding it: the SHA-256 digest of an
+    API key, or the fingerprint of the key that verified a JWT (``None``: anonymous).
     """
 
     kind: AuthKind | None
@@ -93,6 +108,7 @@ class Principal:
     scopes: frozenset[str] = attrs.field(default=frozenset(), converter=_scope_set)
     environment: str = attrs.field(default="production", validator=_check_environment)
     expires_at: float | None = None
+    credential_id: bytes | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -180,8 +196,13 @@ def _read_data(path: str | Path, what: str) -> Any:
         raise RelayError(f"{what}: {exc.message}", exc.problems) from None
 
 
-def _key_principal(info: ApiKeyInfo) -> Principal:
-    return Principal(kind=AuthKind.API_KEY, scopes=info.scopes, environment=info.environment)
+def _key_principal(info: ApiKeyInfo, digest: bytes) -> Principal:
+    return Principal(
+        kind=AuthKind.API_KEY,
+        scopes=info.scopes,
+        environment=info.environment,
+        credential_id=digest,
+    )
 
 
 def _api_keys_from_data(data: Any, where: str) -> dict[str, ApiKeyInfo]:
@@ -214,6 +235,7 @@ def _api_keys_from_data(data: Any, where: str) -> dict[str, ApiKeyInfo]:
 def load_auth_config(
     *,
     jwt_secret: str | None = None,
+    jwt_secret_file: str | Path | None = None,
     jwt_public_key_file: str | Path | None = None,
     jwks_file: str | Path | None = None,
     jwt_issuer: str | None = None,
@@ -223,16 +245,20 @@ def load_auth_config(
 ) -> AuthConfig:
     """An :class:`AuthConfig` from the CLI's options, reading the named files.
 
-    The API key file (YAML or JSON) maps each key to ``{scopes: [...], environment:
+    The secret file holds the HS256 secret as UTF-8 text; line breaks at its end are not part
+    of it.  The API key file (YAML or JSON) maps each key to ``{scopes: [...], environment:
     production|sandbox}`` (both optional; defaults: no scopes, production).
     Raises :class:`RelayError` on an unreadable or malformed file.
     """
+    if jwt_secret_file is not None:
+        if jwt_secret is not None:
+            raise RelayError("give the JWT secret once: as a value or as a file, not both")
+        jwt_secret = _read_text(jwt_secret_file, "JWT secret file", "utf-8").rstrip("\r\n")
+        if not jwt_secret:
+            raise RelayError(f"JWT secret file {jwt_secret_file}: empty")
     public_key = None
     if jwt_public_key_file is not None:
-        try:
-            public_key = Path(jwt_public_key_file).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RelayError(f"JWT public key file {jwt_public_key_file}: {exc}") from None
+        public_key = _read_text(jwt_public_key_file, "JWT public key file", "ascii")
     jwks = None
     if jwks_file is not None:
         jwks = _read_data(jwks_file, "JWKS file")
@@ -252,12 +278,23 @@ def load_auth_config(
     )
 
 
+def _read_text(path: str | Path, what: str, encoding: str) -> str:
+    try:
+        return Path(path).read_text(encoding=encoding)
+    except OSError as exc:
+        raise RelayError(f"{what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:  # its message would quote a byte of the file
+        raise RelayError(f"{what} {path}: not {encoding.upper()} text") from None
+
+
 @attrs.frozen
 class _Key:
-    """A verification key bound to the one algorithm it may verify."""
+    """A verification key bound to the one algorithm it may verify; ``fingerprint`` (SHA-256
+    of the algorithm and the key material) names it without holding it."""
 
     algorithm: str
     key: bytes | rsa.RSAPublicKey | ec.EllipticCurvePublicKey = attrs.field(repr=False)
+    fingerprint: bytes = attrs.field(repr=False)
 
 
 def _secret_key(secret: str) -> _Key:
@@ -266,17 +303,20 @@ def _secret_key(secret: str) -> _Key:
         raise RelayError(
             f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes for HS256 (RFC 7518 3.2)"
         )
-    return _Key("HS256", data)
+    return _Key("HS256", data, hashlib.sha256(b"HS256:" + data).digest())
 
 
 def _public_key(key: object, where: str) -> _Key:
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise RelayError(f"{where}: RSA key of {key.key_size} bits; {MIN_RSA_BITS} at least")
-        return _Key("RS256", key)
-    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        return _Key("ES256", key)
-    raise RelayError(f"{where}: need an RSA or P-256 EC public key")
+        algorithm = "RS256"
+    elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        algorithm = "ES256"
+    else:
+        raise RelayError(f"{where}: need an RSA or P-256 EC public key")
+    der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return _Key(algorithm, key, hashlib.sha256(algorithm.encode() + b":" + der).digest())
 
 
 def _pem_key(pem: str) -> _Key:
@@ -385,12 +425,16 @@ class Authenticator:
         elif config.jwt_public_key is not None:
             self._fixed_key = _pem_key(config.jwt_public_key)
         self._jwks = None if config.jwks is None else _jwks_keys(config.jwks)
+        verifying = [] if self._fixed_key is None else [self._fixed_key]
+        verifying += [] if self._jwks is None else self._jwks.values()
+        self._fingerprints = frozenset(key.fingerprint for key in verifying)
         # A configured key's principal never changes: built once, by the key's digest.
         self._api_keys: dict[bytes, Principal] | ApiKeyLookup | None
         if isinstance(config.api_keys, Mapping):
-            self._api_keys = {
-                _digest(k): _key_principal(info) for k, info in config.api_keys.items()
-            }
+            self._api_keys = {}
+            for key, info in config.api_keys.items():
+                digest = _digest(key)
+                self._api_keys[digest] = _key_principal(info, digest)
         else:
             self._api_keys = config.api_keys
 
@@ -464,10 +508,36 @@ class Authenticator:
         outcome = self._jwt(value, now) if kind is AuthKind.OAUTH2 else self._api_key(value)
         if isinstance(outcome, Rejection):
             return outcome
-        required = topic.scopes
-        if required and outcome.scopes.isdisjoint(required):
-            return _reject(f"insufficient scope: needs one of {', '.join(required)}", 403)
-        return outcome
+        return _scoped(outcome, topic)
+
+    def reauthorize(
+        self, principal: Principal, *, api: StreamingAPI, topic: Topic
+    ) -> Principal | Rejection:
+        """What ``principal``, authenticated earlier (perhaps under other keys, on another
+        version of ``topic``), is now on ``topic`` of ``api``: the principal a new handshake
+        with the same credential would get, or why it would be refused (see the module's
+        docstring).  An embedder's API key lookup cannot be asked again without the key: its
+        principals stay as they are."""
+        accepted = api.auth_kinds
+        if not accepted or topic.is_open:
+            return _ANONYMOUS
+        kind = principal.kind
+        if kind is None:
+            return _reject("authentication is now required")
+        if kind not in accepted:
+            what = "bearer tokens" if kind is AuthKind.OAUTH2 else "API keys"
+            return _reject(f"this API no longer accepts {what}")
+        if kind is AuthKind.OAUTH2:
+            if principal.credential_id not in self._fingerprints:
+                return _reject("the token's signing key is no longer accepted")
+        elif self._api_keys is None:
+            return _reject("no API keys are configured on this gateway")
+        elif isinstance(self._api_keys, dict):
+            current = self._api_keys.get(principal.credential_id or b"")
+            if current is None:
+                return _reject("API key revoked")
+            principal = current
+        return _scoped(principal, topic)
 
     def _api_key(self, value: str) -> Principal | Rejection:
         if self._api_keys is None:
@@ -476,7 +546,7 @@ class Authenticator:
             principal = self._api_keys.get(_digest(value))
         else:
             info = self._api_keys(value)
-            principal = None if info is None else _key_principal(info)
+            principal = None if info is None else _key_principal(info, _digest(value))
         if principal is None:
             return _reject("invalid API key")
         return principal
@@ -515,7 +585,7 @@ class Authenticator:
             return _reject("malformed bearer token")
         if not isinstance(claims, dict):
             return _reject("malformed bearer token")
-        return self._claims(claims, now)
+        return self._claims(claims, now, key)
 
     def _key_for(self, kid: str | None) -> _Key | None:
         if self._jwks is None:
@@ -525,7 +595,7 @@ class Authenticator:
             key = next(iter(self._jwks.values()))
         return key
 
-    def _claims(self, claims: Mapping[str, Any], now: float) -> Principal | Rejection:
+    def _claims(self, claims: Mapping[str, Any], now: float, key: _Key) -> Principal | Rejection:
         leeway = self._config.leeway
         times: dict[str, float] = {}
         for name in ("exp", "nbf", "iat"):
@@ -561,7 +631,16 @@ class Authenticator:
             scopes=scopes,
             environment="sandbox" if sandbox else "production",
             expires_at=times["exp"] + leeway if "exp" in times else None,
+            credential_id=key.fingerprint,
         )
+
+
+def _scoped(principal: Principal, topic: Topic) -> Principal | Rejection:
+    """``principal`` when it holds one of the topic's scopes (or the topic names none)."""
+    required = topic.scopes
+    if required and principal.scopes.isdisjoint(required):
+        return _reject(f"insufficient scope: needs one of {', '.join(required)}", 403)
+    return principal
 
 
 def _digest(key: str) -> bytes:

@@ -155,7 +155,9 @@ def test_hs256_token_gives_its_principal() -> None:
         scopes=frozenset({"chat:read"}),
         environment="production",
         expires_at=NOW + 600 + 30,
+        credential_id=hashlib.sha256(b"HS256:" + SECRET.encode()).digest(),
     )
+    assert SECRET not in repr(principal)
 
 
 def test_rs256_and_es256_tokens_verify_with_a_pem_key(keys: Keys) -> None:
@@ -559,11 +561,17 @@ KEYS_DATA = {
 def check_api_keys(authenticator: Authenticator) -> None:
     prod = auth(authenticator, headers=[("apikey", "prod-key")], topic=SCOPED)
     assert prod == Principal(
-        kind=AuthKind.API_KEY, scopes=frozenset({"chat:read"}), environment="production"
+        kind=AuthKind.API_KEY,
+        scopes=frozenset({"chat:read"}),
+        environment="production",
+        credential_id=hashlib.sha256(b"prod-key").digest(),  # the key's digest, not the key
     )
     sandbox = auth(authenticator, query=[("apikey", "sandbox-key")], topic=SCOPED)
     assert sandbox == Principal(
-        kind=AuthKind.API_KEY, scopes=frozenset({"chat:write"}), environment="sandbox"
+        kind=AuthKind.API_KEY,
+        scopes=frozenset({"chat:write"}),
+        environment="sandbox",
+        credential_id=hashlib.sha256(b"sandbox-key").digest(),
     )
     bare = auth(authenticator, headers=[("apikey", "bare-key")])
     assert isinstance(bare, Principal)
@@ -675,6 +683,123 @@ def test_key_files_load(tmp_path: Path, keys: Keys) -> None:
     jwks.write_text(json.dumps({"keys": [jwk(keys.rsa_key, "r")]}))
     rs = Authenticator(load_auth_config(jwks_file=jwks, jwt_audience="gw"))
     assert isinstance(bearer(rs, token({"aud": "gw"}, keys.rsa_key, "RS256", kid="r")), Principal)
+
+
+def test_secret_file_loads_without_its_final_line_break(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text(SECRET + "\n")
+    config = load_auth_config(jwt_secret_file=path)
+    assert config.jwt_secret == SECRET
+    assert isinstance(bearer(Authenticator(config), token(GOOD)), Principal)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"\r\n", "empty"), (b"\xff" + SECRET.encode(), "not UTF-8 text")],
+)
+def test_bad_secret_file_is_a_relay_error(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(content)
+    with pytest.raises(RelayError, match=message) as info:
+        load_auth_config(jwt_secret_file=path)
+    assert "\\xff" not in str(info.value)
+    with pytest.raises(RelayError, match="JWT secret file"):
+        load_auth_config(jwt_secret_file=tmp_path / "absent")
+
+
+def test_secret_given_twice_is_a_relay_error(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text(SECRET)
+    with pytest.raises(RelayError, match="not both"):
+        load_auth_config(jwt_secret=SECRET, jwt_secret_file=path)
+
+
+# --- re-authorization (reload) ----------------------------------------------------------------
+
+API_KEYS_INFO = {
+    "prod-key": ApiKeyInfo(scopes={"chat:read"}),
+    "sandbox-key": ApiKeyInfo(scopes={"chat:write"}, environment="sandbox"),
+}
+
+
+def reauthorize(
+    authenticator: Authenticator,
+    principal: Principal | Rejection,
+    *,
+    api: StreamingAPI = BOTH,
+    topic: Topic = SCOPED,
+) -> Principal | Rejection:
+    assert isinstance(principal, Principal), principal
+    return authenticator.reauthorize(principal, api=api, topic=topic)
+
+
+def test_reauthorize_refuses_a_revoked_api_key_and_applies_a_changed_one() -> None:
+    before = Authenticator(AuthConfig(api_keys=API_KEYS_INFO))
+    prod = auth(before, headers=[("apikey", "prod-key")], topic=SCOPED)
+    assert reauthorize(before, prod) == prod
+    revoked = Authenticator(AuthConfig(api_keys={"sandbox-key": ApiKeyInfo()}))
+    assert rejected(reauthorize(revoked, prod)) == "API key revoked"
+    narrowed = Authenticator(AuthConfig(api_keys={"prod-key": ApiKeyInfo(scopes={"other"})}))
+    assert "insufficient scope" in rejected(reauthorize(narrowed, prod), 403)
+    moved = Authenticator(
+        AuthConfig(api_keys={"prod-key": ApiKeyInfo(scopes={"chat:read"}, environment="sandbox")})
+    )
+    again = reauthorize(moved, prod)
+    assert isinstance(again, Principal)
+    assert again.environment == "sandbox"
+    gone = Authenticator(AuthConfig(jwt_secret=SECRET))
+    assert rejected(reauthorize(gone, prod)) == "no API keys are configured on this gateway"
+
+
+def test_reauthorize_refuses_a_token_whose_key_was_rotated_out(keys: Keys) -> None:
+    principal = bearer(HS, token(GOOD))
+    assert reauthorize(HS, principal, topic=UNSCOPED) == principal
+    same = Authenticator(AuthConfig(jwt_secret=SECRET, api_keys={"k": ApiKeyInfo()}))
+    assert reauthorize(same, principal, topic=UNSCOPED) == principal
+    rotated = Authenticator(AuthConfig(jwt_secret=OTHER_SECRET))
+    reason = rejected(reauthorize(rotated, principal, topic=UNSCOPED))
+    assert reason == "the token's signing key is no longer accepted"
+    both = {"keys": [jwk(keys.rsa_key, "old"), jwk(keys.rsa_other, "new")]}
+    jwks = Authenticator(AuthConfig(jwks=both))
+    signed = bearer(jwks, token(GOOD, keys.rsa_key, "RS256", kid="old"))
+    # the kid may be reused for another key: the key material decides
+    renamed = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa_key, "renamed")]}))
+    assert reauthorize(renamed, signed, topic=UNSCOPED) == signed
+    swapped = Authenticator(AuthConfig(jwks={"keys": [jwk(keys.rsa_other, "old")]}))
+    rejected(reauthorize(swapped, signed, topic=UNSCOPED))
+    pem = Authenticator(AuthConfig(jwt_public_key=keys.pem(keys.rsa_key)))
+    assert reauthorize(pem, signed, topic=UNSCOPED) == signed
+
+
+def test_reauthorize_follows_the_api_and_topic_requirements() -> None:
+    authenticator = Authenticator(AuthConfig(jwt_secret=SECRET, api_keys=API_KEYS_INFO))
+    key = auth(authenticator, headers=[("apikey", "prod-key")], topic=SCOPED)
+    tok = bearer(authenticator, token(GOOD), topic=SCOPED)
+    assert isinstance(key, Principal)
+    assert isinstance(tok, Principal)
+    only_tokens = make_api(OAUTH2)
+    reason = rejected(reauthorize(authenticator, key, api=only_tokens))
+    assert reason == "this API no longer accepts API keys"
+    assert reauthorize(authenticator, tok, api=only_tokens) == tok
+    write_only = Topic(
+        name="/rooms", publish=TopicOperation(operation=Operation.PUBLISH, scopes=("chat:write",))
+    )
+    rejected(reauthorize(authenticator, tok, topic=write_only), 403)
+    anonymous = Principal(kind=None)
+    for opened in (make_api(), BOTH):
+        topic = SCOPED if opened.security == () else attrs.evolve(SCOPED, auth_type=AuthType.NONE)
+        assert reauthorize(authenticator, key, api=opened, topic=topic) == anonymous
+        assert reauthorize(authenticator, anonymous, api=opened, topic=topic) == anonymous
+    reason = rejected(reauthorize(authenticator, anonymous))
+    assert reason == "authentication is now required"
+
+
+def test_reauthorize_keeps_the_principals_of_an_api_key_lookup() -> None:
+    authenticator = Authenticator(AuthConfig(api_keys=lambda key: ApiKeyInfo()))
+    principal = auth(authenticator, headers=[("apikey", "anything")])
+    assert isinstance(principal, Principal)
+    assert principal.credential_id == hashlib.sha256(b"anything").digest()
+    assert reauthorize(authenticator, principal, topic=UNSCOPED) == principal
 
 
 # --- credential placement ---------------------------------------------------------------------
