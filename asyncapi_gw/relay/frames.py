@@ -246,6 +246,19 @@ class FrameScanner:
         """No frame is partly fed."""
         return not self._head and not self._remaining
 
+    @property
+    def payload_left(self) -> int:
+        """Payload bytes of the frame being fed still to come (0 outside a payload)."""
+        return self._remaining
+
+    def reconfigure(self, *, report: bool, collect: bool) -> None:
+        """Change ``report`` and ``collect`` between messages (a :class:`ValueError` inside
+        one: its frames would be reported or collected only in part)."""
+        if self.in_message or not self.at_frame_boundary:
+            raise ValueError("a scanner is reconfigured between messages only")
+        self._report = report
+        self._collect = collect
+
     def take_whole(self, data: bytes) -> bool:
         """Count ``data`` as :meth:`feed` would, when it is exactly one whole unfragmented data
         frame at a frame boundary, within the size limit, and nothing is collected; else count

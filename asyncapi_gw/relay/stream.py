@@ -206,6 +206,7 @@ class Pump:
         "_frame_end",
         "_held",
         "_message_disposition",
+        "_next",
         "_plain",
         "_quota_only",
         "_refused",
@@ -218,15 +219,9 @@ class Pump:
     def __init__(
         self, policy: StreamPolicy, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.policy = policy
         self._clock = clock
-        self._report = (
-            not policy.allowed or policy.quota is not None or policy.validator is not None
-        )
-        # Only a quota applies: whole chunks of admitted messages pass as they came.
-        self._quota_only = policy.allowed and policy.validator is None and policy.quota is not None
-        # Messages pass whole unless refused: forward_whole may take them (until a close).
-        self._plain = policy.allowed and policy.validator is None
+        self._configure(policy)
+        self._next: StreamPolicy | None = None  # the policy of the next message (update)
         # Quota decisions _admit_whole took before handing a chunk to _route: this many
         # admitted message starts, then (if _refused) one refused.
         self._admitted = 0
@@ -249,6 +244,62 @@ class Pump:
         self._message_disposition = _FORWARD
         self._held: list[bytes] = []
         self._closing: list[bytes] = []
+
+    def _configure(self, policy: StreamPolicy) -> None:
+        self.policy = policy
+        self._report = (
+            not policy.allowed or policy.quota is not None or policy.validator is not None
+        )
+        # Only a quota applies: whole chunks of admitted messages pass as they came.
+        self._quota_only = policy.allowed and policy.validator is None and policy.quota is not None
+        # Messages pass whole unless refused: forward_whole may take them (until a close).
+        self._plain = policy.allowed and policy.validator is None
+
+    def update(self, policy: StreamPolicy) -> None:
+        """Apply ``policy`` from the next message this side starts: at once between messages,
+        else when the message in progress ends (it ends under the policy it began with).
+
+        Only the message-level fields may differ (``allowed``, ``on_wrong_direction``,
+        ``quota``, ``on_throttle``, ``validator``, ``on_invalid``); :class:`RelayError` if the
+        direction, ``extensions`` or ``max_message_size`` do.
+        """
+        fixed = ("from_client", "extensions", "max_message_size")
+        changed = [name for name in fixed if getattr(policy, name) != getattr(self.policy, name)]
+        if changed:
+            raise RelayError(f"a pump's {', '.join(changed)} cannot change")
+        self._next = policy
+        self._switch()
+
+    def _switch(self) -> None:
+        """Take up the next policy if there is one and no message is in progress."""
+        policy = self._next
+        if policy is None or not self.at_message_boundary():
+            return
+        self._next = None
+        if self._done:
+            return
+        self._configure(policy)
+        scanner = self._scanner
+        scanner.reconfigure(report=self._report, collect=policy.validator is not None)
+        # Between messages nothing is withheld: the dispositions start afresh.
+        self._frame_end = scanner.offset
+        self._frame_disposition = self._message_disposition = _FORWARD
+
+    def _receive_switching(self, data: bytes) -> list[Action]:
+        """:meth:`receive` while a policy waits for the message in progress to end: the chunk
+        is fed frame by frame (headers byte by byte) until a message boundary, then the new
+        policy takes the rest."""
+        policy, self._next = self._next, None
+        actions: list[Action] = []
+        while data and not self._done and not self.at_message_boundary():
+            size = self._scanner.payload_left or 1
+            actions += self.receive(data[:size])
+            data = data[size:]
+        self._next = policy
+        self._switch()
+        if data and not self._done:
+            actions += self.receive(data)
+        return actions
 
     @property
     def stats(self) -> PumpStats:
@@ -295,6 +346,8 @@ class Pump:
         """The actions for ``data``, the next bytes received from this side."""
         if self._done:
             return []
+        if self._next is not None:
+            return self._receive_switching(data)
         self._bytes += len(data)
         if self._at_rest():
             payload = self._scanner.take_close(data)

@@ -526,3 +526,136 @@ def test_garbage_only_yields_actions(
     assert len(forwarded(actions)) <= len(data)
     if kind == "plain" and not ends:
         assert forwarded(actions) == data
+
+
+# --- a policy updated in the middle of the stream (reload) ---------------------------------
+
+UPDATE_KINDS = ["plain", "drop", "validator"]
+
+
+def update_policy(stream: Stream, kind: str) -> StreamPolicy:
+    if kind == "drop":
+        return policy(stream, allowed=False, on_wrong_direction="drop")
+    if kind == "validator":
+        return policy(
+            stream, allowed=True, validator=lambda _o, p: len(p) % 2 == 0, on_invalid="drop"
+        )
+    return policy(stream, allowed=True)
+
+
+def expected_under(stream: Stream, governing: Callable[[int], str]) -> bytes:
+    """Control frames pass at once; a message passes per the kind that governs it."""
+    out = b""
+    held = b""
+    for frame in stream.frames:
+        if frame.message is None:
+            out += frame.data
+            continue
+        kind = governing(frame.message)
+        if kind == "plain":
+            out += frame.data
+        elif kind == "validator":
+            held += frame.data
+            if frame.fin:
+                if len(stream.payloads[frame.message]) % 2 == 0:
+                    out += held
+                held = b""
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    streams(),
+    CUTS,
+    st.integers(0, 2**20),
+    st.sampled_from(UPDATE_KINDS),
+    st.sampled_from(UPDATE_KINDS),
+)
+def test_an_updated_policy_governs_the_messages_that_start_after_it(
+    stream: Stream, cuts: list[int], at: int, before: str, after: str
+) -> None:
+    """Whatever the chunks and wherever the update falls (inside a header, a payload, a
+    fragmented message, a control frame), a message that began before it ends under the old
+    policy and every message that begins after it follows the new one."""
+    data = stream.data
+    at %= len(data) + 1
+    starts: dict[int, int] = {}  # message -> stream offset of its first frame
+    offset = 0
+    for frame in stream.frames:
+        if frame.message is not None:
+            starts.setdefault(frame.message, offset)
+        offset += len(frame.data)
+    chunks = cut(data, [*cuts, at])
+    pump = Pump(update_policy(stream, before))
+    new = update_policy(stream, after)
+    actions: list[Action] = []
+    fed = 0
+    for chunk in chunks:
+        if fed == at:
+            pump.update(new)
+        actions += [Forward(chunk)] if pump.forward_whole(chunk) else pump.receive(chunk)
+        fed += len(chunk)
+    if fed == at:
+        pump.update(new)
+    expected = expected_under(stream, lambda m: before if starts[m] < at else after)
+    assert forwarded(actions) == expected
+    assert not any(isinstance(a, (Close, CloseSeen)) for a in actions)
+    assert pump.stats.bytes == len(data)
+    assert pump.stats.messages == len(stream.payloads)
+    # once the stream rests between messages, the new policy is the pump's
+    assert pump.policy is new
+    later = text_frame("x", mask=stream.masked)  # odd length: the validator drops it
+    assert forwarded(pump.receive(later)) == (later if after == "plain" else b"")
+
+
+def test_an_update_between_messages_applies_to_the_next_one() -> None:
+    pump = Pump(StreamPolicy(from_client=True, allowed=True))
+    first = text_frame("first", mask=True)
+    assert pump.receive(first) == [Forward(first)]
+    pump.update(StreamPolicy(from_client=True, allowed=False))
+    assert pump.receive(text_frame("second", mask=True)) == [
+        Close(1008, "topic does not allow publish")
+    ]
+
+
+def test_a_fragmented_message_ends_under_the_policy_it_began_with() -> None:
+    head = raw_frame(Opcode.TEXT, b"par", fin=False, mask=True)
+    ping = raw_frame(Opcode.PING, b"p", mask=True)
+    tail = raw_frame(Opcode.CONT, b"ts", fin=True, mask=True)
+    nxt = text_frame("next", mask=True)
+    quota = ListQuota(set())
+    pump = Pump(StreamPolicy(from_client=True, allowed=True, quota=quota))
+    assert forwarded(pump.receive(head)) == head
+    pump.update(StreamPolicy(from_client=True, allowed=False, on_wrong_direction="drop"))
+    assert pump.policy.allowed  # the message in progress is still the old policy's
+    assert forwarded(pump.receive(ping + tail + nxt)) == ping + tail
+    assert not pump.policy.allowed
+    assert pump.stats.dropped == 1
+    assert len(quota.calls) == 1  # the new policy has no quota
+
+
+def test_a_quota_can_be_swapped_in_and_out() -> None:
+    message = text_frame("m", mask=True)
+    pump = Pump(StreamPolicy(from_client=True, allowed=True))
+    pump.update(StreamPolicy(from_client=True, allowed=True, quota=ListQuota({0})))
+    assert pump.receive(message) == [Reply(THROTTLED)]
+    pump.update(StreamPolicy(from_client=True, allowed=True))
+    assert pump.receive(message) == [Forward(message)]
+
+
+@pytest.mark.parametrize(
+    "field", [{"from_client": False}, {"extensions": True}, {"max_message_size": 10}]
+)
+def test_an_update_keeps_direction_extensions_and_size_limit(field: dict[str, object]) -> None:
+    pump = Pump(StreamPolicy(from_client=True, allowed=True))
+    options: dict[str, object] = {"from_client": True, "allowed": True, **field}
+    with pytest.raises(RelayError, match="cannot change"):
+        pump.update(StreamPolicy(**options))  # type: ignore[arg-type]
+
+
+def test_an_update_after_a_close_changes_nothing() -> None:
+    pump = Pump(StreamPolicy(from_client=True, allowed=True))
+    bye = close_frame(1000, "bye", mask=True)
+    assert pump.receive(bye)[-1] == CloseSeen(1000, "bye")
+    pump.update(StreamPolicy(from_client=True, allowed=False))
+    assert pump.receive(text_frame("late", mask=True)) == []
