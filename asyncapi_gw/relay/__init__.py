@@ -9,6 +9,7 @@ from __future__ import annotations
 from asyncapi_gw.relay.auth import ApiKeyInfo, AuthConfig, load_auth_config
 from asyncapi_gw.relay.config import RelayConfig
 from asyncapi_gw.relay.metrics import RelayStats
+from asyncapi_gw.relay.reload import ReloadReport
 from asyncapi_gw.relay.server import Relay
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "Relay",
     "RelayConfig",
     "RelayStats",
+    "ReloadReport",
     "load_auth_config",
 ]

@@ -49,8 +49,24 @@ from asyncapi_gw.relay.handshake import (
 )
 from asyncapi_gw.relay.metrics import CONTENT_TYPE, Metrics, RelayStats, Traffic
 from asyncapi_gw.relay.quota import QuotaRegistry
+from asyncapi_gw.relay.reload import (
+    REVOKED_CLOSE_CODE,
+    Drop,
+    Keep,
+    ReloadReport,
+    Session,
+    reconcile,
+)
 from asyncapi_gw.relay.routing import Environment, NoRoute, Route, RouteTable, backend_for
-from asyncapi_gw.relay.stream import Close, CloseSeen, Forward, Pump, Reply, StreamPolicy
+from asyncapi_gw.relay.stream import (
+    Close,
+    CloseSeen,
+    Forward,
+    Pump,
+    QuotaLike,
+    Reply,
+    StreamPolicy,
+)
 from asyncapi_gw.schema import validate_instance
 
 __all__ = ["Relay"]
@@ -137,6 +153,8 @@ class Relay:
         self._live: set[_Connection] = set()  # every client socket, handshakes included
         self._pending = 0  # handshakes holding a connection slot
         self._servers: dict[str, asyncio.Server] = {}
+        self._tls: ssl.SSLContext | None = None  # what new wss handshakes use (reload_tls)
+        self._generation = 0  # reloads so far: a handshake begun before one is judged again
         self._access_log: IO[str] | None = None
         self._closing = False
         adapter = WebsocketsAdapter(self)
@@ -155,7 +173,9 @@ class Relay:
             raise RelayError("the relay is already started")
         loop = asyncio.get_running_loop()
         config = self.config
-        tls = _server_tls(config)
+        tls = self._tls = _server_tls(config)
+        if tls is not None:
+            tls.sni_callback = self._pick_tls
         wanted: list[tuple[str, int | None, ssl.SSLContext | None]] = [
             ("ws", config.ws_bind_port, None)
         ]
@@ -259,21 +279,68 @@ class Relay:
 
     # -- reload --------------------------------------------------------------------------------
 
-    def reload(self, apis: Iterable[StreamingAPI]) -> None:
-        """Serve ``apis`` from now on. Open connections of APIs that are unchanged stay open;
-        those of changed or removed APIs get close 1012. Raises :class:`RelayError` (and keeps
-        serving the old APIs) when the new set is invalid."""
-        table = RouteTable.from_apis(apis)
-        kept = set(table.apis)
+    def reload(
+        self, apis: Iterable[StreamingAPI] | None = None, *, auth: AuthConfig | None = None
+    ) -> ReloadReport:
+        """Serve ``apis`` and authenticate with ``auth`` from now on (``None``: unchanged).
+
+        Every open connection is judged again as :mod:`asyncapi_gw.relay.reload` states: it
+        stays while its own topic's route, backend URL and auth hold (a changed direction,
+        quota or payload schema applies from its next message); a removed topic or a changed
+        backend closes it with 1012, a credential no longer accepted with 4001. Raises
+        :class:`RelayError`, and changes nothing, when the new APIs or credentials are invalid.
+        """
+        table = self._table if apis is None else RouteTable.from_apis(apis)
+        authenticator = self._authenticator if auth is None else Authenticator(auth)
+        config = self.config if auth is None else attrs.evolve(self.config, auth=auth)
         for api in table.apis:
-            for warning in self._authenticator.config_warnings(api):
+            for warning in authenticator.config_warnings(api):
                 log.warning("%s", warning)
-        self._table = table
+        self.config, self._table, self._authenticator = config, table, authenticator
+        self._generation += 1
         self._checks.clear()
         self._policies.clear()
+        kept = updated = 0
+        closed: dict[tuple[int, str], int] = {}
         for connection in list(self._connections):
-            if connection.route is not None and connection.route.api not in kept:
-                connection.shut(1012, "API definition changed")
+            session = connection.session
+            if connection.state != _OPEN or session is None:
+                continue
+            verdict = self._judge(session, compressed=connection.compressed)
+            connection.reloaded(verdict)
+            if isinstance(verdict, Drop):
+                key = (verdict.code, verdict.reason)
+                closed[key] = closed.get(key, 0) + 1
+            else:
+                kept += 1
+                updated += verdict.policy_changed
+        return ReloadReport(kept=kept, updated=updated, closed=closed)
+
+    def reload_tls(self) -> None:
+        """Read the TLS certificate and key files again: wss handshakes from now on present
+        them; open connections keep the session they have. Raises :class:`RelayError`, and
+        the previous certificate stays, when they cannot be loaded. Without a wss listener
+        nothing happens."""
+        if self._tls is not None:
+            self._tls = _server_tls(self.config)
+
+    def _pick_tls(
+        self, ssl_object: ssl.SSLObject, _server_name: str | None, context: ssl.SSLContext
+    ) -> None:
+        """The wss listener's ``sni_callback`` (called for every ClientHello, with SNI or
+        not): hand the handshake the latest certificate."""
+        if self._tls is not None and self._tls is not context:
+            ssl_object.context = self._tls
+
+    def _judge(self, session: Session, *, compressed: bool) -> Keep | Drop:
+        return reconcile(
+            session,
+            compressed=compressed,
+            table=self._table,
+            authenticator=self._authenticator,
+            forward_query=self.config.forward_query,
+            validated=self._validated,
+        )
 
     # -- per-connection services ---------------------------------------------------------------
 
@@ -316,6 +383,10 @@ class Relay:
         except (OSError, ValueError) as exc:
             log.warning("cannot write the access log: %s", exc)
 
+    def _validated(self, route: Route) -> bool:
+        """Whether messages on ``route`` are validated in either direction."""
+        return any(self._validator(route, op) is not None for op in Operation)
+
     def _validator(self, route: Route, operation: Operation) -> _MessageCheck | None:
         if not self.config.validate_messages:
             return None
@@ -329,8 +400,19 @@ class Relay:
             )
         return known[1]
 
-    def _policy(self, route: Route, *, from_client: bool, extensions: bool) -> StreamPolicy:
-        quota = self._quotas.for_connection(route.api) if from_client else None
+    def _policies_for(
+        self, route: Route, *, extensions: bool, quota: QuotaLike | None
+    ) -> tuple[StreamPolicy, StreamPolicy]:
+        """The client side's and the backend side's policies on ``route``; ``quota`` is the
+        connection's (taken from the client side)."""
+        return (
+            self._policy(route, from_client=True, extensions=extensions, quota=quota),
+            self._policy(route, from_client=False, extensions=extensions, quota=None),
+        )
+
+    def _policy(
+        self, route: Route, *, from_client: bool, extensions: bool, quota: QuotaLike | None
+    ) -> StreamPolicy:
         key = (id(route.topic), from_client, extensions)
         known = self._policies.get(key) if quota is None else None
         if known is not None:
@@ -432,11 +514,13 @@ class _Connection(asyncio.Protocol):
         "closed_by",
         "done",
         "error",
+        "generation",
         "loop",
         "peer",
         "relay",
         "route",
         "secure",
+        "session",
         "started",
         "state",
         "status",
@@ -454,6 +538,8 @@ class _Connection(asyncio.Protocol):
         self.done: asyncio.Future[None] = self.loop.create_future()
         self.route: Route | None = None
         self.backend_url: str | None = None
+        self.session: Session | None = None  # once routed and authorized
+        self.generation = relay._generation
         self.started = time.monotonic()
         self.status = 0  # the HTTP status the client got
         self.close_code: int | None = None
@@ -558,20 +644,23 @@ class _Connection(asyncio.Protocol):
         problem = check_upgrade(request)
         if problem is not None:
             raise problem
+        self.generation = relay._generation
         self.route = route = relay._route(request)
         principal, url = relay._authorize(route, request)
         self.backend_url = url
+        self.session = Session(
+            target=request.path, route=route, principal=principal, backend_url=url
+        )
         if relay._closing:
             raise HandshakeError(503, "the relay is shutting down")
         if not relay._admit():
             raise HandshakeError(503, "too many connections")
         self._holding_slot = True
-        validated = any(relay._validator(route, op) is not None for op in Operation)
         plan = BackendHandshake.build(
             url,
             request,
             forward_headers=relay.config.forward_headers,
-            offer_extensions=not validated,
+            offer_extensions=not relay._validated(route),
             client_host=self.peer,
             secure_client=self.secure,
         )
@@ -579,10 +668,47 @@ class _Connection(asyncio.Protocol):
             leftover, (subprotocol, extensions) = await self._dial(plan)
         except OSError as exc:
             raise HandshakeError(502, f"cannot reach the backend: {exc.strerror or exc}") from None
+        if self.generation != relay._generation:  # a reload came while the backend was dialled
+            route, principal = self._judged_again(extensions is not None)
         self._accept(request, route, subprotocol, extensions, leftover)
         if principal.expires_at is not None:
             delay = max(0.0, principal.expires_at - time.time())
             self._later(delay, self.shut, 4001, "token expired")
+
+    def _judged_again(self, compressed: bool) -> tuple[Route, Principal]:
+        """The route and principal of a handshake a reload overtook, judged as an open
+        connection is; raises :class:`HandshakeError` (401 or 503) when it would be closed."""
+        session = cast(Session, self.session)  # set before the backend is dialled
+        verdict = self.relay._judge(session, compressed=compressed)
+        if isinstance(verdict, Drop):
+            status = 401 if verdict.code == REVOKED_CLOSE_CODE else 503
+            raise HandshakeError(status, verdict.reason)
+        self.route = verdict.route
+        self.session = attrs.evolve(session, route=verdict.route, principal=verdict.principal)
+        return verdict.route, verdict.principal
+
+    def reloaded(self, verdict: Keep | Drop) -> None:
+        """Close as a reload decided, or go on under the route and principal it gave: a
+        changed message policy reaches each pump, for the next message its side starts."""
+        if isinstance(verdict, Drop):
+            self.shut(verdict.code, verdict.reason)
+            return
+        session = cast(Session, self.session)  # open connections have one
+        self.route = verdict.route
+        self.session = attrs.evolve(session, route=verdict.route, principal=verdict.principal)
+        if verdict.policy_changed:
+            relay, route = self.relay, verdict.route
+            quota = self._pumps[_CLIENT].policy.quota
+            if verdict.quota_changed:
+                quota = relay._quotas.for_connection(route.api)
+            policies = relay._policies_for(route, extensions=self.compressed, quota=quota)
+            for pump, policy in zip(self._pumps, policies, strict=True):
+                pump.update(policy)
+
+    @property
+    def compressed(self) -> bool:
+        """permessage-deflate was negotiated (false before the 101)."""
+        return bool(self._pumps) and self._pumps[_CLIENT].policy.extensions
 
     async def _dial(self, plan: BackendHandshake) -> tuple[bytes, tuple[str | None, str | None]]:
         context = ssl.create_default_context() if plan.secure else None
@@ -631,9 +757,9 @@ class _Connection(asyncio.Protocol):
     ) -> None:
         relay = self.relay
         deflate = extensions is not None
+        quota = relay._quotas.for_connection(route.api)
         self._pumps = [
-            Pump(relay._policy(route, from_client=True, extensions=deflate)),
-            Pump(relay._policy(route, from_client=False, extensions=deflate)),
+            Pump(policy) for policy in relay._policies_for(route, extensions=deflate, quota=quota)
         ]
         self._cancel_timers()
         # an idle relayed connection keeps nothing of its handshakes
