@@ -1,8 +1,12 @@
 """``asyncapi-gw serve FILE...``: run the relay gateway for AsyncAPI documents.
 
 Prints one ``listening on ws://HOST:PORT`` line per listener on standard error once they are up,
-serves until SIGINT or SIGTERM (then drains: close 1001 to every client), and reloads the
-documents on SIGHUP or when a file changes, keeping the connections of unchanged APIs.
+serves until SIGINT or SIGTERM (then drains: close 1001 to every client), and reloads on SIGHUP
+(everything) or when a file it reads changes (what that file holds, once two looks a second
+apart agree, so a save in progress is not read half-written): the documents, the credential
+files (API keys, JWT secret, public key, JWKS) and the TLS certificate and key. Open
+connections are judged again (:mod:`asyncapi_gw.relay.reload`); a file that cannot be loaded
+leaves the previous documents or credentials in force, and says so on standard error.
 Exit codes: 0 after a clean shutdown, 1 for invalid documents, 2 for usage errors, unreadable
 files and ports in use.
 """
@@ -21,13 +25,20 @@ from typing import Any
 from asyncapi_gw.asyncapi import load_asyncapi
 from asyncapi_gw.errors import AsyncAPIGwError, RelayError
 from asyncapi_gw.model import StreamingAPI
-from asyncapi_gw.relay import Relay, RelayConfig, load_auth_config
+from asyncapi_gw.relay import AuthConfig, Relay, RelayConfig, load_auth_config
+from asyncapi_gw.relay.auth import Authenticator
 
-__all__ = ["register", "run"]
+__all__ = ["JWT_SECRET_ENV", "FileWatch", "register", "run"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
-WATCH_INTERVAL = 1.0  # seconds between checks of the documents' modification times
+WATCH_INTERVAL = 1.0  # seconds between looks at the watched files
+JWT_SECRET_ENV = "ASYNCAPI_GW_JWT_SECRET"  # noqa: S105 - a variable's name, not a secret
+"""The HS256 secret, read when no JWT key option is given."""
+_SECRET_ON_COMMAND_LINE = (
+    "warning: --jwt-secret shows the secret to every local user (ps, /proc/PID/cmdline); "
+    f"use --jwt-secret-file FILE or the {JWT_SECRET_ENV} environment variable"
+)
 
 
 def _positive_int(text: str) -> int:
@@ -70,7 +81,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--tls-key", metavar="FILE", help="PEM private key for wss")
     p.add_argument("--api-keys", metavar="FILE", help="API keys and what they grant")
     jwt = p.add_mutually_exclusive_group()
-    jwt.add_argument("--jwt-secret", metavar="S", help="HS256 shared secret")
+    jwt.add_argument(
+        "--jwt-secret-file",
+        metavar="FILE",
+        help=f"file holding the HS256 shared secret (reloaded; or set {JWT_SECRET_ENV})",
+    )
+    jwt.add_argument(
+        "--jwt-secret",
+        metavar="S",
+        help="HS256 shared secret on the command line: visible to every local user in ps, "
+        "so it warns; prefer --jwt-secret-file",
+    )
     jwt.add_argument("--jwt-public-key", metavar="FILE", help="RS256/ES256 PEM public key")
     jwt.add_argument("--jwks", metavar="FILE", help="JWKS file with RS256/ES256 keys")
     p.add_argument("--jwt-issuer", metavar="I", help="required iss claim")
@@ -103,6 +124,25 @@ def _load(args: argparse.Namespace) -> list[StreamingAPI]:
     return [load_asyncapi(f, context=args.context, lenient=args.lenient) for f in args.files]
 
 
+def _load_auth(args: argparse.Namespace) -> AuthConfig:
+    """The credentials the options name, read now; :class:`RelayError` when a file cannot be
+    read or its key material cannot be used."""
+    secret = args.jwt_secret
+    if not (args.jwt_secret_file or args.jwt_public_key or args.jwks or secret):
+        secret = os.environ.get(JWT_SECRET_ENV) or None
+    config = load_auth_config(
+        jwt_secret=secret,
+        jwt_secret_file=args.jwt_secret_file,
+        jwt_public_key_file=args.jwt_public_key,
+        jwks_file=args.jwks,
+        jwt_issuer=args.jwt_issuer,
+        jwt_audience=args.jwt_audience,
+        api_keys_file=args.api_keys,
+    )
+    Authenticator(config)  # a short secret or a weak key is refused now, not at the next reload
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; the exit code."""
     if args.context is not None and len(args.files) > 1:
@@ -111,16 +151,11 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--tls-cert and --tls-key go together")
     if args.no_ws and (args.no_wss or args.tls_cert is None):
         return _usage("no listener left: give --tls-cert/--tls-key or drop --no-ws")
+    if args.jwt_secret is not None:
+        print(_SECRET_ON_COMMAND_LINE, file=sys.stderr)
     apis = _load(args)  # invalid documents raise; the CLI's main maps them to exit codes
     try:
-        auth = load_auth_config(
-            jwt_secret=args.jwt_secret,
-            jwt_public_key_file=args.jwt_public_key,
-            jwks_file=args.jwks,
-            jwt_issuer=args.jwt_issuer,
-            jwt_audience=args.jwt_audience,
-            api_keys_file=args.api_keys,
-        )
+        auth = _load_auth(args)
         config = RelayConfig(
             host=args.host,
             ws_port=None if args.no_ws else args.ws_port,
@@ -187,30 +222,102 @@ async def _serve(relay: Relay, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _mtimes(files: list[str]) -> list[float | None]:
-    out: list[float | None] = []
-    for name in files:
+DOCUMENTS, CREDENTIALS, TLS = "documents", "credentials", "TLS certificate"
+FileState = tuple[int, int, int] | None  # modification time (ns), size, inode; None: absent
+
+
+def _state(name: str) -> FileState:
+    try:
+        found = os.stat(name)
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size, found.st_ino
+
+
+class FileWatch:
+    """Which groups of files changed since they were last loaded, once the change has settled:
+    a group is due when its files differ from the loaded state and two looks in a row agree
+    (a file being written is not read half-done). Pure but for ``os.stat``."""
+
+    def __init__(self, groups: dict[str, list[str]]) -> None:
+        self.groups = {name: files for name, files in groups.items() if files}
+        self._loaded = self._look()
+        self._last = self._loaded
+
+    def _look(self) -> dict[str, list[FileState]]:
+        return {name: [_state(f) for f in files] for name, files in self.groups.items()}
+
+    def due(self) -> list[str]:
+        """The groups to reload now (they count as loaded from here on)."""
+        now = self._look()
+        found = [g for g in self.groups if self._loaded[g] != now[g] == self._last[g]]
+        self._last = now
+        for group in found:
+            self._loaded[group] = now[group]
+        return found
+
+    def everything(self) -> list[str]:
+        """Every group (SIGHUP): all count as loaded as they are now."""
+        self._loaded = self._last = self._look()
+        return list(self.groups)
+
+
+def _watched(args: argparse.Namespace) -> FileWatch:
+    credentials = [args.api_keys, args.jwt_secret_file, args.jwt_public_key, args.jwks]
+    return FileWatch(
+        {
+            DOCUMENTS: list(args.files),
+            CREDENTIALS: [f for f in credentials if f is not None],
+            TLS: [f for f in (args.tls_cert, args.tls_key) if f is not None],
+        }
+    )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _reload(relay: Relay, args: argparse.Namespace, groups: list[str]) -> None:
+    """Load the ``groups`` of files again and apply what loads; say what happened."""
+    apis = auth = None
+    if DOCUMENTS in groups:
         try:
-            out.append(os.stat(name).st_mtime)
-        except OSError:
-            out.append(None)
-    return out
+            apis = _load(args)
+        except AsyncAPIGwError as exc:
+            _say(f"reload failed, still serving the previous APIs: {exc}")
+    if CREDENTIALS in groups:
+        try:
+            auth = _load_auth(args)
+        except RelayError as exc:
+            _say(f"credential reload failed, still using the previous credentials: {exc}")
+    if apis is not None or auth is not None:
+        what = [f"{len(args.files)} document(s)"] if apis is not None else []
+        what += ["the credentials"] if auth is not None else []
+        try:
+            report = relay.reload(apis, auth=auth)
+        except RelayError as exc:  # the documents clash (the credentials were checked)
+            _say(f"reload failed, still serving the previous APIs: {exc}")
+        else:
+            _say(f"reloaded {' and '.join(what)}: {report.describe()}")
+    if TLS in groups:
+        try:
+            relay.reload_tls()
+        except RelayError as exc:
+            _say(f"TLS reload failed, still using the previous certificate: {exc}")
+        else:
+            _say("reloaded the TLS certificate: new wss connections use it")
 
 
 async def _watch(relay: Relay, args: argparse.Namespace, signalled: asyncio.Event) -> None:
-    """Reload on SIGHUP or when a document's modification time changes."""
-    seen = _mtimes(args.files)
+    """Reload everything on SIGHUP, and a group of files when one of them changed."""
+    watch = _watched(args)
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signalled.wait(), WATCH_INTERVAL)
-        now = _mtimes(args.files)
-        if now == seen and not signalled.is_set():
-            continue
-        signalled.clear()
-        seen = now
-        try:
-            relay.reload(_load(args))
-        except AsyncAPIGwError as exc:
-            print(f"reload failed, still serving the previous APIs: {exc}", file=sys.stderr)
+        if signalled.is_set():
+            signalled.clear()
+            groups = watch.everything()
         else:
-            print(f"reloaded {len(args.files)} document(s)", file=sys.stderr, flush=True)
+            groups = watch.due()
+        if groups:
+            _reload(relay, args, groups)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -17,24 +21,42 @@ from pathlib import Path
 
 import pytest
 from tls_certificates import self_signed
-from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
 from websockets.sync.server import Server, ServerConnection, serve
+
+from asyncapi_gw.cli.serve import JWT_SECRET_ENV, FileWatch
 
 LISTENING = re.compile(r"listening on (wss?)://([^:]+|\[.*\]):(\d+)")
 
 
-def _doc(tmp_path: Path, backend: str, *, title: str = "Echo", name: str = "echo.json") -> Path:
+SCHEMES = {
+    "key": {"type": "httpApiKey", "name": "apikey", "in": "query"},
+    "token": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+}
+
+
+def _doc(
+    tmp_path: Path,
+    backend: str,
+    *,
+    title: str = "Echo",
+    name: str = "echo.json",
+    security: str | None = None,
+    **info: str,
+) -> Path:
     path = tmp_path / name
-    path.write_text(
-        json.dumps(
-            {
-                "asyncapi": "2.6.0",
-                "info": {"title": title, "version": "1.0"},
-                "servers": {"production": {"url": backend, "protocol": "ws"}},
-                "channels": {"/*": {"publish": {}, "subscribe": {}}},
-            }
-        )
-    )
+    server: dict[str, object] = {"url": backend, "protocol": "ws"}
+    document: dict[str, object] = {
+        "asyncapi": "2.6.0",
+        "info": {"title": title, "version": "1.0", **info},
+        "servers": {"production": server},
+        "channels": {"/*": {"publish": {}, "subscribe": {}}},
+    }
+    if security is not None:
+        server["security"] = [{security: []}]
+        document["components"] = {"securitySchemes": {security: SCHEMES[security]}}
+    path.write_text(json.dumps(document))
     return path
 
 
@@ -56,11 +78,12 @@ def echo_backend() -> Iterator[str]:
 class Serve:
     """A running ``asyncapi-gw serve``; ``lines`` holds its stderr read so far."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "asyncapi_gw", "serve", *args],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
+            env=env,
         )
         self.lines: list[str] = []
         self._partial = ""
@@ -188,6 +211,9 @@ def test_port_in_use_is_exit_2(tmp_path: Path) -> None:
         (["{doc}", "--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
         (["{doc}", "--ws-port", "70000"], "not between 0 and 65535"),
         (["{doc}", "--jwt-secret", "s", "--jwks", "k.json"], "not allowed with"),
+        (["{doc}", "--jwt-secret", "s", "--jwt-secret-file", "f"], "not allowed with"),
+        (["{doc}", "--jwt-secret-file", "missing"], "JWT secret file missing"),
+        (["{doc}", "--jwt-secret", "short"], "at least 32 bytes"),
         (["missing.yaml"], ""),
         (["{doc}", "--api-keys", "missing.json"], "API key file"),
     ],
@@ -215,3 +241,194 @@ def test_invalid_document_is_exit_1(tmp_path: Path) -> None:
     done = _run(str(bad), "--ws-port", "0")
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- reloading credentials and documents ------------------------------------------------------
+
+RELOADED = re.compile(r"^reloaded (.*)$")
+
+
+def _keys(path: Path, *keys: str) -> Path:
+    path.write_text(json.dumps({key: {} for key in keys}))
+    return path
+
+
+def _closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
+    """Wait (up to 10 s a message) for the relay to close ``ws``: the code and reason."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            ws.recv(10)
+    frame = ws.protocol.close_rcvd
+    return (frame.code, frame.reason) if frame else (None, None)
+
+
+def test_sighup_reloads_api_keys_a_revoked_key_closes_4001_and_is_refused(
+    tmp_path: Path, echo_backend: str
+) -> None:
+    doc = _doc(tmp_path, echo_backend, security="key")
+    keys = _keys(tmp_path / "keys.json", "alice-key", "bob-key")
+    log = tmp_path / "access.log"
+    server = Serve(str(doc), "--ws-port", "0", "--api-keys", str(keys), "--access-log", str(log))
+    try:
+        url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x?apikey="
+        with connect(url + "alice-key") as alice, connect(url + "bob-key") as bob:
+            _keys(keys, "bob-key")
+            server.proc.send_signal(signal.SIGHUP)
+            line = server.wait_for(RELOADED).group(1)
+            assert line == (
+                "1 document(s) and the credentials: 1 connection kept, "
+                "1 closed: 1 with 4001 reload: API key revoked"
+            )
+            assert _closed_with(alice) == (4001, "reload: API key revoked")
+            bob.send("still here")
+            assert bob.recv(5) == "still here"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url + "alice-key")
+        assert refused.value.response.status_code == 401
+    finally:
+        assert server.stop() == 0
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e.get("close_reason") for e in entries if e.get("close_code") == 4001] == [
+        "reload: API key revoked"
+    ]
+    assert "alice-key" not in log.read_text()
+
+
+def test_a_broken_credentials_file_keeps_the_previous_credentials(
+    tmp_path: Path, echo_backend: str
+) -> None:
+    doc = _doc(tmp_path, echo_backend, security="key")
+    keys = _keys(tmp_path / "keys.json", "alice-key")
+    server = Serve(str(doc), "--ws-port", "0", "--api-keys", str(keys))
+    try:
+        url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x?apikey="
+        with connect(url + "alice-key") as alice:
+            keys.write_text('{"bob-key": {"scopes": "not a list"}}')
+            server.proc.send_signal(signal.SIGHUP)
+            failed = server.wait_for(re.compile("credential reload failed.*"))
+            assert "still using the previous credentials" in failed.group(0)
+            assert "API key file" in failed.group(0)
+            assert "bob-key" not in failed.group(0)
+            alice.send("kept")
+            assert alice.recv(5) == "kept"
+        with connect(url + "alice-key") as again:
+            again.send("still accepted")
+            assert again.recv(5) == "still accepted"
+    finally:
+        assert server.stop() == 0
+
+
+def test_the_watcher_reloads_a_saved_keys_file_without_a_signal(
+    tmp_path: Path, echo_backend: str
+) -> None:
+    doc = _doc(tmp_path, echo_backend, security="key")
+    keys = _keys(tmp_path / "keys.json", "alice-key")
+    server = Serve(str(doc), "--ws-port", "0", "--api-keys", str(keys))
+    try:
+        url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x?apikey="
+        with connect(url + "alice-key") as alice:
+            _keys(keys, "bob-key")
+            line = server.wait_for(RELOADED).group(1)
+            assert line.startswith("the credentials: 0 connections kept, 1 closed")
+            assert _closed_with(alice) == (4001, "reload: API key revoked")
+        with connect(url + "bob-key") as bob:
+            bob.send("new key")
+            assert bob.recv(5) == "new key"
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_plain_save_of_the_document_keeps_its_connections(
+    tmp_path: Path, echo_backend: str
+) -> None:
+    doc = _doc(tmp_path, echo_backend)
+    server = Serve(str(doc), "--ws-port", "0")
+    try:
+        url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x"
+        with connect(url) as ws:
+            _doc(tmp_path, echo_backend, description="a description added")
+            assert server.wait_for(RELOADED).group(1) == "1 document(s): 1 connection kept"
+            ws.send("still relayed")
+            assert ws.recv(5) == "still relayed"
+    finally:
+        assert server.stop() == 0
+
+
+def _hs256(secret: str) -> str:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(b'{"sub":"me"}')
+    signature = hmac.new(secret.encode(), head.encode(), hashlib.sha256).digest()
+    return f"{head}.{b64(signature)}"
+
+
+@pytest.mark.parametrize("given", ["file", "environment", "command line"])
+def test_the_jwt_secret_from_a_file_the_environment_or_the_command_line(
+    tmp_path: Path, echo_backend: str, given: str
+) -> None:
+    secret = "s" * 40
+    doc = _doc(tmp_path, echo_backend, security="token")
+    args = [str(doc), "--ws-port", "0"]
+    env = {k: v for k, v in os.environ.items() if k != JWT_SECRET_ENV}
+    if given == "file":
+        (tmp_path / "secret").write_text(secret + "\n")
+        args += ["--jwt-secret-file", str(tmp_path / "secret")]
+    elif given == "environment":
+        env[JWT_SECRET_ENV] = secret
+    else:
+        args += ["--jwt-secret", secret]
+    server = Serve(*args, env=env)
+    try:
+        port = server.wait_for(LISTENING).group(3)
+        warned = any("--jwt-secret shows the secret" in line for line in server.lines)
+        assert warned is (given == "command line")
+        with connect(f"ws://127.0.0.1:{port}/echo/1.0/x?access_token={_hs256(secret)}") as ws:
+            ws.send("signed")
+            assert ws.recv(5) == "signed"
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_rotated_secret_file_closes_the_old_tokens_connections(
+    tmp_path: Path, echo_backend: str
+) -> None:
+    old, new = "o" * 40, "n" * 40
+    secret = tmp_path / "secret"
+    secret.write_text(old)
+    doc = _doc(tmp_path, echo_backend, security="token")
+    server = Serve(str(doc), "--ws-port", "0", "--jwt-secret-file", str(secret))
+    try:
+        url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x?access_token="
+        with connect(url + _hs256(old)) as ws:
+            secret.write_text(new)
+            server.proc.send_signal(signal.SIGHUP)
+            server.wait_for(RELOADED)
+            reason = "reload: the token's signing key is no longer accepted"
+            assert _closed_with(ws) == (4001, reason)
+        with connect(url + _hs256(new)) as ws:
+            ws.send("rotated")
+            assert ws.recv(5) == "rotated"
+    finally:
+        assert server.stop() == 0
+
+
+def test_file_watch_reloads_a_group_once_its_change_has_settled(tmp_path: Path) -> None:
+    doc, keys = tmp_path / "doc.json", tmp_path / "keys.json"
+    doc.write_text("{}")
+    keys.write_text("{}")
+    watch = FileWatch({"documents": [str(doc)], "credentials": [str(keys)], "TLS": []})
+    assert watch.groups == {"documents": [str(doc)], "credentials": [str(keys)]}
+    assert watch.due() == []
+    keys.write_text('{"half": ')  # a save in progress
+    assert watch.due() == []  # seen once: not yet
+    keys.write_text('{"half": {}}')
+    assert watch.due() == []  # changed again: still not settled
+    assert watch.due() == ["credentials"]
+    assert watch.due() == []
+    keys.unlink()
+    doc.write_text('{"x": 1}')
+    assert watch.due() == []
+    assert watch.due() == ["documents", "credentials"]
+    assert watch.everything() == ["documents", "credentials"]
+    assert watch.due() == []
