@@ -230,28 +230,33 @@ def test_a_handshake_a_reload_overtakes_is_judged_before_it_is_accepted() -> Non
             async with Relay([keyed], ws_port=0, auth=AuthConfig(api_keys=keys)) as relay:
                 port = relay.ports["ws"]
 
-                async def overtaken(path: str, reload: Any) -> int:
+                async def reload_while_dialled(path: str, **changes: Any) -> Any:
+                    """Open ``path``; once the backend has the relay's request, reload with
+                    ``changes``, then let the backend answer: the client connection, or the
+                    HTTP status the relay refused it with."""
                     dialled.clear()
                     release.clear()
-                    task = asyncio.create_task(refused_status(port, path))
+
+                    async def opening() -> ClientConnection | int:
+                        try:
+                            return await client(port, path)
+                        except InvalidStatus as exc:
+                            return exc.response.status_code
+
+                    task = asyncio.create_task(opening())
                     await dialled.wait()
-                    reload()
+                    relay.reload(**changes)
                     release.set()
                     return await task
 
-                revoke = lambda: relay.reload(auth=AuthConfig(api_keys={"bob-key": ApiKeyInfo()}))  # noqa: E731
-                assert await overtaken("/chat/1.0/x?apikey=alice-key", revoke) == 401
-                drop_y = lambda: relay.reload([keyed.with_topics([keyed.topics[0]])])  # noqa: E731
-                assert await overtaken("/chat/1.0/y?apikey=bob-key", drop_y) == 503
-                dialled.clear()
-                release.clear()
-                opening = asyncio.create_task(
-                    client(port, "/chat/1.0/x?apikey=bob-key").__aenter__()
+                only_bob = AuthConfig(api_keys={"bob-key": ApiKeyInfo()})
+                alice = "/chat/1.0/x?apikey=alice-key"
+                assert await reload_while_dialled(alice, auth=only_bob) == 401
+                without_y = [keyed.with_topics([keyed.topics[0]])]
+                assert (
+                    await reload_while_dialled("/chat/1.0/y?apikey=bob-key", apis=without_y) == 503
                 )
-                await dialled.wait()
-                relay.reload([keyed])
-                release.set()
-                ws = await opening
+                ws = await reload_while_dialled("/chat/1.0/x?apikey=bob-key", apis=[keyed])
                 assert await echoes(ws)
                 await ws.close()
                 assert relay.stats.rejections == {401: 1, 503: 1}
