@@ -7,7 +7,9 @@ client, then copies messages both ways. Because websockets owns that socket, thi
 websockets connection objects and a per-message copy loop, not the raw byte splice of
 :class:`~asyncapi_gw.relay.Relay`'s own listeners: it enforces direction, quotas, message
 validation and the message size limit, and passes close codes through, but compression is
-negotiated separately on each leg.
+negotiated separately on each leg. A reload judges these connections as it judges the relay's
+own (:mod:`asyncapi_gw.relay.reload`); a kept one follows its topic's new direction, quota and
+validation from its next message.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import asyncio
 import contextlib
 import time
 import weakref
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+import attrs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -27,8 +31,8 @@ from websockets.typing import Subprotocol
 
 from asyncapi_gw.model import Operation
 from asyncapi_gw.relay.handshake import HandshakeError
-from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota
-from asyncapi_gw.relay.routing import Route
+from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota, QuotaRegistry
+from asyncapi_gw.relay.reload import Drop, Keep, Session
 
 if TYPE_CHECKING:
     from asyncapi_gw.relay.server import Relay
@@ -37,12 +41,26 @@ __all__ = ["WebsocketsAdapter"]
 
 
 class _Leg:
-    """What ``process_request`` prepared for one accepted client."""
+    """What ``process_request`` prepared for one accepted client, and what a reload changes:
+    its ``session``, its ``quota``, or ``dropped`` (the close code and reason)."""
 
-    def __init__(self, route: Route, backend: ClientConnection, expires_at: float | None) -> None:
-        self.route = route
+    def __init__(self, session: Session, backend: ClientConnection, generation: int) -> None:
+        self.session = session
         self.backend = backend
-        self.expires_at = expires_at
+        self.generation = generation  # the relay's reloads when it was routed
+        self.quota: ConnectionQuota | None = None
+        self.dropped: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+
+    def reloaded(self, verdict: Keep | Drop, quotas: QuotaRegistry) -> None:
+        """Close as a reload decided, or go on under its route and principal (with a new
+        quota from ``quotas`` when the throttling changed)."""
+        if isinstance(verdict, Drop):
+            if not self.dropped.done():
+                self.dropped.set_result((verdict.code, verdict.reason))
+            return
+        self.session = attrs.evolve(self.session, route=verdict.route, principal=verdict.principal)
+        if verdict.quota_changed:
+            self.quota = quotas.for_connection(verdict.route.api)
 
 
 class WebsocketsAdapter:
@@ -51,12 +69,23 @@ class WebsocketsAdapter:
     def __init__(self, relay: Relay) -> None:
         self._relay = relay
         self._legs: weakref.WeakKeyDictionary[ServerConnection, _Leg] = weakref.WeakKeyDictionary()
+        self._open: set[_Leg] = set()  # legs whose handler runs
+
+    def reload(self, judge: Callable[[Session], Keep | Drop]) -> list[Keep | Drop]:
+        """Judge every open connection with ``judge`` and act on the verdicts (a reload)."""
+        verdicts = []
+        for leg in list(self._open):
+            verdict = judge(leg.session)
+            leg.reloaded(verdict, self._relay._quotas)
+            verdicts.append(verdict)
+        return verdicts
 
     async def process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         """Decide before the upgrade; ``None`` lets websockets accept the client."""
         relay = self._relay
+        generation = relay._generation
         try:
             route = relay._route(request)
             principal, url = relay._authorize(route, request)
@@ -81,7 +110,8 @@ class WebsocketsAdapter:
         except HandshakeError as exc:
             relay._metrics.rejected(exc.status)
             return connection.respond(exc.status, exc.reason.rstrip("\n") + "\n")
-        self._legs[connection] = _Leg(route, backend, principal.expires_at)
+        session = Session(target=request.path, route=route, principal=principal, backend_url=url)
+        self._legs[connection] = _Leg(session, backend, generation)
         return None
 
     def process_response(
@@ -99,17 +129,27 @@ class WebsocketsAdapter:
         if leg is None:
             await client.close(CloseCode.INTERNAL_ERROR, "not prepared by process_request")
             return
-        relay, route, backend = self._relay, leg.route, leg.backend
-        relay._metrics.opened(route.api.name)
-        quota = relay._quotas.for_connection(route.api)
-        copies = [
-            asyncio.create_task(self._copy(client, backend, route, Operation.PUBLISH, quota)),
-            asyncio.create_task(self._copy(backend, client, route, Operation.SUBSCRIBE, None)),
+        relay, backend = self._relay, leg.backend
+        relay._metrics.opened(leg.session.route.api.name)
+        leg.quota = relay._quotas.for_connection(leg.session.route.api)
+        self._open.add(leg)
+        if leg.generation != relay._generation:  # a reload came while the backend was dialled
+            leg.reloaded(relay._judge(leg.session, compressed=False), relay._quotas)
+        copies: list[asyncio.Future[None]] = [
+            asyncio.create_task(self._copy(client, backend, leg, Operation.PUBLISH)),
+            asyncio.create_task(self._copy(backend, client, leg, Operation.SUBSCRIBE)),
         ]
-        timeout = None if leg.expires_at is None else max(0.0, leg.expires_at - time.time())
-        done, _ = await asyncio.wait(copies, timeout=timeout, return_when="FIRST_COMPLETED")
-        if not done:
+        expires_at = leg.session.principal.expires_at
+        timeout = None if expires_at is None else max(0.0, expires_at - time.time())
+        waits: list[asyncio.Future[Any]] = [*copies, leg.dropped]
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
+        self._open.discard(leg)
+        if leg.dropped.done():
+            code, reason = leg.dropped.result()
+            await asyncio.gather(client.close(code, reason), backend.close())
+        elif not done:
             await asyncio.gather(client.close(4001, "token expired"), backend.close())
+        leg.dropped.cancel()
         for task in copies:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
@@ -121,16 +161,17 @@ class WebsocketsAdapter:
         self,
         source: ServerConnection | ClientConnection,
         sink: ServerConnection | ClientConnection,
-        route: Route,
+        leg: _Leg,
         operation: Operation,
-        quota: ConnectionQuota | None,
     ) -> None:
         config = self._relay.config
-        allowed = route.topic.allows(operation)
-        check = self._relay._validator(route, operation)
+        from_client = operation is Operation.PUBLISH
         try:
             async for message in source:
-                if not allowed:
+                route = leg.session.route  # a reload may have changed it
+                quota = leg.quota if from_client else None
+                check = self._relay._validator(route, operation)
+                if not route.topic.allows(operation):
                     if config.on_wrong_direction == "close":
                         await source.close(1008, f"topic does not allow {operation.value}")
                         break

@@ -157,7 +157,7 @@ class Relay:
         self._generation = 0  # reloads so far: a handshake begun before one is judged again
         self._access_log: IO[str] | None = None
         self._closing = False
-        adapter = WebsocketsAdapter(self)
+        self._adapter = adapter = WebsocketsAdapter(self)
         self.process_request = adapter.process_request
         """For ``websockets.asyncio.server.serve(process_request=...)``; see :mod:`.embed`."""
         self.process_response = adapter.process_response
@@ -300,14 +300,17 @@ class Relay:
         self._generation += 1
         self._checks.clear()
         self._policies.clear()
-        kept = updated = 0
-        closed: dict[tuple[int, str], int] = {}
+        verdicts = self._adapter.reload(lambda session: self._judge(session, compressed=False))
         for connection in list(self._connections):
             session = connection.session
             if connection.state != _OPEN or session is None:
                 continue
             verdict = self._judge(session, compressed=connection.compressed)
             connection.reloaded(verdict)
+            verdicts.append(verdict)
+        kept = updated = 0
+        closed: dict[tuple[int, str], int] = {}
+        for verdict in verdicts:
             if isinstance(verdict, Drop):
                 key = (verdict.code, verdict.reason)
                 closed[key] = closed.get(key, 0) + 1

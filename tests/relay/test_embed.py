@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 from relay_harness import api, backend, run
 from websockets.asyncio.client import connect as aconnect
@@ -22,7 +23,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
 
-from asyncapi_gw.relay import Relay
+from asyncapi_gw.model import AuthKind, SecurityScheme
+from asyncapi_gw.relay import ApiKeyInfo, AuthConfig, Relay
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -109,5 +111,47 @@ def test_handler_path_refuses_before_the_upgrade_and_passes_close_codes() -> Non
                     await ws.wait_closed()
                     assert (ws.close_code, ws.close_reason) == (4100, "bye from backend")
             assert relay.stats.rejections == {404: 1}
+
+    run(main())
+
+
+def test_handler_path_connections_are_judged_by_a_reload() -> None:
+    async def main() -> None:
+        keys = {"alice-key": ApiKeyInfo(), "bob-key": ApiKeyInfo()}
+        async with backend() as b:
+            keyed = api(b.url, security=(SecurityScheme(name="k", kind=AuthKind.API_KEY),))
+            relay = Relay([keyed], auth=AuthConfig(api_keys=keys))
+            async with aserve(
+                relay.handler,
+                "127.0.0.1",
+                0,
+                process_request=relay.process_request,
+                process_response=relay.process_response,
+            ) as server:
+                url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/chat/1.0/x?apikey="
+                async with aconnect(url + "alice-key") as alice, aconnect(url + "bob-key") as bob:
+                    for ws in (alice, bob):
+                        await ws.send("before")
+                        assert await ws.recv() == "before"
+                    report = relay.reload(auth=AuthConfig(api_keys={"bob-key": ApiKeyInfo()}))
+                    assert (report.kept, report.closed) == (
+                        1,
+                        {(4001, "reload: API key revoked"): 1},
+                    )
+                    await alice.wait_closed()
+                    assert (alice.close_code, alice.close_reason) == (
+                        4001,
+                        "reload: API key revoked",
+                    )
+                    await bob.send("kept")
+                    assert await bob.recv() == "kept"
+                    read_only = keyed.with_topics([attrs.evolve(keyed.topics[0], publish=None)])
+                    assert relay.reload([read_only]).updated == 1
+                    await bob.send("no longer allowed")
+                    await bob.wait_closed()
+                    assert (bob.close_code, bob.close_reason) == (
+                        1008,
+                        "topic does not allow publish",
+                    )
 
     run(main())
