@@ -253,6 +253,22 @@ def _keys(path: Path, *keys: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _serving_keys(
+    tmp_path: Path, backend: str, *keys: str, options: tuple[str, ...] = ()
+) -> Iterator[tuple[Serve, Path, str]]:
+    """``serve`` of an API-key API with ``keys`` in a keys file: the server, the keys file and
+    the URL that takes a key at its end; stopped (exit 0) at the end."""
+    doc = _doc(tmp_path, backend, security="key")
+    keys_file = _keys(tmp_path / "keys.json", *keys)
+    server = Serve(str(doc), "--ws-port", "0", "--api-keys", str(keys_file), *options)
+    try:
+        url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x?apikey="
+        yield server, keys_file, url
+    finally:
+        assert server.stop() == 0
+
+
 def _closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
     """Wait (up to 10 s a message) for the relay to close ``ws``: the code and reason."""
     with contextlib.suppress(ConnectionClosed):
@@ -265,12 +281,11 @@ def _closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
 def test_sighup_reloads_api_keys_a_revoked_key_closes_4001_and_is_refused(
     tmp_path: Path, echo_backend: str
 ) -> None:
-    doc = _doc(tmp_path, echo_backend, security="key")
-    keys = _keys(tmp_path / "keys.json", "alice-key", "bob-key")
     log = tmp_path / "access.log"
-    server = Serve(str(doc), "--ws-port", "0", "--api-keys", str(keys), "--access-log", str(log))
-    try:
-        url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x?apikey="
+    serving = _serving_keys(
+        tmp_path, echo_backend, "alice-key", "bob-key", options=("--access-log", str(log))
+    )
+    with serving as (server, keys, url):
         with connect(url + "alice-key") as alice, connect(url + "bob-key") as bob:
             _keys(keys, "bob-key")
             server.proc.send_signal(signal.SIGHUP)
@@ -285,8 +300,6 @@ def test_sighup_reloads_api_keys_a_revoked_key_closes_4001_and_is_refused(
         with pytest.raises(InvalidStatus) as refused:
             connect(url + "alice-key")
         assert refused.value.response.status_code == 401
-    finally:
-        assert server.stop() == 0
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e.get("close_reason") for e in entries if e.get("close_code") == 4001] == [
         "reload: API key revoked"
@@ -297,11 +310,7 @@ def test_sighup_reloads_api_keys_a_revoked_key_closes_4001_and_is_refused(
 def test_a_broken_credentials_file_keeps_the_previous_credentials(
     tmp_path: Path, echo_backend: str
 ) -> None:
-    doc = _doc(tmp_path, echo_backend, security="key")
-    keys = _keys(tmp_path / "keys.json", "alice-key")
-    server = Serve(str(doc), "--ws-port", "0", "--api-keys", str(keys))
-    try:
-        url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x?apikey="
+    with _serving_keys(tmp_path, echo_backend, "alice-key") as (server, keys, url):
         with connect(url + "alice-key") as alice:
             keys.write_text('{"bob-key": {"scopes": "not a list"}}')
             server.proc.send_signal(signal.SIGHUP)
@@ -314,18 +323,12 @@ def test_a_broken_credentials_file_keeps_the_previous_credentials(
         with connect(url + "alice-key") as again:
             again.send("still accepted")
             assert again.recv(5) == "still accepted"
-    finally:
-        assert server.stop() == 0
 
 
 def test_the_watcher_reloads_a_saved_keys_file_without_a_signal(
     tmp_path: Path, echo_backend: str
 ) -> None:
-    doc = _doc(tmp_path, echo_backend, security="key")
-    keys = _keys(tmp_path / "keys.json", "alice-key")
-    server = Serve(str(doc), "--ws-port", "0", "--api-keys", str(keys))
-    try:
-        url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x?apikey="
+    with _serving_keys(tmp_path, echo_backend, "alice-key") as (server, keys, url):
         with connect(url + "alice-key") as alice:
             _keys(keys, "bob-key")
             line = server.wait_for(RELOADED).group(1)
@@ -334,8 +337,6 @@ def test_the_watcher_reloads_a_saved_keys_file_without_a_signal(
         with connect(url + "bob-key") as bob:
             bob.send("new key")
             assert bob.recv(5) == "new key"
-    finally:
-        assert server.stop() == 0
 
 
 def test_a_plain_save_of_the_document_keeps_its_connections(

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -86,6 +87,17 @@ def test_example_relays_messages(tmp_path: Path, echo_url: str, script: str) -> 
             proc.stdout.close()
 
 
+def handler_path(relay: Relay) -> Any:
+    """A websockets server on 127.0.0.1 running ``relay`` through its handler path."""
+    return aserve(
+        relay.handler,
+        "127.0.0.1",
+        0,
+        process_request=relay.process_request,
+        process_response=relay.process_response,
+    )
+
+
 def test_handler_path_refuses_before_the_upgrade_and_passes_close_codes() -> None:
     async def main() -> None:
         async def closer(ws: AsyncServerConnection) -> None:
@@ -94,13 +106,7 @@ def test_handler_path_refuses_before_the_upgrade_and_passes_close_codes() -> Non
 
         async with backend(closer) as b:
             relay = Relay([api(b.url)])
-            async with aserve(
-                relay.handler,
-                "127.0.0.1",
-                0,
-                process_request=relay.process_request,
-                process_response=relay.process_response,
-            ) as server:
+            async with handler_path(relay) as server:
                 port = server.sockets[0].getsockname()[1]
                 with pytest.raises(InvalidStatus) as caught:
                     async with aconnect(f"ws://127.0.0.1:{port}/nope/1.0/x"):
@@ -121,13 +127,7 @@ def test_handler_path_connections_are_judged_by_a_reload() -> None:
         async with backend() as b:
             keyed = api(b.url, security=(SecurityScheme(name="k", kind=AuthKind.API_KEY),))
             relay = Relay([keyed], auth=AuthConfig(api_keys=keys))
-            async with aserve(
-                relay.handler,
-                "127.0.0.1",
-                0,
-                process_request=relay.process_request,
-                process_response=relay.process_response,
-            ) as server:
+            async with handler_path(relay) as server:
                 url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/chat/1.0/x?apikey="
                 async with aconnect(url + "alice-key") as alice, aconnect(url + "bob-key") as bob:
                     for ws in (alice, bob):

@@ -4,16 +4,23 @@ limits, policies and authentication, over real loopback sockets."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 import socket
 import time
 
 import pytest
-from relay_harness import SUB, UPGRADE, api, backend, client, closed_code, http_get, run, topic
+from relay_harness import (
+    SUB,
+    UPGRADE,
+    api,
+    backend,
+    client,
+    closed_code,
+    hs256,
+    http_get,
+    run,
+    topic,
+)
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus
 
@@ -270,24 +277,14 @@ def test_api_keys_401_403_and_credentials_never_reach_the_backend() -> None:
     run(main())
 
 
-def _hs256(secret: bytes, claims: dict[str, object]) -> str:
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(sig)}"
-
-
 def test_token_expiring_mid_connection_closes_4001() -> None:
     async def main() -> None:
-        secret = b"s" * 32
-        auth = AuthConfig(jwt_secret=secret.decode(), leeway=0)
+        secret = "s" * 32
+        auth = AuthConfig(jwt_secret=secret, leeway=0)
         async with backend() as b:
             secured = api(b.url, security=(SecurityScheme(name="oauth", kind=AuthKind.OAUTH2),))
             async with Relay([secured], ws_port=0, auth=auth) as relay:
-                token = _hs256(secret, {"sub": "me", "exp": time.time() + 0.5})
+                token = hs256(secret, {"sub": "me", "exp": time.time() + 0.5})
                 headers = {"Authorization": f"Bearer {token}"}
                 async with client(
                     relay.ports["ws"], "/chat/1.0/x", additional_headers=headers

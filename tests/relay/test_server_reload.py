@@ -4,9 +4,6 @@ new credentials close, with which code, and what the others now follow."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import ssl
 from pathlib import Path
@@ -14,7 +11,17 @@ from typing import Any
 
 import attrs
 import pytest
-from relay_harness import UPGRADE, api, backend, client, closed_code, http_get, run, topic
+from relay_harness import (
+    UPGRADE,
+    api,
+    backend,
+    client,
+    closed_code,
+    hs256,
+    http_get,
+    run,
+    topic,
+)
 from tls_certificates import self_signed
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
@@ -178,16 +185,6 @@ def test_a_revoked_api_key_closes_its_connections_4001_and_is_refused_from_then_
     run(main())
 
 
-def _hs256(secret: str, claims: dict[str, Any]) -> str:
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    signature = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(signature)}"
-
-
 def test_a_rotated_jwt_secret_closes_its_tokens_connections_4001() -> None:
     old, new = "o" * 32, "n" * 32
 
@@ -199,14 +196,14 @@ def test_a_rotated_jwt_secret_closes_its_tokens_connections_4001() -> None:
             ) as relay,
         ):
             port = relay.ports["ws"]
-            old_token = _hs256(old, {"sub": "alice"})
+            old_token = hs256(old, {"sub": "alice"})
             ws = await client(port, f"/chat/1.0/x?access_token={old_token}")
             assert await echoes(ws)
             relay.reload(auth=AuthConfig(jwt_secret=new))
             reason = "reload: the token's signing key is no longer accepted"
             assert await closed_code(ws) == (4001, reason)
             assert await refused_status(port, f"/chat/1.0/x?access_token={old_token}") == 401
-            new_token = _hs256(new, {"sub": "alice"})
+            new_token = hs256(new, {"sub": "alice"})
             async with client(port, f"/chat/1.0/x?access_token={new_token}") as fresh:
                 assert await echoes(fresh)
 
