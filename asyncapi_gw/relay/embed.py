@@ -139,10 +139,14 @@ class WebsocketsAdapter:
             asyncio.create_task(self._copy(client, backend, leg, Operation.PUBLISH)),
             asyncio.create_task(self._copy(backend, client, leg, Operation.SUBSCRIBE)),
         ]
-        expires_at = leg.session.principal.expires_at
-        timeout = None if expires_at is None else max(0.0, expires_at - time.time())
         waits: list[asyncio.Future[Any]] = [*copies, leg.dropped]
-        done, _ = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
+        done: set[asyncio.Future[Any]] = set()
+        while not done:  # until a side closes, a reload drops it or its token expires
+            expires_at = leg.session.principal.expires_at
+            timeout = None if expires_at is None else max(0.0, expires_at - time.time())
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
+            if leg.session.principal.expires_at is not None:
+                break  # (a reload may have put it on a topic that asks for no credential)
         self._open.discard(leg)
         if leg.dropped.done():
             code, reason = leg.dropped.result()

@@ -676,7 +676,13 @@ class _Connection(asyncio.Protocol):
         self._accept(request, route, subprotocol, extensions, leftover)
         if principal.expires_at is not None:
             delay = max(0.0, principal.expires_at - time.time())
-            self._later(delay, self.shut, 4001, "token expired")
+            self._later(delay, self._token_expired)
+
+    def _token_expired(self) -> None:
+        """The token's ``exp`` (with the leeway) has passed: 4001, unless a reload put the
+        connection on a topic that no longer asks for a credential."""
+        if self.session is not None and self.session.principal.expires_at is not None:
+            self.shut(REVOKED_CLOSE_CODE, "token expired")
 
     def _judged_again(self, compressed: bool) -> tuple[Route, Principal]:
         """The route and principal of a handshake a reload overtook, judged as an open

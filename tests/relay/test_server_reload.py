@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -322,5 +323,28 @@ def test_a_reloaded_certificate_serves_new_wss_connections(tmp_path: Path) -> No
                     assert (
                         ssl.DER_cert_to_PEM_cert(_certificate(later)) == Path(new_cert).read_text()
                     )
+
+    run(main())
+
+
+def test_a_topic_opened_by_a_reload_no_longer_ends_at_the_token_expiry() -> None:
+    secret = "s" * 32
+
+    async def main() -> None:
+        async with backend() as b:
+            secured = api(b.url, security=BEARER, topics=(topic("/x"), topic("/y")))
+            opened = secured.with_topics(
+                [secured.topics[0], attrs.evolve(secured.topics[1], auth_type=AuthType.NONE)]
+            )
+            auth = AuthConfig(jwt_secret=secret, leeway=0)
+            async with Relay([secured], ws_port=0, auth=auth) as relay:
+                token = hs256(secret, {"sub": "me", "exp": time.time() + 0.5})
+                port = relay.ports["ws"]
+                expiring = await client(port, f"/chat/1.0/x?access_token={token}")
+                kept = await client(port, f"/chat/1.0/y?access_token={token}")
+                assert relay.reload([opened]).kept == 2
+                assert await closed_code(expiring) == (4001, "token expired")
+                assert await echoes(kept, "the token no longer matters here")
+                await kept.close()
 
     run(main())
