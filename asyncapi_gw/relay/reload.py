@@ -34,7 +34,7 @@ judged the same way before they are accepted (401 for 4001, 503 for 1012).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -166,6 +166,20 @@ class ReloadReport:
     kept: int = 0
     updated: int = 0
     closed: Mapping[tuple[int, str], int] = attrs.field(factory=dict)
+
+    @classmethod
+    def tally(cls, verdicts: Iterable[Keep | Drop]) -> ReloadReport:
+        """The report of a reload that gave ``verdicts``."""
+        kept = updated = 0
+        closed: dict[tuple[int, str], int] = {}
+        for verdict in verdicts:
+            if isinstance(verdict, Drop):
+                key = (verdict.code, verdict.reason)
+                closed[key] = closed.get(key, 0) + 1
+            else:
+                kept += 1
+                updated += verdict.policy_changed
+        return cls(kept=kept, updated=updated, closed=closed)
 
     def describe(self) -> str:
         """One line for a person: ``3 connections kept (1 with a new message policy), 2

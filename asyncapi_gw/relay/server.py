@@ -289,6 +289,7 @@ class Relay:
         quota or payload schema applies from its next message); a removed topic or a changed
         backend closes it with 1012, a credential no longer accepted with 4001. Raises
         :class:`RelayError`, and changes nothing, when the new APIs or credentials are invalid.
+        Call it on the relay's event loop.
         """
         table = self._table if apis is None else RouteTable.from_apis(apis)
         authenticator = self._authenticator if auth is None else Authenticator(auth)
@@ -308,16 +309,7 @@ class Relay:
             verdict = self._judge(session, compressed=connection.compressed)
             connection.reloaded(verdict)
             verdicts.append(verdict)
-        kept = updated = 0
-        closed: dict[tuple[int, str], int] = {}
-        for verdict in verdicts:
-            if isinstance(verdict, Drop):
-                key = (verdict.code, verdict.reason)
-                closed[key] = closed.get(key, 0) + 1
-            else:
-                kept += 1
-                updated += verdict.policy_changed
-        return ReloadReport(kept=kept, updated=updated, closed=closed)
+        return ReloadReport.tally(verdicts)
 
     def reload_tls(self) -> None:
         """Read the TLS certificate and key files again: wss handshakes from now on present

@@ -274,6 +274,15 @@ def test_changed_throttling_is_a_policy_and_quota_change() -> None:
     assert verdict.quota_changed
 
 
+def test_the_report_tallies_the_verdicts() -> None:
+    kept_verdict = Keep(route=T0.route, principal=T0.principal)
+    changed = attrs.evolve(kept_verdict, policy_changed=True)
+    gone = Drop(code=1012, reason="reload: topic removed")
+    report = ReloadReport.tally([kept_verdict, changed, gone, gone, changed])
+    assert report == ReloadReport(kept=3, updated=2, closed={(1012, "reload: topic removed"): 2})
+    assert ReloadReport.tally([]) == ReloadReport()
+
+
 def test_the_report_says_what_closed_and_why() -> None:
     report = ReloadReport(
         kept=900, updated=3, closed={(1012, "reload: topic removed"): 100, (4001, "reload: x"): 1}
