@@ -12,6 +12,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -433,3 +434,42 @@ def test_file_watch_reloads_a_group_once_its_change_has_settled(tmp_path: Path) 
     assert watch.due() == ["documents", "credentials"]
     assert watch.everything() == ["documents", "credentials"]
     assert watch.due() == []
+
+
+def _served_certificate(port: int) -> str:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), 5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return ssl.DER_cert_to_PEM_cert(der)
+
+
+def test_sighup_reloads_the_tls_certificate_and_keeps_it_when_broken(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    cert, key = self_signed(first)
+    doc = _doc(tmp_path, "ws://127.0.0.1:9")
+    args = ("--ws-port", "0", "--wss-port", "0", "--tls-cert", cert, "--tls-key", key)
+    server = Serve(str(doc), *args)
+    try:
+        found = [server.wait_for(LISTENING), server.wait_for(LISTENING)]
+        port = next(int(f.group(3)) for f in found if f.group(1) == "wss")
+        assert _served_certificate(port) == Path(cert).read_text()
+        new_cert, new_key = self_signed(second)
+        Path(cert).write_text(Path(new_cert).read_text())
+        Path(key).write_text(Path(new_key).read_text())
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for(re.compile("reloaded the TLS certificate"))
+        assert _served_certificate(port) == Path(new_cert).read_text()
+        Path(key).write_text("not a key")
+        server.proc.send_signal(signal.SIGHUP)
+        failed = server.wait_for(re.compile("TLS reload failed.*"))
+        assert "still using the previous certificate" in failed.group(0)
+        assert _served_certificate(port) == Path(new_cert).read_text()
+    finally:
+        assert server.stop() == 0
