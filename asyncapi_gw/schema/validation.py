@@ -14,7 +14,6 @@ import contextvars
 import functools
 import json
 import re
-import reprlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -37,6 +36,8 @@ from asyncapi_gw.schema.bundle import (
     document_registry,
     document_schema_uri,
 )
+from asyncapi_gw.schema.patterns import python_regex
+from asyncapi_gw.schema.problems import extra_keys, problems_from_errors
 
 __all__ = ["misplaced_refs", "validate_asyncapi", "validate_binding", "validate_instance"]
 
@@ -47,7 +48,6 @@ _INSTANCE_CACHE_SIZE = 4096
 # jsonschema recurses a few generator frames per level of the instance; beyond this depth the
 # default recursion limit (and a panic in the rpds extension it uses) is too close.
 _MAX_DEPTH = 150
-_MESSAGE_LIMIT = 300
 
 # -- formats ---------------------------------------------------------------------------------
 # The regular expressions of ajv-formats 2.1 ("full" mode), which the official parser uses.
@@ -80,10 +80,6 @@ _EMAIL = re.compile(
     r"(?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
     re.IGNORECASE,
 )
-# JavaScript's named groups, which Python spells (?P<name>...).
-_JS_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
-# JavaScript's \s: ECMA-262 white space and line terminators (Python's own \s differs).
-_JS_SPACE = r"\t\n\v\f\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 _UNCHECKED_FORMATS = frozenset({"uri-reference", "iri-reference"})
 
 
@@ -101,40 +97,11 @@ def _is_email(value: object) -> bool:
     return not isinstance(value, str) or _EMAIL.match(value) is not None
 
 
-@functools.lru_cache(maxsize=1024)
-def _python_regex(pattern: str) -> str:
-    r"""A JavaScript pattern spelled for Python's ``re``, as the official parser (ajv) reads it:
-    named groups spelled ``(?P<``; ``\d``, ``\w`` and ``\b`` ASCII-only (the ``(?a)`` flag);
-    ``\s`` and ``\S`` (outside a class) JavaScript's Unicode white space."""
-    out: list[str] = []
-    in_class = False
-    i, n = 0, len(pattern)
-    while i < n:
-        char = pattern[i]
-        if char == "\\" and i + 1 < n:
-            escaped = pattern[i + 1]
-            if escaped == "s":
-                out.append(_JS_SPACE if in_class else f"[{_JS_SPACE}]")
-            elif escaped == "S" and not in_class:
-                out.append(f"[^{_JS_SPACE}]")
-            else:
-                out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        if char == "[" and not in_class:
-            in_class = True
-        elif char == "]" and in_class:
-            in_class = False
-        out.append(char)
-        i += 1
-    return "(?a)" + _JS_NAMED_GROUP.sub("(?P<", "".join(out))
-
-
 def _is_regex(value: object) -> bool:
     if not isinstance(value, str):
         return True
     try:
-        re.compile(_python_regex(value))
+        re.compile(python_regex(value))
     except (re.error, OverflowError, RecursionError):
         return False
     return True
@@ -257,7 +224,7 @@ def _pattern(
     validator: Any, pattern: Any, instance: Any, schema: Any
 ) -> Iterator[jsonschema.exceptions.ValidationError]:
     if isinstance(pattern, str):
-        pattern = _python_regex(pattern)
+        pattern = python_regex(pattern)
     yield from _draft7_pattern(validator, pattern, instance, schema)
 
 
@@ -265,7 +232,7 @@ def _pattern_properties(
     validator: Any, patterns: Any, instance: Any, schema: Any
 ) -> Iterator[jsonschema.exceptions.ValidationError]:
     if isinstance(patterns, dict):
-        patterns = {_python_regex(k) if isinstance(k, str) else k: v for k, v in patterns.items()}
+        patterns = {python_regex(k) if isinstance(k, str) else k: v for k, v in patterns.items()}
     yield from _draft7_pattern_properties(validator, patterns, instance, schema)
 
 
@@ -344,121 +311,6 @@ def _binding_validator(uri: str) -> Any:
     return _Validator(registry.contents(uri), registry=registry, format_checker=_FORMATS)
 
 
-# -- errors to problems ----------------------------------------------------------------------
-_short = reprlib.Repr()
-_short.maxstring = 60
-_short.maxother = 60
-_short.maxlevel = 2
-
-
-def _segment(token: object) -> str:
-    """A path segment of a message: plain when it reads unambiguously, else quoted."""
-    text = str(token)
-    return text if text and "/" not in text and text.strip() == text else repr(text)
-
-
-def _additional(error: jsonschema.exceptions.ValidationError) -> list[str]:
-    schema, instance = error.schema, error.instance
-    if not isinstance(schema, Mapping) or not isinstance(instance, Mapping):
-        return []
-    known = schema.get("properties", {})
-    patterns = list(schema.get("patternProperties", {}))
-    return [
-        str(name) for name in instance
-        if name not in known and not any(re.search(_python_regex(p), str(name)) for p in patterns)
-    ]
-
-
-def _texts(error: jsonschema.exceptions.ValidationError) -> list[tuple[str, str]]:
-    """(suffix to the error's pointer, message) pairs for one failed keyword."""
-    keyword, instance = error.validator, error.instance
-    value: Any = error.validator_value
-    if keyword == "additionalProperties" and value is False:
-        extras = _additional(error)
-        if extras:
-            return [(f"/{escape_token(name)}", f"property {name!r} is not allowed here")
-                    for name in extras]
-    if keyword == "type":
-        expected = " or ".join(repr(t) for t in ([value] if isinstance(value, str) else value))
-        return [("", f"{_short.repr(instance)} is not of type {expected}")]
-    if keyword == "enum":
-        return [("", f"{_short.repr(instance)} is not one of {_short.repr(value)}")]
-    if keyword == "const":
-        return [("", f"{_short.repr(value)} was expected, not {_short.repr(instance)}")]
-    message = error.message
-    if keyword in ("oneOf", "anyOf") and error.context:
-        reasons = dict.fromkeys(e.message for e in error.context if not e.path)
-        if reasons:
-            message = f"{_short.repr(instance)} matches none of: " + "; ".join(reasons)
-    if len(message) > _MESSAGE_LIMIT:
-        message = message[: _MESSAGE_LIMIT - 1] + "…"
-    return [("", message)]
-
-
-def _branch(error: jsonschema.exceptions.ValidationError) -> object:
-    """The index of the ``oneOf``/``anyOf`` branch a context error comes from."""
-    return error.relative_schema_path[0] if error.relative_schema_path else None
-
-
-def _culprits(
-    error: jsonschema.exceptions.ValidationError,
-) -> list[jsonschema.exceptions.ValidationError]:
-    """The errors that explain ``error``: itself, or all failures of its most plausible branch.
-
-    The branch is the one holding the most relevant context error by jsonschema's ``relevance``
-    (the first step of ``best_match``: the deepest failure); when the most relevant errors come
-    from several branches, ``error`` itself is the answer.
-    """
-    relevance = jsonschema.exceptions.relevance
-    out: list[jsonschema.exceptions.ValidationError] = []
-    pending = [error]
-    while pending:
-        current = pending.pop()
-        if not current.context:
-            out.append(current)
-            continue
-        ranked = sorted(current.context, key=relevance)
-        best = relevance(ranked[0])
-        branches = {_branch(e) for e in ranked if relevance(e) == best}
-        if len(branches) == 1:
-            branch = branches.pop()
-            pending.extend(reversed([e for e in current.context if _branch(e) == branch]))
-        elif len({e.message for e in current.context}) == 1:
-            pending.append(current.context[0])
-        else:
-            out.append(current)
-    return out
-
-
-def _order(error: jsonschema.exceptions.ValidationError) -> tuple[int, bool, list[str]]:
-    return (
-        len(error.absolute_path),
-        error.validator in jsonschema.exceptions.WEAK_MATCHES,
-        [str(p) for p in error.absolute_path],
-    )
-
-
-def _problems(
-    errors: Iterable[jsonschema.exceptions.ValidationError], *, pointer: str, rule: str
-) -> list[Problem]:
-    culprits = [c for error in errors for c in _culprits(error)]
-    culprits.sort(key=_order)
-    problems: list[Problem] = []
-    seen: set[tuple[str, str]] = set()
-    for culprit in culprits:
-        path = list(culprit.absolute_path)
-        where = "/".join(_segment(p) for p in path)
-        base = pointer + "".join(f"/{escape_token(p)}" for p in path)
-        for suffix, text in _texts(culprit):
-            key = (base + suffix, text)
-            if key in seen:
-                continue
-            seen.add(key)
-            message = f"{where}: {text}" if where else text
-            problems.append(Problem(pointer=base + suffix, message=message, rule=rule))
-    return problems
-
-
 def _too_deep(data: Any) -> bool:
     pending: list[tuple[Any, int]] = [(data, 1)]
     while pending:
@@ -510,7 +362,7 @@ def _run(
     finally:
         if token is not None:
             _memo.reset(token)
-    return _problems(errors, pointer=pointer, rule=rule)
+    return problems_from_errors(errors, pointer=pointer, rule=rule)
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -575,7 +427,7 @@ def misplaced_refs(data: Any, version: str) -> list[Problem]:
     while pending:
         error = pending.pop()
         pending.extend(error.context[::-1])
-        if error.validator == "additionalProperties" and "$ref" in _additional(error):
+        if error.validator == "additionalProperties" and "$ref" in extra_keys(error):
             pointer = "".join(f"/{escape_token(p)}" for p in error.absolute_path)
             found.setdefault(pointer, Problem(
                 pointer=pointer, rule=_REF_PLACEMENT_RULE,
@@ -600,7 +452,7 @@ def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) ->
     declared = binding.get("bindingVersion") if isinstance(binding, Mapping) else None
     if declared is not None and not isinstance(declared, str):
         return [Problem(pointer=f"{pointer}/bindingVersion", rule=_BINDING_RULE,
-                        message=f"bindingVersion: {json_excerpt(declared)} is not a string")]
+                        message=f'{json_excerpt(declared)} is not of type "string"')]
     versions = binding_versions(protocol, kind)
     if not versions:
         return []
@@ -700,13 +552,16 @@ def _instance_validator(schema: Any) -> Any:
 def _compile_instance_validator(schema: Any) -> Any:
     compiled: Any
     if not isinstance(schema, (dict, bool)):
-        compiled = f"the schema {_short.repr(schema)} is not a JSON Schema"
+        compiled = f"the schema {json_excerpt(schema)} is not a JSON Schema"
     elif isinstance(schema, dict) and _too_deep(schema):
         compiled = f"the schema is nested more than {_MAX_DEPTH} levels deep: not used"
     else:
-        first = jsonschema.exceptions.best_match(_meta_validator().iter_errors(schema))
-        if first is not None:
-            compiled = f"cannot check against an invalid schema: {first.message}"
+        problems = problems_from_errors(_meta_validator().iter_errors(schema), pointer="",
+                                        rule="")
+        if problems:
+            first = problems[0]
+            where = f"at {first.pointer}, " if first.pointer else ""
+            compiled = f"cannot check against an invalid schema: {where}{first.message}"
         else:
             registry = document_registry(SUPPORTED_VERSIONS[-1])
             compiled = _Validator(schema, registry=registry, format_checker=_FORMATS)
