@@ -25,6 +25,7 @@ Document values are written as JSON (:func:`asyncapi_gw.errors.json_excerpt`), n
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -81,13 +82,14 @@ _NAME_MAPS = frozenset({"properties", "patternProperties", "definitions", "depen
 def problems_from_errors(errors: Iterable[_Error], *, pointer: str, rule: str) -> list[Problem]:
     """One problem per distinct failure explaining ``errors``, shallowest first; ``pointer`` is
     where the validated value sits in the document."""
-    culprits = [culprit for error in errors for culprit in _explain(error)]
+    explainer = _Explainer()
+    culprits = [culprit for error in errors for culprit in explainer.culprits(error)]
     culprits.sort(key=_order)
     problems: list[Problem] = []
     seen: set[tuple[str, object]] = set()
     for culprit in culprits:
         base = pointer + "".join(f"/{escape_token(p)}" for p in culprit.absolute_path)
-        for suffix, text in _texts(culprit):
+        for suffix, text in explainer.texts(culprit):
             key = (base + suffix, _substance(culprit, text))
             if key in seen:
                 continue
@@ -116,178 +118,257 @@ def _substance(error: _Error, text: str) -> object:
     return text
 
 
-# -- which failures explain an error -----------------------------------------------------------
-def _explain(error: _Error) -> list[_Error]:
-    """The failures that explain ``error``: itself, or those of the branch(es) meant."""
-    alternatives = _alternatives(error)
-    if alternatives is None:
-        return [error]
-    first, *others = alternatives
-    keys = [_identity(e) for e in first]
-    said = [[_identity(e) for e in other] for other in others]
-    if all(other == keys for other in said):
-        return first
-    shared = [e for e, key in zip(first, keys, strict=True) if all(key in other for other in said)]
-    if shared:
-        return shared
-    merged = _merged(alternatives)
-    return [merged] if merged is not None else [error]
+class _Explainer:
+    """The explanations and words of one validation's errors.
 
+    A failure deep in a ``oneOf`` is weighed at every enclosing ``oneOf``: what is worked out
+    about an error or a branch's schema is kept for the duration of the call (the errors and
+    schemas stay alive meanwhile, so their ids are theirs).
+    """
 
-def _alternatives(error: _Error) -> list[list[_Error]] | None:
-    """The explained failures of each best-ranked branch of a failed ``oneOf``/``anyOf``;
-    ``None`` for another error (or a ``oneOf`` that more than one branch satisfies)."""
-    if error.validator not in _ALTERNATIVES or not error.context:
-        return None
-    branches: dict[object, list[_Error]] = {}
-    for failure in error.context:
-        index = failure.relative_schema_path[0] if failure.relative_schema_path else None
-        branches.setdefault(index, []).extend(_explain(failure))
-    options = error.validator_value if isinstance(error.validator_value, list) else []
-    schemas = {
-        index: options[index] if isinstance(index, int) and index < len(options) else None
-        for index in branches
-    }
-    depth = len(error.absolute_path)
-    misfits = {
-        index: _misfit(error.instance, schemas[index], failures, depth)
-        for index, failures in branches.items()
-    }
-    best = min(misfits.values())
-    return [
-        _widened(failures, branches, schemas, depth)
-        for index, failures in branches.items()
-        if misfits[index] == best
-    ]
+    def __init__(self) -> None:
+        self._alternatives: dict[int, tuple[_Error, list[list[_Error]] | None]] = {}
+        self._texts: dict[int, tuple[_Error, list[tuple[str, str]]]] = {}
+        self._declared: dict[int, tuple[Any, tuple[set[str], list[str]]]] = {}
 
-
-def _misfit(instance: Any, schema: Any, failures: Sequence[_Error], depth: int) -> tuple[int, ...]:
-    """How badly ``instance`` fits a branch that fails with ``failures`` (lower fits better)."""
-    wrong_type = discriminators = refused = missing = unknown = at_root = 0
-    for failure in failures:
-        relative = len(failure.absolute_path) - depth
-        keyword = failure.validator
-        if _discriminates(failure, depth):
-            discriminators += 1
-        elif relative <= 1 and keyword in _VALUE_SETS:
-            refused += 1
-        if relative:
-            continue
-        at_root += 1
-        if keyword == "type" or keyword is None:
-            wrong_type += 1
-        elif keyword in ("required", _ANY_REQUIRED):
-            missing += 1
-        elif keyword == "additionalProperties":
-            unknown += max(1, len(extra_keys(failure)))
-        elif keyword == "not":
-            unknown += 1
-    known = _known_keys(instance, schema)
-    knows_nothing = isinstance(instance, Mapping) and bool(instance) and not known
-    return (
-        wrong_type,
-        knows_nothing,
-        discriminators,
-        -known,
-        missing,
-        refused,
-        unknown,
-        at_root,
-        len(failures),
-    )
-
-
-def _known_keys(instance: Any, schema: Any) -> int:
-    """How many keys of ``instance`` the branch ``schema`` declares (``properties`` and
-    ``patternProperties``, through ``$ref``, ``allOf``, ``anyOf``, ``oneOf``, ``then``/``else``)."""
-    if not isinstance(instance, Mapping):
-        return 0
-    names, patterns = _declared(schema)
-    return sum(
-        1
-        for key in instance
-        if key in names or any(re.search(python_regex(p), str(key)) for p in patterns)
-    )
-
-
-def _declared(schema: Any) -> tuple[set[str], list[str]]:
-    names: set[str] = set()
-    patterns: list[str] = []
-    seen: set[int] = set()
-    pending = [schema]
-    while pending:
-        node = pending.pop()
-        if not isinstance(node, Mapping) or id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node.get("properties"), Mapping):
-            names.update(node["properties"])
-        if isinstance(node.get("patternProperties"), Mapping):
-            patterns.extend(p for p in node["patternProperties"] if isinstance(p, str))
-        pending.append(node.get("$ref"))  # inlined by the bundle's registry, or a URI
-        for keyword in ("allOf", "anyOf", "oneOf"):
-            if isinstance(node.get(keyword), list):
-                pending.extend(node[keyword])
-        pending.extend((node.get("then"), node.get("else")))
-    return names, patterns
-
-
-def _widened(
-    failures: list[_Error],
-    branches: Mapping[object, list[_Error]],
-    schemas: Mapping[object, Any],
-    depth: int,
-) -> list[_Error]:
-    """``failures`` with each refused value (of the object or one of its keys) that every
-    branch refuses reported with the values of all branches."""
-    out: list[_Error] = []
-    for failure in failures:
-        relative = len(failure.absolute_path) - depth
-        allowed = None
-        if failure.validator in _VALUE_SETS and relative <= 1:
-            allowed = _allowed_everywhere(failure, branches, schemas, relative)
-        if allowed is not None and len(allowed) > len(_allowed(failure)):
-            out.append(
-                _Error(
-                    "",
-                    validator=_ANY_VALUE,
-                    validator_value=allowed,
-                    instance=failure.instance,
-                    path=failure.absolute_path,
-                )
-            )
-        else:
-            out.append(failure)
-    return out
-
-
-def _allowed_everywhere(
-    failure: _Error,
-    branches: Mapping[object, list[_Error]],
-    schemas: Mapping[object, Any],
-    relative: int,
-) -> list[Any] | None:
-    """The values the branches allow for the value ``failure`` refuses, when every branch refuses
-    it (or, for a key, does not declare that key); else ``None``.  A branch that also refuses a
-    discriminator elsewhere is another variant: its values for this one are not offered."""
-    path = tuple(failure.absolute_path)
-    allowed: list[Any] = []
-    for index, others in branches.items():
-        refusals = [
-            o for o in others if o.validator in _VALUE_SETS and tuple(o.absolute_path) == path
+    # -- which failures explain an error -----------------------------------------------------
+    def culprits(self, error: _Error) -> list[_Error]:
+        """The failures that explain ``error``: itself, or those of the branch(es) meant."""
+        alternatives = self.alternatives(error)
+        if alternatives is None:
+            return [error]
+        first, *others = alternatives
+        keys = [self._identity(e) for e in first]
+        said = [[self._identity(e) for e in other] for other in others]
+        if all(other == keys for other in said):
+            return first
+        shared = [
+            e for e, key in zip(first, keys, strict=True) if all(key in other for other in said)
         ]
-        if not refusals:
-            if relative == 0 or _known_keys({path[-1]: None}, schemas[index]):
-                return None  # this branch takes the value
-            continue
+        if shared:
+            return shared
+        merged = _merged(alternatives)
+        return [merged] if merged is not None else [error]
+
+    def alternatives(self, error: _Error) -> list[list[_Error]] | None:
+        """The explained failures of each best-ranked branch of a failed ``oneOf``/``anyOf``;
+        ``None`` for another error (or a ``oneOf`` that more than one branch satisfies)."""
+        if error.validator not in _ALTERNATIVES or not error.context:
+            return None
+        kept = self._alternatives.get(id(error))
+        if kept is not None and kept[0] is error:
+            return kept[1]
+        branches: dict[object, list[_Error]] = {}
+        for failure in error.context:
+            index = failure.relative_schema_path[0] if failure.relative_schema_path else None
+            branches.setdefault(index, []).extend(self.culprits(failure))
+        options = error.validator_value if isinstance(error.validator_value, list) else []
+        schemas = {
+            index: options[index] if isinstance(index, int) and index < len(options) else None
+            for index in branches
+        }
+        depth = len(error.absolute_path)
+        misfits = {
+            index: self._misfit(error.instance, schemas[index], failures, depth)
+            for index, failures in branches.items()
+        }
+        best = min(misfits.values())
+        found = [
+            self._widened(failures, branches, schemas, depth)
+            for index, failures in branches.items()
+            if misfits[index] == best
+        ]
+        self._alternatives[id(error)] = (error, found)
+        return found
+
+    def _misfit(
+        self, instance: Any, schema: Any, failures: Sequence[_Error], depth: int
+    ) -> tuple[int, ...]:
+        """How badly ``instance`` fits a branch that fails with ``failures`` (lower fits
+        better)."""
+        wrong_type = discriminators = refused = missing = unknown = at_root = 0
+        for failure in failures:
+            relative = len(failure.absolute_path) - depth
+            keyword = failure.validator
+            if _discriminates(failure, depth):
+                discriminators += 1
+            elif relative <= 1 and keyword in _VALUE_SETS:
+                refused += 1
+            if relative:
+                continue
+            at_root += 1
+            if keyword == "type" or keyword is None:
+                wrong_type += 1
+            elif keyword in ("required", _ANY_REQUIRED):
+                missing += 1
+            elif keyword == "additionalProperties":
+                unknown += max(1, len(extra_keys(failure)))
+            elif keyword == "not":
+                unknown += 1
+        known = self._known_keys(instance, schema)
+        knows_nothing = isinstance(instance, Mapping) and bool(instance) and not known
+        return (
+            wrong_type,
+            knows_nothing,
+            discriminators,
+            -known,
+            missing,
+            refused,
+            unknown,
+            at_root,
+            len(failures),
+        )
+
+    def _known_keys(self, instance: Any, schema: Any) -> int:
+        """How many keys of ``instance`` the branch ``schema`` declares."""
+        if not isinstance(instance, Mapping):
+            return 0
+        names, patterns = self._declarations(schema)
+        return sum(
+            1
+            for key in instance
+            if key in names or any(re.search(python_regex(p), str(key)) for p in patterns)
+        )
+
+    def _declarations(self, schema: Any) -> tuple[set[str], list[str]]:
+        """The property names and patterns ``schema`` declares (``properties`` and
+        ``patternProperties``, through ``$ref``, ``allOf``, ``anyOf``, ``oneOf``, ``then`` and
+        ``else``)."""
+        kept = self._declared.get(id(schema))
+        if kept is not None and kept[0] is schema:
+            return kept[1]
+        names: set[str] = set()
+        patterns: list[str] = []
+        seen: set[int] = set()
+        pending = [schema]
+        while pending:
+            node = pending.pop()
+            if not isinstance(node, Mapping) or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node.get("properties"), Mapping):
+                names.update(node["properties"])
+            if isinstance(node.get("patternProperties"), Mapping):
+                patterns.extend(p for p in node["patternProperties"] if isinstance(p, str))
+            pending.append(node.get("$ref"))  # inlined by the bundle's registry, or a URI
+            for keyword in ("allOf", "anyOf", "oneOf"):
+                if isinstance(node.get(keyword), list):
+                    pending.extend(node[keyword])
+            pending.extend((node.get("then"), node.get("else")))
+        self._declared[id(schema)] = (schema, (names, patterns))
+        return names, patterns
+
+    def _widened(
+        self,
+        failures: list[_Error],
+        branches: Mapping[object, list[_Error]],
+        schemas: Mapping[object, Any],
+        depth: int,
+    ) -> list[_Error]:
+        """``failures`` with each refused value (of the object or one of its keys) that every
+        branch refuses reported with the values of all branches."""
+        out: list[_Error] = []
+        for failure in failures:
+            relative = len(failure.absolute_path) - depth
+            allowed = None
+            if failure.validator in _VALUE_SETS and relative <= 1:
+                allowed = self._allowed_everywhere(failure, branches, schemas, relative)
+            if allowed is not None and len(allowed) > len(_allowed(failure)):
+                out.append(
+                    _Error(
+                        "",
+                        validator=_ANY_VALUE,
+                        validator_value=allowed,
+                        instance=failure.instance,
+                        path=failure.absolute_path,
+                    )
+                )
+            else:
+                out.append(failure)
+        return out
+
+    def _allowed_everywhere(
+        self,
+        failure: _Error,
+        branches: Mapping[object, list[_Error]],
+        schemas: Mapping[object, Any],
+        relative: int,
+    ) -> list[Any] | None:
+        """The values the branches allow for the value ``failure`` refuses, when every branch
+        refuses it (or, for a key, does not declare that key); else ``None``.  A branch that
+        also refuses a discriminator elsewhere is another variant: its values for this one are
+        not offered."""
+        path = tuple(failure.absolute_path)
         depth = len(path) - relative
-        if any(_discriminates(o, depth) and tuple(o.absolute_path) != path for o in others):
-            continue
-        for refusal in refusals:
-            allowed.extend(v for v in _allowed(refusal) if v not in allowed)
-    return allowed
+        allowed: list[Any] = []
+        for index, others in branches.items():
+            refusals = [
+                o for o in others if o.validator in _VALUE_SETS and tuple(o.absolute_path) == path
+            ]
+            if not refusals:
+                if relative == 0 or self._known_keys({path[-1]: None}, schemas[index]):
+                    return None  # this branch takes the value
+                continue
+            if any(_discriminates(o, depth) and tuple(o.absolute_path) != path for o in others):
+                continue
+            for refusal in refusals:
+                allowed.extend(v for v in _allowed(refusal) if v not in allowed)
+        return allowed
+
+    def _identity(self, error: _Error) -> tuple[object, ...]:
+        return (tuple(error.absolute_path), *self.texts(error))
+
+    # -- what a failure says -----------------------------------------------------------------
+    def texts(self, error: _Error, *, named: bool = True) -> list[tuple[str, str]]:
+        """(suffix to the error's pointer, message) pairs for one failure; ``named`` puts the
+        key of a refused value before the message."""
+        kept = self._texts.get(id(error)) if named else None
+        if kept is not None and kept[0] is error:
+            return kept[1]
+        if isinstance(error.instance, str) and _names_a_key(error):
+            key = str(error.instance)
+            texts = [
+                (f"/{escape_token(key)}", f"the name {text}")
+                for _, text in self._keyword_texts(error)
+            ]
+        else:
+            texts = self._keyword_texts(error)
+            path = error.absolute_path
+            if named and path and isinstance(path[-1], str) and error.validator in _VALUE_KEYWORDS:
+                label = _label(path[-1])
+                texts = [(suffix, f"{label}: {text}") for suffix, text in texts]
+        if named:
+            self._texts[id(error)] = (error, texts)
+        return texts
+
+    def _keyword_texts(self, error: _Error) -> list[tuple[str, str]]:
+        if error.validator in _ALTERNATIVES:
+            return [("", self._alternatives_text(error))]
+        return _keyword_texts(error)
+
+    def _alternatives_text(self, error: _Error) -> str:
+        shown = _value(error.instance)
+        alternatives = self.alternatives(error)
+        if alternatives is None:
+            return (
+                f'{shown} matches more than one of the schemas of "{error.validator}"; '
+                "it must match exactly one"
+            )
+        depth = len(error.absolute_path)
+        reasons = []
+        for failures in alternatives:
+            parts = []
+            for failure in failures:
+                where = "/".join(_label(p) for p in list(failure.absolute_path)[depth:])
+                for _, text in self.texts(failure, named=False):
+                    parts.append(f"{where}: {text}" if where else text)
+            reasons.append(", ".join(parts))
+        return f'{shown} matches none of the schemas of "{error.validator}": ' + "; or ".join(
+            reasons
+        )
 
 
+# -- kinds of failures ------------------------------------------------------------------------
 def _discriminates(failure: _Error, depth: int) -> bool:
     """Whether ``failure`` refuses a discriminator of the object at ``depth``: the object, or one
     of its keys, is pinned to one value (or to the values of every branch)."""
@@ -335,26 +416,8 @@ def _merged(alternatives: list[list[_Error]]) -> _Error | None:
     return None
 
 
-def _identity(error: _Error) -> tuple[object, ...]:
-    return (tuple(error.absolute_path), *(_texts(error)))
-
-
-# -- what a failure says -----------------------------------------------------------------------
-def _texts(error: _Error, *, named: bool = True) -> list[tuple[str, str]]:
-    """(suffix to the error's pointer, message) pairs for one failure; ``named`` puts the key
-    of a refused value before the message."""
-    if _names_a_key(error):
-        key = str(error.instance)
-        return [(f"/{escape_token(key)}", f"the name {text}") for _, text in _keyword_texts(error)]
-    texts = _keyword_texts(error)
-    path = error.absolute_path
-    if named and path and isinstance(path[-1], str) and error.validator in _VALUE_KEYWORDS:
-        label = _label(path[-1])
-        texts = [(suffix, f"{label}: {text}") for suffix, text in texts]
-    return texts
-
-
 def _keyword_texts(error: _Error) -> list[tuple[str, str]]:
+    """The words of a failure of any keyword but ``oneOf``/``anyOf``."""
     keyword, value, instance = error.validator, error.validator_value, error.instance
     shown = _value(instance)
     if keyword is None:  # the schema ``false`` (jsonschema gives it no path of its own)
@@ -387,8 +450,6 @@ def _keyword_texts(error: _Error) -> list[tuple[str, str]]:
             ("", f"property {_quote(each)} is required when {_quote(name)} is present")
             for name, each in _missing_dependencies(error)
         ]
-    if keyword in _ALTERNATIVES:
-        return [("", _alternatives_text(error))]
     return [("", _value_text(str(keyword), value, instance, shown, error))]
 
 
@@ -458,26 +519,6 @@ def _not_texts(error: _Error) -> list[tuple[str, str]]:
                 for name in present
             ]
     return [("", f'{_value(instance)} matches the schema of "not", which it must not')]
-
-
-def _alternatives_text(error: _Error) -> str:
-    shown = _value(error.instance)
-    alternatives = _alternatives(error)
-    if alternatives is None:
-        return (
-            f'{shown} matches more than one of the schemas of "{error.validator}"; '
-            "it must match exactly one"
-        )
-    depth = len(error.absolute_path)
-    reasons = []
-    for failures in alternatives:
-        parts = []
-        for failure in failures:
-            where = "/".join(_label(p) for p in list(failure.absolute_path)[depth:])
-            for _, text in _texts(failure, named=False):
-                parts.append(f"{where}: {text}" if where else text)
-        reasons.append(", ".join(parts))
-    return f'{shown} matches none of the schemas of "{error.validator}": ' + "; or ".join(reasons)
 
 
 def _names_a_key(error: _Error) -> bool:
@@ -610,5 +651,12 @@ def _suggestion(given: Any, known: Sequence[Any]) -> str:
     nothing."""
     if not isinstance(given, str) or len(known) < 2:
         return ""
-    close = difflib.get_close_matches(given, [str(k) for k in known if k != given], n=1)
-    return f"; did you mean {_quote(close[0])}?" if close else ""
+    close = _close_spelling(given, tuple(str(k) for k in known if k != given))
+    return f"; did you mean {_quote(close)}?" if close is not None else ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _close_spelling(given: str, known: tuple[str, ...]) -> str | None:
+    # A shared mistake is worded at every use of the object; difflib is slow enough to matter.
+    close = difflib.get_close_matches(given, known, n=1)
+    return close[0] if close else None
