@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import gc
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -135,8 +135,8 @@ def _version(doc: documents.SourceDocument) -> str:
         return declared
     supported = ", ".join(schema.SUPPORTED_VERSIONS)
     release = declared.partition("-")[0] if isinstance(declared, str) else None
-    if declared is None:
-        message = f"'asyncapi' is missing; supported versions: {supported}"
+    if "asyncapi" not in data:
+        message = f'"asyncapi" is missing; supported versions: {supported}'
     elif release != declared and release in schema.SUPPORTED_VERSIONS:
         # A pre-release (2.0.0-rc1, -rc2) differs from its release; the official parser refuses
         # it as well.
@@ -148,7 +148,7 @@ def _version(doc: documents.SourceDocument) -> str:
                    f"supported: {supported}")
     raise UnsupportedVersionError(
         message,
-        [_locate(doc, Problem(pointer="/asyncapi" if declared is not None else "",
+        [_locate(doc, Problem(pointer="/asyncapi" if "asyncapi" in data else "",
                               message=message, rule="asyncapi-version"))],
     )
 
@@ -290,28 +290,51 @@ def _analyse(
         doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs
     )
     depth = _check_expansion(doc, resolved.data)
-    problems = [_locate_resolved(resolved, p) for p in resolved.problems]
     # A misplaced $ref is a fault of the document as written, before resolution.
-    problems.extend(sorted(
+    misplaced = sorted(
         (_locate(doc, p) for p in schema.misplaced_refs(doc.data, version)),
         key=lambda p: (p.line or 0, p.column or 0),
-    ))
-    problems.extend(
-        _locate_resolved(resolved, p)
-        for p in (
-            *schema.validate_asyncapi(resolved.data, version),
-            *check_rules(resolved.data),
-            *_check_bindings(resolved.data),
-        )
     )
-    # A component used in several places is reported once, where it is written.
-    located: dict[tuple[object, str, str], Problem] = {}
-    for at in problems:
-        where = (at.file, at.line, at.column) if at.line is not None else at.pointer
-        located.setdefault((where, at.rule, at.message), at)
+    found = [
+        *schema.validate_asyncapi(resolved.data, version),
+        *check_rules(resolved.data),
+        *_check_bindings(resolved.data),
+    ]
+    problems = (
+        *_once_where_written(doc, resolved, resolved.problems),
+        *misplaced,
+        *_once_where_written(doc, resolved, found),
+    )
     return _Analysis(
-        document=doc, version=version, resolved=resolved, problems=tuple(located.values()),
-        depth=depth,
+        document=doc, version=version, resolved=resolved, problems=problems, depth=depth
+    )
+
+
+def _once_where_written(
+    doc: documents.SourceDocument, resolved: Any, problems: Iterable[Problem]
+) -> tuple[Problem, ...]:
+    """``problems`` located where the nodes they point at are written, each once.
+
+    A node used in several places (a component, a part of another file reached through
+    ``$ref``s) is validated at each, and its problems found once per use: they are one
+    problem, at the node's own pointer (in its own file), saying how many places use it.
+    A definition under ``components`` is not a use.
+    """
+    found: dict[tuple[object, ...], tuple[Problem, set[str]]] = {}
+    for problem in problems:
+        origin, pointer = resolved.origin(problem.pointer)
+        key = (id(origin), pointer, problem.rule, problem.message, problem.severity)
+        entry = found.get(key)
+        if entry is None:
+            located = _locate(origin, attrs.evolve(problem, pointer=pointer))
+            found[key] = entry = (located, set())
+        if not (origin is doc and problem.pointer == pointer
+                and pointer.startswith("/components/")):
+            entry[1].add(problem.pointer)
+    return tuple(
+        attrs.evolve(problem, message=f"{problem.message} (used in {len(uses)} places)")
+        if len(uses) > 1 else problem
+        for problem, uses in found.values()
     )
 
 

@@ -19,7 +19,7 @@ import attrs
 import referencing
 
 from asyncapi_gw.documents import SourceDocument
-from asyncapi_gw.errors import AsyncAPIGwError, Problem
+from asyncapi_gw.errors import AsyncAPIGwError, Problem, json_excerpt
 from asyncapi_gw.pointers import escape_token, unescape_token
 
 __all__ = ["Resolved", "resolve_refs"]
@@ -137,7 +137,7 @@ class _Resolution:
         return os.path.dirname(os.path.realpath(unquote(parts.path)))
 
     def refuse(self, ref: str, pointer: str, message: str) -> None:
-        message = f"$ref {ref!r}: {message}"
+        message = f"$ref {json_excerpt(ref)}: {message}"
         self.problems.append(Problem(pointer=pointer, rule=_RULE, message=message))
 
     def permitted(self, ref: str, base: str, target: str, pointer: str) -> bool:
@@ -210,8 +210,8 @@ class _Resolution:
             node = _walk(found, pointer)
             if node is _NOWHERE:
                 where = "this document" if target == base else target
-                self.refuse(ref, frame.pointer, f"{pointer!r} is not a JSON pointer to a node of "
-                            f"{where}")
+                self.refuse(ref, frame.pointer,
+                            f"{json_excerpt(pointer)} is not a JSON pointer to a node of {where}")
                 return None
             base = target
             if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):

@@ -305,9 +305,12 @@ def test_pre_release_versions_are_not_supported(declared: str, release: str) -> 
         loads_asyncapi(text)
 
 
-def test_unsupported_version_is_quoted_as_json() -> None:
-    report = validate_document({"asyncapi": "1.2.0", "info": {"title": "x", "version": "1"}})
-    assert report.errors[0].message.startswith('AsyncAPI version "1.2.0" is not supported')
+@pytest.mark.parametrize(
+    ("declared", "written"), [("1.2.0", '"1.2.0"'), ("2.6", '"2.6"'), (2.6, "2.6"), (None, "null")]
+)
+def test_an_unsupported_version_is_quoted_as_json(declared: object, written: str) -> None:
+    report = validate_document({"asyncapi": declared, "info": {"title": "x", "version": "1"}})
+    assert report.errors[0].message.startswith(f"AsyncAPI version {written} is not supported")
 
 
 def test_problems_are_located(tmp_path: Path) -> None:
@@ -415,3 +418,89 @@ def test_the_garbage_collector_is_restored_after_loading() -> None:
         assert not gc.isenabled()  # a caller's choice is left alone
     finally:
         gc.enable()
+
+
+SHARED_MAIN = """\
+asyncapi: 2.6.0
+info: {title: T, version: '1'}
+channels:
+  a:
+    publish:
+      message: {$ref: '#/components/messages/M'}
+      bindings: {$ref: '#/components/operationBindings/B'}
+  b:
+    publish:
+      message: {$ref: '#/components/messages/M'}
+      bindings: {$ref: '#/components/operationBindings/B'}
+  c: {subscribe: {message: {$ref: '#/components/messages/M'}}}
+  d: {subscribe: {message: {$ref: '#/components/messages/Wrap'}}}
+  e: {subscribe: {message: {$ref: 'other.yaml#/Ext'}}}
+  f: {subscribe: {message: {$ref: 'other.yaml#/Ext'}}}
+components:
+  messages:
+    M:
+      contentType: 5
+      payload:
+        type: object
+        properties:
+          n: {type: integer}
+      examples:
+        - payload: {n: x}
+    Wrap:
+      $ref: '#/components/messages/M'
+  operationBindings:
+    B:
+      http: {type: get, bindingVersion: 0.1.0}
+"""
+SHARED_OTHER = """\
+Ext:
+  payload: {type: strin}
+"""
+
+
+def test_a_problem_in_a_shared_component_is_reported_once_where_it_is_written(
+    tmp_path: Path,
+) -> None:
+    """M is used by channels a, b, c, by Wrap (and so d); Ext, in another file, by e and f;
+    the operation bindings B by a and b."""
+    (tmp_path / "main.yaml").write_text(SHARED_MAIN)
+    (tmp_path / "other.yaml").write_text(SHARED_OTHER)
+    report = validate_document(tmp_path / "main.yaml")
+    main, other = str(tmp_path / "main.yaml"), str(tmp_path / "other.yaml")
+    found = [(p.file, p.line, p.pointer, p.rule, p.message) for p in report.errors]
+    assert sorted(found, key=lambda f: (str(f[0]), f[1] or 0)) == [
+        (main, 19, "/components/messages/M/contentType", "asyncapi-schema",
+         'contentType: 5 is not of type "string" (used in 5 places)'),
+        (main, 25, "/components/messages/M/examples/0/payload/n", "asyncapi2-message-examples",
+         'n: "x" is not of type "integer" (used in 5 places)'),
+        (main, 30, "/components/operationBindings/B/http/type", "asyncapi-binding",
+         'type: "get" is not one of ["request", "response"] (used in 2 places)'),
+        (other, 2, "/Ext/payload/type", "asyncapi-schema",
+         'type: "strin" is not one of ["array", "boolean", "integer", "null", "number", '
+         '"object", "string"]; did you mean "string"? (used in 2 places)'),
+    ]
+
+
+def test_a_shared_component_of_a_mapping_is_reported_once_without_lines() -> None:
+    bad = {"contentType": 5, "payload": {"type": "object"}}
+    doc = {
+        "asyncapi": "2.6.0",
+        "info": {"title": "T", "version": "1"},
+        "channels": {
+            f"c{i}": {"publish": {"message": {"$ref": "#/components/messages/M"}}}
+            for i in range(5)
+        },
+        "components": {"messages": {"M": bad}},
+    }
+    report = validate_document(doc)
+    assert [(p.line, p.pointer, p.message) for p in report.errors] == [
+        (None, "/components/messages/M/contentType",
+         'contentType: 5 is not of type "string" (used in 5 places)'),
+    ]
+    del doc["components"]
+    doc["channels"] = {f"c{i}": {"publish": {"message": dict(bad)}} for i in range(3)}
+    report = validate_document(doc)  # the same mistake written three times is three problems
+    assert [(p.pointer, p.message) for p in report.errors] == [
+        (f"/channels/c{i}/publish/message/contentType", 'contentType: 5 is not of type "string"')
+        for i in range(3)
+    ]
