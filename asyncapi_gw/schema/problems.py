@@ -5,21 +5,22 @@ author evidently meant, never by "is not valid under any of the given schemas". 
 are ranked by how badly the value misfits each, the first measure deciding:
 
 1. the value is not even of the branch's type;
-2. the branch declares none of the object's keys (the Reference Object's branch, for an object
-   without ``$ref``, was not meant);
+2. the branch declares none of the object's keys; worst, when the keys it declares are all
+   required and all absent (a Reference Object's ``$ref``, the message list's ``oneOf``);
 3. discriminators the branch refuses: a key (or the value itself) that the branch pins to one
    value, such as ``type: apiKey`` or ``is: routingKey``, picks its branch;
 4. the most of the object's keys the branch declares;
 5. required properties missing, then other values refused, then properties not allowed;
 6. the fewest failures at the object itself, then the fewest failures.
 
-Branches that rank equal and fail alike are one explanation; when they fail differently, what
-they have in common is reported (a value no branch allows, with every allowed value), or their
-failures merged when each is one of a kind (a type, a value, a required property), else the
-branches' failures are listed.  A value every branch refuses for the same key is reported with
-the values all branches allow.
+Branches that rank equal and fail alike are one explanation.  When they fail differently, what
+they have in common is reported; else their failures merged when each is one of a kind (a type,
+a value, a required property); else every branch's failures, listed.  A value that every branch
+refuses (for the same key) is reported with the values all branches allow.
 
-Document values are written as JSON (:func:`asyncapi_gw.errors.json_excerpt`), never as Python.
+A message never names where its failure is (the pointer does), so a shared node's problem
+reads the same wherever the node is used.  Document values are written as JSON
+(:func:`asyncapi_gw.errors.json_excerpt`), never as Python.
 """
 
 from __future__ import annotations
@@ -50,31 +51,6 @@ _ANY_VALUE = "enum (of every branch)"
 _VALUE_SETS = ("const", "enum", _ANY_VALUE)
 # The failure of a branch merged from several branches each missing one required property.
 _ANY_REQUIRED = "required (any one of)"
-# Keywords whose failure is about the value at the error's path, which the message names.
-_VALUE_KEYWORDS = frozenset(
-    {
-        "type",
-        "enum",
-        "const",
-        "format",
-        "pattern",
-        "minLength",
-        "maxLength",
-        "minItems",
-        "maxItems",
-        "minProperties",
-        "maxProperties",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "multipleOf",
-        "uniqueItems",
-        "contains",
-        "additionalItems",
-        _ANY_VALUE,
-    }
-)
 # Schema keywords whose value is a map of names to schemas: a token after one is a name.
 _NAME_MAPS = frozenset({"properties", "patternProperties", "definitions", "dependencies"})
 
@@ -84,6 +60,11 @@ def problems_from_errors(errors: Iterable[_Error], *, pointer: str, rule: str) -
     where the validated value sits in the document."""
     explainer = _Explainer()
     culprits = [culprit for error in errors for culprit in explainer.culprits(error)]
+    # A value of the wrong type also "matches" a ``not`` about properties it cannot have.
+    mistyped = {tuple(c.absolute_path) for c in culprits if c.validator == "type"}
+    culprits = [
+        c for c in culprits if c.validator != "not" or tuple(c.absolute_path) not in mistyped
+    ]
     culprits.sort(key=_order)
     problems: list[Problem] = []
     seen: set[tuple[str, object]] = set()
@@ -129,7 +110,7 @@ class _Explainer:
     def __init__(self) -> None:
         self._alternatives: dict[int, tuple[_Error, list[list[_Error]] | None]] = {}
         self._texts: dict[int, tuple[_Error, list[tuple[str, str]]]] = {}
-        self._declared: dict[int, tuple[Any, tuple[set[str], list[str]]]] = {}
+        self._declared: dict[int, tuple[Any, tuple[set[str], list[str], set[str]]]] = {}
 
     # -- which failures explain an error -----------------------------------------------------
     def culprits(self, error: _Error) -> list[_Error]:
@@ -206,10 +187,15 @@ class _Explainer:
             elif keyword == "not":
                 unknown += 1
         known = self._known_keys(instance, schema)
-        knows_nothing = isinstance(instance, Mapping) and bool(instance) and not known
+        # A branch that knows none of the keys was not meant, least of all one that is known by
+        # keys it requires and declares alone (a Reference Object's $ref) which are absent.
+        unmeant = 0
+        if isinstance(instance, Mapping) and instance and not known:
+            names, _, required = self._declarations(schema)
+            unmeant = 2 if names and names <= required else 1
         return (
             wrong_type,
-            knows_nothing,
+            unmeant,
             discriminators,
             -known,
             missing,
@@ -223,26 +209,28 @@ class _Explainer:
         """How many keys of ``instance`` the branch ``schema`` declares."""
         if not isinstance(instance, Mapping):
             return 0
-        names, patterns = self._declarations(schema)
+        names, patterns, _ = self._declarations(schema)
         return sum(
             1
             for key in instance
             if key in names or any(re.search(python_regex(p), str(key)) for p in patterns)
         )
 
-    def _declarations(self, schema: Any) -> tuple[set[str], list[str]]:
+    def _declarations(self, schema: Any) -> tuple[set[str], list[str], set[str]]:
         """The property names and patterns ``schema`` declares (``properties`` and
         ``patternProperties``, through ``$ref``, ``allOf``, ``anyOf``, ``oneOf``, ``then`` and
-        ``else``)."""
+        ``else``), and the names it requires whatever the alternatives (through ``$ref`` and
+        ``allOf``)."""
         kept = self._declared.get(id(schema))
         if kept is not None and kept[0] is schema:
             return kept[1]
         names: set[str] = set()
         patterns: list[str] = []
+        required: set[str] = set()
         seen: set[int] = set()
-        pending = [schema]
+        pending: list[tuple[Any, bool]] = [(schema, True)]
         while pending:
-            node = pending.pop()
+            node, always = pending.pop()
             if not isinstance(node, Mapping) or id(node) in seen:
                 continue
             seen.add(id(node))
@@ -250,13 +238,24 @@ class _Explainer:
                 names.update(node["properties"])
             if isinstance(node.get("patternProperties"), Mapping):
                 patterns.extend(p for p in node["patternProperties"] if isinstance(p, str))
-            pending.append(node.get("$ref"))  # inlined by the bundle's registry, or a URI
-            for keyword in ("allOf", "anyOf", "oneOf"):
-                if isinstance(node.get(keyword), list):
-                    pending.extend(node[keyword])
-            pending.extend((node.get("then"), node.get("else")))
-        self._declared[id(schema)] = (schema, (names, patterns))
-        return names, patterns
+            if always and isinstance(node.get("required"), list):
+                required.update(str(name) for name in node["required"])
+            # ``$ref`` is inlined by the bundle's registry (else a URI: nothing to follow).
+            pending.extend(
+                (child, always) for child in (node.get("$ref"), *_listed_schemas(node, "allOf"))
+            )
+            pending.extend(
+                (child, False)
+                for child in (
+                    *_listed_schemas(node, "anyOf"),
+                    *_listed_schemas(node, "oneOf"),
+                    node.get("then"),
+                    node.get("else"),
+                )
+            )
+        declared = (names, patterns, required)
+        self._declared[id(schema)] = (schema, declared)
+        return declared
 
     def _widened(
         self,
@@ -319,26 +318,19 @@ class _Explainer:
         return (tuple(error.absolute_path), *self.texts(error))
 
     # -- what a failure says -----------------------------------------------------------------
-    def texts(self, error: _Error, *, named: bool = True) -> list[tuple[str, str]]:
-        """(suffix to the error's pointer, message) pairs for one failure; ``named`` puts the
-        key of a refused value before the message."""
-        kept = self._texts.get(id(error)) if named else None
+    def texts(self, error: _Error) -> list[tuple[str, str]]:
+        """(suffix to the error's pointer, message) pairs for one failure.
+
+        A message does not name where the failure is: the pointer does.  (The same words then
+        fit every place a shared node is used, and the place where it is written.)"""
+        kept = self._texts.get(id(error))
         if kept is not None and kept[0] is error:
             return kept[1]
+        texts = self._keyword_texts(error)
         if isinstance(error.instance, str) and _names_a_key(error):
-            key = str(error.instance)
-            texts = [
-                (f"/{escape_token(key)}", f"the name {text}")
-                for _, text in self._keyword_texts(error)
-            ]
-        else:
-            texts = self._keyword_texts(error)
-            path = error.absolute_path
-            if named and path and isinstance(path[-1], str) and error.validator in _VALUE_KEYWORDS:
-                label = _label(path[-1])
-                texts = [(suffix, f"{label}: {text}") for suffix, text in texts]
-        if named:
-            self._texts[id(error)] = (error, texts)
+            key = escape_token(error.instance)
+            texts = [(f"/{key}", f"the name {text}") for _, text in texts]
+        self._texts[id(error)] = (error, texts)
         return texts
 
     def _keyword_texts(self, error: _Error) -> list[tuple[str, str]]:
@@ -360,7 +352,7 @@ class _Explainer:
             parts = []
             for failure in failures:
                 where = "/".join(_label(p) for p in list(failure.absolute_path)[depth:])
-                for _, text in self.texts(failure, named=False):
+                for _, text in self.texts(failure):
                     parts.append(f"{where}: {text}" if where else text)
             reasons.append(", ".join(parts))
         return f'{shown} matches none of the schemas of "{error.validator}": ' + "; or ".join(
@@ -606,6 +598,11 @@ def _allowed(error: _Error) -> list[Any]:
     if error.validator == "const":
         return [error.validator_value]
     return list(error.validator_value) if isinstance(error.validator_value, list) else []
+
+
+def _listed_schemas(schema: Mapping[str, Any], keyword: str) -> list[Any]:
+    value = schema.get(keyword)
+    return value if isinstance(value, list) else []
 
 
 def _listed(value: Any) -> list[Any]:

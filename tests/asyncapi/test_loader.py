@@ -470,13 +470,13 @@ def test_a_problem_in_a_shared_component_is_reported_once_where_it_is_written(
     found = [(p.file, p.line, p.pointer, p.rule, p.message) for p in report.errors]
     assert sorted(found, key=lambda f: (str(f[0]), f[1] or 0)) == [
         (main, 19, "/components/messages/M/contentType", "asyncapi-schema",
-         'contentType: 5 is not of type "string" (used in 5 places)'),
+         '5 is not of type "string" (used in 5 places)'),
         (main, 25, "/components/messages/M/examples/0/payload/n", "asyncapi2-message-examples",
-         'n: "x" is not of type "integer" (used in 5 places)'),
+         '"x" is not of type "integer" (used in 5 places)'),
         (main, 30, "/components/operationBindings/B/http/type", "asyncapi-binding",
-         'type: "get" is not one of ["request", "response"] (used in 2 places)'),
+         '"get" is not one of ["request", "response"] (used in 2 places)'),
         (other, 2, "/Ext/payload/type", "asyncapi-schema",
-         'type: "strin" is not one of ["array", "boolean", "integer", "null", "number", '
+         '"strin" is not one of ["array", "boolean", "integer", "null", "number", '
          '"object", "string"]; did you mean "string"? (used in 2 places)'),
     ]
 
@@ -495,12 +495,17 @@ def test_a_shared_component_of_a_mapping_is_reported_once_without_lines() -> Non
     report = validate_document(doc)
     assert [(p.line, p.pointer, p.message) for p in report.errors] == [
         (None, "/components/messages/M/contentType",
-         'contentType: 5 is not of type "string" (used in 5 places)'),
+         '5 is not of type "string" (used in 5 places)'),
+    ]
+    doc["components"]["messages"]["M"] = None  # a shared node of the wrong type
+    report = validate_document(doc)
+    assert [(p.pointer, p.message) for p in report.errors] == [
+        ("/components/messages/M", 'null is not of type "object" (used in 5 places)'),
     ]
     del doc["components"]
     doc["channels"] = {f"c{i}": {"publish": {"message": dict(bad)}} for i in range(3)}
     report = validate_document(doc)  # the same mistake written three times is three problems
     assert [(p.pointer, p.message) for p in report.errors] == [
-        (f"/channels/c{i}/publish/message/contentType", 'contentType: 5 is not of type "string"')
+        (f"/channels/c{i}/publish/message/contentType", '5 is not of type "string"')
         for i in range(3)
     ]

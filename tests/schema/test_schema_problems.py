@@ -71,7 +71,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     # official: "location" property type must be string
     "parameter location of the wrong type": (
         lambda d: channel(d)["parameters"]["roomId"].update(location=5),
-        [(f"{CHANNEL}/parameters/roomId/location", 'location: 5 is not of type "string"')],
+        [(f"{CHANNEL}/parameters/roomId/location", '5 is not of type "string"')],
     ),
     # official: Property "foo" is not expected to be here (and "oneOf" required, "payload"
     # not expected: the failures of the message-list branch)
@@ -91,14 +91,14 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     # official: Property "contentType" is not expected to be here
     "message contentType null": (
         lambda d: message(d).update(contentType=None),
-        [(f"{CHANNEL}/publish/message/contentType", 'contentType: null is not of type "string"')],
+        [(f"{CHANNEL}/publish/message/contentType", 'null is not of type "string"')],
     ),
     "message headers not a schema": (
         lambda d: message(d).update(headers="x"),
         [
             (
                 f"{CHANNEL}/publish/message/headers",
-                'headers: "x" is not of type "object" or "boolean"',
+                '"x" is not of type "object" or "boolean"',
             )
         ],
     ),
@@ -107,7 +107,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
         [
             (
                 f"{CHANNEL}/publish/message/examples",
-                'examples: {"payload": 1} is not of type "array"',
+                '{"payload": 1} is not of type "array"',
             )
         ],
     ),
@@ -128,7 +128,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     # official: "message" property type must be object
     "message not a mapping": (
         lambda d: channel(d)["publish"].update(message="hello"),
-        [(f"{CHANNEL}/publish/message", 'message: "hello" is not of type "object"')],
+        [(f"{CHANNEL}/publish/message", '"hello" is not of type "object"')],
     ),
     "message trait with a message-only key": (
         lambda d: message(d).update(traits=[{"payload": 1}]),
@@ -147,7 +147,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
             (f"{CHANNEL}/publish/message/oneOf/1/foo", 'property "foo" is not allowed here'),
             (
                 f"{CHANNEL}/publish/message/oneOf/1/payload/type",
-                'type: 5 is not one of ["array", "boolean", "integer", "null", "number", "object", '
+                '5 is not one of ["array", "boolean", "integer", "null", "number", "object", '
                 '"string"]',
             ),
         ],
@@ -159,7 +159,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
         [
             (
                 f"{CHANNEL}/publish/message/payload/type",
-                'type: "strin" is not one of ["array", "boolean", "integer", "null", "number", '
+                '"strin" is not one of ["array", "boolean", "integer", "null", "number", '
                 '"object", "string"]; did you mean "string"?',
             )
         ],
@@ -176,14 +176,14 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     ),
     "payload required not a list": (
         lambda d: message(d).update(payload={"type": "object", "required": True}),
-        [(f"{CHANNEL}/publish/message/payload/required", 'required: true is not of type "array"')],
+        [(f"{CHANNEL}/publish/message/payload/required", 'true is not of type "array"')],
     ),
     "deep payload keyword out of range": (
         lambda d: message(d).update(payload={"properties": {"a": {"items": {"minItems": -1}}}}),
         [
             (
                 f"{CHANNEL}/publish/message/payload/properties/a/items/minItems",
-                "minItems: -1 is less than the minimum of 0",
+                "-1 is less than the minimum of 0",
             )
         ],
     ),
@@ -193,7 +193,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     ),
     "operationId of the wrong type": (
         lambda d: channel(d)["publish"].update(operationId=True),
-        [(f"{CHANNEL}/publish/operationId", 'operationId: true is not of type "string"')],
+        [(f"{CHANNEL}/publish/operationId", 'true is not of type "string"')],
     ),
     "channel with a stray key": (
         lambda d: channel(d).update(foo=1),
@@ -201,7 +201,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     ),
     "channel servers not a list": (
         lambda d: channel(d).update(servers="production"),
-        [(f"{CHANNEL}/servers", 'servers: "production" is not of type "array"')],
+        [(f"{CHANNEL}/servers", '"production" is not of type "array"')],
     ),
     # official: "channels" property must match format "uri-template"
     "channel name not a URI template": (
@@ -210,7 +210,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     ),
     "server protocol of the wrong type": (
         lambda d: d["servers"]["production"].update(protocol=5),
-        [("/servers/production/protocol", 'protocol: 5 is not of type "string"')],
+        [("/servers/production/protocol", '5 is not of type "string"')],
     ),
     # official: Property "foo" is not expected to be here
     "server with a stray key": (
@@ -229,6 +229,20 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
             ("/servers/production/foo", 'property "foo" is not allowed here'),
         ],
     ),
+    # official: "production" property must have required property "url", Property "a" is not
+    # expected to be here
+    "server of a stray key only": (
+        lambda d: d["servers"].update(production={"a": 1}),
+        [
+            ("/servers/production", 'required property "url" is missing'),
+            ("/servers/production", 'required property "protocol" is missing'),
+            ("/servers/production/a", 'property "a" is not allowed here'),
+        ],
+    ),
+    "parameter of a stray key only": (
+        lambda d: channel(d)["parameters"].update(roomId={"name": "roomId"}),
+        [(f"{CHANNEL}/parameters/roomId/name", 'property "name" is not allowed here')],
+    ),
     "server variable with a stray key": (
         server_variable({"default": "a", "foo": 1}),
         [("/servers/production/variables/host/foo", 'property "foo" is not allowed here')],
@@ -243,7 +257,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     ),
     "server security requirement not a list": (
         lambda d: d["servers"]["production"].update(security=[{"k": "x"}]),
-        [("/servers/production/security/0/k", 'k: "x" is not of type "array"')],
+        [("/servers/production/security/0/k", '"x" is not of type "array"')],
     ),
     # official: "k" property must have required property "in" (and five more, one per type)
     "apiKey scheme without in": (
@@ -252,7 +266,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     ),
     "apiKey scheme with an httpApiKey location": (
         scheme({"type": "apiKey", "in": "header"}),
-        [(f"{SCHEMES}/in", 'in: "header" is not one of ["user", "password"]')],
+        [(f"{SCHEMES}/in", '"header" is not one of ["user", "password"]')],
     ),
     "httpApiKey scheme without name": (
         scheme({"type": "httpApiKey", "in": "header"}),
@@ -260,7 +274,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     ),
     "httpApiKey scheme with a bad location": (
         scheme({"type": "httpApiKey", "name": "a", "in": "body"}),
-        [(f"{SCHEMES}/in", 'in: "body" is not one of ["header", "query", "cookie"]')],
+        [(f"{SCHEMES}/in", '"body" is not one of ["header", "query", "cookie"]')],
     ),
     "apiKey scheme with an httpApiKey name": (
         scheme({"type": "apiKey", "in": "user", "name": "x"}),
@@ -273,6 +287,10 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     "oauth2 flow without scopes": (
         scheme({"type": "oauth2", "flows": {"implicit": {"authorizationUrl": "https://a.b/c"}}}),
         [(f"{SCHEMES}/flows/implicit", 'required property "scopes" is missing')],
+    ),
+    "oauth2 flow not a mapping": (
+        scheme({"type": "oauth2", "flows": {"implicit": "x"}}),
+        [(f"{SCHEMES}/flows/implicit", '"x" is not of type "object"')],
     ),
     "oauth2 with an unknown flow": (
         scheme({"type": "oauth2", "flows": {"foo": {}}}),
@@ -298,7 +316,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
         [
             (
                 f"{SCHEMES}/type",
-                f'type: "foo" is not one of {SCHEME_TYPES}',
+                f'"foo" is not one of {SCHEME_TYPES}',
             )
         ],
     ),
@@ -307,7 +325,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
         [
             (
                 f"{SCHEMES}/type",
-                f'type: "apikey" is not one of {SCHEME_TYPES}; did you mean "apiKey"?',
+                f'"apikey" is not one of {SCHEME_TYPES}; did you mean "apiKey"?',
             )
         ],
     ),
@@ -319,7 +337,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
         lambda d: d["info"].update(contact={"email": "nope", "foo": 1}),
         [
             ("/info/contact/foo", 'property "foo" is not allowed here'),
-            ("/info/contact/email", 'email: "nope" is not a valid "email"'),
+            ("/info/contact/email", '"nope" is not a valid "email"'),
         ],
     ),
     "tag without name": (
@@ -328,7 +346,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
     ),
     "tags not a list": (
         lambda d: d.update(tags={"name": "x"}),
-        [("/tags", 'tags: {"name": "x"} is not of type "array"')],
+        [("/tags", '{"name": "x"} is not of type "array"')],
     ),
     "externalDocs without url": (
         lambda d: d.update(externalDocs={"description": "x"}),
@@ -343,7 +361,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], list[tuple[str, str]]]]
         [
             (
                 "/info/version",
-                'version: {"a": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, '
+                '{"a": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, '
                 '18, 19, 20… is not of type "string"',
             )
         ],
@@ -386,7 +404,7 @@ BINDINGS: dict[str, tuple[str, str, dict[str, Any], list[tuple[str, str]]]] = {
         "amqp",
         "channel",
         {"is": "topic", "bindingVersion": "0.2.0"},
-        [(f"{AMQP}/is", 'is: "topic" is not one of ["queue", "routingKey"]')],
+        [(f"{AMQP}/is", '"topic" is not one of ["queue", "routingKey"]')],
     ),
     "ws channel binding with a stray key": (
         "ws",
@@ -398,13 +416,13 @@ BINDINGS: dict[str, tuple[str, str, dict[str, Any], list[tuple[str, str]]]] = {
         "ws",
         "channel",
         {"method": "PUT", "bindingVersion": "0.1.0"},
-        [("/channels/q/bindings/ws/method", 'method: "PUT" is not one of ["GET", "POST"]')],
+        [("/channels/q/bindings/ws/method", '"PUT" is not one of ["GET", "POST"]')],
     ),
     "http operation binding of the wrong type": (
         "http",
         "operation",
         {"type": "get", "bindingVersion": "0.1.0"},
-        [("/channels/q/bindings/http/type", 'type: "get" is not one of ["request", "response"]')],
+        [("/channels/q/bindings/http/type", '"get" is not one of ["request", "response"]')],
     ),
 }
 
@@ -421,7 +439,7 @@ def test_binding_problems_name_what_the_author_got_wrong(name: str) -> None:
 def test_binding_version_of_the_wrong_type_is_written_as_json() -> None:
     found = validate_binding({"bindingVersion": [1]}, protocol="ws", kind="channel", pointer="/b")
     assert [(p.pointer, p.message) for p in found] == [
-        ("/b/bindingVersion", 'bindingVersion: [1] is not of type "string"')
+        ("/b/bindingVersion", '[1] is not of type "string"')
     ]
 
 
@@ -433,7 +451,7 @@ def test_binding_version_of_the_wrong_type_is_written_as_json() -> None:
         (
             {"type": "object", "properties": {"a": {"type": "string"}}},
             {"a": None},
-            'a: null is not of type "string"',
+            'null is not of type "string"',
         ),
         ({"minLength": 3}, "ab", '"ab" is shorter than 3 characters'),
         ({"maxLength": 1}, "ab", '"ab" is longer than 1 character'),
@@ -481,7 +499,7 @@ def test_instance_problems_write_values_as_json(schema: Any, instance: Any, expe
 def test_an_invalid_user_schema_is_explained_by_its_culprit() -> None:
     found = validate_instance(1, {"type": "strin"}, pointer="/x", rule="r")
     assert [p.message for p in found] == [
-        'cannot check against an invalid schema: type: "strin" is not one of ["array", '
+        'cannot check against an invalid schema: at /type, "strin" is not one of ["array", '
         '"boolean", "integer", "null", "number", "object", "string"]; did you mean "string"?'
     ]
     found = validate_instance(1, ["x" * 200], pointer="/x", rule="r")
