@@ -110,8 +110,9 @@ def _is_regex(value: object) -> bool:
 def _format_checker() -> jsonschema.FormatChecker:
     known = jsonschema.Draft7Validator.FORMAT_CHECKER.checkers
     checker = jsonschema.FormatChecker(formats=())
-    checker.checkers = {name: check for name, check in known.items()
-                        if name not in _UNCHECKED_FORMATS}
+    checker.checkers = {
+        name: check for name, check in known.items() if name not in _UNCHECKED_FORMATS
+    }
     for name, function in (
         ("uri", _is_uri),
         ("uri-template", _is_uri_template),
@@ -126,7 +127,6 @@ _FORMATS = _format_checker()
 
 # -- validator classes -----------------------------------------------------------------------
 _draft7_ref = jsonschema.Draft7Validator.VALIDATORS["$ref"]
-
 
 
 @attrs.frozen
@@ -171,8 +171,11 @@ def _structure_classes(data: Any) -> tuple[dict[int, int], int]:
         values = node.values() if isinstance(node, dict) else node
         if not children_done:
             pending.append((node, True))
-            pending.extend((value, False) for value in values
-                           if isinstance(value, containers) and id(value) not in classes)
+            pending.extend(
+                (value, False)
+                for value in values
+                if isinstance(value, containers) and id(value) not in classes
+            )
             continue
         key: object
         if isinstance(node, dict):
@@ -182,8 +185,11 @@ def _structure_classes(data: Any) -> tuple[dict[int, int], int]:
         classes[id(node)] = interned.setdefault(key, len(interned))
         # A cyclic child (an ancestor, still without a depth) counts as too deep.
         depths[id(node)] = 1 + max(
-            (depths.get(id(value), _MAX_DEPTH) for value in values
-             if isinstance(value, containers)),
+            (
+                depths.get(id(value), _MAX_DEPTH)
+                for value in values
+                if isinstance(value, containers)
+            ),
             default=0,
         )
     return classes, depths.get(id(data), 0)
@@ -268,8 +274,9 @@ def _own_meta_schema(node: Any) -> Any:
     if isinstance(node, dict):
         return {
             key: (
-                "urn:asyncapi-gw:bundled:" + value[len(_META_PREFIX):]
-                if key in ("$id", "$ref") and isinstance(value, str)
+                "urn:asyncapi-gw:bundled:" + value[len(_META_PREFIX) :]
+                if key in ("$id", "$ref")
+                and isinstance(value, str)
                 and value.startswith(_META_PREFIX)
                 else _own_meta_schema(value)
             )
@@ -286,8 +293,11 @@ def _fast_document_validator(version: str) -> Any:
         return None
     schema = _own_meta_schema(bundled_schema(version))
     schema["definitions"] = {
-        ("urn:asyncapi-gw:bundled:" + key[len(_META_PREFIX):]
-         if key.startswith(_META_PREFIX) else key): value
+        (
+            "urn:asyncapi-gw:bundled:" + key[len(_META_PREFIX) :]
+            if key.startswith(_META_PREFIX)
+            else key
+        ): value
         for key, value in schema["definitions"].items()
     }
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
@@ -318,15 +328,19 @@ def _too_deep(data: Any) -> bool:
         if depth > _MAX_DEPTH:
             return True
         children = node.values() if isinstance(node, dict) else node
-        pending.extend((child, depth + 1) for child in children
-                       if isinstance(child, (dict, list)))
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return False
 
 
 def _too_deep_problems(pointer: str, rule: str, what: str) -> list[Problem]:
-    return [Problem(pointer=pointer, rule=rule,
-                    message=f"{what} is nested more than {_MAX_DEPTH} levels deep: "
-                    "not validated against the schema")]
+    return [
+        Problem(
+            pointer=pointer,
+            rule=rule,
+            message=f"{what} is nested more than {_MAX_DEPTH} levels deep: "
+            "not validated against the schema",
+        )
+    ]
 
 
 def _run(
@@ -357,8 +371,9 @@ def _run(
     try:
         errors = list(validator.iter_errors(data))
     except RecursionError:
-        return [Problem(pointer=pointer, rule=rule,
-                        message=f"{what} is nested too deeply to validate")]
+        return [
+            Problem(pointer=pointer, rule=rule, message=f"{what} is nested too deeply to validate")
+        ]
     finally:
         if token is not None:
             _memo.reset(token)
@@ -376,8 +391,15 @@ def validate_asyncapi(data: Any, version: str) -> list[Problem]:
             f"AsyncAPI {version} is not supported; supported versions: "
             + ", ".join(SUPPORTED_VERSIONS)
         )
-    return _run(_document_validator(version), data, pointer="", rule=_SCHEMA_RULE,
-                what="the document", memoize=True, fast=_fast_document_validator(version))
+    return _run(
+        _document_validator(version),
+        data,
+        pointer="",
+        rule=_SCHEMA_RULE,
+        what="the document",
+        memoize=True,
+        fast=_fast_document_validator(version),
+    )
 
 
 def _ref_and_depth(data: Any) -> tuple[bool, int]:
@@ -392,8 +414,7 @@ def _ref_and_depth(data: Any) -> tuple[bool, int]:
             children: Iterable[Any] = node.values()
         else:
             children = node
-        pending.extend((child, depth + 1) for child in children
-                       if isinstance(child, (dict, list)))
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return holds_ref, deepest
 
 
@@ -429,11 +450,15 @@ def misplaced_refs(data: Any, version: str) -> list[Problem]:
         pending.extend(error.context[::-1])
         if error.validator == "additionalProperties" and "$ref" in extra_keys(error):
             pointer = "".join(f"/{escape_token(p)}" for p in error.absolute_path)
-            found.setdefault(pointer, Problem(
-                pointer=pointer, rule=_REF_PLACEMENT_RULE,
-                message=f"a Reference Object ($ref) is not allowed here in AsyncAPI {version}; "
-                "write the value out in place",
-            ))
+            found.setdefault(
+                pointer,
+                Problem(
+                    pointer=pointer,
+                    rule=_REF_PLACEMENT_RULE,
+                    message=f"a Reference Object ($ref) is not allowed here in AsyncAPI {version}; "
+                    "write the value out in place",
+                ),
+            )
     return list(found.values())
 
 
@@ -451,34 +476,55 @@ def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) ->
         raise ValueError(f"unknown binding kind {kind!r}; expected one of {sorted(BINDING_KINDS)}")
     declared = binding.get("bindingVersion") if isinstance(binding, Mapping) else None
     if declared is not None and not isinstance(declared, str):
-        return [Problem(pointer=f"{pointer}/bindingVersion", rule=_BINDING_RULE,
-                        message=f'{json_excerpt(declared)} is not of type "string"')]
+        return [
+            Problem(
+                pointer=f"{pointer}/bindingVersion",
+                rule=_BINDING_RULE,
+                message=f'{json_excerpt(declared)} is not of type "string"',
+            )
+        ]
     versions = binding_versions(protocol, kind)
     if not versions:
         return []
     used = declared if declared in versions else versions[-1]
     uri = binding_schema_uri(protocol, kind, used)
-    problems = _run(_binding_validator(uri), binding, pointer=pointer, rule=_BINDING_RULE,
-                    what="the binding", memoize=True)
+    problems = _run(
+        _binding_validator(uri),
+        binding,
+        pointer=pointer,
+        rule=_BINDING_RULE,
+        what="the binding",
+        memoize=True,
+    )
     if used == declared:
         return problems
     version_pointer = f"{pointer}/bindingVersion"
-    reason = ("the binding declares none" if declared is None
-              else f"{json_excerpt(declared)} has no official schema")
+    reason = (
+        "the binding declares none"
+        if declared is None
+        else f"{json_excerpt(declared)} has no official schema"
+    )
     problems = [
-        attrs.evolve(p, severity=Severity.WARNING,
-                     message=f"{p.message} (checked against bindingVersion {used}, the newest: "
-                     f"{reason})")
+        attrs.evolve(
+            p,
+            severity=Severity.WARNING,
+            message=f"{p.message} (checked against bindingVersion {used}, the newest: {reason})",
+        )
         for p in problems
         if p.pointer != version_pointer  # the version itself is the warning below
     ]
     if declared is not None:
-        problems.insert(0, Problem(
-            pointer=version_pointer, rule=_BINDING_RULE, severity=Severity.WARNING,
-            message=f"the {protocol} {kind} binding has no official schema for bindingVersion "
-            f"{json_excerpt(declared)} (official: {', '.join(versions)}); it is checked against "
-            f"{used}, the newest, and its problems are warnings",
-        ))
+        problems.insert(
+            0,
+            Problem(
+                pointer=version_pointer,
+                rule=_BINDING_RULE,
+                severity=Severity.WARNING,
+                message=f"the {protocol} {kind} binding has no official schema for "
+                f"bindingVersion {json_excerpt(declared)} (official: {', '.join(versions)}); it "
+                f"is checked against {used}, the newest, and its problems are warnings",
+            ),
+        )
     return problems
 
 
@@ -556,8 +602,7 @@ def _compile_instance_validator(schema: Any) -> Any:
     elif isinstance(schema, dict) and _too_deep(schema):
         compiled = f"the schema is nested more than {_MAX_DEPTH} levels deep: not used"
     else:
-        problems = problems_from_errors(_meta_validator().iter_errors(schema), pointer="",
-                                        rule="")
+        problems = problems_from_errors(_meta_validator().iter_errors(schema), pointer="", rule="")
         if problems:
             first = problems[0]
             where = f"at {first.pointer}, " if first.pointer else ""

@@ -229,10 +229,12 @@ def test_websocket_binding() -> None:
 
 
 def test_binding_of_an_unknown_version_is_checked_against_the_newest() -> None:
-    found = validate_binding({"bindingVersion": "9.9.9", "method": "PUT"}, protocol="ws",
-                             kind="channel", pointer="/b")
+    found = validate_binding(
+        {"bindingVersion": "9.9.9", "method": "PUT"}, protocol="ws", kind="channel", pointer="/b"
+    )
     assert [(p.pointer, p.severity) for p in found] == [
-        ("/b/bindingVersion", Severity.WARNING), ("/b/method", Severity.WARNING),
+        ("/b/bindingVersion", Severity.WARNING),
+        ("/b/method", Severity.WARNING),
     ]
     assert found[0].message == (
         'the ws channel binding has no official schema for bindingVersion "9.9.9" (official: '
@@ -244,8 +246,9 @@ def test_binding_of_an_unknown_version_is_checked_against_the_newest() -> None:
 
 
 def test_unknown_version_of_a_binding_without_problems_still_warns() -> None:
-    found = validate_binding({"bindingVersion": "0.2.0"}, protocol="kafka", kind="server",
-                             pointer="/b")
+    found = validate_binding(
+        {"bindingVersion": "0.2.0"}, protocol="kafka", kind="server", pointer="/b"
+    )
     assert [(p.pointer, p.severity) for p in found] == [("/b/bindingVersion", Severity.WARNING)]
     assert "(official: 0.3.0, 0.4.0, 0.5.0)" in found[0].message
 
