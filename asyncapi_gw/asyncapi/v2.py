@@ -149,10 +149,13 @@ def decode(
     if context is None:
         context = _text(data.get(CONTEXT_EXTENSION)) or default_context(name)
     production, sandbox = _endpoints(data, decoder)
-    topics = _topics(data, decoder)
-    security = _security(data, decoder)
-    throttling = _throttling(data, decoder)
-    api = None if not identified else decoder.attempt(
+    # Decoded even when the API cannot be built, so that every problem is reported.
+    parts = decoder.attempt(
+        "/info",
+        lambda: (_topics(data, decoder), _security(data, decoder), _throttling(data, decoder)),
+        fatal=True,
+    )
+    api = None if not identified or parts is None else decoder.attempt(
         "/info",
         lambda: StreamingAPI(
             name=name,
@@ -161,9 +164,9 @@ def decode(
             description=_text(info.get("description")),
             production_endpoint=production,
             sandbox_endpoint=sandbox,
-            topics=topics,
-            security=security,
-            throttling=throttling,
+            topics=parts[0],
+            security=parts[1],
+            throttling=parts[2],
             asyncapi_version=_text(data.get("asyncapi")),
             document=source if source is not None else data,
             base_uri=base_uri,
@@ -418,6 +421,8 @@ def _flows_scopes(flows: Mapping[str, Any], key: str) -> dict[str, str]:
 
 def _scheme_kind(scheme: Mapping[str, Any]) -> AuthKind | None:
     kind = scheme.get("type")
+    if not isinstance(kind, str):
+        return None
     if kind in _OAUTH_TYPES or (
         kind == "http" and str(scheme.get("scheme", "")).lower() == "bearer"
     ):

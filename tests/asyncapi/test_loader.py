@@ -554,3 +554,13 @@ def test_export_problems_in_another_file_are_located_there(tmp_path: Path) -> No
         export_asyncapi(result.api, asyncapi_version="2.2.0", source_document=result.document)
     [problem] = info.value.problems
     assert (problem.file, problem.line, problem.column) == (str(tmp_path / "messages.yaml"), 2, 3)
+
+
+def test_a_lenient_import_survives_a_security_scheme_type_that_is_not_text() -> None:
+    data = {
+        "asyncapi": "2.6.0", "info": {"title": "T", "version": "1"}, "channels": {},
+        "components": {"securitySchemes": {"k": {"type": {"a": 1}, "name": "n", "in": "header"}}},
+    }
+    result = import_asyncapi(data, lenient=True)
+    assert result.api.security == ()
+    assert result.warnings
