@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
@@ -50,14 +49,22 @@ from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay.routing import backend_template
 from asyncapi_gw.schema import SUPPORTED_VERSIONS
 
-__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNSUPPORTED", "EXIT_USAGE", "main"]
+__all__ = [
+    "EXIT_CLOSED_PIPE",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_UNSUPPORTED",
+    "EXIT_USAGE",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_UNSUPPORTED = 3
 EXIT_INTERRUPTED = 130
-EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, as shells report a reader that went away
 
 # Which code wins when files differ: the most fundamental problem first.
 _PRECEDENCE = (EXIT_OK, EXIT_INVALID, EXIT_UNSUPPORTED, EXIT_USAGE)

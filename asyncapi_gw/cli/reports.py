@@ -33,7 +33,6 @@ from asyncapi_gw.schema import SUPPORTED_VERSIONS
 
 __all__ = [
     "FORMATS",
-    "STREAMED",
     "Verdict",
     "describe_rule",
     "github_lines",
@@ -47,7 +46,6 @@ __all__ = [
 ]
 
 FORMATS = ("text", "json", "github", "sarif", "junit")
-STREAMED = frozenset({"text", "json", "github"})  # one file at a time; the others at the end
 
 TOOL_NAME = "asyncapi-gw"
 TOOL_URI = "https://pypi.org/project/asyncapi-gw/"
@@ -151,7 +149,8 @@ def github_lines(report: ValidationReport, file: str, base: str) -> Iterator[str
         properties = {"file": _relative(path, base) or path}
         if problem.line is not None:
             properties["line"] = str(problem.line)
-            properties["col"] = str(problem.column)
+            if problem.column is not None:
+                properties["col"] = str(problem.column)
         properties["title"] = problem.rule
         command = "error" if problem.severity is Severity.ERROR else "warning"
         joined = ",".join(f"{k}={_escape(v, _PROPERTY_ESCAPES)}" for k, v in properties.items())
