@@ -183,6 +183,20 @@ _OFFICIAL_RULES = {
     "asyncapi2-message-examples-custom-format": "Example payloads of messages with an explicit "
     "schemaFormat match the payload.",
 }
+_SPECIFICATION_RULES = {
+    "asyncapi2-components-keys": "Keys of the components maps match ^[a-zA-Z0-9.\\-_]+$.",
+    "asyncapi2-server-names": "Keys of servers match ^[A-Za-z0-9_\\-]+$.",
+    "asyncapi2-security-requirement-scopes": "A security requirement of a scheme that is not "
+    "oauth2 or openIdConnect lists no scopes.",
+    "asyncapi2-schema-discriminator": "A schema's discriminator is one of its properties and "
+    "required.",
+    "asyncapi2-message-trait-examples": "Message trait examples have a message example's shape.",
+}
+_SPECIFICATION_HELP = (
+    "A rule the AsyncAPI 2.x specification states that neither its JSON Schema nor the official "
+    "parser checks; reported as a warning, so that documents the official parser accepts stay "
+    "valid."
+)
 _OFFICIAL_HELP = (
     "A semantic rule of the official AsyncAPI parser's v2 ruleset "
     "(@asyncapi/parser), applied after the JSON Schema."
@@ -209,6 +223,12 @@ _OUR_RULES: dict[str, tuple[str, str, str | None]] = {
         "only with --allow-outside-refs; nothing is fetched from the network.",
         None,
     ),
+    "asyncapi-ref-placement": (
+        "A $ref stands only where the specification allows a Reference Object.",
+        "Elsewhere (a message example, a tag, ...) the official parser reads it as a property, "
+        "not a reference.",
+        _SPEC_URI,
+    ),
     "asyncapi-version": (
         "The document declares an AsyncAPI version that is supported.",
         f"The 'asyncapi' field names the specification version; {_SUPPORTED}.",
@@ -223,6 +243,8 @@ def describe_rule(rule: str) -> tuple[str, str, str | None]:
         return _OUR_RULES[rule]
     if rule in _OFFICIAL_RULES:
         return _OFFICIAL_RULES[rule], _OFFICIAL_HELP, None
+    if rule in _SPECIFICATION_RULES:
+        return _SPECIFICATION_RULES[rule], _SPECIFICATION_HELP, _SPEC_URI
     if rule.startswith("document-"):
         what = rule.removeprefix("document-").replace("-", " ")
         return (
@@ -252,6 +274,7 @@ def sarif_log(
     """A SARIF 2.1.0 log of ``(report, file)`` pairs: one run, every rule that fired described
     once, every file an artifact, paths relative to ``base`` (``%SRCROOT%``) when under it."""
     rules: dict[str, int] = {}
+    levels: dict[str, set[str]] = {}
     artifacts: dict[str, int] = {}
     results: list[dict[str, Any]] = []
 
@@ -267,11 +290,13 @@ def sarif_log(
             }
             if problem.line is not None:
                 location["region"] = {"startLine": problem.line, "startColumn": problem.column or 1}
+            level = "error" if problem.severity is Severity.ERROR else "warning"
+            levels.setdefault(problem.rule, set()).add(level)
             results.append(
                 {
                     "ruleId": problem.rule,
                     "ruleIndex": rules.setdefault(problem.rule, len(rules)),
-                    "level": "error" if problem.severity is Severity.ERROR else "warning",
+                    "level": level,
                     "message": {"text": f"{problem.pointer or '/'}: {problem.message}"},
                     "locations": [{"physicalLocation": location}],
                     "properties": {"pointer": problem.pointer},
@@ -284,7 +309,8 @@ def sarif_log(
             "id": rule,
             "shortDescription": {"text": short},
             "help": {"text": text},
-            "defaultConfiguration": {"level": "error"},
+            # A rule whose every result here is a warning is a warning rule.
+            "defaultConfiguration": {"level": "error" if "error" in levels[rule] else "warning"},
         }
         if uri is not None:
             descriptor["helpUri"] = uri

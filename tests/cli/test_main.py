@@ -222,7 +222,7 @@ def test_an_unsupported_version_is_not_an_invalid_document(
     for command in ("export", "inspect"):
         code, _, err = run(capsys, command, str(doc))
         assert code == 3
-        assert f"AsyncAPI {declared} is not supported" in err
+        assert f'AsyncAPI version "{declared}" is not supported' in err
 
 
 def test_a_missing_version_is_invalid_not_unsupported(
