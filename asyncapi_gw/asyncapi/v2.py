@@ -823,7 +823,7 @@ def version_gaps(data: Mapping[str, Any], version: str) -> list[Problem]:
     for kind, path, node in _objects(data):
         if kind == _SCHEME:
             kind_name = node.get("type")
-            if kind_name in _SASL_TYPES and later(_SASL_SINCE):
+            if isinstance(kind_name, str) and kind_name in _SASL_TYPES and later(_SASL_SINCE):
                 gap(path, f"security scheme type {kind_name!r}", _SASL_SINCE)
             continue
         for member in node:

@@ -564,3 +564,15 @@ def test_a_lenient_import_survives_a_security_scheme_type_that_is_not_text() -> 
     result = import_asyncapi(data, lenient=True)
     assert result.api.security == ()
     assert result.warnings
+
+
+def test_a_lenient_export_to_an_older_version_survives_a_scheme_type_that_is_not_text() -> None:
+    data = {
+        "asyncapi": "2.6.0", "info": {"title": "T", "version": "1"}, "channels": {},
+        "components": {"securitySchemes": {"k": {"type": ["plain"]}}},
+    }
+    result = import_asyncapi(data, lenient=True)
+    warnings: list[Any] = []
+    export_asyncapi(result.api, asyncapi_version="2.0.0", lenient=True, warnings=warnings)
+    assert warnings
+    assert all(w.rule != "asyncapi-version-feature" for w in warnings)
