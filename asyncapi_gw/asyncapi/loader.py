@@ -9,6 +9,7 @@ decodes it into a :class:`StreamingAPI` (:mod:`asyncapi_gw.asyncapi.v2`).
 
 from __future__ import annotations
 
+import copy
 import functools
 import gc
 import os
@@ -30,7 +31,7 @@ from asyncapi_gw.errors import (
     json_excerpt,
 )
 from asyncapi_gw.model import StreamingAPI
-from asyncapi_gw.pointers import escape_token, pointer_to
+from asyncapi_gw.pointers import escape_token, pointer_to, unescape_token
 from asyncapi_gw.rules import check_rules
 
 __all__ = [
@@ -49,6 +50,7 @@ DEFAULT_EXPORT_VERSION = "2.6.0"
 # The model copies JSON data recursively (``model.freeze``): deeper documents are not imported,
 # even leniently.  Deeper ones are not schema-valid anyway (the validator's own guard is 150).
 _MAX_IMPORT_DEPTH = 200
+_SCHEMA_RULE = "asyncapi-schema"  # the official JSON Schema's problems
 
 @attrs.frozen(kw_only=True)
 class ValidationReport:
@@ -58,6 +60,9 @@ class ValidationReport:
     asyncapi: str | None
     errors: tuple[Problem, ...]
     warnings: tuple[Problem, ...] = ()
+    # False: the document declares an AsyncAPI version this package does not handle;
+    # None: it declares no version (or cannot be read), so there is none to judge.
+    supported: bool | None = True
 
     @property
     def valid(self) -> bool:
@@ -68,6 +73,7 @@ class ValidationReport:
         return {
             "file": self.file,
             "valid": self.valid,
+            "supported": self.supported,
             "asyncapi": self.asyncapi,
             "errors": [p.as_dict() for p in self.errors],
             "warnings": [p.as_dict() for p in self.warnings],
@@ -76,8 +82,12 @@ class ValidationReport:
 
 @attrs.frozen(kw_only=True)
 class ImportResult:
+    """An imported API, the warnings met on the way, and the document it was read from (pass it
+    to :func:`export_asyncapi` as ``source_document`` to locate export problems in it)."""
+
     api: StreamingAPI
     warnings: tuple[Problem, ...] = ()
+    document: documents.SourceDocument | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -115,10 +125,8 @@ def _read(
 def _load_uri(uri: str) -> documents.SourceDocument:
     parts = urlsplit(uri)
     if parts.scheme != "file":
-        raise DocumentError(
-            f"cannot read {uri!r}: only files are read",
-            [Problem(pointer="", message=f"cannot read {uri!r}", rule="asyncapi-ref")],
-        )
+        message = f"cannot read {uri!r}: only local files are read, nothing is fetched"
+        raise DocumentError(message, [Problem(pointer="", message=message, rule="asyncapi-ref")])
     return documents.read_document(unquote(parts.path))
 
 
@@ -134,22 +142,29 @@ def _version(doc: documents.SourceDocument) -> str:
     if isinstance(declared, str) and declared in schema.SUPPORTED_VERSIONS:
         return declared
     supported = ", ".join(schema.SUPPORTED_VERSIONS)
-    release = declared.partition("-")[0] if isinstance(declared, str) else None
+    if isinstance(declared, str):
+        release = declared.partition("-")[0]
+        if release != declared and release in schema.SUPPORTED_VERSIONS:
+            # A pre-release (2.0.0-rc1, -rc2) differs from its release; the official parser
+            # refuses it as well.
+            message = (f"AsyncAPI {json_excerpt(declared)} is a pre-release of {release}: "
+                       "pre-releases are not supported (nor by the official parser); declare a "
+                       f"released version: {supported}")
+        else:
+            message = (f"AsyncAPI version {json_excerpt(declared)} is not supported; "
+                       f"supported: {supported}")
+        raise UnsupportedVersionError(
+            f"{doc.name or 'the document'}: {message}",
+            [_locate(doc, Problem(pointer="/asyncapi", message=message, rule="asyncapi-version"))],
+        )
     if "asyncapi" not in data:
-        message = f'"asyncapi" is missing; supported versions: {supported}'
-    elif release != declared and release in schema.SUPPORTED_VERSIONS:
-        # A pre-release (2.0.0-rc1, -rc2) differs from its release; the official parser refuses
-        # it as well.
-        message = (f"AsyncAPI {json_excerpt(declared)} is a pre-release of {release}: "
-                   "pre-releases are not supported (nor by the official parser); declare a "
-                   f"released version: {supported}")
+        pointer, message = "", "'asyncapi' is missing: a document declares its AsyncAPI version"
     else:
-        message = (f"AsyncAPI version {json_excerpt(declared)} is not supported; "
-                   f"supported: {supported}")
-    raise UnsupportedVersionError(
-        message,
-        [_locate(doc, Problem(pointer="/asyncapi" if "asyncapi" in data else "",
-                              message=message, rule="asyncapi-version"))],
+        pointer = "/asyncapi"
+        message = f"'asyncapi' must be a version such as '2.6.0', not {json_excerpt(declared)}"
+    raise ValidationError(
+        f"{doc.name or 'the document'} is not an AsyncAPI document: {message}",
+        [_locate(doc, Problem(pointer=pointer, message=message, rule="asyncapi-version"))],
     )
 
 
@@ -283,11 +298,16 @@ def _check_expansion(doc: documents.SourceDocument, data: Any) -> int:
 
 
 def _analyse(
-    doc: documents.SourceDocument, *, allow_remote_refs: bool, allow_outside_refs: bool
+    doc: documents.SourceDocument,
+    *,
+    allow_remote_refs: bool,
+    allow_outside_refs: bool,
+    ref_root: RefRoot = None,
 ) -> _Analysis:
     version = _version(doc)
     resolved = schema.resolve_refs(
-        doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs
+        doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs,
+        ref_root=ref_root,
     )
     depth = _check_expansion(doc, resolved.data)
     # A misplaced $ref is a fault of the document as written, before resolution.
@@ -338,6 +358,7 @@ def _once_where_written(
     )
 
 
+RefRoot = str | os.PathLike[str] | None
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -368,23 +389,29 @@ def validate_document(
     *,
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
+    ref_root: RefRoot = None,
 ) -> ValidationReport:
     """Validate a document without importing it.
 
-    A document that cannot be read raises :class:`DocumentError`; an unsupported version is
-    reported as an error of the report (``asyncapi-version``), like every schema and rule problem.
+    A document that cannot be read raises :class:`DocumentError`.  A version that is missing or
+    not supported is reported as an error of the report (``asyncapi-version``), like every
+    schema and rule problem, with ``supported`` ``None`` or ``False``.  ``ref_root``: a folder
+    under which relative ``$ref``s may lead besides the document's own (see
+    :func:`~asyncapi_gw.schema.resolve_refs`).
     """
     doc = _read(source)
     try:
         analysis = _analyse(
-            doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs
+            doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs,
+            ref_root=ref_root,
         )
     except UnsupportedVersionError as exc:
-        declared = doc.data.get("asyncapi") if isinstance(doc.data, Mapping) else None
         return ValidationReport(
-            file=doc.name,
-            asyncapi=declared if isinstance(declared, str) else None,
-            errors=exc.problems,
+            file=doc.name, asyncapi=doc.data["asyncapi"], errors=exc.problems, supported=False
+        )
+    except ValidationError as exc:  # no version declared
+        return ValidationReport(
+            file=doc.name, asyncapi=None, errors=exc.problems, supported=None
         )
     return ValidationReport(
         file=doc.name,
@@ -402,42 +429,54 @@ def import_asyncapi(
     lenient: bool = False,
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
+    ref_root: RefRoot = None,
 ) -> ImportResult:
     """Import a document as an API, with the warnings met on the way.
 
     Invalid documents raise :class:`ValidationError` unless ``lenient``, which imports what can
-    be represented and returns every problem as a warning.
+    be represented and returns every problem as a located warning.  What no API can be built
+    without (a name, a version) raises :class:`ConversionError` even then; its ``problems`` are
+    the warnings followed by the errors that stopped the import.
     """
     doc = _read(source)
     analysis = _analyse(
-        doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs
+        doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs,
+        ref_root=ref_root,
     )
+    name = doc.name or "the document"
     if analysis.errors and not lenient:
         raise ValidationError(
-            f"{doc.name or 'the document'} is not a valid AsyncAPI {analysis.version} document",
-            analysis.errors,
+            f"{name} is not a valid AsyncAPI {analysis.version} document", analysis.errors
         )
+    warnings = [attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems]
     if analysis.depth > _MAX_IMPORT_DEPTH:
         message = (f"the document is nested {analysis.depth} levels deep; at most "
                    f"{_MAX_IMPORT_DEPTH} can be imported")
         raise ConversionError(
-            f"{doc.name or 'the document'} cannot be imported: {message}",
-            [Problem(pointer="", message=message, rule="document-too-deep", file=doc.name)],
+            f"{name} cannot be imported: {message}",
+            [*warnings, Problem(pointer="", message=message, rule="document-too-deep",
+                                file=doc.name)],
         )
-    warnings = [attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems]
     data = analysis.resolved.data
     try:
         api, problems = v2.decode(
             data, source=doc.data, context=context, lenient=lenient, base_uri=doc.uri
         )
     except ConversionError as exc:
-        raise ConversionError(
-            exc.message, [_locate_resolved(analysis.resolved, p) for p in exc.problems]
-        ) from None
+        located = [_locate_resolved(analysis.resolved, p) for p in exc.problems]
+        fatal = [p for p in located if p.severity is Severity.ERROR]
+        if lenient:
+            # One sentence: why no API could be built, even from what can be represented.
+            reason = "; ".join(dict.fromkeys(p.message for p in fatal))
+            message = f"{name} cannot be imported, even leniently: {reason}"
+        else:
+            message = (f"{name} is valid AsyncAPI {analysis.version} but cannot be represented "
+                       "as a WebSocket API")
+        raise ConversionError(message, [*warnings, *located]) from None
     warnings.extend(_locate_resolved(analysis.resolved, p) for p in problems)
     if context is None and api.document is not None:
         _remember_baseline(api.document, api)
-    return ImportResult(api=api, warnings=tuple(warnings))
+    return ImportResult(api=api, warnings=tuple(warnings), document=doc)
 
 
 def load_asyncapi(
@@ -447,6 +486,7 @@ def load_asyncapi(
     lenient: bool = False,
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
+    ref_root: RefRoot = None,
 ) -> StreamingAPI:
     """The API described by a file path or a mapping (see :func:`import_asyncapi`)."""
     return import_asyncapi(
@@ -455,6 +495,7 @@ def load_asyncapi(
         lenient=lenient,
         allow_remote_refs=allow_remote_refs,
         allow_outside_refs=allow_outside_refs,
+        ref_root=ref_root,
     ).api
 
 
@@ -477,7 +518,7 @@ def _remember_baseline(source: Mapping[str, Any], baseline: StreamingAPI) -> Non
 
 
 def _baseline(
-    api: StreamingAPI, *, allow_remote_refs: bool, allow_outside_refs: bool
+    api: StreamingAPI, *, allow_remote_refs: bool, allow_outside_refs: bool, ref_root: RefRoot
 ) -> StreamingAPI | None:
     """What the API's source document decodes to, so that export rewrites only changes."""
     source = api.document
@@ -488,7 +529,8 @@ def _baseline(
         return cached[1]
     doc = attrs.evolve(documents.document_from_data(source), uri=api.base_uri)
     resolved = schema.resolve_refs(
-        doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs
+        doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs,
+        ref_root=ref_root,
     )
     try:
         baseline, _ = v2.decode(resolved.data, source=source, lenient=True)
@@ -496,6 +538,52 @@ def _baseline(
         return None
     _remember_baseline(source, baseline)
     return baseline
+
+
+def _remove(data: Any, pointer: str) -> None:
+    """Delete the mapping member at ``pointer`` (not the root) from ``data``, if it is there."""
+    *path, last = [unescape_token(t) for t in pointer.split("/")[1:]]
+    node = data
+    for key in path:
+        if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        elif isinstance(node, dict):
+            node = node.get(key)
+        else:
+            return
+    if isinstance(node, dict):
+        node.pop(last, None)
+
+
+def _export_errors(analysis: _Analysis, version: str) -> list[Problem]:
+    """The errors of an exported document: each feature that ``version`` lacks, named with
+    the version that introduced it, instead of the schema errors it causes; then any other
+    error (schema errors that remain with those features left out, rules, references)."""
+    gaps = v2.version_gaps(analysis.resolved.data, version)
+    if not gaps:
+        return list(analysis.errors)
+    without = copy.deepcopy(analysis.resolved.data)
+    for gap in gaps:
+        _remove(without, gap.pointer)
+    remaining = [
+        _locate_resolved(analysis.resolved, p)
+        for p in schema.validate_asyncapi(without, version)
+    ]
+    others = [p for p in analysis.errors if p.rule != _SCHEMA_RULE]
+    return [*(_locate_resolved(analysis.resolved, p) for p in gaps), *remaining, *others]
+
+
+def _in_source(
+    analysis: _Analysis, source: documents.SourceDocument | None, problem: Problem
+) -> Problem:
+    """An export problem located in the document the API was imported from: the output's own
+    nodes are that document's (the export rewrites only what changed)."""
+    origin, pointer = analysis.resolved.origin(problem.pointer)
+    if origin is not analysis.document:
+        return problem  # in another file, located there already
+    if source is None:
+        return problem
+    return _locate(source, problem, pointer)
 
 
 @_collector_paused
@@ -507,15 +595,19 @@ def export_asyncapi(
     warnings: list[Problem] | None = None,
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
+    ref_root: RefRoot = None,
+    source_document: documents.SourceDocument | None = None,
 ) -> dict[str, Any]:
     """The AsyncAPI document of ``api`` as plain data.
 
     The version defaults to the one the API was imported from, else 2.6.0.  The result is
     validated against that version's official schema; what the target version cannot express
-    raises :class:`ConversionError` naming each part, rather than being dropped.  ``lenient``
-    (for APIs imported leniently from invalid documents) writes the document anyway and adds
-    its problems, as warnings, to ``warnings``.  The ``$ref`` policy is the one of
-    :func:`import_asyncapi`: kept ``$ref``s are followed to validate the result.
+    raises :class:`ConversionError` naming each feature, where it is and the version that
+    introduced it, rather than being dropped.  ``lenient`` (for APIs imported leniently from
+    invalid documents) writes the document anyway and adds its problems, as warnings, to
+    ``warnings``.  The ``$ref`` policy is the one of :func:`import_asyncapi`: kept ``$ref``s are
+    followed to validate the result.  ``source_document`` (:attr:`ImportResult.document`) is the
+    document the API was imported from: problems are located (file, line, column) in it.
     """
     version = asyncapi_version or api.asyncapi_version or DEFAULT_EXPORT_VERSION
     if version not in schema.SUPPORTED_VERSIONS:
@@ -523,20 +615,27 @@ def export_asyncapi(
         raise UnsupportedVersionError(
             f"cannot export AsyncAPI {version}; supported: {supported}"
         )
-    policy = {"allow_remote_refs": allow_remote_refs, "allow_outside_refs": allow_outside_refs}
+    policy: dict[str, Any] = {
+        "allow_remote_refs": allow_remote_refs,
+        "allow_outside_refs": allow_outside_refs,
+        "ref_root": ref_root,
+    }
     out = v2.encode(api, version=version, baseline=_baseline(api, **policy))
     doc = attrs.evolve(documents.document_from_data(out), uri=api.base_uri)
     analysis = _analyse(doc, **policy)
     if warnings is not None:
-        warnings.extend(analysis.warnings)
-    if analysis.errors and lenient:
+        warnings.extend(_in_source(analysis, source_document, p) for p in analysis.warnings)
+    if not analysis.errors:
+        return out
+    errors = [_in_source(analysis, source_document, p)
+              for p in _export_errors(analysis, version)]
+    if lenient:
         if warnings is not None:
-            warnings.extend(attrs.evolve(p, severity=Severity.WARNING) for p in analysis.errors)
-    elif analysis.errors:
-        raise ConversionError(
-            f"API {api.name!r} cannot be written as AsyncAPI {version}", analysis.errors
-        )
-    return out
+            warnings.extend(attrs.evolve(p, severity=Severity.WARNING) for p in errors)
+        return out
+    gaps = sum(p.rule == v2.VERSION_FEATURE_RULE for p in errors)
+    why = f": it uses {gaps} feature{'s' * (gaps != 1)} introduced later" if gaps else ""
+    raise ConversionError(f"API {api.name!r} cannot be written as AsyncAPI {version}{why}", errors)
 
 
 def dump_asyncapi(
@@ -548,6 +647,8 @@ def dump_asyncapi(
     warnings: list[Problem] | None = None,
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
+    ref_root: RefRoot = None,
+    source_document: documents.SourceDocument | None = None,
 ) -> str:
     """The AsyncAPI document of ``api`` as YAML or JSON text (see :func:`export_asyncapi`)."""
     data = export_asyncapi(
@@ -557,5 +658,7 @@ def dump_asyncapi(
         warnings=warnings,
         allow_remote_refs=allow_remote_refs,
         allow_outside_refs=allow_outside_refs,
+        ref_root=ref_root,
+        source_document=source_document,
     )
     return documents.dump_document(data, fmt)

@@ -50,14 +50,17 @@ from asyncapi_gw.model import (
     thaw,
 )
 from asyncapi_gw.pointers import pointer_to
+from asyncapi_gw.schema import SUPPORTED_VERSIONS
 
 __all__ = [
     "CONTEXT_EXTENSION",
     "DISABLE_SECURITY_EXTENSION",
     "THROTTLING_EXTENSION",
+    "VERSION_FEATURE_RULE",
     "WSO2_PLACEHOLDER_AUTHORIZATION_URL",
     "decode",
     "encode",
+    "version_gaps",
 ]
 
 CONTEXT_EXTENSION = "x-asyncapi-gw-context"
@@ -87,8 +90,12 @@ class _Decoder:
     lenient: bool
     problems: list[Problem] = attrs.Factory(list)
 
-    def fail(self, pointer: str, message: str, rule: str = "model-conversion") -> None:
-        severity = Severity.WARNING if self.lenient else Severity.ERROR
+    def fail(
+        self, pointer: str, message: str, rule: str = "model-conversion", *, fatal: bool = False
+    ) -> None:
+        """A part that cannot be represented; ``fatal`` when no API can be built without it
+        (an error even when lenient)."""
+        severity = Severity.WARNING if self.lenient and not fatal else Severity.ERROR
         self.problems.append(
             Problem(pointer=pointer, message=message, rule=rule, severity=severity)
         )
@@ -98,13 +105,17 @@ class _Decoder:
             Problem(pointer=pointer, message=message, rule=rule, severity=Severity.WARNING)
         )
 
-    def attempt(self, pointer: str, build: Callable[[], Any]) -> Any:
+    def attempt(self, pointer: str, build: Callable[[], Any], *, fatal: bool = False) -> Any:
         """``build()``, or ``None`` with a problem when the model refuses the value."""
         try:
             return build()
         except (ValueError, TypeError) as exc:
-            self.fail(pointer, str(exc))
+            self.fail(pointer, str(exc), fatal=fatal)
             return None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -132,12 +143,19 @@ def decode(
     """
     decoder = _Decoder(lenient=lenient)
     info = _mapping(data.get("info"))
+    identified = _check_identity(data, decoder)
     name = _text(info.get("title")) or ""
     version = _text(info.get("version")) or ""
     if context is None:
         context = _text(data.get(CONTEXT_EXTENSION)) or default_context(name)
     production, sandbox = _endpoints(data, decoder)
-    api = decoder.attempt(
+    # Decoded even when the API cannot be built, so that every problem is reported.
+    parts = decoder.attempt(
+        "/info",
+        lambda: (_topics(data, decoder), _security(data, decoder), _throttling(data, decoder)),
+        fatal=True,
+    )
+    api = None if not identified or parts is None else decoder.attempt(
         "/info",
         lambda: StreamingAPI(
             name=name,
@@ -146,21 +164,45 @@ def decode(
             description=_text(info.get("description")),
             production_endpoint=production,
             sandbox_endpoint=sandbox,
-            topics=_topics(data, decoder),
-            security=_security(data, decoder),
-            throttling=_throttling(data, decoder),
+            topics=parts[0],
+            security=parts[1],
+            throttling=parts[2],
             asyncapi_version=_text(data.get("asyncapi")),
             document=source if source is not None else data,
             base_uri=base_uri,
         ),
+        fatal=True,
     )
-    errors = [p for p in decoder.problems if p.severity is Severity.ERROR]
-    if api is None or errors:
+    if api is None or decoder.errors:
         raise ConversionError(
-            "the document is valid AsyncAPI but cannot be represented as a WebSocket API",
-            decoder.problems,
+            "the document cannot be represented as a WebSocket API", decoder.problems
         )
     return api, decoder.problems
+
+
+def _check_identity(data: Mapping[str, Any], decoder: _Decoder) -> bool:
+    """Whether ``info`` gives a name and a version; a fatal problem for each that is missing or
+    blank: no API can be built without them, however lenient the import."""
+    info = data.get("info")
+    found = True
+    for field, need in (
+        ("title", "a name"),
+        ("version", "a version (it is part of the gateway path)"),
+    ):
+        value = info.get(field) if isinstance(info, Mapping) else None
+        if isinstance(value, str) and value.strip():
+            continue
+        if not isinstance(info, Mapping):
+            where, state = "", "is missing (the document has no info object)"
+        elif field not in info:
+            where, state = "/info", "is missing"
+        elif isinstance(value, str):
+            where, state = f"/info/{field}", "is empty"
+        else:
+            where, state = f"/info/{field}", f"is {json_excerpt(value)}, not text"
+        decoder.fail(where, f"info.{field} {state}, and an API needs {need}", fatal=True)
+        found = False
+    return found
 
 
 def _server_url(server: Mapping[str, Any]) -> str:
@@ -379,6 +421,8 @@ def _flows_scopes(flows: Mapping[str, Any], key: str) -> dict[str, str]:
 
 def _scheme_kind(scheme: Mapping[str, Any]) -> AuthKind | None:
     kind = scheme.get("type")
+    if not isinstance(kind, str):
+        return None
     if kind in _OAUTH_TYPES or (
         kind == "http" and str(scheme.get("scheme", "")).lower() == "bearer"
     ):
@@ -669,3 +713,121 @@ def _drop_dangling_requirements(doc: dict[str, Any], known: set[str]) -> None:
             if not server["security"]:
                 del server["security"]
 
+
+
+# --------------------------------------------------------------------------- versions
+
+# What each 2.x version added that an older one cannot express, from the official schemas:
+# (object kind, member) -> the version that introduced the member.  Other differences between
+# the 2.x schemas are descriptions, examples, binding names (bindings objects accept any
+# protocol) and places where a $ref became allowed ($refs are resolved before validation).
+_INTRODUCED: dict[tuple[str, str], str] = {
+    ("Message Example Object", "name"): "2.1.0",
+    ("Message Example Object", "summary"): "2.1.0",
+    ("Channel Item Object", "servers"): "2.2.0",
+    ("Components Object", "servers"): "2.3.0",
+    ("Components Object", "channels"): "2.3.0",
+    ("Components Object", "serverVariables"): "2.4.0",
+    ("Message Object", "messageId"): "2.4.0",
+    ("Message Trait Object", "messageId"): "2.4.0",
+    ("Operation Object", "security"): "2.4.0",
+    ("Operation Trait Object", "security"): "2.4.0",
+    ("Server Object", "tags"): "2.5.0",
+}
+# Security scheme types added by 2.1.0 (SASL).
+_SASL_TYPES = frozenset({"plain", "scramSha256", "scramSha512", "gssapi"})
+_SASL_SINCE = "2.1.0"
+_SCHEME = "Security Scheme Object"
+VERSION_FEATURE_RULE = "asyncapi-version-feature"
+
+
+_Path = tuple[str, ...]
+
+
+def _objects(data: Mapping[str, Any]) -> list[tuple[str, _Path, Mapping[str, Any]]]:
+    """(kind, path, object) of every object a later 2.x version extended, components first (and
+    traits before what uses them), so that an object shared through a ``$ref`` is met first
+    where it is defined."""
+    seen: set[tuple[str, int]] = set()
+    found: list[tuple[str, _Path, Mapping[str, Any]]] = []
+
+    def add(kind: str, path: _Path, node: Any) -> bool:
+        if not isinstance(node, Mapping) or (kind, id(node)) in seen:
+            return False
+        seen.add((kind, id(node)))
+        found.append((kind, path, node))
+        return True
+
+    def traits(kind: str, node: Mapping[str, Any], path: _Path) -> None:
+        items = node.get("traits")
+        if isinstance(items, list):
+            for i, trait in enumerate(items):
+                add(kind, (*path, "traits", str(i)), trait)
+
+    def message(node: Any, path: _Path) -> None:
+        if isinstance(node, Mapping) and isinstance(node.get("oneOf"), list):
+            for i, item in enumerate(node["oneOf"]):
+                message(item, (*path, "oneOf", str(i)))
+            return
+        if not add("Message Object", path, node):
+            return
+        traits("Message Trait Object", node, path)
+        examples = node.get("examples")
+        if isinstance(examples, list):
+            for i, example in enumerate(examples):
+                add("Message Example Object", (*path, "examples", str(i)), example)
+
+    def channel(node: Any, path: _Path) -> None:
+        if not add("Channel Item Object", path, node):
+            return
+        for op in ("publish", "subscribe"):
+            operation = node.get(op)
+            if add("Operation Object", (*path, op), operation):
+                traits("Operation Trait Object", operation, (*path, op))
+                message(operation.get("message"), (*path, op, "message"))
+
+    components = _mapping(data.get("components"))
+    add("Components Object", ("components",), components)
+    for kind, key in (("Message Trait Object", "messageTraits"),
+                      ("Operation Trait Object", "operationTraits"),
+                      ("Server Object", "servers"), (_SCHEME, "securitySchemes")):
+        for name, node in _mapping(components.get(key)).items():
+            add(kind, ("components", key, name), node)
+    for name, node in _mapping(components.get("messages")).items():
+        message(node, ("components", "messages", name))
+    for name, node in _mapping(components.get("channels")).items():
+        channel(node, ("components", "channels", name))
+    for name, node in _mapping(data.get("servers")).items():
+        add("Server Object", ("servers", name), node)
+    for name, node in _mapping(data.get("channels")).items():
+        channel(node, ("channels", name))
+    return found
+
+
+def version_gaps(data: Mapping[str, Any], version: str) -> list[Problem]:
+    """What ``data`` (a resolved 2.x document) uses that AsyncAPI ``version`` lacks: one problem
+    per use, pointing at the member (or, for a SASL security scheme, the scheme) to leave out,
+    naming the feature and the version that introduced it."""
+    def later(since: str) -> bool:
+        return SUPPORTED_VERSIONS.index(since) > SUPPORTED_VERSIONS.index(version)
+
+    problems: list[Problem] = []
+
+    def gap(path: _Path, feature: str, since: str) -> None:
+        problems.append(Problem(
+            pointer=pointer_to(*path), rule=VERSION_FEATURE_RULE,
+            message=f"{feature} was introduced in AsyncAPI {since}; "
+                    f"AsyncAPI {version} cannot express it",
+        ))
+
+    for kind, path, node in _objects(data):
+        if kind == _SCHEME:
+            kind_name = node.get("type")
+            if isinstance(kind_name, str) and kind_name in _SASL_TYPES and later(_SASL_SINCE):
+                gap(path, f"security scheme type {kind_name!r}", _SASL_SINCE)
+            continue
+        for member in node:
+            since = _INTRODUCED.get((kind, member))
+            if since is not None and later(since):
+                gap((*path, member), f"{member!r} ({kind})", since)
+    return problems

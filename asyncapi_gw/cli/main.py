@@ -1,7 +1,19 @@
 """``asyncapi-gw``: validate, export, create, inspect and serve AsyncAPI WebSocket APIs.
 
-Exit codes (one map for every command): 0 success; 1 an invalid or unconvertible document;
-2 a usage error, an unreadable file or an unusable setting.
+Exit codes (one map for every command):
+
+=== =====================================================================================
+0   success
+1   a document is invalid or cannot be converted (``validate --fail-on warning``: or has
+    warnings)
+2   a usage error, an unreadable file or an unusable setting
+3   a document declares an AsyncAPI version that is not supported
+130 interrupted (Ctrl-C); 141: whatever read the output stopped early (a closed pipe)
+=== =====================================================================================
+
+When ``validate`` checks several files with different outcomes, the exit code is the first of
+2, 3, 1 that applies.  Relative ``$ref``s may lead anywhere under the current directory, as well
+as under the document's own folder.
 """
 
 from __future__ import annotations
@@ -9,38 +21,60 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
+import attrs
+
 from asyncapi_gw.asyncapi import (
+    ImportResult,
     ValidationReport,
     dump_asyncapi,
     import_asyncapi,
     validate_document,
 )
 from asyncapi_gw.builder import AUTH_CHOICES, new_api, parse_topic
-from asyncapi_gw.cli import serve
+from asyncapi_gw.cli import reports, serve
 from asyncapi_gw.errors import (
     AsyncAPIGwError,
-    ConversionError,
     DocumentError,
     Problem,
+    Severity,
     UnsupportedVersionError,
-    ValidationError,
 )
 from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay.routing import backend_template
 from asyncapi_gw.schema import SUPPORTED_VERSIONS
 
-__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = [
+    "EXIT_CLOSED_PIPE",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_UNSUPPORTED",
+    "EXIT_USAGE",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+EXIT_UNSUPPORTED = 3
+EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, as shells report a reader that went away
+
+# Which code wins when files differ: the most fundamental problem first.
+_PRECEDENCE = (EXIT_OK, EXIT_INVALID, EXIT_UNSUPPORTED, EXIT_USAGE)
+_VERDICT_EXIT = {
+    reports.Verdict.VALID: EXIT_OK,
+    reports.Verdict.FAILED_ON_WARNINGS: EXIT_INVALID,
+    reports.Verdict.INVALID: EXIT_INVALID,
+    reports.Verdict.UNSUPPORTED: EXIT_UNSUPPORTED,
+    reports.Verdict.UNREADABLE: EXIT_USAGE,
+}
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -54,7 +88,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _exit_code(error: AsyncAPIGwError) -> int:
-    """Unreadable input is a usage problem; a readable but bad document is invalid."""
+    """Unreadable input is a usage problem; an unsupported version has its own code; a
+    readable but bad document is invalid."""
+    if isinstance(error, UnsupportedVersionError):
+        return EXIT_UNSUPPORTED
     if isinstance(error, DocumentError) and any(
         p.rule == "document-unreadable" for p in error.problems
     ):
@@ -62,64 +99,74 @@ def _exit_code(error: AsyncAPIGwError) -> int:
     return EXIT_INVALID
 
 
+def _worst(codes: Iterable[int]) -> int:
+    return max(codes, key=_PRECEDENCE.index, default=EXIT_OK)
+
+
 def _report_error(error: AsyncAPIGwError, out: TextIO) -> None:
-    print(f"error: {error}", file=out)
+    """The warnings an error carries (a lenient import's), then the error and its problems."""
+    warnings = [p for p in error.problems if p.severity is Severity.WARNING]
+    for problem in warnings:
+        print(f"warning: {reports.problem_line(problem, '<document>')}", file=out)
+    print(f"error: {error.message}", file=out)
+    for problem in error.problems:
+        if problem.severity is not Severity.WARNING:
+            print(f"  {reports.problem_line(problem, '<document>')}", file=out)
 
 
-def _format_problem(problem: Problem, fallback: str) -> str:
-    where = problem.file or fallback
-    if problem.line is not None:
-        where += f":{problem.line}:{problem.column}"
-    return f"{where}: {problem.pointer or '/'}: {problem.message} [{problem.rule}]"
+def _ref_policy(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``$ref`` policy of the command line: relative references may also lead anywhere
+    under the current directory; the rest only with --allow-outside-refs."""
+    if args.allow_remote_refs:
+        print("note: --allow-remote-refs has no effect: remote $refs are never fetched",
+              file=sys.stderr)
+    return {"allow_outside_refs": args.allow_outside_refs, "ref_root": os.getcwd()}
 
 
 # ---------------------------------------------------------------- validate
 
 
+def _check(file: str, policy: dict[str, Any]) -> ValidationReport:
+    try:
+        return validate_document(file, **policy)
+    except DocumentError as exc:
+        problems = exc.problems or (Problem(pointer="", message=exc.message, rule="document"),)
+        return ValidationReport(file=file, asyncapi=None, errors=problems, supported=None)
+
+
 def _validate(args: argparse.Namespace) -> int:
-    code = EXIT_OK
+    policy = _ref_policy(args)
+    fail_on_warnings = args.fail_on == "warning"
+    base = os.getcwd()
+    checked: list[tuple[ValidationReport, str]] = []
+    codes = []
     for file in args.files:
-        try:
-            report = validate_document(
-                file,
-                allow_remote_refs=args.allow_remote_refs,
-                allow_outside_refs=args.allow_outside_refs,
-            )
-            code = max(code, EXIT_OK if report.valid else EXIT_INVALID)
-        except DocumentError as exc:
-            problems = exc.problems or (
-                Problem(pointer="", message=exc.message, rule="document"),
-            )
-            report = ValidationReport(file=file, asyncapi=None, errors=problems)
-            code = max(code, _exit_code(exc))
-        if args.format == "json":
-            print(json.dumps({**report.as_dict(), "file": file}, ensure_ascii=False))
-            continue
-        count = len(report.errors)
-        verdict = "valid" if report.valid else f"invalid ({count} error{'s' * (count != 1)})"
-        version = f" AsyncAPI {report.asyncapi}" if report.asyncapi else ""
-        print(f"{file}:{version} {verdict}")
-        for problem in report.errors:
-            print(f"  {_format_problem(problem, file)}")
-        for problem in report.warnings:
-            print(f"  warning: {_format_problem(problem, file)}")
-    return code
+        report = _check(file, policy)
+        codes.append(_VERDICT_EXIT[reports.verdict(report, fail_on_warnings=fail_on_warnings)])
+        if args.format == "text":
+            print("\n".join(reports.text_lines(report, file)))
+        elif args.format == "json":
+            print(reports.json_line(report, file))
+        elif args.format == "github":
+            for line in reports.github_lines(report, file, base):
+                print(line)
+        else:
+            checked.append((report, file))
+    if args.format == "sarif":
+        sys.stdout.write(reports.sarif_text(checked, version=_version(), base=base))
+    elif args.format == "junit":
+        sys.stdout.write(reports.junit_xml(checked, fail_on_warnings=fail_on_warnings))
+    return _worst(codes)
 
 
 # ---------------------------------------------------------------- import helpers
 
 
-def _import(args: argparse.Namespace, file: str) -> StreamingAPI:
-    result = import_asyncapi(
-        file,
-        context=args.context,
-        lenient=args.lenient,
-        allow_remote_refs=args.allow_remote_refs,
-        allow_outside_refs=args.allow_outside_refs,
-    )
+def _import(args: argparse.Namespace, file: str, policy: dict[str, Any]) -> ImportResult:
+    result = import_asyncapi(file, context=args.context, lenient=args.lenient, **policy)
     for warning in result.warnings:
-        print(f"warning: {_format_problem(warning, file)}", file=sys.stderr)
-    return result.api
+        print(f"warning: {reports.problem_line(warning, file)}", file=sys.stderr)
+    return result
 
 
 def _write(text: str, output: str | None) -> int:
@@ -138,17 +185,20 @@ def _write(text: str, output: str | None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    api = _import(args, args.file)
+    policy = _ref_policy(args)
+    imported = _import(args, args.file, policy)
     fmt = args.format or _input_format(args.file)
     warnings: list[Problem] = []
     text = dump_asyncapi(
-        api, asyncapi_version=args.asyncapi_version, fmt=fmt, lenient=args.lenient,
-        warnings=warnings, allow_remote_refs=args.allow_remote_refs,
-        allow_outside_refs=args.allow_outside_refs,
+        imported.api, asyncapi_version=args.asyncapi_version, fmt=fmt, lenient=args.lenient,
+        warnings=warnings, source_document=imported.document, **policy,
     )
-    for warning in warnings:
-        print(f"warning: output: {_format_problem(warning, args.output or '-')}",
-              file=sys.stderr)
+    # The output's problems are located in the input; those the import reported already are
+    # not repeated.
+    seen = {attrs.evolve(w, severity=Severity.WARNING) for w in imported.warnings}
+    for warning in dict.fromkeys(warnings):
+        if attrs.evolve(warning, severity=Severity.WARNING) not in seen:
+            print(f"warning: {reports.problem_line(warning, args.file)}", file=sys.stderr)
     return _write(text, args.output)
 
 
@@ -224,7 +274,7 @@ def _describe(api: StreamingAPI, host: str, ws_port: int, wss_port: int) -> dict
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    api = _import(args, args.file)
+    api = _import(args, args.file, _ref_policy(args)).api
     info = _describe(api, "localhost", 9099, 8099)
     if args.format == "json":
         print(json.dumps(info, ensure_ascii=False, indent=2))
@@ -272,13 +322,12 @@ def _add_load_options(parser: argparse.ArgumentParser, *, context: bool = True) 
 
 def _add_ref_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--allow-remote-refs", action="store_true",
-        help="let $ref name absolute paths and file:// URLs (http(s) is never fetched)",
-    )
-    parser.add_argument(
         "--allow-outside-refs", action="store_true",
-        help="let relative $refs leave the document's folder",
+        help="let $refs lead outside the document's folder and the current directory, "
+        "including absolute paths and file: URLs (nothing is ever fetched from the network)",
     )
+    # Kept so that existing scripts still run; remote references are never fetched.
+    parser.add_argument("--allow-remote-refs", action="store_true", help=argparse.SUPPRESS)
 
 
 def _version() -> str:
@@ -298,7 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="validate AsyncAPI documents")
     validate.add_argument("files", nargs="+", metavar="FILE")
-    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument(
+        "--format", choices=reports.FORMATS, default="text",
+        help="text (default); json (one object per file and line); github (GitHub Actions "
+        "annotations); sarif (SARIF 2.1.0); junit (JUnit XML)",
+    )
+    validate.add_argument(
+        "--fail-on", choices=("error", "warning"), default="error",
+        help="exit 1 on errors only (default), or on warnings too",
+    )
     _add_ref_options(validate)
     validate.set_defaults(handler=_validate)
 
@@ -344,19 +401,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (ValidationError, ConversionError) as exc:
-        _report_error(exc, sys.stderr)
-        return EXIT_INVALID
-    except UnsupportedVersionError as exc:
-        _report_error(exc, sys.stderr)
-        return EXIT_INVALID
     except AsyncAPIGwError as exc:
         _report_error(exc, sys.stderr)
         return _exit_code(exc)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as the shell's own tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 128 + signal.SIGPIPE
+        return EXIT_CLOSED_PIPE

@@ -1,10 +1,11 @@
 """``$ref`` resolution across documents, with a policy for what a document may reference.
 
-Local pointers are always followed; relative files only inside the root document's folder
-(after ``..`` and symbolic links) unless ``allow_outside``; absolute paths and ``file://`` URLs
-only with ``allow_outside``; ``http(s)://`` URLs only with ``allow_remote``.  A reference that is
-refused or broken stays a ``{"$ref": ...}`` mapping and becomes a Problem (rule
-``asyncapi-ref``); so does a reference that closes a cycle, without a problem.
+Local pointers are always followed; relative files only inside the root document's folder or
+the caller's ``ref_root`` folder (both after ``..`` and symbolic links) unless ``allow_outside``;
+absolute paths and ``file://`` URLs only with ``allow_outside``; ``http(s)://`` URLs only with
+``allow_remote``, and then only as far as ``load`` reads them.  A reference that is refused or
+broken stays a ``{"$ref": ...}`` mapping and becomes a Problem (rule ``asyncapi-ref``); so does
+a reference that closes a cycle, without a problem.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from asyncapi_gw.pointers import escape_token, unescape_token
 __all__ = ["Resolved", "resolve_refs"]
 
 _RULE = "asyncapi-ref"
-_ALLOW_REMOTE = "allow them with allow_remote_refs=True (CLI: --allow-remote-refs)"
+_NOT_FETCHED = ("remote references are not followed: nothing is fetched from the network; "
+                "save the file beside the document and refer to it by a relative path")
 _ALLOW_OUTSIDE = "allow them with allow_outside_refs=True (CLI: --allow-outside-refs)"
 
 # (target document, pointer in it, target node) of each followed reference, by id of the
@@ -112,6 +114,7 @@ class _Resolution:
         *,
         allow_remote: bool,
         allow_outside: bool,
+        ref_root: str | os.PathLike[str] | None,
     ) -> None:
         self.root = root
         self.load = load
@@ -119,6 +122,7 @@ class _Resolution:
         self.allow_outside = allow_outside
         self.root_uri = root.uri or ""
         self.folder = self._folder(self.root_uri)
+        self.ref_root = os.path.realpath(ref_root) if ref_root is not None else None
         self.documents: dict[str, SourceDocument] = {self.root_uri: root}
         registry: referencing.Registry[Any] = referencing.Registry()
         self.registry = registry.with_resource(
@@ -149,7 +153,7 @@ class _Resolution:
         if scheme in ("http", "https"):
             if self.allow_remote:
                 return True
-            self.refuse(ref, pointer, f"remote references are refused; {_ALLOW_REMOTE}")
+            self.refuse(ref, pointer, _NOT_FETCHED)
             return False
         if scheme != "file":
             if urlsplit(base).scheme in ("http", "https") and self.allow_remote:
@@ -166,11 +170,14 @@ class _Resolution:
             self.refuse(ref, pointer, f"absolute file references are refused; {_ALLOW_OUTSIDE}")
             return False
         path = os.path.realpath(unquote(urlsplit(target).path))
-        inside = self.folder is not None and os.path.commonpath([self.folder, path]) == self.folder
-        if inside or self.allow_outside:
+        folders = [f for f in (self.folder, self.ref_root) if f is not None]
+        if self.allow_outside or any(os.path.commonpath([f, path]) == f for f in folders):
             return True
-        self.refuse(ref, pointer, "the file is outside the document's folder; references "
-                    f"outside it are refused; {_ALLOW_OUTSIDE}")
+        where = "the document's folder"
+        if self.ref_root is not None:
+            where += f" and outside {self.ref_root}"
+        self.refuse(ref, pointer, f"the file is outside {where}; such references are refused; "
+                    f"{_ALLOW_OUTSIDE}")
         return False
 
     def document(self, uri: str, ref: str, pointer: str) -> SourceDocument | None:
@@ -289,10 +296,16 @@ def resolve_refs(
     load: Callable[[str], SourceDocument],
     allow_remote: bool = False,
     allow_outside: bool = False,
+    ref_root: str | os.PathLike[str] | None = None,
 ) -> Resolved:
     """``root`` with every ``$ref`` replaced by its target (shared, not copied), other documents
-    read with ``load(uri)`` once each; ``root`` itself is not changed."""
-    resolution = _Resolution(root, load, allow_remote=allow_remote, allow_outside=allow_outside)
+    read with ``load(uri)`` once each; ``root`` itself is not changed.
+
+    Relative file references may lead anywhere under the root document's folder and, when
+    given, under ``ref_root`` (a command line passes its working directory).
+    """
+    resolution = _Resolution(root, load, allow_remote=allow_remote, allow_outside=allow_outside,
+                             ref_root=ref_root)
     data = resolution.run()
     return Resolved(data=data, problems=tuple(resolution.problems), root=root,
                     sites=resolution.sites)

@@ -272,7 +272,8 @@ def test_lenient_import_of_a_schema_invalid_wso2_document() -> None:
     [
         ("asyncapi: 3.0.0\ninfo: {title: x, version: '1'}\n", UnsupportedVersionError),
         ("asyncapi: 1.2.0\ninfo: {title: x, version: '1'}\n", UnsupportedVersionError),
-        ("info: {title: x, version: '1'}\n", UnsupportedVersionError),
+        ("info: {title: x, version: '1'}\n", ValidationError),  # not an AsyncAPI document
+        ("asyncapi: 2.6\ninfo: {title: x, version: '1'}\n", ValidationError),
         ("- a\n- b\n", DocumentError),
         ("asyncapi: 2.6.0\ninfo: [\n", DocumentError),
     ],
@@ -305,12 +306,16 @@ def test_pre_release_versions_are_not_supported(declared: str, release: str) -> 
         loads_asyncapi(text)
 
 
-@pytest.mark.parametrize(
-    ("declared", "written"), [("1.2.0", '"1.2.0"'), ("2.6", '"2.6"'), (2.6, "2.6"), (None, "null")]
-)
+@pytest.mark.parametrize(("declared", "written"), [("1.2.0", '"1.2.0"'), ("2.6", '"2.6"')])
 def test_an_unsupported_version_is_quoted_as_json(declared: object, written: str) -> None:
     report = validate_document({"asyncapi": declared, "info": {"title": "x", "version": "1"}})
     assert report.errors[0].message.startswith(f"AsyncAPI version {written} is not supported")
+
+
+@pytest.mark.parametrize(("declared", "written"), [(2.6, "2.6"), (None, "null")])
+def test_a_version_that_is_not_a_string_is_quoted_as_json(declared: object, written: str) -> None:
+    report = validate_document({"asyncapi": declared, "info": {"title": "x", "version": "1"}})
+    assert report.errors[0].message.endswith(f"not {written}")
 
 
 def test_problems_are_located(tmp_path: Path) -> None:
@@ -509,3 +514,163 @@ def test_a_shared_component_of_a_mapping_is_reported_once_without_lines() -> Non
         (f"/channels/c{i}/publish/message/contentType", '5 is not of type "string"')
         for i in range(3)
     ]
+
+
+# ---------------------------------------------------------------- lenient import failures
+
+
+def test_a_lenient_import_that_cannot_build_an_api_carries_its_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "doc.yaml"
+    path.write_text("asyncapi: 2.6.0\ninfo:\n  description: no title, no version\nchannels: {}\n")
+    with pytest.raises(ConversionError) as info:
+        import_asyncapi(path, lenient=True)
+    error = info.value
+    assert error.message == (
+        f"{path} cannot be imported, even leniently: info.title is missing, and an API needs "
+        "a name; info.version is missing, and an API needs a version (it is part of the "
+        "gateway path)"
+    )
+    warnings = [p for p in error.problems if p.severity is Severity.WARNING]
+    errors = [p for p in error.problems if p.severity is Severity.ERROR]
+    assert {p.rule for p in warnings} == {"asyncapi-schema"}
+    assert all((p.file, p.line) == (str(path), 2) for p in error.problems)
+    assert [(p.pointer, p.rule) for p in errors] == [("/info", "model-conversion")] * 2
+    # Strictly, the schema problems are the error.
+    with pytest.raises(ValidationError):
+        import_asyncapi(path)
+
+
+def test_blank_and_non_text_identity_fields_are_named() -> None:
+    data = {"asyncapi": "2.6.0", "info": {"title": " ", "version": 1}, "channels": {}}
+    with pytest.raises(ConversionError) as info:
+        import_asyncapi(data, lenient=True)
+    assert "info.title is empty, and an API needs a name" in info.value.message
+    assert "info.version is 1, not text, and an API needs a version" in info.value.message
+    assert [p.pointer for p in info.value.problems if p.severity is Severity.ERROR] == [
+        "/info/title", "/info/version"]
+
+
+# ---------------------------------------------------------------- export to older versions
+
+# Valid 2.6.0, using every member that a 2.x version added to the official schema.
+ALL_FEATURES: dict[str, Any] = {
+    "asyncapi": "2.6.0",
+    "info": {"title": "Everything", "version": "1.0.0"},
+    "servers": {"production": {"url": "ws://localhost:8080", "protocol": "ws",
+                               "tags": [{"name": "env:prod"}]}},
+    "channels": {
+        "/a": {
+            "servers": ["production"],
+            "publish": {
+                "security": [{"sasl": []}],
+                "traits": [{"$ref": "#/components/operationTraits/Secure"}],
+                "message": {"$ref": "#/components/messages/Hello"},
+            },
+            "subscribe": {
+                "message": {"oneOf": [
+                    {"payload": {"type": "string"}, "messageId": "inline",
+                     "examples": [{"payload": "x", "name": "ex", "summary": "An example"}]},
+                    {"payload": {"type": "number"}},
+                ]},
+            },
+        },
+    },
+    "components": {
+        "messages": {"Hello": {"payload": {"type": "string"},
+                               "traits": [{"$ref": "#/components/messageTraits/Common"}]}},
+        "messageTraits": {"Common": {"messageId": "common"}},
+        "operationTraits": {"Secure": {"security": [{"sasl": []}]}},
+        "servers": {"spare": {"url": "ws://localhost:9090", "protocol": "ws"}},
+        "channels": {"/spare": {"subscribe": {"message": {"payload": {"type": "string"}}}}},
+        "serverVariables": {"port": {"default": "8080"}},
+        "securitySchemes": {"sasl": {"type": "scramSha256"}},
+    },
+}
+FEATURES = {  # pointer -> the version that introduced it
+    "/components/messageTraits/Common/messageId": "2.4.0",
+    "/components/operationTraits/Secure/security": "2.4.0",
+    "/components/servers": "2.3.0",
+    "/components/channels": "2.3.0",
+    "/components/serverVariables": "2.4.0",
+    "/components/securitySchemes/sasl": "2.1.0",
+    "/servers/production/tags": "2.5.0",
+    "/channels/~1a/servers": "2.2.0",
+    "/channels/~1a/publish/security": "2.4.0",
+    "/channels/~1a/subscribe/message/oneOf/0/messageId": "2.4.0",
+    "/channels/~1a/subscribe/message/oneOf/0/examples/0/name": "2.1.0",
+    "/channels/~1a/subscribe/message/oneOf/0/examples/0/summary": "2.1.0",
+}
+
+
+@pytest.mark.parametrize("version", ["2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0"])
+def test_export_to_an_older_version_names_each_feature_it_lacks(version: str) -> None:
+    assert validate_document(ALL_FEATURES).errors == ()
+    api = load_asyncapi(ALL_FEATURES)
+    key = tuple(int(n) for n in version.split("."))
+    expected = {
+        pointer: since for pointer, since in FEATURES.items()
+        if tuple(int(n) for n in since.split(".")) > key
+    }
+    if not expected:  # 2.5.0 has them all
+        assert export_asyncapi(api, asyncapi_version=version)["asyncapi"] == version
+        return
+    with pytest.raises(ConversionError) as info:
+        export_asyncapi(api, asyncapi_version=version)
+    problems = info.value.problems
+    # Every schema error is explained by a feature: no other problem is left.
+    assert {p.rule for p in problems} == {"asyncapi-version-feature"}
+    found = {p.pointer: p.message for p in problems}
+    assert set(found) == set(expected)
+    for pointer, since in expected.items():
+        assert f"introduced in AsyncAPI {since}; AsyncAPI {version} cannot express it" in found[
+            pointer]
+    assert str(len(expected)) in info.value.message
+
+
+def test_export_problems_are_located_in_the_source_document() -> None:
+    path = FIXTURES / "chatroom.yaml"
+    result = import_asyncapi(path)
+    with pytest.raises(ConversionError) as info:
+        export_asyncapi(result.api, asyncapi_version="2.3.0")
+    [problem] = info.value.problems
+    assert (problem.file, problem.line) == (None, None)  # no source given: a pointer only
+    with pytest.raises(ConversionError) as info:
+        export_asyncapi(result.api, asyncapi_version="2.3.0", source_document=result.document)
+    [problem] = info.value.problems
+    assert (problem.file, problem.line, problem.column) == (str(path), 84, 7)
+    assert problem.pointer == "/components/messages/Notification/messageId"
+
+
+def test_export_problems_in_another_file_are_located_there(tmp_path: Path) -> None:
+    (tmp_path / "messages.yaml").write_text(
+        "Hello:\n  messageId: hello\n  payload: {type: string}\n")
+    doc = tmp_path / "api.yaml"
+    doc.write_text("asyncapi: 2.6.0\ninfo: {title: T, version: '1'}\nchannels:\n  /a:\n"
+                   "    subscribe:\n      message: {$ref: 'messages.yaml#/Hello'}\n")
+    result = import_asyncapi(doc)
+    with pytest.raises(ConversionError) as info:
+        export_asyncapi(result.api, asyncapi_version="2.2.0", source_document=result.document)
+    [problem] = info.value.problems
+    assert (problem.file, problem.line, problem.column) == (str(tmp_path / "messages.yaml"), 2, 3)
+
+
+def test_a_lenient_import_survives_a_security_scheme_type_that_is_not_text() -> None:
+    data = {
+        "asyncapi": "2.6.0", "info": {"title": "T", "version": "1"}, "channels": {},
+        "components": {"securitySchemes": {"k": {"type": {"a": 1}, "name": "n", "in": "header"}}},
+    }
+    result = import_asyncapi(data, lenient=True)
+    assert result.api.security == ()
+    assert result.warnings
+
+
+def test_a_lenient_export_to_an_older_version_survives_a_scheme_type_that_is_not_text() -> None:
+    data = {
+        "asyncapi": "2.6.0", "info": {"title": "T", "version": "1"}, "channels": {},
+        "components": {"securitySchemes": {"k": {"type": ["plain"]}}},
+    }
+    result = import_asyncapi(data, lenient=True)
+    warnings: list[Any] = []
+    export_asyncapi(result.api, asyncapi_version="2.0.0", lenient=True, warnings=warnings)
+    assert warnings
+    assert all(w.rule != "asyncapi-version-feature" for w in warnings)

@@ -9,6 +9,7 @@ import pytest
 
 from asyncapi_gw import documents
 from asyncapi_gw.cli import main
+from asyncapi_gw.cli.main import EXIT_UNSUPPORTED
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CHAT = str(FIXTURES / "chatroom.yaml")
@@ -39,7 +40,8 @@ def test_validate_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["valid"] for line in lines] == [True, False]
     for line in lines:
-        assert set(line) == {"file", "valid", "asyncapi", "errors", "warnings"}
+        assert set(line) == {"file", "valid", "supported", "asyncapi", "errors", "warnings"}
+        assert line["supported"] is True
     assert lines[0]["file"] == CHAT
     assert lines[0]["asyncapi"] == "2.6.0"
     error = lines[1]["errors"][0]
@@ -163,10 +165,12 @@ def test_validate_text_counts_errors_in_words(
     one.write_text("asyncapi: 2.7.0\ninfo: {title: T, version: '1'}\nchannels: {}\n")
     two = tmp_path / "two.yaml"
     two.write_text("asyncapi: 2.6.0\ninfo: {title: T}\nchannels: {'a?b': {}, 'c#d': {}}\n")
-    code, out, _ = run(capsys, "validate", str(one), str(two))
+    code, out, _ = run(capsys, "validate", str(two))
     assert code == 1
-    assert f"{one}: AsyncAPI 2.7.0 invalid (1 error)\n" in out
     assert f"{two}: AsyncAPI 2.6.0 invalid (3 errors)\n" in out
+    code, out, _ = run(capsys, "validate", str(one), str(two))
+    assert code == 3  # one file's version is not supported: that code wins over invalid
+    assert f"{one}: AsyncAPI 2.7.0 not supported (supported: 2.0.0 to 2.6.0)\n" in out
 
 
 def test_a_closed_pipe_ends_quietly() -> None:
@@ -189,3 +193,252 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("asyncapi-gw 0.")
+
+
+# ---------------------------------------------------------------- unsupported versions
+
+V3 = "asyncapi: 3.0.0\ninfo: {title: T, version: '1'}\nchannels: {}\n"
+V1 = "asyncapi: 1.2.0\ninfo: {title: T, version: '1'}\ntopics: {}\n"
+
+
+@pytest.mark.parametrize("text", [V3, V1])
+def test_an_unsupported_version_is_not_an_invalid_document(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str
+) -> None:
+    doc = tmp_path / "doc.yaml"
+    doc.write_text(text)
+    declared = text.split()[1]
+    code, out, _ = run(capsys, "validate", str(doc))
+    assert code == EXIT_UNSUPPORTED == 3
+    headline = out.splitlines()[0]
+    assert headline == f"{doc}: AsyncAPI {declared} not supported (supported: 2.0.0 to 2.6.0)"
+    assert "invalid" not in out
+    code, out, _ = run(capsys, "validate", "--format", "json", str(doc))
+    assert code == 3
+    line = json.loads(out)
+    assert line["supported"] is False
+    assert line["valid"] is False
+    assert line["asyncapi"] == declared
+    for command in ("export", "inspect"):
+        code, _, err = run(capsys, command, str(doc))
+        assert code == 3
+        assert f'AsyncAPI version "{declared}" is not supported' in err
+
+
+def test_a_missing_version_is_invalid_not_unsupported(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = tmp_path / "doc.yaml"
+    doc.write_text("info: {title: T, version: '1'}\nchannels: {}\n")
+    code, out, _ = run(capsys, "validate", "--format", "json", str(doc))
+    assert code == 1
+    assert json.loads(out)["supported"] is None
+    code, _, err = run(capsys, "inspect", str(doc))
+    assert code == 1
+    assert "'asyncapi' is missing" in err
+
+
+def test_exit_codes_of_several_files_take_the_most_fundamental(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    unsupported = tmp_path / "v3.yaml"
+    unsupported.write_text(V3)
+    invalid = tmp_path / "bad.yaml"
+    invalid.write_text("asyncapi: 2.6.0\ninfo: {title: T}\nchannels: {}\n")
+    missing = tmp_path / "missing.yaml"
+    assert run(capsys, "validate", CHAT, str(invalid), str(unsupported))[0] == 3
+    assert run(capsys, "validate", str(unsupported), str(invalid))[0] == 3
+    assert run(capsys, "validate", str(unsupported), str(missing), str(invalid))[0] == 2
+
+
+# ---------------------------------------------------------------- --fail-on
+
+WARNING_ONLY = """\
+asyncapi: 2.6.0
+info: {title: Warn, version: '1'}
+channels:
+  /a:
+    bindings:
+      ws:
+        method: PUT
+    subscribe:
+      message: {payload: {type: string}}
+"""
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif", "junit"])
+def test_fail_on_warning(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str) -> None:
+    doc = tmp_path / "warn.yaml"
+    doc.write_text(WARNING_ONLY)
+    code, out, _ = run(capsys, "validate", "--format", fmt, str(doc))
+    assert code == 0
+    assert "asyncapi-binding" in out
+    assert run(capsys, "validate", "--format", fmt, "--fail-on", "error", str(doc))[0] == 0
+    assert run(capsys, "validate", "--format", fmt, "--fail-on", "warning", str(doc))[0] == 1
+    assert run(capsys, "validate", "--fail-on", "warning", CHAT)[0] == 0
+    with pytest.raises(SystemExit) as info:
+        main(["validate", "--fail-on", "info", CHAT])
+    assert info.value.code == 2
+
+
+# ---------------------------------------------------------------- --lenient
+
+NO_VERSION = """\
+asyncapi: 2.6.0
+info:
+  title: Chats
+channels:
+  /rooms:
+    subscribe:
+      message:
+        payload: {type: string}
+"""
+
+
+@pytest.mark.parametrize("command", ["inspect", "export"])
+def test_lenient_import_that_cannot_build_an_api_says_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    doc = tmp_path / "noversion.yaml"
+    doc.write_text(NO_VERSION)
+    code, out, err = run(capsys, command, "--lenient", str(doc))
+    assert code == 1
+    assert out == ""
+    lines = err.splitlines()
+    # The schema's problem, as a located warning.
+    assert f"warning: {doc}:2:1: /info: " in err
+    assert any(line.startswith("warning:") and '"version"' in line and "[asyncapi-schema]" in line
+               for line in lines)
+    # Why no API could be built: one sentence, without a misleading verdict or an empty value.
+    [headline] = [line for line in lines if line.startswith("error:")]
+    assert headline == (f"error: {doc} cannot be imported, even leniently: info.version is "
+                        "missing, and an API needs a version (it is part of the gateway path)")
+    assert "valid AsyncAPI" not in err
+    assert "''" not in err
+
+
+def test_lenient_export_does_not_repeat_the_input_warnings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lenient = str(FIXTURES / "wso2-lenient.yaml")
+    code, _, err = run(capsys, "export", "--lenient", lenient)
+    assert code == 0
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings
+    assert len(warnings) == len(set(warnings))
+    assert all(line.startswith(f"warning: {lenient}:") for line in warnings)
+    assert "output:" not in err
+
+
+def test_lenient_export_locates_new_problems_in_the_source(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "out.yaml"
+    code, _, err = run(capsys, "export", "--lenient", CHAT, "--asyncapi-version", "2.3.0",
+                       "-o", str(target))
+    assert code == 0
+    [warning] = err.splitlines()
+    assert warning.startswith(f"warning: {CHAT}:84:7: /components/messages/Notification/messageId")
+    assert "introduced in AsyncAPI 2.4.0" in warning
+
+
+# ---------------------------------------------------------------- conversion refusals
+
+
+def test_a_conversion_refusal_names_the_feature_its_place_and_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "export", CHAT, "--asyncapi-version", "2.0.0")
+    assert code == 1
+    assert err.splitlines() == [
+        "error: API 'ChatRoom' cannot be written as AsyncAPI 2.0.0: it uses 1 feature "
+        "introduced later",
+        f"  {CHAT}:84:7: /components/messages/Notification/messageId: 'messageId' (Message "
+        "Object) was introduced in AsyncAPI 2.4.0; AsyncAPI 2.0.0 cannot express it "
+        "[asyncapi-version-feature]",
+    ]
+
+
+# ---------------------------------------------------------------- $ref policy
+
+MULTI = FIXTURES / "multi-file"
+
+
+def test_shared_files_beside_the_document_folder_are_read_from_a_parent_directory(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The layout of the AsyncAPI specification's multi-file example:
+    # service/asyncapi.yaml -> ../common/messages.yaml -> ./schemas.yaml.
+    monkeypatch.chdir(MULTI)
+    assert run(capsys, "validate", "chat-service/asyncapi.yaml") == (
+        0, "chat-service/asyncapi.yaml: AsyncAPI 2.6.0 valid\n", ""
+    )
+    code, out, _ = run(capsys, "inspect", "--format", "json", "chat-service/asyncapi.yaml")
+    assert code == 0
+    assert json.loads(out)["production_endpoint"] == "ws://chat.example.com/ws"
+    code, out, _ = run(capsys, "export", "chat-service/asyncapi.yaml")
+    assert code == 0
+    assert documents.parse_document(out).data == documents.read_document(
+        MULTI / "chat-service" / "asyncapi.yaml").data
+    # From inside the service's folder, ../common is outside both folders.
+    monkeypatch.chdir(MULTI / "chat-service")
+    code, out, _ = run(capsys, "validate", "asyncapi.yaml")
+    assert code == 1
+    assert "outside the document's folder" in out
+    assert "--allow-outside-refs" in out
+    assert run(capsys, "validate", "--allow-outside-refs", "asyncapi.yaml")[0] == 0
+
+
+def _doc_with_ref(ref: str) -> str:
+    return (
+        "asyncapi: 2.6.0\ninfo: {title: T, version: '1'}\nchannels:\n  /a:\n    subscribe:\n"
+        f"      message: {{$ref: '{ref}'}}\n"
+    )
+
+
+def test_absolute_and_file_url_refs_need_the_flag_even_under_the_directory(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "messages.yaml").write_text("Hello: {payload: {type: string}}\n")
+    for ref in (f"{tmp_path}/messages.yaml#/Hello", f"{tmp_path.as_uri()}/messages.yaml#/Hello"):
+        (tmp_path / "doc.yaml").write_text(_doc_with_ref(ref))
+        code, out, _ = run(capsys, "validate", "doc.yaml")
+        assert code == 1
+        assert "absolute file references are refused" in out
+        assert run(capsys, "validate", "--allow-outside-refs", "doc.yaml")[0] == 0
+
+
+def test_a_symlink_cannot_carry_a_ref_out_of_the_directory(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "messages.yaml").write_text("Hello: {payload: {type: string}}\n")
+    project = tmp_path / "project"
+    (project / "api").mkdir(parents=True)
+    (project / "shared").symlink_to(outside, target_is_directory=True)
+    (project / "api" / "doc.yaml").write_text(_doc_with_ref("../shared/messages.yaml#/Hello"))
+    monkeypatch.chdir(project)
+    code, out, _ = run(capsys, "validate", "api/doc.yaml")
+    assert code == 1
+    assert "outside the document's folder" in out
+    # The same file through a real folder under the directory is fine.
+    (project / "shared").unlink()
+    (project / "shared").mkdir()
+    (project / "shared" / "messages.yaml").write_text("Hello: {payload: {type: string}}\n")
+    assert run(capsys, "validate", "api/doc.yaml")[0] == 0
+
+
+def test_the_remote_ref_hint_does_not_suggest_fetching(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = tmp_path / "doc.yaml"
+    doc.write_text(_doc_with_ref("https://example.com/messages.yaml#/Hello"))
+    for extra in ([], ["--allow-remote-refs"]):
+        code, out, err = run(capsys, "validate", *extra, str(doc))
+        assert code == 1
+        assert "nothing is fetched from the network" in out
+        assert "allow-remote-refs" not in out
+        assert "allow_remote_refs" not in out
+        assert ("has no effect" in err) == bool(extra)

@@ -159,7 +159,7 @@ REFUSED: dict[str, Hostile] = {
     "ref-invalid-url": Hostile(files=in_subfolder("http://127.0[.0.1:9/x#/S"), rule="asyncapi-ref",
                                cause="not a valid URI reference"),
     "ref-http-url": Hostile(files=in_subfolder("http://127.0.0.1:9/s.yaml#/S"),
-                            rule="asyncapi-ref", cause="remote references are refused"),
+                            rule="asyncapi-ref", cause="remote references are not followed"),
 }
 
 

@@ -110,8 +110,8 @@ def test_broken_and_refused_refs() -> None:
         "to a node"
     )
     assert "cannot read" in found["~1missing-file"]
-    assert "remote references are refused" in found["~1remote"]
-    assert "allow_remote_refs=True" in found["~1remote"]
+    assert "remote references are not followed: nothing is fetched" in found["~1remote"]
+    assert "allow_remote_refs" not in found["~1remote"]
     assert "absolute file references are refused" in found["~1file-url"]
     assert "absolute file references are refused" in found["~1absolute"]
     assert [pathlib.Path(u).name for u in loader.reads] == ["nowhere.yaml"]
@@ -161,3 +161,21 @@ def test_origin_of_root_document_pointers(pointer: str) -> None:
     origin, where = resolved.origin(pointer)
     assert origin is doc
     assert where == ("" if not pointer else "/deep/n/n")
+
+
+def test_ref_root_lets_relative_refs_reach_a_shared_folder(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "service").mkdir()
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "messages.yaml").write_text("Hello: {payload: {type: string}}\n")
+    doc = tmp_path / "service" / "asyncapi.yaml"
+    doc.write_text("m: {$ref: '../common/messages.yaml#/Hello'}\n")
+    refused = resolve_refs(read_document(doc), load=Loader())
+    [problem] = refused.problems
+    assert "outside the document's folder;" in problem.message
+    resolved = resolve_refs(read_document(doc), load=Loader(), ref_root=tmp_path)
+    assert resolved.problems == ()
+    assert resolved.data["m"] == {"payload": {"type": "string"}}
+    # A root that holds neither the document nor the file changes nothing but the wording.
+    elsewhere = resolve_refs(read_document(doc), load=Loader(), ref_root=tmp_path / "service")
+    [problem] = elsewhere.problems
+    assert f"and outside {tmp_path / 'service'};" in problem.message
