@@ -57,6 +57,8 @@ class Quota:
             self._start = now
         elif now - self._start >= self.window:
             self._start += (now - self._start) // self.window * self.window
+            if now - self._start >= self.window:  # the step above rounded down a whole window
+                self._start += self.window
             self._used = 0
 
 
@@ -82,7 +84,10 @@ class ConnectionQuota:
 
     def take_many(self, now: float, count: int) -> int:
         """Count up to ``count`` events at ``now`` in both quotas: as many as both have room
-        for, the same as that many :meth:`take` calls before the first refusal."""
+        for, the same as that many :meth:`take` calls before the first refusal (so no call,
+        for ``count`` 0: no window opens)."""
+        if count <= 0:
+            return 0
         connection, api = self.connection, self.api
         connection._advance(now)
         api._advance(now)

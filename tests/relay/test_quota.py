@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from asyncapi_gw.errors import RelayError
@@ -122,6 +122,7 @@ def test_connection_and_api_both_must_allow() -> None:
     st.integers(1, 6),
     st.lists(st.tuples(st.floats(0, 5), st.integers(0, 8)), max_size=20),
 )
+@example(connection_limit=1, api_limit=1, calls=[(2.359683559272953, 0), (3.0, 0), (5.0, 2)])
 def test_take_many_is_takes_until_the_first_refusal(
     connection_limit: int, api_limit: int, calls: list[tuple[float, int]]
 ) -> None:
@@ -177,3 +178,12 @@ def test_registry_restarts_an_api_quota_when_its_throttling_changes() -> None:
     fresh = registry.for_connection(api(Throttling(events=5, unit=ThrottlingUnit.DAY)))
     assert fresh is not None
     assert fresh.api is not after.api
+
+
+def test_a_window_step_that_rounds_down_still_ends_in_the_window_of_now() -> None:
+    # 10.359683559272952 - 5.359683559272953 is 4.999999999999999: four whole windows by
+    # floor division, yet now - start is then exactly one window.
+    quota = Quota(1, 1.0)
+    quota.remaining(5.359683559272953)
+    assert quota.take(10.359683559272952)
+    assert not quota.take(10.359683559272952)
