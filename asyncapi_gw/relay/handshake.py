@@ -19,7 +19,7 @@ from typing import Protocol
 
 import attrs
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidHeader, InvalidHeaderValue
+from websockets.exceptions import InvalidHeader
 from websockets.headers import build_authorization_basic, build_host, parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
@@ -513,20 +513,32 @@ class BackendHandshake:
                 502, f"backend refused the upgrade: {response.status_code} {response.reason_phrase}"
             )
         headers = response.headers
-        try:
-            upgrade = headers.get_all("Upgrade")
-            connection = ",".join(headers.get_all("Connection")).lower()
-            if [v.lower() for v in upgrade] != ["websocket"] or "upgrade" not in connection:
-                raise InvalidHeaderValue("Upgrade")
-            if headers["Sec-WebSocket-Accept"] != accept_key(self.key):
-                raise InvalidHeaderValue("Sec-WebSocket-Accept")
-            protocols = headers.get_all("Sec-WebSocket-Protocol")
-            if len(protocols) > 1 or (protocols and protocols[0] not in self.offered_subprotocols):
-                raise InvalidHeaderValue("Sec-WebSocket-Protocol")
-        except (KeyError, LookupError, InvalidHeader) as exc:
-            raise HandshakeError(502, f"backend sent an invalid handshake: {exc}") from None
+        upgrade = headers.get_all("Upgrade")
+        connection = ",".join(headers.get_all("Connection")).lower()
+        if [v.lower() for v in upgrade] != ["websocket"]:
+            raise _bad_backend_header("Upgrade", upgrade)
+        if "upgrade" not in connection:
+            raise _bad_backend_header("Connection", headers.get_all("Connection"))
+        accept = headers.get_all("Sec-WebSocket-Accept")
+        if accept != [accept_key(self.key)]:
+            raise _bad_backend_header("Sec-WebSocket-Accept", accept)
+        protocols = headers.get_all("Sec-WebSocket-Protocol")
+        if len(protocols) > 1 or (protocols and protocols[0] not in self.offered_subprotocols):
+            raise _bad_backend_header("Sec-WebSocket-Protocol", protocols)
         extensions = headers.get_all("Sec-WebSocket-Extensions")
         return (protocols[0] if protocols else None), (", ".join(extensions) or None)
+
+
+def _bad_backend_header(name: str, values: list[str]) -> HandshakeError:
+    """502 naming what is wrong with a header of the backend's 101: missing, repeated, or a
+    wrong value (which is not repeated: it may be long, and it is the backend's to log)."""
+    if not values:
+        what = f"missing {name} header"
+    elif len(values) > 1:
+        what = f"more than one {name} header"
+    else:
+        what = f"wrong {name} header"
+    return HandshakeError(502, f"backend sent an invalid handshake: {what}")
 
 
 def _serialize(target: str, headers: list[tuple[str, str]]) -> bytes:

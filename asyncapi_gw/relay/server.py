@@ -59,6 +59,7 @@ from asyncapi_gw.relay.reload import (
 )
 from asyncapi_gw.relay.routing import Environment, NoRoute, Route, RouteTable, backend_for
 from asyncapi_gw.relay.stream import (
+    THROTTLE_CLOSE_CODE,
     Close,
     CloseSeen,
     Forward,
@@ -472,6 +473,14 @@ class _BackendProtocol(asyncio.Protocol):
 
 
 _CLIENT, _BACKEND = 0, 1
+# What a pump's close code says about the side at fault, in the other side's close reason.
+_FAULTS = {
+    1002: "protocol error",
+    1007: "invalid data",
+    1008: "policy violation",
+    1009: "message too big",
+    THROTTLE_CLOSE_CODE: "throttled",
+}
 
 
 class _Connection(asyncio.Protocol):
@@ -850,7 +859,7 @@ class _Connection(asyncio.Protocol):
             elif kind is CloseSeen:
                 self._close_frame_passed(action.code, action.reason, side)
             elif kind is Close:
-                self.shut(action.code, action.reason)
+                self._fault(side, action.code, action.reason)
 
     def _close_frame_passed(self, code: int | None, reason: str, side: int) -> None:
         self._close_from[side] = True
@@ -865,8 +874,19 @@ class _Connection(asyncio.Protocol):
             self.state = _CLOSING
             self._later(self.relay.config.close_timeout, self.abort, "close timeout")
 
-    def shut(self, code: int, reason: str) -> None:
-        """The relay closes: ``code`` to the client, 1001 to the backend, then waits."""
+    def _fault(self, side: int, code: int, reason: str) -> None:
+        """``side`` broke the protocol or the policy: it gets ``code``; the other side learns
+        why with 1014 (the client, when the backend is at fault) or 1001 (the backend)."""
+        what = f"{_FAULTS.get(code, 'error')}: {reason}"
+        if side == _BACKEND:
+            self.shut(1014, f"bad gateway: backend {what}", backend=(code, reason))
+        else:
+            self.shut(code, reason, backend=(1001, f"client {what}"))
+
+    def shut(
+        self, code: int, reason: str, *, backend: tuple[int, str] = (1001, "relay closing")
+    ) -> None:
+        """The relay closes: ``code`` to the client, ``backend`` to the backend, then waits."""
         if self.state in (_HANDSHAKE, _DIALLING):
             if self._task is not None:
                 self._task.cancel()
@@ -881,7 +901,7 @@ class _Connection(asyncio.Protocol):
             self._later(self.relay.config.close_timeout, self.abort, "close timeout")
         self.state = _CLOSING
         self._send_close(_CLIENT, code, reason)
-        self._send_close(_BACKEND, 1001, "relay closing")
+        self._send_close(_BACKEND, *backend)
         if all(self._gone):
             self._end()
 
@@ -892,7 +912,7 @@ class _Connection(asyncio.Protocol):
             return
         self._close_sent[side] = True
         # The frames going to ``side`` come from the other side's pump.
-        if not self._pumps[1 - side].at_message_boundary():
+        if not self._pumps[1 - side].at_frame_boundary():
             transport.abort()  # a close frame now would land inside a frame
             return
         try:

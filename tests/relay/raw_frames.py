@@ -32,3 +32,29 @@ def raw_frame(
     stream = (key * (n // 4 + 1))[:n]
     masked = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
     return head + key + masked
+
+
+def parse_frames(data: bytes) -> list[tuple[int, int, bytes]]:
+    """The whole frames at the start of ``data``: (first header byte, opcode, unmasked payload).
+
+    A frame cut short at the end of ``data`` is left out."""
+    frames = []
+    i = 0
+    while len(data) - i >= 2:
+        b0, b1 = data[i], data[i + 1]
+        size, i = b1 & 0x7F, i + 2
+        if size == 126:
+            size, i = struct.unpack("!H", data[i : i + 2])[0], i + 2
+        elif size == 127:
+            size, i = struct.unpack("!Q", data[i : i + 8])[0], i + 8
+        key = b""
+        if b1 & 0x80:
+            key, i = data[i : i + 4], i + 4
+        if i + size > len(data):
+            break
+        payload = data[i : i + size]
+        if key:
+            payload = bytes(c ^ key[n % 4] for n, c in enumerate(payload))
+        frames.append((b0, b0 & 0x0F, payload))
+        i += size
+    return frames
