@@ -30,7 +30,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from asyncapi_gw.model import Operation
-from asyncapi_gw.relay.handshake import HandshakeError
+from asyncapi_gw.relay.handshake import HandshakeError, origin_form
 from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota, QuotaRegistry
 from asyncapi_gw.relay.reload import Drop, Keep, Session
 
@@ -109,8 +109,12 @@ class WebsocketsAdapter:
                 raise HandshakeError(502, f"cannot reach the backend: {exc}") from None
         except HandshakeError as exc:
             relay._metrics.rejected(exc.status)
-            return connection.respond(exc.status, exc.reason.rstrip("\n") + "\n")
-        session = Session(target=request.path, route=route, principal=principal, backend_url=url)
+            response = connection.respond(exc.status, exc.reason.rstrip("\n") + "\n")
+            for name, value in exc.headers:
+                response.headers[name] = value
+            return response
+        target = origin_form(request.path)[0]  # as _route read it
+        session = Session(target=target, route=route, principal=principal, backend_url=url)
         self._legs[connection] = _Leg(session, backend, generation)
         return None
 

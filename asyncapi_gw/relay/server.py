@@ -44,6 +44,7 @@ from asyncapi_gw.relay.handshake import (
     ResponseParser,
     check_upgrade,
     is_upgrade,
+    origin_form,
     plain_response,
     switching_protocols,
 )
@@ -341,8 +342,9 @@ class Relay:
     # -- per-connection services ---------------------------------------------------------------
 
     def _route(self, request: RequestLike) -> Route:
-        """The route of an upgrade request. Raises :class:`HandshakeError` (404)."""
-        route = self._table.match(request.path)
+        """The route of an upgrade request, whose target may be in absolute form. Raises
+        :class:`HandshakeError` (400, 404)."""
+        route = self._table.match(origin_form(request.path)[0])
         if isinstance(route, NoRoute):
             raise HandshakeError(route.status, route.reason)
         return route
@@ -357,7 +359,11 @@ class Relay:
             now=time.time(),
         )
         if isinstance(principal, Rejection):
-            raise HandshakeError(principal.status, principal.reason)
+            raise HandshakeError(
+                principal.status,
+                principal.reason,
+                [("WWW-Authenticate", challenge) for challenge in principal.challenges],
+            )
         environment: Environment = "sandbox" if principal.environment == "sandbox" else "production"
         url = backend_for(route, environment, forward_query=self.config.forward_query)
         if isinstance(url, NoRoute):
@@ -622,25 +628,26 @@ class _Connection(asyncio.Protocol):
                 return
             if request is None:
                 return
-            if self._parser.leftover:
-                self._refuse(400, "data sent before the handshake completed")
-                return
+            early = self._parser.leftover
             self._parser = None
             self.client.pause_reading()
             self.state = _DIALLING
-            self._task = self.loop.create_task(self._open(request))
+            self._task = self.loop.create_task(self._open(request, early))
 
-    async def _open(self, request: HttpRequest) -> None:
+    async def _open(self, request: HttpRequest, early: bytes) -> None:
+        """Answer ``request``. Bytes the client sent after it (``early``) are never read as
+        another request: an HTTP answer closes the connection (RFC 9112 section 9.6); after a
+        101 they are the first of the client's frames, as websockets' server reads them."""
         try:
-            await self._handshake(request)
+            await self._handshake(request, early)
         except HandshakeError as exc:
-            self._refuse(exc.status, exc.reason)
+            self._refuse(exc.status, exc.reason, exc.headers)
         except Exception as exc:  # a per-connection failure must not escape the relay
             log.exception("handshake failed")
             self.error = f"{type(exc).__name__}: {exc}"
             self._refuse(500, "internal error")
 
-    async def _handshake(self, request: HttpRequest) -> None:
+    async def _handshake(self, request: HttpRequest, early: bytes) -> None:
         relay = self.relay
         if not is_upgrade(request):
             self._serve_http(request)
@@ -675,6 +682,8 @@ class _Connection(asyncio.Protocol):
         if self.generation != relay._generation:  # a reload came while the backend was dialled
             route, principal = self._judged_again(extensions is not None)
         self._accept(request, route, subprotocol, extensions, leftover)
+        if early:
+            self.client_data(early)
         if principal.expires_at is not None:
             delay = max(0.0, principal.expires_at - time.time())
             self._later(delay, self._token_expired)
@@ -803,14 +812,15 @@ class _Connection(asyncio.Protocol):
         self.client.write(plain_response(200, body, content_type=content_type))
         self._finish_http()
 
-    def _refuse(self, status: int, reason: str) -> None:
+    def _refuse(self, status: int, reason: str, headers: Iterable[tuple[str, str]] = ()) -> None:
         if self.state not in (_HANDSHAKE, _DIALLING):
             return
         self.status = status
         self.error = self.error or reason
         self.relay._metrics.rejected(status)
         if not self.client.is_closing():
-            self.client.write(plain_response(status, reason.rstrip("\n") + "\n"))
+            text = reason.rstrip("\n") + "\n"
+            self.client.write(plain_response(status, text, headers=headers))
         self._finish_http()
 
     def _finish_http(self) -> None:

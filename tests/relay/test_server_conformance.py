@@ -15,9 +15,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import attrs
 import pytest
 from raw_frames import parse_frames, raw_frame
-from relay_harness import UPGRADE, api, backend, client, closed_code, http_get, run
+from relay_harness import UPGRADE, api, backend, client, closed_code, hs256, http_get, run, topic
+from websockets.asyncio.server import serve
+from websockets.exceptions import InvalidStatus
 
-from asyncapi_gw.relay import Relay
+from asyncapi_gw.model import (
+    AuthKind,
+    Operation,
+    SecurityScheme,
+    StreamingAPI,
+    Topic,
+    TopicOperation,
+)
+from asyncapi_gw.relay import ApiKeyInfo, AuthConfig, Relay
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _QUICK = {"close_timeout": 1.0, "ping_interval": None}
@@ -170,5 +180,174 @@ def test_backend_accept_key_problems_are_502_saying_what_is_wrong(header: bytes,
             status, _, body = await http_get(relay.ports["ws"], "/chat/1.0/x", UPGRADE)
             assert status == 502
             assert said in body
+
+    run(main())
+
+
+# --- HTTP: Host, request-target forms, pipelining, WWW-Authenticate ---------------------------
+
+
+async def _exchange(port: int, data: bytes, *, head_only: bool = False) -> bytes:
+    """Send ``data`` in one write and read until the relay closes (or the response head)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    try:
+        read = reader.readuntil(b"\r\n\r\n") if head_only else reader.read()
+        return await asyncio.wait_for(read, 10)
+    finally:
+        writer.close()
+
+
+def _upgrade(target: str, host: str | None = "relay.example") -> bytes:
+    host_line = "" if host is None else f"Host: {host}\r\n"
+    return f"GET {target} HTTP/1.1\r\n{host_line}{UPGRADE}\r\n".encode()
+
+
+def test_http_1_1_without_a_valid_host_is_400() -> None:
+    """RFC 9112 section 3.2: 400 for an HTTP/1.1 request without Host or with a bad one."""
+
+    async def main() -> None:
+        async with backend() as b, Relay([api(b.url)], ws_port=0, **_QUICK) as relay:
+            port = relay.ports["ws"]
+            for host in (None, "a b", "user@relay.example", "relay.example:http"):
+                answer = await _exchange(port, _upgrade("/chat/1.0/x", host))
+                assert answer.startswith(b"HTTP/1.1 400 "), (host, answer[:60])
+                assert b"Host header" in answer
+            for host in ("relay.example", "127.0.0.1:9099", "[::1]:80", ""):
+                answer = await _exchange(port, _upgrade("/chat/1.0/x", host), head_only=True)
+                assert answer.startswith(b"HTTP/1.1 101 "), (host, answer[:60])
+            assert len(b.paths) == 4
+
+    run(main())
+
+
+def test_absolute_form_targets_are_routed_by_their_path() -> None:
+    """RFC 9112 section 3.2.2: a server must accept absolute form; the target's authority
+    replaces Host (the backend's X-Forwarded-Host)."""
+
+    async def main() -> None:
+        async with backend() as b, Relay([api(b.url)], ws_port=0, **_QUICK) as relay:
+            port = relay.ports["ws"]
+            for target in (
+                "ws://relay.example/chat/1.0/x?room=1",
+                "HTTP://relay.example:9099/chat/1.0/x?room=1",
+            ):
+                answer = await _exchange(
+                    port, _upgrade(target, host="ignored.example"), head_only=True
+                )
+                assert answer.startswith(b"HTTP/1.1 101 "), (target, answer[:80])
+            assert b.paths == ["/?room=1", "/?room=1"]
+            hosts = [seen["X-Forwarded-Host"] for seen in b.headers]
+            assert hosts == ["relay.example", "relay.example:9099"]
+            for target in ("ftp://relay.example/chat/1.0/x", "*", "relay.example:80"):
+                answer = await _exchange(port, _upgrade(target))
+                assert answer.startswith(b"HTTP/1.1 400 "), (target, answer[:80])
+            answer = await _exchange(port, _upgrade("ws://relay.example/nothing/here"))
+            assert answer.startswith(b"HTTP/1.1 404 ")
+
+    run(main())
+
+
+def test_a_pipelined_request_is_never_read_as_another_request() -> None:
+    """The first request gets its own answer: an HTTP answer closes the connection without
+    reading further (RFC 9112 section 9.6); after a 101 the bytes are WebSocket frames."""
+    plain = b"GET /chat/1.0/x HTTP/1.1\r\nHost: relay.example\r\n\r\n"
+    health = b"GET /health HTTP/1.1\r\nHost: relay.example\r\n\r\n"
+
+    async def main() -> None:
+        async with backend() as b, Relay([api(b.url)], ws_port=0, **_QUICK) as relay:
+            port = relay.ports["ws"]
+            answer = await _exchange(port, plain + health)
+            assert answer.startswith(b"HTTP/1.1 426 ")
+            assert answer.count(b"HTTP/1.1") == 1
+            # an upgrade with a frame right behind it: the frame is relayed (and echoed)
+            early = raw_frame(1, b"early")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_upgrade("/chat/1.0/x") + early)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 101 ")
+            echoed = await asyncio.wait_for(reader.readexactly(2 + 5), 10)
+            assert parse_frames(echoed) == [(0x81, 1, b"early")]
+            writer.close()
+            # an upgrade with an HTTP request behind it: not frames, so the client broke the
+            # protocol (1002) and the backend is told so
+            answer = await _exchange(port, _upgrade("/chat/1.0/x") + health)
+            head, _, rest = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101 ")
+            assert [(opcode, payload[:2]) for _, opcode, payload in parse_frames(rest)] == [
+                (8, struct.pack("!H", 1002))
+            ]
+
+    run(main())
+
+
+SECRET = "s" * 32
+_SCOPED = (
+    topic("/open"),
+    Topic(name="/admin", publish=TopicOperation(operation=Operation.PUBLISH, scopes=("admin",))),
+)
+
+
+def _secured(url: str, *kinds: AuthKind) -> StreamingAPI:
+    schemes = tuple(SecurityScheme(name=kind.value, kind=kind) for kind in kinds)
+    return api(url, topics=_SCOPED, security=schemes)
+
+
+async def _refusal(port: int, path: str, **headers: str) -> tuple[int, list[str]]:
+    """A websockets client's refused upgrade: the status and its WWW-Authenticate values."""
+    with pytest.raises(InvalidStatus) as caught:
+        async with client(port, path, additional_headers=headers):
+            pass
+    response = caught.value.response
+    return response.status_code, response.headers.get_all("WWW-Authenticate")
+
+
+def test_401_and_403_carry_www_authenticate_on_both_fronts() -> None:
+    """RFC 9110 section 15.5.2: a 401 challenges; RFC 6750 section 3 words the bearer ones."""
+    good, unscoped = hs256(SECRET, {"scope": ["admin"]}), hs256(SECRET, {"scope": "other"})
+    expired = hs256(SECRET, {"exp": 1})
+    auth = AuthConfig(jwt_secret=SECRET, api_keys={"k-1": ApiKeyInfo()})
+    cases: list[tuple[str, dict[str, str], int, list[str]]] = [
+        ("/chat/1.0/open", {}, 401, ['Bearer realm="Chat"', 'ApiKey realm="Chat"']),
+        (
+            "/chat/1.0/open",
+            {"Authorization": f"Bearer {expired}"},
+            401,
+            [
+                'Bearer realm="Chat", error="invalid_token", error_description="token expired"',
+                'ApiKey realm="Chat"',
+            ],
+        ),
+        ("/chat/1.0/open?apikey=nope", {}, 401, ['Bearer realm="Chat"', 'ApiKey realm="Chat"']),
+        (
+            "/chat/1.0/admin",
+            {"Authorization": f"Bearer {unscoped}"},
+            403,
+            ['Bearer realm="Chat", error="insufficient_scope", scope="admin"'],
+        ),
+        ("/chat/1.0/admin?apikey=k-1", {}, 403, []),
+    ]
+
+    async def main() -> None:
+        async with backend() as b:
+            apis = [_secured(b.url, AuthKind.OAUTH2, AuthKind.API_KEY)]
+            relay = Relay(apis, ws_port=0, auth=auth, **_QUICK)
+            async with (
+                relay,
+                serve(
+                    relay.handler,
+                    "127.0.0.1",
+                    0,
+                    process_request=relay.process_request,
+                    process_response=relay.process_response,
+                ) as embedded,
+            ):
+                for port in (relay.ports["ws"], embedded.sockets[0].getsockname()[1]):
+                    for path, headers, status, challenges in cases:
+                        got = await _refusal(port, path, **headers)
+                        assert got == (status, challenges), (port, path)
+                    headers = {"Authorization": f"Bearer {good}"}
+                    async with client(port, "/chat/1.0/admin", additional_headers=headers):
+                        pass
 
     run(main())
