@@ -12,6 +12,8 @@ Mapping (PRODUCT.md section 2):
 - context: the root extension ``x-asyncapi-gw-context``, else ``/`` + the title slug.
 - throttling: the root extension ``x-asyncapi-gw-throttling``
   (``{events: N, per: second|minute|day}``).
+- allow_encoded_slashes: the root extension ``x-asyncapi-gw-allow-encoded-slashes`` (a boolean;
+  absent is false).
 - endpoints: the server named ``production`` (else the first ``ws``/``wss`` server) and ``sandbox``;
   server variables expand to their defaults.
 - channels -> topics; WSO2's ``x-uri-mapping`` and ``x-scopes`` on publish/subscribe,
@@ -54,6 +56,7 @@ from asyncapi_gw.pointers import pointer_to
 __all__ = [
     "CONTEXT_EXTENSION",
     "DISABLE_SECURITY_EXTENSION",
+    "ENCODED_SLASHES_EXTENSION",
     "THROTTLING_EXTENSION",
     "WSO2_PLACEHOLDER_AUTHORIZATION_URL",
     "decode",
@@ -64,6 +67,7 @@ CONTEXT_EXTENSION = "x-asyncapi-gw-context"
 # WSO2 Choreo Connect's open-topic marker (a boolean).
 DISABLE_SECURITY_EXTENSION = "x-wso2-disable-security"
 THROTTLING_EXTENSION = "x-asyncapi-gw-throttling"
+ENCODED_SLASHES_EXTENSION = "x-asyncapi-gw-allow-encoded-slashes"
 # What WSO2 API Manager writes as the implicit flow's authorizationUrl of a new API.
 WSO2_PLACEHOLDER_AUTHORIZATION_URL = "http://localhost:9999"
 
@@ -149,6 +153,7 @@ def decode(
             topics=_topics(data, decoder),
             security=_security(data, decoder),
             throttling=_throttling(data, decoder),
+            allow_encoded_slashes=_encoded_slashes(data, decoder),
             asyncapi_version=_text(data.get("asyncapi")),
             document=source if source is not None else data,
             base_uri=base_uri,
@@ -445,6 +450,14 @@ def _throttling(data: Mapping[str, Any], decoder: _Decoder) -> Throttling | None
     return result
 
 
+def _encoded_slashes(data: Mapping[str, Any], decoder: _Decoder) -> bool:
+    raw = data.get(ENCODED_SLASHES_EXTENSION, False)
+    if not isinstance(raw, bool):
+        decoder.fail(pointer_to(ENCODED_SLASHES_EXTENSION), "must be true or false")
+        return False
+    return raw
+
+
 # --------------------------------------------------------------------------- encoding
 
 
@@ -513,6 +526,8 @@ def _encode_root_extensions(
             if throttling is None
             else {"events": throttling.events, "per": throttling.unit.value},
         )
+    if base is None or api.allow_encoded_slashes != base.allow_encoded_slashes:
+        _set(doc, ENCODED_SLASHES_EXTENSION, True if api.allow_encoded_slashes else None)
 
 
 def _server(endpoint: Endpoint, existing: Any) -> dict[str, Any]:

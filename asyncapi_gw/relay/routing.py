@@ -8,9 +8,9 @@ Matching a request target ``<path>?<query>`` as received (still percent-encoded)
    The query is split off at the first ``?`` and kept raw; one trailing ``/`` is dropped.
 2. The raw path is split on ``/`` *before* percent-decoding, so ``%2F`` stays inside its segment
    (and inside that one parameter value). Each segment is decoded as strict UTF-8. The target is
-   refused when a segment is empty (``//``), is ``.`` or ``..`` once decoded (``%2e%2E`` too),
-   holds a malformed escape (``%zz``), invalid or overlong UTF-8 (``%c0%ae``), or decodes to a
-   control character (``%00``, ``%0d``, ``%0a``).
+   refused (400) when a segment is empty (``//``), is ``.`` or ``..`` once decoded (``%2e%2E``
+   too), holds a malformed escape (``%zz``), invalid or overlong UTF-8 (``%c0%ae``), or decodes
+   to a control character (``%00``, ``%0d``, ``%0a``).
 3. The API is the one whose gateway path is the longest prefix, segment by segment. When that API
    has no matching topic the answer is 404; a shorter gateway path is not tried.
 4. The topic, within the rest of the path: an exact name beats a template, a template beats a
@@ -20,6 +20,11 @@ Matching a request target ``<path>?<query>`` as received (still percent-encoded)
    path reaches the topic ``/*``, as in WSO2. ``{name}`` fills one whole non-empty segment.
    A literal segment of a topic name is percent-decoded like the request's (channel names are
    URI templates): the topics ``/a%20b`` and ``/a b`` both match the request ``/a%20b``.
+5. A parameter value that holds ``/`` or ``\\`` once decoded (``%2F``, ``%5C``) is refused (400)
+   unless the API allows encoded slashes: a backend that decodes its path once would see more
+   segments than the mapping has (``/open/..%2Fadmin`` is ``/open/../admin``, which resolves
+   to ``/admin``). With rule 2, no accepted value can make such a backend see another segment
+   count or a dot segment.
 
 Building the table refuses (:class:`RelayError`) two APIs with one gateway path; two topics of an
 API that match the same paths (``/rooms/{a}`` and ``/rooms/{b}``, ``/x`` and ``/x/``); topic names
@@ -74,6 +79,7 @@ _MAX_TOPIC_DEPTH = 256  # matching recurses once per segment of a topic path
 _PRINTABLE = re.compile(r"[!-~]*")  # printable ASCII without the space
 _ESCAPES = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SEPARATORS = re.compile(r"[/\\]")
 _PARAM_SEGMENT = re.compile(r"\{([^{}/]+)\}")
 _URI_VAR = re.compile(r"\{uri\.var\.([^{}]*)\}")
 # Raw in a forwarded query: RFC 3986 query characters and well-formed escapes; all else encoded.
@@ -178,9 +184,12 @@ class RouteTable:
         return cls(apis=apis, root=root)
 
     def match(self, target: str) -> Route | NoRoute:
-        """The route for a request target ``<path>?<query>`` as received, or why there is none."""
+        """The route for a request target ``<path>?<query>`` as received, or why there is none
+        (404; 400 for a target the rules refuse)."""
         if not target.startswith("/") or not _PRINTABLE.fullmatch(target) or "#" in target:
-            return NoRoute(reason="Bad request target: not a printable ASCII path without '#'.")
+            return NoRoute(
+                status=400, reason="Bad request target: not a printable ASCII path without '#'."
+            )
         path, _, query = target.partition("?")
         route = self._found.get(path)
         if route is None:
@@ -212,8 +221,9 @@ class RouteTable:
             decoded = _decode_segment(raw)
             if decoded is None:
                 return NoRoute(
+                    status=400,
                     reason="Bad request path: empty, '.' or '..' segment, malformed escape, "
-                    "invalid UTF-8 or control character."
+                    "invalid UTF-8 or control character.",
                 )
             segments.append(decoded)
 
@@ -241,6 +251,12 @@ class RouteTable:
                     reason=f"API {api.name!r} {api.version} has no topic matching {remainder}."
                 )
             _, leaf, values = wildcard
+        if not api.allow_encoded_slashes and any(_SEPARATORS.search(v) for v in values):
+            return NoRoute(
+                status=400,
+                reason=f"Bad request path: API {api.name!r} {api.version} refuses '/' and '\\' "
+                "(%2F, %5C) in path parameters.",
+            )
         return Route(
             api=api,
             topic=leaf.topic,

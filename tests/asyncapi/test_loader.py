@@ -509,3 +509,20 @@ def test_a_shared_component_of_a_mapping_is_reported_once_without_lines() -> Non
         (f"/channels/c{i}/publish/message/contentType", '5 is not of type "string"')
         for i in range(3)
     ]
+
+
+def test_encoded_slashes_extension_round_trips() -> None:
+    original = source_data(FIXTURES / "chatroom.yaml")
+    assert load_asyncapi(original).allow_encoded_slashes is False
+    allowed = {**original, "x-asyncapi-gw-allow-encoded-slashes": True}
+    api = load_asyncapi(allowed)
+    assert api.allow_encoded_slashes is True
+    assert export_asyncapi(api) == allowed  # unchanged: exported as it came
+    out = export_asyncapi(attrs.evolve(api, allow_encoded_slashes=False))
+    assert "x-asyncapi-gw-allow-encoded-slashes" not in out
+    added = export_asyncapi(attrs.evolve(load_asyncapi(original), allow_encoded_slashes=True))
+    assert added["x-asyncapi-gw-allow-encoded-slashes"] is True
+    assert validate_document(added).valid
+    with pytest.raises(ConversionError) as info:
+        load_asyncapi({**original, "x-asyncapi-gw-allow-encoded-slashes": "yes"})
+    assert [p.pointer for p in info.value.problems] == ["/x-asyncapi-gw-allow-encoded-slashes"]

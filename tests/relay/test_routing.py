@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, unquote, urlsplit
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -49,10 +51,10 @@ def route(table: RouteTable, target: str) -> Route:
     return found
 
 
-def refused(table: RouteTable, target: str) -> NoRoute:
+def refused(table: RouteTable, target: str, status: int = 404) -> NoRoute:
     found = table.match(target)
     assert isinstance(found, NoRoute), found
-    assert found.status == 404
+    assert found.status == status
     return found
 
 
@@ -147,7 +149,7 @@ def test_query_is_dropped_from_matching_and_kept_raw() -> None:
 
 def test_one_trailing_slash_only() -> None:
     assert route(TABLE, "/chats/1.0/notifications/").topic.name == "/notifications"
-    refused(TABLE, "/chats/1.0/notifications//")
+    refused(TABLE, "/chats/1.0/notifications//", 400)
 
 
 def test_segments_are_compared_decoded() -> None:
@@ -156,13 +158,56 @@ def test_segments_are_compared_decoded() -> None:
     assert dict(route(TABLE, "/chats/1.0/rooms/caf%C3%A9").params) == {"roomId": "café"}
 
 
-def test_encoded_slash_stays_inside_one_parameter() -> None:
-    found = route(TABLE, "/chats/1.0/rooms/a%2Fmembers%2F7")
+def test_encoded_slash_stays_inside_one_parameter_of_an_api_that_allows_it() -> None:
+    table = RouteTable.from_apis([attrs.evolve(CHAT, allow_encoded_slashes=True)])
+    found = route(table, "/chats/1.0/rooms/a%2Fmembers%2F7")
     assert found.topic.name == "rooms/{roomId}"
     assert dict(found.params) == {"roomId": "a/members/7"}
     assert backend_for(found, "production") == "ws://backend:8080/rooms?room=a%2Fmembers%2F7"
+    assert dict(route(table, "/chats/1.0/rooms/a%5Cb").params) == {"roomId": "a\\b"}
     # and never reaches a literal segment: "rooms%2Flobby" is not rooms/lobby
-    assert route(TABLE, "/chats/1.0/rooms%2Flobby").topic.name == "/*"
+    assert route(table, "/chats/1.0/rooms%2Flobby").topic.name == "/*"
+    assert route(TABLE, "/chats/1.0/rooms%2Flobby").topic.name == "/*"  # no parameter there
+
+
+@pytest.mark.parametrize(
+    "value", ["..%2Fadmin%2F1", "a%2fb", "%2F", "a%5Cb", "..%5c..%5cadmin", "%2e%2e%2F"]
+)
+def test_encoded_separators_in_parameters_are_400_by_default(value: str) -> None:
+    reason = refused(TABLE, f"/chats/1.0/rooms/{value}", 400).reason
+    assert "%2F" in reason
+    refused(TABLE, f"/chats/1.0/rooms/{value}/members/7", 400)
+    refused(TABLE, f"/chats/1.0/{value}/alerts/x", 400)  # a parameter before a wildcard
+
+
+RAW_PIECES = st.one_of(
+    st.sampled_from(
+        [
+            *("%2F", "%2f", "%5C", "%5c", "%2E", "%2e", ".", "..", "%25", "%252F", "%255c"),
+            *("%252E", "%", "%C3%A9", "%00", "/", "\\", "?", "#", "%3F", "a", "admin", "%20"),
+        ]
+    ),
+    st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=3),
+)
+
+
+@given(st.lists(RAW_PIECES, min_size=1, max_size=6).map("".join))
+@example("..%2Fadmin%2F1")
+@example("%252E%252E")
+def test_no_accepted_parameter_moves_a_once_decoding_backend(raw: str) -> None:
+    """Whatever the client writes as the parameter, a backend that percent-decodes its path
+    once (and takes ``\\`` for ``/``) sees the mapping's segments, none of them a dot segment."""
+    guarded = make_api(
+        topic("/open/{p}", "/open/{uri.var.p}/end"), production="ws://backend:8080/base"
+    )
+    found = RouteTable.from_apis([guarded]).match("/chats/1.0/open/" + raw)
+    if isinstance(found, NoRoute):
+        return
+    url = backend_for(found, "production")
+    assert isinstance(url, str)
+    seen = re.split(r"[/\\]", unquote(urlsplit(url).path))
+    assert seen == ["", "base", "open", found.params["p"], "end"]
+    assert found.params["p"] not in (".", "..")
 
 
 @pytest.mark.parametrize(
@@ -203,7 +248,7 @@ def test_encoded_slash_stays_inside_one_parameter() -> None:
     ],
 )
 def test_path_tricks_are_refused(target: str) -> None:
-    refused(TABLE, target)
+    refused(TABLE, target, 400)
 
 
 def test_no_api_at_a_prefix_of_a_gateway_path() -> None:
@@ -283,8 +328,13 @@ segment_text = st.text(
 @example("..%2F..")
 @example("%")
 def test_any_parameter_value_round_trips(value: str) -> None:
-    found = route(TABLE, "/chats/1.0/rooms/" + quote(value, safe=""))
-    assert dict(found.params) == {"roomId": value}
+    """Any value, separators included where the API allows them; without that, any value
+    without a separator."""
+    target = "/chats/1.0/rooms/" + quote(value, safe="")
+    table = RouteTable.from_apis([attrs.evolve(CHAT, allow_encoded_slashes=True)])
+    assert dict(route(table, target).params) == {"roomId": value}
+    if "/" not in value and "\\" not in value:
+        assert dict(route(TABLE, target).params) == {"roomId": value}
 
 
 @given(st.text(max_size=40))

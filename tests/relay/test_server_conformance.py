@@ -21,6 +21,7 @@ from websockets.exceptions import InvalidStatus
 
 from asyncapi_gw.model import (
     AuthKind,
+    AuthType,
     Operation,
     SecurityScheme,
     StreamingAPI,
@@ -349,5 +350,44 @@ def test_401_and_403_carry_www_authenticate_on_both_fronts() -> None:
                     headers = {"Authorization": f"Bearer {good}"}
                     async with client(port, "/chat/1.0/admin", additional_headers=headers):
                         pass
+
+    run(main())
+
+
+def test_an_open_topic_parameter_cannot_reach_a_scoped_backend_path() -> None:
+    """``..%2Fadmin%2F1`` on an open topic would reach ``/open/../admin/1`` at a backend that
+    decodes ``%2F``: 400, and the backend is never dialled."""
+
+    def gated(url: str, *, allow: bool) -> StreamingAPI:
+        def operations(mapping: str, *scopes: str) -> dict[str, TopicOperation]:
+            return {
+                kind: TopicOperation(operation=operation, uri_mapping=mapping, scopes=scopes)
+                for kind, operation in (
+                    ("publish", Operation.PUBLISH),
+                    ("subscribe", Operation.SUBSCRIBE),
+                )
+            }
+
+        return api(
+            url,
+            topics=(
+                Topic(name="/open/{p}", auth_type=AuthType.NONE, **operations("/open/{uri.var.p}")),
+                Topic(name="/admin/{id}", **operations("/admin/{uri.var.id}", "admin")),
+            ),
+            security=(SecurityScheme(name="oauth", kind=AuthKind.OAUTH2),),
+            allow_encoded_slashes=allow,
+        )
+
+    async def main() -> None:
+        async with backend() as b, Relay([gated(b.url, allow=False)], ws_port=0) as relay:
+            port = relay.ports["ws"]
+            for value in ("..%2Fadmin%2F1", "..%5Cadmin%5C1", "%2E%2E"):
+                assert (await _refusal(port, f"/chat/1.0/open/{value}"))[0] == 400
+            async with client(port, "/chat/1.0/open/lobby"):
+                pass
+            relay.reload([gated(b.url, allow=True)])
+            async with client(port, "/chat/1.0/open/..%2Fadmin%2F1"):
+                pass
+            assert b.paths == ["/open/lobby", "/open/..%2Fadmin%2F1"]
 
     run(main())
