@@ -88,7 +88,8 @@ class WebsocketsAdapter:
         generation = relay._generation
         try:
             route = relay._route(request)
-            principal, url = relay._authorize(route, request)
+            principal, built = relay._authorize(route, request)
+            url = built.url
             offered = [
                 Subprotocol(p.strip())
                 for v in request.headers.get_all("Sec-WebSocket-Protocol")

@@ -41,9 +41,11 @@ both or neither; a query in the endpoint URL or the mapping is kept and joined w
 ``{uri.var.NAME}`` becomes the parameter's decoded value percent-encoded except for RFC 3986
 unreserved characters, so no value can add a path segment, a query parameter, a fragment or
 change the scheme, host or port. Without a mapping the endpoint URL is used unchanged. The
-client's query follows, without the credential parameters ``access_token`` and ``apikey``
-(compared case-sensitively after decoding the name, every occurrence); it stays in encoded form,
-so an encoded CR, LF or NUL is forwarded as ``%0D``, ``%0A``, ``%00``, never as the raw byte, and
+client's query follows, without the credential parameters ``access_token`` and ``apikey`` and
+without the parameters the endpoint URL or the mapping already set (``?fixed=1`` in the mapping
+wins over the client's ``fixed=2``; :attr:`BackendURL.overridden` names what was dropped), names
+compared case-sensitively after decoding, every occurrence; it stays in encoded form, so an
+encoded CR, LF or NUL is forwarded as ``%0D``, ``%0A``, ``%00``, never as the raw byte, and
 characters a query may not hold raw are percent-encoded.
 """
 
@@ -62,6 +64,7 @@ from asyncapi_gw.model import Endpoint, StreamingAPI, Topic
 
 __all__ = [
     "CREDENTIAL_QUERY_PARAMETERS",
+    "BackendURL",
     "Environment",
     "NoRoute",
     "Route",
@@ -109,6 +112,15 @@ class Route:
     def allows_backend_messages(self) -> bool:
         """The topic has subscribe: backend -> client messages are relayed."""
         return self.topic.subscribe is not None
+
+
+@attrs.frozen(kw_only=True)
+class BackendURL:
+    """The URL to dial; ``overridden``: the names of the client's query parameters dropped
+    because the endpoint URL or the URL mapping sets them (in the client's order)."""
+
+    url: str
+    overridden: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -267,7 +279,7 @@ class RouteTable:
 
 def backend_for(
     route: Route, environment: Environment, *, forward_query: bool = True
-) -> str | NoRoute:
+) -> BackendURL | NoRoute:
     """The backend URL to dial for ``route``, or the refusal when the API lacks the endpoint."""
     api = route.api
     if environment == "sandbox":
@@ -288,10 +300,13 @@ def backend_for(
         raise RelayError(f"unknown environment {environment!r}: use 'production' or 'sandbox'")
     if route.uri_mapping is not None:
         url = _apply_mapping(url, route.uri_mapping, route.params)
-    query = _forwarded_query(route.query) if forward_query else ""
+    if not forward_query or not route.query:
+        return BackendURL(url=url)
+    fixed = {_name(part) for part in url.partition("?")[2].split("&") if part}
+    query, overridden = _forwarded_query(route.query, fixed)
     if query:
         url += query if url.endswith(("?", "&")) else ("&" if "?" in url else "?") + query
-    return url
+    return BackendURL(url=url, overridden=overridden)
 
 
 def backend_template(endpoint: Endpoint, topic: Topic) -> str:
@@ -462,11 +477,21 @@ def _join(endpoint: str, mapping: str) -> str:
     return f"{url}?{query}" if query else url
 
 
-def _forwarded_query(raw: str) -> str:
-    """The client's query without credential parameters, in safe encoded form."""
-    kept = [
-        _QUERY_REENCODE.sub(lambda m: quote(m[0], safe=""), part)
-        for part in raw.split("&")
-        if part and unquote(part.partition("=")[0]) not in CREDENTIAL_QUERY_PARAMETERS
-    ]
-    return "&".join(kept)
+def _name(part: str) -> str:
+    """The decoded name of a query's ``name=value`` part."""
+    return unquote(part.partition("=")[0])
+
+
+def _forwarded_query(raw: str, fixed: set[str]) -> tuple[str, tuple[str, ...]]:
+    """The client's query without credential parameters or those named in ``fixed``, in safe
+    encoded form, and the names of those dropped for ``fixed``."""
+    kept, overridden = [], []
+    for part in raw.split("&"):
+        name = _name(part)
+        if not part or name in CREDENTIAL_QUERY_PARAMETERS:
+            continue
+        if name in fixed:
+            overridden.append(name)
+            continue
+        kept.append(_QUERY_REENCODE.sub(lambda m: quote(m[0], safe=""), part))
+    return "&".join(kept), tuple(overridden)

@@ -58,7 +58,14 @@ from asyncapi_gw.relay.reload import (
     Session,
     reconcile,
 )
-from asyncapi_gw.relay.routing import Environment, NoRoute, Route, RouteTable, backend_for
+from asyncapi_gw.relay.routing import (
+    BackendURL,
+    Environment,
+    NoRoute,
+    Route,
+    RouteTable,
+    backend_for,
+)
 from asyncapi_gw.relay.stream import (
     THROTTLE_CLOSE_CODE,
     Close,
@@ -349,7 +356,7 @@ class Relay:
             raise HandshakeError(route.status, route.reason)
         return route
 
-    def _authorize(self, route: Route, request: RequestLike) -> tuple[Principal, str]:
+    def _authorize(self, route: Route, request: RequestLike) -> tuple[Principal, BackendURL]:
         """Who connects and the backend URL. Raises :class:`HandshakeError` (401/403/503)."""
         principal = self._authenticator.authenticate(
             api=route.api,
@@ -368,6 +375,8 @@ class Relay:
         url = backend_for(route, environment, forward_query=self.config.forward_query)
         if isinstance(url, NoRoute):
             raise HandshakeError(url.status, url.reason)
+        if url.overridden:
+            self._metrics.query_overridden(route.api.name, len(url.overridden))
         return principal, url
 
     def _admit(self) -> bool:
@@ -527,6 +536,7 @@ class _Connection(asyncio.Protocol):
         "generation",
         "loop",
         "peer",
+        "query_dropped",
         "relay",
         "route",
         "secure",
@@ -557,6 +567,7 @@ class _Connection(asyncio.Protocol):
         self.closed_by = ""
         self.error = ""
         self.peer = ""
+        self.query_dropped: tuple[str, ...] = ()  # client query names the backend URL fixes
         self._holding_slot = False
         self._parser: RequestParser | None = RequestParser()  # until the request is read
         self._backend_ready: asyncio.Future[tuple[HttpResponse, bytes]] | None = None
@@ -657,8 +668,9 @@ class _Connection(asyncio.Protocol):
             raise problem
         self.generation = relay._generation
         self.route = route = relay._route(request)
-        principal, url = relay._authorize(route, request)
-        self.backend_url = url
+        principal, backend = relay._authorize(route, request)
+        self.backend_url = url = backend.url
+        self.query_dropped = backend.overridden
         self.session = Session(
             target=request.path, route=route, principal=principal, backend_url=url
         )
@@ -1111,6 +1123,8 @@ class _Connection(asyncio.Protocol):
             entry["topic"] = self.route.topic.name
         if self.backend_url is not None:
             entry["backend"] = self.backend_url
+        if self.query_dropped:
+            entry["query_dropped"] = list(self.query_dropped)
         entry["duration_ms"] = round((time.monotonic() - self.started) * 1000, 1)
         for t in traffic:
             entry[f"messages_{t.direction}"] = t.messages

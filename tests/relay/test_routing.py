@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import Endpoint, Operation, StreamingAPI, Topic, TopicOperation
-from asyncapi_gw.relay.routing import NoRoute, Route, RouteTable, backend_for, backend_template
+from asyncapi_gw.relay.routing import (
+    BackendURL,
+    NoRoute,
+    Route,
+    RouteTable,
+    backend_for,
+    backend_template,
+)
 
 
 def pub(mapping: str | None = None) -> TopicOperation:
@@ -163,7 +170,7 @@ def test_encoded_slash_stays_inside_one_parameter_of_an_api_that_allows_it() -> 
     found = route(table, "/chats/1.0/rooms/a%2Fmembers%2F7")
     assert found.topic.name == "rooms/{roomId}"
     assert dict(found.params) == {"roomId": "a/members/7"}
-    assert backend_for(found, "production") == "ws://backend:8080/rooms?room=a%2Fmembers%2F7"
+    assert url_for(found) == "ws://backend:8080/rooms?room=a%2Fmembers%2F7"
     assert dict(route(table, "/chats/1.0/rooms/a%5Cb").params) == {"roomId": "a\\b"}
     # and never reaches a literal segment: "rooms%2Flobby" is not rooms/lobby
     assert route(table, "/chats/1.0/rooms%2Flobby").topic.name == "/*"
@@ -203,8 +210,7 @@ def test_no_accepted_parameter_moves_a_once_decoding_backend(raw: str) -> None:
     found = RouteTable.from_apis([guarded]).match("/chats/1.0/open/" + raw)
     if isinstance(found, NoRoute):
         return
-    url = backend_for(found, "production")
-    assert isinstance(url, str)
+    url = url_for(found)
     seen = re.split(r"[/\\]", unquote(urlsplit(url).path))
     assert seen == ["", "base", "open", found.params["p"], "end"]
     assert found.params["p"] not in (".", "..")
@@ -355,10 +361,14 @@ def test_match_never_raises_on_well_formed_paths(segments: list[str], query: str
 # --- backend URLs ------------------------------------------------------------------------------
 
 
+def url_for(found: Route, environment: str = "production", **kw: bool) -> str:
+    built = backend_for(found, environment, **kw)  # type: ignore[arg-type]
+    assert isinstance(built, BackendURL), built
+    return built.url
+
+
 def backend(api: StreamingAPI, target: str, environment: str = "production", **kw: bool) -> str:
-    url = backend_for(route(RouteTable.from_apis([api]), target), environment, **kw)  # type: ignore[arg-type]
-    assert isinstance(url, str), url
-    return url
+    return url_for(route(RouteTable.from_apis([api]), target), environment, **kw)
 
 
 @pytest.mark.parametrize(
@@ -393,8 +403,7 @@ def test_mapping_joins_endpoint(endpoint: str, mapping: str | None, expected: st
 def test_parameter_values_cannot_change_the_backend(value: str) -> None:
     mapping = "/r/{uri.var.id}/x?room={uri.var.id}&k=v"
     found = Route(api=MAPPED, topic=MAPPED.topics[0], params={"id": value}, uri_mapping=mapping)
-    url = backend_for(found, "production")
-    assert isinstance(url, str)
+    url = url_for(found)
     template = urlsplit("wss://backend.example:8443/base/r/x/x?room=x&k=v")
     built = urlsplit(url)
     assert (built.scheme, built.hostname, built.port) == (
@@ -442,6 +451,25 @@ def test_client_query_joins_a_mapping_query() -> None:
     assert backend(api, target, forward_query=False) == "ws://b:1/rooms?room=7"
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "mapping", "query", "url", "overridden"),
+    [
+        ("ws://b:1", "/rooms?fixed=1", "fixed=2&x=3", "ws://b:1/rooms?fixed=1&x=3", ("fixed",)),
+        ("ws://b:1", "?room={uri.var.id}", "room=9&room=8", "ws://b:1/?room=7", ("room", "room")),
+        ("ws://b:1", "?k=v", "%6B=evil&K=ok&k", "ws://b:1/?k=v&K=ok", ("k", "k")),  # decoded
+        ("ws://b:1/f?v=2", "/r", "v=3&w=1", "ws://b:1/f/r?v=2&w=1", ("v",)),  # endpoint's too
+        ("ws://b:1", "?fixed", "fixed=1", "ws://b:1/?fixed", ("fixed",)),
+        ("ws://b:1", "/r", "fixed=2", "ws://b:1/r?fixed=2", ()),  # nothing fixed
+    ],
+)
+def test_the_mappings_query_parameters_win_over_the_clients(
+    endpoint: str, mapping: str, query: str, url: str, overridden: tuple[str, ...]
+) -> None:
+    api = make_api(topic("/r/{id}", mapping), production=endpoint)
+    found = backend_for(route(RouteTable.from_apis([api]), f"/chats/1.0/r/7?{query}"), "production")
+    assert found == BackendURL(url=url, overridden=overridden)
+
+
 def test_endpoint_ending_with_a_question_mark() -> None:
     api = make_api(topic("/n"), production="ws://b:1/feed?")
     assert backend(api, "/chats/1.0/n?a=1") == "ws://b:1/feed?a=1"
@@ -468,7 +496,7 @@ def test_sandbox_and_production() -> None:
     assert backend_for(found, "production") == NoRoute(
         status=503, reason="API 'Chat' 1.0 has no production endpoint."
     )
-    assert backend_for(found, "sandbox") == "ws://sand:1"
+    assert url_for(found, "sandbox") == "ws://sand:1"
     with pytest.raises(RelayError, match="unknown environment"):
         backend_for(found, "Sandbox")  # type: ignore[arg-type]
 

@@ -8,9 +8,11 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import re
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import attrs
 import pytest
@@ -391,3 +393,28 @@ def test_an_open_topic_parameter_cannot_reach_a_scoped_backend_path() -> None:
             assert b.paths == ["/open/lobby", "/open/..%2Fadmin%2F1"]
 
     run(main())
+
+
+def test_a_client_query_parameter_cannot_override_the_mappings(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    mapping = "/rooms?fixed=1"
+    fixed = Topic(
+        name="/r",
+        publish=TopicOperation(operation=Operation.PUBLISH, uri_mapping=mapping),
+        subscribe=TopicOperation(operation=Operation.SUBSCRIBE, uri_mapping=mapping),
+    )
+
+    async def main() -> str:
+        async with (
+            backend() as b,
+            Relay([api(b.url, topics=(fixed,))], ws_port=0, access_log=str(log)) as relay,
+        ):
+            async with client(relay.ports["ws"], "/chat/1.0/r?fixed=2&x=1&fixed=3"):
+                pass
+            assert b.paths == ["/rooms?fixed=1&x=1"]
+            return relay.metrics_text()
+
+    metrics = run(main())
+    assert 'asyncapi_gw_query_parameters_overridden_total{api="Chat"} 2' in metrics
+    [entry] = (json.loads(line) for line in log.read_text().splitlines())
+    assert entry["query_dropped"] == ["fixed", "fixed"]
