@@ -33,11 +33,15 @@ from asyncapi_gw.model import Operation
 from asyncapi_gw.relay.handshake import HandshakeError, origin_form
 from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota, QuotaRegistry
 from asyncapi_gw.relay.reload import Drop, Keep, Session
+from asyncapi_gw.relay.stream import Close
 
 if TYPE_CHECKING:
     from asyncapi_gw.relay.server import Relay
 
 __all__ = ["WebsocketsAdapter"]
+
+# Codes websockets fails a connection with when the peer breaks the protocol.
+_PROTOCOL_ERRORS = frozenset({1002, 1007, 1009})
 
 
 class _Leg:
@@ -175,6 +179,7 @@ class WebsocketsAdapter:
     ) -> None:
         config = self._relay.config
         from_client = operation is Operation.PUBLISH
+        fault: Close | None = None  # why the relay closed ``source``
         try:
             async for message in source:
                 route = leg.session.route  # a reload may have changed it
@@ -182,12 +187,12 @@ class WebsocketsAdapter:
                 check = self._relay._validator(route, operation)
                 if not route.topic.allows(operation):
                     if config.on_wrong_direction == "close":
-                        await source.close(1008, f"topic does not allow {operation.value}")
+                        fault = Close(1008, f"topic does not allow {operation.value}")
                         break
                     continue
                 if quota is not None and not quota.take(time.monotonic()):
                     if config.on_throttle == "close":
-                        await source.close(4003, "Websocket frame throttled out")
+                        fault = Close(4003, "Websocket frame throttled out")
                         break
                     await source.send(THROTTLED_MESSAGE)
                     continue
@@ -196,15 +201,22 @@ class WebsocketsAdapter:
                     raw = message.encode() if isinstance(message, str) else message
                     if not check(1 if text else 2, raw):
                         if config.on_invalid == "close":
-                            await source.close(1007, "message failed validation")
+                            fault = Close(1007, "message failed validation")
                             break
                         continue
                 await sink.send(message)
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            sent, rcvd = exc.sent, exc.rcvd
+            if rcvd is None and sent is not None and sent.code in _PROTOCOL_ERRORS:
+                fault = Close(sent.code, sent.reason)  # websockets failed the connection
+        if fault is not None:
+            to_client, to_backend = fault.closes(from_client=from_client)
+            own, other = (to_client, to_backend) if from_client else (to_backend, to_client)
+            await asyncio.gather(source.close(*own), sink.close(*other))
+            return
         frame = source.protocol.close_rcvd or source.protocol.close_sent
         if frame is not None:
             await sink.close(frame.code, frame.reason)
         else:
-            lost = 1014 if operation is Operation.SUBSCRIBE else 1001
-            await sink.close(lost, "backend connection lost" if lost == 1014 else "going away")
+            lost = 1001 if from_client else 1014
+            await sink.close(lost, "going away" if from_client else "backend connection lost")

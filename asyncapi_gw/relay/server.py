@@ -67,7 +67,6 @@ from asyncapi_gw.relay.routing import (
     backend_for,
 )
 from asyncapi_gw.relay.stream import (
-    THROTTLE_CLOSE_CODE,
     Close,
     CloseSeen,
     Forward,
@@ -488,14 +487,6 @@ class _BackendProtocol(asyncio.Protocol):
 
 
 _CLIENT, _BACKEND = 0, 1
-# What a pump's close code says about the side at fault, in the other side's close reason.
-_FAULTS = {
-    1002: "protocol error",
-    1007: "invalid data",
-    1008: "policy violation",
-    1009: "message too big",
-    THROTTLE_CLOSE_CODE: "throttled",
-}
 
 
 class _Connection(asyncio.Protocol):
@@ -881,7 +872,8 @@ class _Connection(asyncio.Protocol):
             elif kind is CloseSeen:
                 self._close_frame_passed(action.code, action.reason, side)
             elif kind is Close:
-                self._fault(side, action.code, action.reason)
+                to_client, to_backend = action.closes(from_client=side == _CLIENT)
+                self.shut(*to_client, backend=to_backend)
 
     def _close_frame_passed(self, code: int | None, reason: str, side: int) -> None:
         self._close_from[side] = True
@@ -895,15 +887,6 @@ class _Connection(asyncio.Protocol):
         elif self.state == _OPEN:
             self.state = _CLOSING
             self._later(self.relay.config.close_timeout, self.abort, "close timeout")
-
-    def _fault(self, side: int, code: int, reason: str) -> None:
-        """``side`` broke the protocol or the policy: it gets ``code``; the other side learns
-        why with 1014 (the client, when the backend is at fault) or 1001 (the backend)."""
-        what = f"{_FAULTS.get(code, 'error')}: {reason}"
-        if side == _BACKEND:
-            self.shut(1014, f"bad gateway: backend {what}", backend=(code, reason))
-        else:
-            self.shut(code, reason, backend=(1001, f"client {what}"))
 
     def shut(
         self, code: int, reason: str, *, backend: tuple[int, str] = (1001, "relay closing")

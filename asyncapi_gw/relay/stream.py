@@ -74,6 +74,25 @@ class Close:
     code: int
     reason: str
 
+    def closes(self, *, from_client: bool) -> tuple[tuple[int, str], tuple[int, str]]:
+        """The (code, reason) of the close frame to the client, then to the backend, when the
+        side this came from is at fault: it gets ``code``; the other side learns why, the
+        client with 1014 (bad gateway), the backend with 1001 (going away)."""
+        what = f"{_FAULTS.get(self.code, 'error')}: {self.reason}"
+        if from_client:
+            return (self.code, self.reason), (1001, f"client {what}")
+        return (1014, f"bad gateway: backend {what}"), (self.code, self.reason)
+
+
+# What a Close's code says about the side at fault, in the other side's close reason.
+_FAULTS = {
+    1002: "protocol error",
+    1007: "invalid data",
+    1008: "policy violation",
+    1009: "message too big",
+    THROTTLE_CLOSE_CODE: "throttled",
+}
+
 
 @attrs.frozen
 class CloseSeen:

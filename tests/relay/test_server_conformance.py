@@ -38,8 +38,8 @@ _QUICK = {"close_timeout": 1.0, "ping_interval": None}
 
 @attrs.define
 class RawBackend:
-    """A backend written byte by byte: ``received`` is everything the relay sent it after its
-    handshake, read until the relay closed its side."""
+    """A backend written byte by byte: ``received`` is what the relay sent it after its
+    handshake, up to its close frame."""
 
     url: str = ""
     received: bytes = b""
@@ -55,7 +55,8 @@ Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 @contextlib.asynccontextmanager
 async def raw_backend(script: Script, *, accept: bytes | None = None) -> AsyncIterator[RawBackend]:
     """Answers the upgrade (with the header line ``accept`` instead of the right
-    ``Sec-WebSocket-Accept`` when given), runs ``script``, then records what arrives until EOF."""
+    ``Sec-WebSocket-Accept`` when given), runs ``script``, then records what arrives until a
+    close frame or EOF, and closes."""
     state = RawBackend()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -70,9 +71,17 @@ async def raw_backend(script: Script, *, accept: bytes | None = None) -> AsyncIt
             + (right if accept is None else accept)
             + b"\r\n"
         )
+
+        async def record() -> None:
+            while not any(opcode == 8 for _, opcode, _ in state.frames()):
+                data = await reader.read(65536)
+                if not data:
+                    return
+                state.received += data
+
         try:
             await script(reader, writer)
-            state.received += await asyncio.wait_for(reader.read(), 10)
+            await asyncio.wait_for(record(), 10)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -418,3 +427,36 @@ def test_a_client_query_parameter_cannot_override_the_mappings(tmp_path: Path) -
     assert 'asyncapi_gw_query_parameters_overridden_total{api="Chat"} 2' in metrics
     [entry] = (json.loads(line) for line in log.read_text().splitlines())
     assert entry["query_dropped"] == ["fixed", "fixed"]
+
+
+@pytest.mark.parametrize("name", BACKEND_VIOLATIONS)
+def test_the_websockets_embedding_blames_the_backend_alike(name: str) -> None:
+    bad, _ = BACKEND_VIOLATIONS[name]
+
+    async def misbehave(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(6 + 2)
+        writer.write(bad)
+
+    async def main() -> RawBackend:
+        async with raw_backend(misbehave) as state:
+            relay = Relay([api(state.url)], **_QUICK)
+            async with serve(
+                relay.handler,
+                "127.0.0.1",
+                0,
+                process_request=relay.process_request,
+                process_response=relay.process_response,
+            ) as embedded:
+                port = embedded.sockets[0].getsockname()[1]
+                async with client(port, "/chat/1.0/x", compression=None) as ws:
+                    await ws.send("go")
+                    code, reason = await closed_code(ws)
+                    assert code == 1014
+                    assert reason is not None
+                    assert reason.startswith("bad gateway: backend protocol error")
+                await asyncio.wait_for(state.done.wait(), 10)
+        return state
+
+    close = run(main()).frames()[-1]
+    assert close[1] == 8
+    assert struct.unpack("!H", close[2][:2])[0] == 1002
