@@ -125,7 +125,7 @@ class Principal:
 class Rejection:
     """A refused handshake: HTTP ``status`` (401 or 403), a plain-text ``reason`` that is safe
     to send to the client (it never repeats the credential), and the ``WWW-Authenticate``
-    ``challenges`` to answer with, one header each."""
+    ``challenges`` to answer with (the relay joins them in one header, comma-separated)."""
 
     status: int
     reason: str

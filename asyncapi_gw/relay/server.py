@@ -365,11 +365,10 @@ class Relay:
             now=time.time(),
         )
         if isinstance(principal, Rejection):
-            raise HandshakeError(
-                principal.status,
-                principal.reason,
-                [("WWW-Authenticate", challenge) for challenge in principal.challenges],
-            )
+            # one header line: clients that keep one value per header name see every challenge
+            challenges = ", ".join(principal.challenges)
+            headers = [("WWW-Authenticate", challenges)] if challenges else []
+            raise HandshakeError(principal.status, principal.reason, headers)
         environment: Environment = "sandbox" if principal.environment == "sandbox" else "production"
         url = backend_for(route, environment, forward_query=self.config.forward_query)
         if isinstance(url, NoRoute):

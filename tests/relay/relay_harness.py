@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -91,18 +87,6 @@ async def backend(
         port = server.sockets[0].getsockname()[1]
         state.url = f"ws://127.0.0.1:{port}"
         yield state
-
-
-def hs256(secret: str, claims: dict[str, Any]) -> str:
-    """A compact HS256 JWT minted by hand (independently of PyJWT)."""
-
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    signature = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(signature)}"
 
 
 def client(relay_port: int, path: str, **options: Any) -> Any:
