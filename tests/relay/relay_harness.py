@@ -118,3 +118,16 @@ async def closed_code(ws: ClientConnection) -> tuple[int | None, str | None]:
             await ws.recv()
     frame = ws.protocol.close_rcvd
     return (frame.code, frame.reason) if frame else (None, None)
+
+
+@contextlib.asynccontextmanager
+async def embedded(relay: Any) -> AsyncIterator[int]:
+    """``relay`` inside a websockets server of its own, as an embedder runs it; yields its port."""
+    async with serve(
+        relay.handler,
+        "127.0.0.1",
+        0,
+        process_request=relay.process_request,
+        process_response=relay.process_response,
+    ) as server:
+        yield server.sockets[0].getsockname()[1]

@@ -12,8 +12,17 @@ from pathlib import Path
 import pytest
 from jwt_tokens import hs256
 from raw_frames import RawBackend, parse_frames, raw_backend, raw_frame
-from relay_harness import UPGRADE, api, backend, client, closed_code, http_get, run, topic
-from websockets.asyncio.server import serve
+from relay_harness import (
+    UPGRADE,
+    api,
+    backend,
+    client,
+    closed_code,
+    embedded,
+    http_get,
+    run,
+    topic,
+)
 from websockets.exceptions import InvalidStatus
 
 from asyncapi_gw.model import (
@@ -280,17 +289,8 @@ def test_401_and_403_carry_www_authenticate_on_both_fronts() -> None:
         async with backend() as b:
             apis = [_secured(b.url, AuthKind.OAUTH2, AuthKind.API_KEY)]
             relay = Relay(apis, ws_port=0, auth=auth, **_QUICK)
-            async with (
-                relay,
-                serve(
-                    relay.handler,
-                    "127.0.0.1",
-                    0,
-                    process_request=relay.process_request,
-                    process_response=relay.process_response,
-                ) as embedded,
-            ):
-                for port in (relay.ports["ws"], embedded.sockets[0].getsockname()[1]):
+            async with relay, embedded(relay) as embedded_port:
+                for port in (relay.ports["ws"], embedded_port):
                     for path, headers, status, challenges in cases:
                         got = await _refusal(port, path, **headers)
                         assert got == (status, challenges), (port, path)
@@ -376,14 +376,7 @@ def test_the_websockets_embedding_blames_the_backend_alike(name: str) -> None:
     async def main() -> RawBackend:
         async with raw_backend(misbehave) as state:
             relay = Relay([api(state.url)], **_QUICK)
-            async with serve(
-                relay.handler,
-                "127.0.0.1",
-                0,
-                process_request=relay.process_request,
-                process_response=relay.process_response,
-            ) as embedded:
-                port = embedded.sockets[0].getsockname()[1]
+            async with embedded(relay) as port:
                 async with client(port, "/chat/1.0/x", compression=None) as ws:
                     await ws.send("go")
                     code, reason = await closed_code(ws)
