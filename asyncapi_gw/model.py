@@ -331,6 +331,9 @@ class StreamingAPI:
     topics: tuple[Topic, ...] = attrs.field(default=(), converter=_topics)
     security: tuple[SecurityScheme, ...] = attrs.field(default=(), converter=_schemes)
     throttling: Throttling | None = None
+    allow_encoded_slashes: bool = False
+    """Let a path parameter's value hold ``/`` or ``\\`` (sent ``%2F``, ``%5C``); see the
+    relay's routing."""
     asyncapi_version: str | None = None
     document: Mapping[str, Any] | None = _json_field(optional=True)
     base_uri: str | None = None  # where the source document lives, for relative $refs

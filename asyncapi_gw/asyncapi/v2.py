@@ -12,6 +12,8 @@ Mapping (PRODUCT.md section 2):
 - context: the root extension ``x-asyncapi-gw-context``, else ``/`` + the title slug.
 - throttling: the root extension ``x-asyncapi-gw-throttling``
   (``{events: N, per: second|minute|day}``).
+- allow_encoded_slashes: the root extension ``x-asyncapi-gw-allow-encoded-slashes`` (a boolean;
+  absent is false).
 - endpoints: the server named ``production`` (else the first ``ws``/``wss`` server) and ``sandbox``;
   server variables expand to their defaults.
 - channels -> topics; WSO2's ``x-uri-mapping`` and ``x-scopes`` on publish/subscribe,
@@ -55,6 +57,7 @@ from asyncapi_gw.schema import SUPPORTED_VERSIONS
 __all__ = [
     "CONTEXT_EXTENSION",
     "DISABLE_SECURITY_EXTENSION",
+    "ENCODED_SLASHES_EXTENSION",
     "THROTTLING_EXTENSION",
     "VERSION_FEATURE_RULE",
     "WSO2_PLACEHOLDER_AUTHORIZATION_URL",
@@ -67,6 +70,7 @@ CONTEXT_EXTENSION = "x-asyncapi-gw-context"
 # WSO2 Choreo Connect's open-topic marker (a boolean).
 DISABLE_SECURITY_EXTENSION = "x-wso2-disable-security"
 THROTTLING_EXTENSION = "x-asyncapi-gw-throttling"
+ENCODED_SLASHES_EXTENSION = "x-asyncapi-gw-allow-encoded-slashes"
 # What WSO2 API Manager writes as the implicit flow's authorizationUrl of a new API.
 WSO2_PLACEHOLDER_AUTHORIZATION_URL = "http://localhost:9999"
 
@@ -152,7 +156,12 @@ def decode(
     # Decoded even when the API cannot be built, so that every problem is reported.
     parts = decoder.attempt(
         "/info",
-        lambda: (_topics(data, decoder), _security(data, decoder), _throttling(data, decoder)),
+        lambda: (
+            _topics(data, decoder),
+            _security(data, decoder),
+            _throttling(data, decoder),
+            _encoded_slashes(data, decoder),
+        ),
         fatal=True,
     )
     api = None if not identified or parts is None else decoder.attempt(
@@ -167,6 +176,7 @@ def decode(
             topics=parts[0],
             security=parts[1],
             throttling=parts[2],
+            allow_encoded_slashes=parts[3],
             asyncapi_version=_text(data.get("asyncapi")),
             document=source if source is not None else data,
             base_uri=base_uri,
@@ -489,6 +499,14 @@ def _throttling(data: Mapping[str, Any], decoder: _Decoder) -> Throttling | None
     return result
 
 
+def _encoded_slashes(data: Mapping[str, Any], decoder: _Decoder) -> bool:
+    raw = data.get(ENCODED_SLASHES_EXTENSION, False)
+    if not isinstance(raw, bool):
+        decoder.fail(pointer_to(ENCODED_SLASHES_EXTENSION), "must be true or false")
+        return False
+    return raw
+
+
 # --------------------------------------------------------------------------- encoding
 
 
@@ -557,6 +575,8 @@ def _encode_root_extensions(
             if throttling is None
             else {"events": throttling.events, "per": throttling.unit.value},
         )
+    if base is None or api.allow_encoded_slashes != base.allow_encoded_slashes:
+        _set(doc, ENCODED_SLASHES_EXTENSION, True if api.allow_encoded_slashes else None)
 
 
 def _server(endpoint: Endpoint, existing: Any) -> dict[str, Any]:

@@ -15,12 +15,22 @@ The rules, in the order :meth:`Authenticator.authenticate` applies them:
    that holds *at least one* of them; else 403.  A topic without scopes admits any valid
    credential.
 
+Every 401 carries a ``WWW-Authenticate`` challenge per kind of credential the API accepts
+(RFC 9110 section 11.6.1; RFC 6750 section 3 for bearer tokens), with the API's name as the
+realm: ``Bearer realm="Chat"`` when no credential came, ``Bearer realm="Chat",
+error="invalid_token", error_description="token expired"`` for a bad token,
+``error="invalid_request"`` for a malformed or repeated one; API keys have no registered
+scheme, so their challenge is ``ApiKey realm="Chat"``.  A 403 for a bearer token lacking the
+topic's scope carries ``error="insufficient_scope"`` and the ``scope`` it needs.
+
 JWTs: only HS256, RS256 and ES256; each configured key is bound to one algorithm, and a token
 whose header names another is refused, so neither ``alg: none`` nor a token signed HS256 with an
 RSA public key as the secret can pass.  ``exp`` and ``nbf`` are checked against the caller's
 clock with a small leeway (both optional, as in RFC 7519); ``iss`` and ``aud`` only when
-configured.  Scopes come from ``scope`` (space-separated) and ``scp`` (list or space-separated),
-combined; ``keytype: SANDBOX`` (any case) selects the sandbox environment.
+configured.  Scopes come from ``scope`` and ``scp``, each a space-separated string (RFC 8693
+section 4.2) or a list of strings (as several identity providers write them), combined; any
+other type is a malformed token (401).  ``keytype: SANDBOX`` (any case) selects the sandbox
+environment.
 
 API keys are looked up by their SHA-256 digest, so the authenticator holds no key in clear.
 
@@ -113,11 +123,16 @@ class Principal:
 
 @attrs.frozen(kw_only=True)
 class Rejection:
-    """A refused handshake: HTTP ``status`` (401 or 403) and a plain-text ``reason`` that is safe
-    to send to the client (it never repeats the credential)."""
+    """A refused handshake: HTTP ``status`` (401 or 403), a plain-text ``reason`` that is safe
+    to send to the client (it never repeats the credential), and the ``WWW-Authenticate``
+    ``challenges`` to answer with (the relay joins them in one header, comma-separated)."""
 
     status: int
     reason: str
+    error: str | None = None
+    """The RFC 6750 error code when a bearer token was refused: ``invalid_request`` (malformed
+    or repeated), ``invalid_token`` or ``insufficient_scope``."""
+    challenges: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -364,8 +379,42 @@ def _jwks_keys(jwks: Mapping[str, Any]) -> dict[str | None, _Key]:
     return keys
 
 
-def _reject(reason: str, status: int = 401) -> Rejection:
-    return Rejection(status=status, reason=reason)
+def _reject(reason: str, status: int = 401, error: str | None = None) -> Rejection:
+    """A refusal; :meth:`Authenticator.authenticate` adds its challenges."""
+    return Rejection(status=status, reason=reason, error=error)
+
+
+_BEARER_FORM = "the Authorization header must be 'Bearer <token>'"
+_REQUEST, _TOKEN, _SCOPE = "invalid_request", "invalid_token", "insufficient_scope"
+# Characters a quoted realm, error_description or scope may hold (RFC 6750 section 3).
+_QUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def _quoted(text: str) -> str:
+    return '"' + _QUOTABLE.sub("?", text) + '"'
+
+
+def _challenges(api: StreamingAPI, outcome: Rejection, required: Iterable[str]) -> tuple[str, ...]:
+    """The ``WWW-Authenticate`` values for ``outcome`` on ``api``: for a 401, one challenge per
+    kind of credential the API accepts, bearer first; for a 403 of a bearer token, its scope."""
+    realm = f"realm={_quoted(api.name)}"
+    error = outcome.error
+    if outcome.status == 403:
+        if error is None:
+            return ()
+        scope = " ".join(s for s in required if _SCOPE_TOKEN.fullmatch(s))
+        needed = f", scope={_quoted(scope)}" if scope else ""
+        return (f'Bearer {realm}, error="{error}"{needed}',)
+    found: list[str] = []
+    if AuthKind.OAUTH2 in api.auth_kinds:
+        bearer = f"Bearer {realm}"
+        if error is not None:
+            bearer += f', error="{error}", error_description={_quoted(outcome.reason)}'
+        found.append(bearer)
+    if AuthKind.API_KEY in api.auth_kinds:
+        found.append(f"ApiKey {realm}")
+    return tuple(found)
 
 
 def _time_claim(value: Any) -> float | None:
@@ -382,21 +431,18 @@ def _space_separated(value: str) -> list[str]:
     return [s for s in value.split(" ") if s]
 
 
-def _jwt_scopes(claims: Mapping[str, Any]) -> frozenset[str] | None:
-    """Scopes from ``scope`` and ``scp``, or ``None`` when either claim is malformed."""
+def _jwt_scopes(claims: Mapping[str, Any]) -> frozenset[str] | str:
+    """Scopes from ``scope`` and ``scp``, each a space-separated string or a list of strings;
+    the name of the first malformed claim instead."""
     found: list[str] = []
-    scope = claims.get("scope")
-    if scope is not None:
-        if not isinstance(scope, str):
-            return None
-        found += _space_separated(scope)
-    scp = claims.get("scp")
-    if isinstance(scp, str):
-        found += _space_separated(scp)
-    elif isinstance(scp, list) and all(isinstance(s, str) for s in scp):
-        found += scp
-    elif scp is not None:
-        return None
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            found += _space_separated(value)
+        elif isinstance(value, list) and all(isinstance(s, str) for s in value):
+            found += [s for s in value if s]
+        elif value is not None:
+            return name
     return frozenset(found)
 
 
@@ -471,10 +517,25 @@ class Authenticator:
         query: Sequence[tuple[str, str]],
         now: float,
     ) -> Principal | Rejection:
-        """The principal for a handshake on ``topic`` of ``api``, or why it is refused.
+        """The principal for a handshake on ``topic`` of ``api``, or why it is refused, with
+        its ``WWW-Authenticate`` challenges.
 
         ``headers`` and ``query`` are (name, value) pairs as received; ``now`` is epoch seconds.
         """
+        outcome = self._decide(api, topic, headers, query, now)
+        if isinstance(outcome, Rejection):
+            challenges = _challenges(api, outcome, topic.scopes)
+            return attrs.evolve(outcome, challenges=challenges)
+        return outcome
+
+    def _decide(
+        self,
+        api: StreamingAPI,
+        topic: Topic,
+        headers: Sequence[tuple[str, str]],
+        query: Sequence[tuple[str, str]],
+        now: float,
+    ) -> Principal | Rejection:
         accepted = api.auth_kinds
         if not accepted or topic.is_open:
             return _ANONYMOUS
@@ -493,22 +554,29 @@ class Authenticator:
             ways = " or ".join(_HOW_TO_SEND[kind] for kind in AuthKind if kind in accepted)
             return _reject(f"missing credentials: send {ways}")
         if len(found) > 1:
-            return _reject("more than one credential sent; send exactly one")
+            return _reject("more than one credential sent; send exactly one", error=_REQUEST)
         kind, value, authorization = found[0]
+        # RFC 6750 section 3.1: a credential of another kind or scheme gets no error code
+        error = _TOKEN if kind is AuthKind.OAUTH2 else None
         if kind not in accepted:
             what = "bearer tokens" if kind is AuthKind.OAUTH2 else "API keys"
             return _reject(f"this API does not accept {what}")
         if len(value) > MAX_CREDENTIAL_LENGTH:
-            return _reject("credential too long")
+            return _reject("credential too long", error=error)
         if authorization:
             parts = [part for part in value.split(" ") if part]
-            if len(parts) != 2 or parts[0].lower() != "bearer":
-                return _reject("the Authorization header must be 'Bearer <token>'")
+            if not parts or parts[0].lower() != "bearer":
+                return _reject(_BEARER_FORM)
+            if len(parts) != 2:
+                return _reject(_BEARER_FORM, error=_REQUEST)
             value = parts[1]
         outcome = self._jwt(value, now) if kind is AuthKind.OAUTH2 else self._api_key(value)
         if isinstance(outcome, Rejection):
-            return outcome
-        return _scoped(outcome, topic)
+            return attrs.evolve(outcome, error=error)
+        scoped = _scoped(outcome, topic)
+        if isinstance(scoped, Rejection) and error is not None:
+            return attrs.evolve(scoped, error=_SCOPE)
+        return scoped
 
     def reauthorize(
         self, principal: Principal, *, api: StreamingAPI, topic: Topic
@@ -618,8 +686,10 @@ class Authenticator:
             if not isinstance(audiences, list) or audience not in audiences:
                 return _reject("token audience not accepted")
         scopes = _jwt_scopes(claims)
-        if scopes is None:
-            return _reject("malformed scope claim")
+        if isinstance(scopes, str):
+            return _reject(
+                f"malformed '{scopes}' claim: a space-separated string or a list of strings"
+            )
         subject = claims.get("sub")
         if subject is not None and not isinstance(subject, str):
             return _reject("malformed 'sub' claim")

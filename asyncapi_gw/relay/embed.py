@@ -30,14 +30,18 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from asyncapi_gw.model import Operation
-from asyncapi_gw.relay.handshake import HandshakeError
+from asyncapi_gw.relay.handshake import HandshakeError, origin_form
 from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota, QuotaRegistry
 from asyncapi_gw.relay.reload import Drop, Keep, Session
+from asyncapi_gw.relay.stream import Close
 
 if TYPE_CHECKING:
     from asyncapi_gw.relay.server import Relay
 
 __all__ = ["WebsocketsAdapter"]
+
+# Codes websockets fails a connection with when the peer breaks the protocol.
+_PROTOCOL_ERRORS = frozenset({1002, 1007, 1009})
 
 
 class _Leg:
@@ -88,7 +92,8 @@ class WebsocketsAdapter:
         generation = relay._generation
         try:
             route = relay._route(request)
-            principal, url = relay._authorize(route, request)
+            principal, built = relay._authorize(route, request)
+            url = built.url
             offered = [
                 Subprotocol(p.strip())
                 for v in request.headers.get_all("Sec-WebSocket-Protocol")
@@ -109,8 +114,12 @@ class WebsocketsAdapter:
                 raise HandshakeError(502, f"cannot reach the backend: {exc}") from None
         except HandshakeError as exc:
             relay._metrics.rejected(exc.status)
-            return connection.respond(exc.status, exc.reason.rstrip("\n") + "\n")
-        session = Session(target=request.path, route=route, principal=principal, backend_url=url)
+            response = connection.respond(exc.status, exc.reason.rstrip("\n") + "\n")
+            for name, value in exc.headers:
+                response.headers[name] = value
+            return response
+        target = origin_form(request.path)[0]  # as _route read it
+        session = Session(target=target, route=route, principal=principal, backend_url=url)
         self._legs[connection] = _Leg(session, backend, generation)
         return None
 
@@ -170,6 +179,7 @@ class WebsocketsAdapter:
     ) -> None:
         config = self._relay.config
         from_client = operation is Operation.PUBLISH
+        fault: Close | None = None  # why the relay closed ``source``
         try:
             async for message in source:
                 route = leg.session.route  # a reload may have changed it
@@ -177,12 +187,12 @@ class WebsocketsAdapter:
                 check = self._relay._validator(route, operation)
                 if not route.topic.allows(operation):
                     if config.on_wrong_direction == "close":
-                        await source.close(1008, f"topic does not allow {operation.value}")
+                        fault = Close(1008, f"topic does not allow {operation.value}")
                         break
                     continue
                 if quota is not None and not quota.take(time.monotonic()):
                     if config.on_throttle == "close":
-                        await source.close(4003, "Websocket frame throttled out")
+                        fault = Close(4003, "Websocket frame throttled out")
                         break
                     await source.send(THROTTLED_MESSAGE)
                     continue
@@ -191,15 +201,22 @@ class WebsocketsAdapter:
                     raw = message.encode() if isinstance(message, str) else message
                     if not check(1 if text else 2, raw):
                         if config.on_invalid == "close":
-                            await source.close(1007, "message failed validation")
+                            fault = Close(1007, "message failed validation")
                             break
                         continue
                 await sink.send(message)
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            sent, rcvd = exc.sent, exc.rcvd
+            if rcvd is None and sent is not None and sent.code in _PROTOCOL_ERRORS:
+                fault = Close(sent.code, sent.reason)  # websockets failed the connection
+        if fault is not None:
+            to_client, to_backend = fault.closes(from_client=from_client)
+            own, other = (to_client, to_backend) if from_client else (to_backend, to_client)
+            await asyncio.gather(source.close(*own), sink.close(*other))
+            return
         frame = source.protocol.close_rcvd or source.protocol.close_sent
         if frame is not None:
             await sink.close(frame.code, frame.reason)
         else:
-            lost = 1014 if operation is Operation.SUBSCRIBE else 1001
-            await sink.close(lost, "backend connection lost" if lost == 1014 else "going away")
+            lost = 1001 if from_client else 1014
+            await sink.close(lost, "going away" if from_client else "backend connection lost")

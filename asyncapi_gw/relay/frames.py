@@ -259,6 +259,14 @@ class FrameScanner:
         self._report = report
         self._collect = collect
 
+    @property
+    def unfinished_start(self) -> int:
+        """The stream offset where an incomplete header, or a frame still being collected,
+        begins at the end of the bytes fed; ``-1`` when the bytes fed end otherwise."""
+        if self._head:
+            return self.offset - len(self._head)
+        return self._frame_start if self._gathering else -1
+
     def take_whole(self, data: bytes) -> bool:
         """Count ``data`` as :meth:`feed` would, when it is exactly one whole unfragmented data
         frame at a frame boundary, within the size limit, and nothing is collected; else count

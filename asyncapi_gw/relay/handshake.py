@@ -19,7 +19,7 @@ from typing import Protocol
 
 import attrs
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidHeader, InvalidHeaderValue
+from websockets.exceptions import InvalidHeader
 from websockets.headers import build_authorization_basic, build_host, parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
@@ -38,6 +38,7 @@ __all__ = [
     "ResponseParser",
     "check_upgrade",
     "is_upgrade",
+    "origin_form",
     "plain_response",
     "switching_protocols",
 ]
@@ -67,12 +68,14 @@ _VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 class HandshakeError(Exception):
-    """A handshake that cannot go on; ``status`` is the HTTP status the client gets."""
+    """A handshake that cannot go on; ``status`` is the HTTP status the client gets, with
+    ``headers`` (such as ``WWW-Authenticate``) besides the relay's own."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: Iterable[tuple[str, str]] = ()) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = tuple(headers)
 
 
 # websockets' limits for an HTTP head: bytes per line (with its CRLF) and header lines.
@@ -84,6 +87,13 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _LINE_BYTES = re.compile(_VALUE.pattern.encode())
 _STATUS = re.compile(rb"[0-9]{3}")
 _TARGET_BYTES = re.compile(_TARGET.pattern.encode())
+# RFC 3986 host (an IP literal, or a registered name or IPv4 address) and optional port, as
+# the Host header and an absolute-form target carry them (RFC 9110 section 7.2; no userinfo).
+_HOST = re.compile(
+    r"(?:\[[0-9A-Za-z._~!$&'()*+,;=:%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
+)
+# An absolute-form target of a scheme the relay serves: scheme, authority, the rest.
+_ABSOLUTE = re.compile(r"(?i:https?|wss?)://([^/?#]*)(.*)")
 
 
 class HeaderView:
@@ -148,12 +158,15 @@ class RequestLike(Protocol):
 
 @attrs.frozen(slots=True)
 class HttpRequest:
-    """A parsed HTTP/1.x request head."""
+    """A parsed HTTP/1.x request head. ``path`` is the target in origin form (``/a?b``);
+    ``host`` is the authority the request is for: an absolute-form target's, else ``Host``'s
+    (RFC 9112 section 3.2.2)."""
 
     method: str
     path: str
     protocol: str
     headers: HeaderView
+    host: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -275,9 +288,35 @@ class RequestParser(_HeadReader):
         by_name = headers._by_name
         if "transfer-encoding" in by_name or not set(by_name.get("content-length", ())) <= {"0"}:
             raise HandshakeError(400, "invalid HTTP request: a request body")
-        if len(by_name.get("host", ())) > 1:
+        hosts = by_name.get("host", ())
+        if len(hosts) > 1:
             raise HandshakeError(400, "invalid HTTP request: more than one Host header")
-        return HttpRequest(method.decode(), target.decode(), protocol.decode(), headers)
+        if not hosts and protocol == b"HTTP/1.1":
+            raise HandshakeError(400, "invalid HTTP request: HTTP/1.1 requires a Host header")
+        if hosts and not _HOST.fullmatch(hosts[0]):
+            raise HandshakeError(400, "invalid HTTP request: invalid Host header")
+        path, authority = origin_form(target.decode())
+        host = authority if authority is not None else (hosts[0] if hosts else None)
+        return HttpRequest(method.decode(), path, protocol.decode(), headers, host)
+
+
+def origin_form(target: str) -> tuple[str, str | None]:
+    """A request target in origin form, and the authority of an absolute-form one.
+
+    An origin-form target (``/path?query``) is returned as it is, with no authority. An
+    absolute-form one with an ``http``, ``https``, ``ws`` or ``wss`` scheme, which a server
+    must accept (RFC 9112 section 3.2.2), becomes its path and query (``/`` when the path is
+    empty) with its authority. Raises :class:`HandshakeError` (400) for any other form.
+    """
+    if target.startswith("/"):
+        return target, None
+    absolute = _ABSOLUTE.fullmatch(target)
+    if absolute is None:
+        raise HandshakeError(400, "invalid request target: neither a path nor an absolute URI")
+    authority, rest = absolute.groups()
+    if not _HOST.fullmatch(authority) or rest[:1] not in ("", "/", "?"):
+        raise HandshakeError(400, "invalid request target: bad authority")
+    return (rest if rest.startswith("/") else "/" + rest), authority
 
 
 class ResponseParser(_HeadReader):
@@ -419,21 +458,27 @@ def _http_date() -> bytes:
 
 
 def plain_response(
-    status: int, text: str, *, content_type: str = "text/plain; charset=utf-8"
+    status: int,
+    text: str,
+    *,
+    content_type: str = "text/plain; charset=utf-8",
+    headers: Iterable[tuple[str, str]] = (),
 ) -> bytes:
-    """A complete HTTP/1.1 response that closes the connection (426 names the upgrade)."""
+    """A complete HTTP/1.1 response that closes the connection (426 names the upgrade), with
+    ``headers`` besides its own."""
     body = text.encode()
-    headers = Headers(
+    fields = Headers(
         [
             ("Connection", "close"),
             ("Content-Length", str(len(body))),
             ("Content-Type", content_type),
             ("Cache-Control", "no-store"),
+            *headers,
         ]
     )
     if status == 426:
-        headers["Upgrade"] = "websocket"
-    return Response(status, http.HTTPStatus(status).phrase, headers, body).serialize()
+        fields["Upgrade"] = "websocket"
+    return Response(status, http.HTTPStatus(status).phrase, fields, body).serialize()
 
 
 @attrs.frozen(kw_only=True)
@@ -484,8 +529,8 @@ class BackendHandshake:
             headers += [(n, v) for n, v in client.headers.raw_items() if n.lower() in allowed]
         headers.append(("X-Forwarded-For", client_host))
         headers.append(("X-Forwarded-Proto", "wss" if secure_client else "ws"))
-        if "Host" in client.headers:
-            headers.append(("X-Forwarded-Host", client.headers["Host"]))
+        if client.host is not None:
+            headers.append(("X-Forwarded-Host", client.host))
         if not _VALUE.fullmatch("".join(value for _, value in headers)):  # a class of characters
             raise HandshakeError(400, "a forwarded header holds forbidden characters")
         try:
@@ -513,20 +558,32 @@ class BackendHandshake:
                 502, f"backend refused the upgrade: {response.status_code} {response.reason_phrase}"
             )
         headers = response.headers
-        try:
-            upgrade = headers.get_all("Upgrade")
-            connection = ",".join(headers.get_all("Connection")).lower()
-            if [v.lower() for v in upgrade] != ["websocket"] or "upgrade" not in connection:
-                raise InvalidHeaderValue("Upgrade")
-            if headers["Sec-WebSocket-Accept"] != accept_key(self.key):
-                raise InvalidHeaderValue("Sec-WebSocket-Accept")
-            protocols = headers.get_all("Sec-WebSocket-Protocol")
-            if len(protocols) > 1 or (protocols and protocols[0] not in self.offered_subprotocols):
-                raise InvalidHeaderValue("Sec-WebSocket-Protocol")
-        except (KeyError, LookupError, InvalidHeader) as exc:
-            raise HandshakeError(502, f"backend sent an invalid handshake: {exc}") from None
+        upgrade = headers.get_all("Upgrade")
+        connection = ",".join(headers.get_all("Connection")).lower()
+        if [v.lower() for v in upgrade] != ["websocket"]:
+            raise _bad_backend_header("Upgrade", upgrade)
+        if "upgrade" not in connection:
+            raise _bad_backend_header("Connection", headers.get_all("Connection"))
+        accept = headers.get_all("Sec-WebSocket-Accept")
+        if accept != [accept_key(self.key)]:
+            raise _bad_backend_header("Sec-WebSocket-Accept", accept)
+        protocols = headers.get_all("Sec-WebSocket-Protocol")
+        if len(protocols) > 1 or (protocols and protocols[0] not in self.offered_subprotocols):
+            raise _bad_backend_header("Sec-WebSocket-Protocol", protocols)
         extensions = headers.get_all("Sec-WebSocket-Extensions")
         return (protocols[0] if protocols else None), (", ".join(extensions) or None)
+
+
+def _bad_backend_header(name: str, values: list[str]) -> HandshakeError:
+    """502 naming what is wrong with a header of the backend's 101: missing, repeated, or a
+    wrong value (which is not repeated: it may be long, and it is the backend's to log)."""
+    if not values:
+        what = f"missing {name} header"
+    elif len(values) > 1:
+        what = f"more than one {name} header"
+    else:
+        what = f"wrong {name} header"
+    return HandshakeError(502, f"backend sent an invalid handshake: {what}")
 
 
 def _serialize(target: str, headers: list[tuple[str, str]]) -> bytes:

@@ -52,6 +52,7 @@ class Metrics:
         self.connections_total: Counter[str] = Counter()
         self.rejections: Counter[int] = Counter()
         self.close_codes: Counter[int] = Counter()
+        self.query_overrides: Counter[str] = Counter()
         self._messages: Counter[tuple[str, str, str]] = Counter()
         self._bytes: Counter[tuple[str, str, str]] = Counter()
         self._dropped: Counter[tuple[str, str, str]] = Counter()
@@ -67,6 +68,10 @@ class Metrics:
 
     def rejected(self, status: int) -> None:
         self.rejections[status] += 1
+
+    def query_overridden(self, api: str, count: int) -> None:
+        """``count`` client query parameters dropped: the URL mapping sets them."""
+        self.query_overrides[api] += count
 
     def stats(self, live: Iterable[Traffic]) -> RelayStats:
         messages, octets, _ = self._totals(live)
@@ -109,6 +114,15 @@ class Metrics:
                 f'direction="{direction}"}} {n}'
                 for (api, topic, direction), n in sorted(counter.items())
             ]
+        out += [
+            "# HELP asyncapi_gw_query_parameters_overridden_total Client query parameters "
+            "dropped because the endpoint URL or the URL mapping sets them, per API.",
+            "# TYPE asyncapi_gw_query_parameters_overridden_total counter",
+        ]
+        out += [
+            f'asyncapi_gw_query_parameters_overridden_total{{api="{_label(api)}"}} {n}'
+            for api, n in sorted(self.query_overrides.items())
+        ]
         out += [
             "# HELP asyncapi_gw_rejections_total Handshakes refused, per HTTP status.",
             "# TYPE asyncapi_gw_rejections_total counter",

@@ -127,10 +127,10 @@ def reconcile(
     if isinstance(again, Rejection):
         return Drop(code=REVOKED_CLOSE_CODE, reason=f"reload: {again.reason}")
     environment: Environment = "sandbox" if again.environment == "sandbox" else "production"
-    url = backend_for(found, environment, forward_query=forward_query)
-    if isinstance(url, NoRoute):
+    built = backend_for(found, environment, forward_query=forward_query)
+    if isinstance(built, NoRoute):
         return _reload("backend removed")
-    if url != session.backend_url:
+    if built.url != session.backend_url:
         return _reload("backend changed")
     if compressed and validated(found):
         return _reload("messages are now validated")

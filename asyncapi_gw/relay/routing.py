@@ -8,9 +8,9 @@ Matching a request target ``<path>?<query>`` as received (still percent-encoded)
    The query is split off at the first ``?`` and kept raw; one trailing ``/`` is dropped.
 2. The raw path is split on ``/`` *before* percent-decoding, so ``%2F`` stays inside its segment
    (and inside that one parameter value). Each segment is decoded as strict UTF-8. The target is
-   refused when a segment is empty (``//``), is ``.`` or ``..`` once decoded (``%2e%2E`` too),
-   holds a malformed escape (``%zz``), invalid or overlong UTF-8 (``%c0%ae``), or decodes to a
-   control character (``%00``, ``%0d``, ``%0a``).
+   refused (400) when a segment is empty (``//``), is ``.`` or ``..`` once decoded (``%2e%2E``
+   too), holds a malformed escape (``%zz``), invalid or overlong UTF-8 (``%c0%ae``), or decodes
+   to a control character (``%00``, ``%0d``, ``%0a``).
 3. The API is the one whose gateway path is the longest prefix, segment by segment. When that API
    has no matching topic the answer is 404; a shorter gateway path is not tried.
 4. The topic, within the rest of the path: an exact name beats a template, a template beats a
@@ -20,6 +20,11 @@ Matching a request target ``<path>?<query>`` as received (still percent-encoded)
    path reaches the topic ``/*``, as in WSO2. ``{name}`` fills one whole non-empty segment.
    A literal segment of a topic name is percent-decoded like the request's (channel names are
    URI templates): the topics ``/a%20b`` and ``/a b`` both match the request ``/a%20b``.
+5. A parameter value that holds ``/`` or ``\\`` once decoded (``%2F``, ``%5C``) is refused (400)
+   unless the API allows encoded slashes: a backend that decodes its path once would see more
+   segments than the mapping has (``/open/..%2Fadmin`` is ``/open/../admin``, which resolves
+   to ``/admin``). With rule 2, no accepted value can make such a backend see another segment
+   count or a dot segment.
 
 Building the table refuses (:class:`RelayError`) two APIs with one gateway path; two topics of an
 API that match the same paths (``/rooms/{a}`` and ``/rooms/{b}``, ``/x`` and ``/x/``); topic names
@@ -36,9 +41,11 @@ both or neither; a query in the endpoint URL or the mapping is kept and joined w
 ``{uri.var.NAME}`` becomes the parameter's decoded value percent-encoded except for RFC 3986
 unreserved characters, so no value can add a path segment, a query parameter, a fragment or
 change the scheme, host or port. Without a mapping the endpoint URL is used unchanged. The
-client's query follows, without the credential parameters ``access_token`` and ``apikey``
-(compared case-sensitively after decoding the name, every occurrence); it stays in encoded form,
-so an encoded CR, LF or NUL is forwarded as ``%0D``, ``%0A``, ``%00``, never as the raw byte, and
+client's query follows, without the credential parameters ``access_token`` and ``apikey`` and
+without the parameters the endpoint URL or the mapping already set (``?fixed=1`` in the mapping
+wins over the client's ``fixed=2``; :attr:`BackendURL.overridden` names what was dropped), names
+compared case-sensitively after decoding, every occurrence; it stays in encoded form, so an
+encoded CR, LF or NUL is forwarded as ``%0D``, ``%0A``, ``%00``, never as the raw byte, and
 characters a query may not hold raw are percent-encoded.
 """
 
@@ -57,6 +64,7 @@ from asyncapi_gw.model import Endpoint, StreamingAPI, Topic
 
 __all__ = [
     "CREDENTIAL_QUERY_PARAMETERS",
+    "BackendURL",
     "Environment",
     "NoRoute",
     "Route",
@@ -74,6 +82,7 @@ _MAX_TOPIC_DEPTH = 256  # matching recurses once per segment of a topic path
 _PRINTABLE = re.compile(r"[!-~]*")  # printable ASCII without the space
 _ESCAPES = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SEPARATORS = re.compile(r"[/\\]")
 _PARAM_SEGMENT = re.compile(r"\{([^{}/]+)\}")
 _URI_VAR = re.compile(r"\{uri\.var\.([^{}]*)\}")
 # Raw in a forwarded query: RFC 3986 query characters and well-formed escapes; all else encoded.
@@ -103,6 +112,15 @@ class Route:
     def allows_backend_messages(self) -> bool:
         """The topic has subscribe: backend -> client messages are relayed."""
         return self.topic.subscribe is not None
+
+
+@attrs.frozen(kw_only=True)
+class BackendURL:
+    """The URL to dial; ``overridden``: the names of the client's query parameters dropped
+    because the endpoint URL or the URL mapping sets them (in the client's order)."""
+
+    url: str
+    overridden: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -178,9 +196,12 @@ class RouteTable:
         return cls(apis=apis, root=root)
 
     def match(self, target: str) -> Route | NoRoute:
-        """The route for a request target ``<path>?<query>`` as received, or why there is none."""
+        """The route for a request target ``<path>?<query>`` as received, or why there is none
+        (404; 400 for a target the rules refuse)."""
         if not target.startswith("/") or not _PRINTABLE.fullmatch(target) or "#" in target:
-            return NoRoute(reason="Bad request target: not a printable ASCII path without '#'.")
+            return NoRoute(
+                status=400, reason="Bad request target: not a printable ASCII path without '#'."
+            )
         path, _, query = target.partition("?")
         route = self._found.get(path)
         if route is None:
@@ -212,8 +233,9 @@ class RouteTable:
             decoded = _decode_segment(raw)
             if decoded is None:
                 return NoRoute(
+                    status=400,
                     reason="Bad request path: empty, '.' or '..' segment, malformed escape, "
-                    "invalid UTF-8 or control character."
+                    "invalid UTF-8 or control character.",
                 )
             segments.append(decoded)
 
@@ -241,6 +263,12 @@ class RouteTable:
                     reason=f"API {api.name!r} {api.version} has no topic matching {remainder}."
                 )
             _, leaf, values = wildcard
+        if not api.allow_encoded_slashes and any(_SEPARATORS.search(v) for v in values):
+            return NoRoute(
+                status=400,
+                reason=f"Bad request path: API {api.name!r} {api.version} refuses '/' and '\\' "
+                "(%2F, %5C) in path parameters.",
+            )
         return Route(
             api=api,
             topic=leaf.topic,
@@ -251,7 +279,7 @@ class RouteTable:
 
 def backend_for(
     route: Route, environment: Environment, *, forward_query: bool = True
-) -> str | NoRoute:
+) -> BackendURL | NoRoute:
     """The backend URL to dial for ``route``, or the refusal when the API lacks the endpoint."""
     api = route.api
     if environment == "sandbox":
@@ -272,10 +300,13 @@ def backend_for(
         raise RelayError(f"unknown environment {environment!r}: use 'production' or 'sandbox'")
     if route.uri_mapping is not None:
         url = _apply_mapping(url, route.uri_mapping, route.params)
-    query = _forwarded_query(route.query) if forward_query else ""
+    if not forward_query or not route.query:
+        return BackendURL(url=url)
+    fixed = {_name(part) for part in url.partition("?")[2].split("&") if part}
+    query, overridden = _forwarded_query(route.query, fixed)
     if query:
         url += query if url.endswith(("?", "&")) else ("&" if "?" in url else "?") + query
-    return url
+    return BackendURL(url=url, overridden=overridden)
 
 
 def backend_template(endpoint: Endpoint, topic: Topic) -> str:
@@ -446,11 +477,21 @@ def _join(endpoint: str, mapping: str) -> str:
     return f"{url}?{query}" if query else url
 
 
-def _forwarded_query(raw: str) -> str:
-    """The client's query without credential parameters, in safe encoded form."""
-    kept = [
-        _QUERY_REENCODE.sub(lambda m: quote(m[0], safe=""), part)
-        for part in raw.split("&")
-        if part and unquote(part.partition("=")[0]) not in CREDENTIAL_QUERY_PARAMETERS
-    ]
-    return "&".join(kept)
+def _name(part: str) -> str:
+    """The decoded name of a query's ``name=value`` part."""
+    return unquote(part.partition("=")[0])
+
+
+def _forwarded_query(raw: str, fixed: set[str]) -> tuple[str, tuple[str, ...]]:
+    """The client's query without credential parameters or those named in ``fixed``, in safe
+    encoded form, and the names of those dropped for ``fixed``."""
+    kept, overridden = [], []
+    for part in raw.split("&"):
+        name = _name(part)
+        if not part or name in CREDENTIAL_QUERY_PARAMETERS:
+            continue
+        if name in fixed:
+            overridden.append(name)
+            continue
+        kept.append(_QUERY_REENCODE.sub(lambda m: quote(m[0], safe=""), part))
+    return "&".join(kept), tuple(overridden)

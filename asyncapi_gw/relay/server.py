@@ -44,6 +44,7 @@ from asyncapi_gw.relay.handshake import (
     ResponseParser,
     check_upgrade,
     is_upgrade,
+    origin_form,
     plain_response,
     switching_protocols,
 )
@@ -57,7 +58,14 @@ from asyncapi_gw.relay.reload import (
     Session,
     reconcile,
 )
-from asyncapi_gw.relay.routing import Environment, NoRoute, Route, RouteTable, backend_for
+from asyncapi_gw.relay.routing import (
+    BackendURL,
+    Environment,
+    NoRoute,
+    Route,
+    RouteTable,
+    backend_for,
+)
 from asyncapi_gw.relay.stream import (
     Close,
     CloseSeen,
@@ -340,13 +348,14 @@ class Relay:
     # -- per-connection services ---------------------------------------------------------------
 
     def _route(self, request: RequestLike) -> Route:
-        """The route of an upgrade request. Raises :class:`HandshakeError` (404)."""
-        route = self._table.match(request.path)
+        """The route of an upgrade request, whose target may be in absolute form. Raises
+        :class:`HandshakeError` (400, 404)."""
+        route = self._table.match(origin_form(request.path)[0])
         if isinstance(route, NoRoute):
             raise HandshakeError(route.status, route.reason)
         return route
 
-    def _authorize(self, route: Route, request: RequestLike) -> tuple[Principal, str]:
+    def _authorize(self, route: Route, request: RequestLike) -> tuple[Principal, BackendURL]:
         """Who connects and the backend URL. Raises :class:`HandshakeError` (401/403/503)."""
         principal = self._authenticator.authenticate(
             api=route.api,
@@ -356,11 +365,16 @@ class Relay:
             now=time.time(),
         )
         if isinstance(principal, Rejection):
-            raise HandshakeError(principal.status, principal.reason)
+            # one header line: clients that keep one value per header name see every challenge
+            challenges = ", ".join(principal.challenges)
+            headers = [("WWW-Authenticate", challenges)] if challenges else []
+            raise HandshakeError(principal.status, principal.reason, headers)
         environment: Environment = "sandbox" if principal.environment == "sandbox" else "production"
         url = backend_for(route, environment, forward_query=self.config.forward_query)
         if isinstance(url, NoRoute):
             raise HandshakeError(url.status, url.reason)
+        if url.overridden:
+            self._metrics.query_overridden(route.api.name, len(url.overridden))
         return principal, url
 
     def _admit(self) -> bool:
@@ -512,6 +526,7 @@ class _Connection(asyncio.Protocol):
         "generation",
         "loop",
         "peer",
+        "query_dropped",
         "relay",
         "route",
         "secure",
@@ -542,6 +557,7 @@ class _Connection(asyncio.Protocol):
         self.closed_by = ""
         self.error = ""
         self.peer = ""
+        self.query_dropped: tuple[str, ...] = ()  # client query names the backend URL fixes
         self._holding_slot = False
         self._parser: RequestParser | None = RequestParser()  # until the request is read
         self._backend_ready: asyncio.Future[tuple[HttpResponse, bytes]] | None = None
@@ -613,25 +629,26 @@ class _Connection(asyncio.Protocol):
                 return
             if request is None:
                 return
-            if self._parser.leftover:
-                self._refuse(400, "data sent before the handshake completed")
-                return
+            early = self._parser.leftover
             self._parser = None
             self.client.pause_reading()
             self.state = _DIALLING
-            self._task = self.loop.create_task(self._open(request))
+            self._task = self.loop.create_task(self._open(request, early))
 
-    async def _open(self, request: HttpRequest) -> None:
+    async def _open(self, request: HttpRequest, early: bytes) -> None:
+        """Answer ``request``. Bytes the client sent after it (``early``) are never read as
+        another request: an HTTP answer closes the connection (RFC 9112 section 9.6); after a
+        101 they are the first of the client's frames, as websockets' server reads them."""
         try:
-            await self._handshake(request)
+            await self._handshake(request, early)
         except HandshakeError as exc:
-            self._refuse(exc.status, exc.reason)
+            self._refuse(exc.status, exc.reason, exc.headers)
         except Exception as exc:  # a per-connection failure must not escape the relay
             log.exception("handshake failed")
             self.error = f"{type(exc).__name__}: {exc}"
             self._refuse(500, "internal error")
 
-    async def _handshake(self, request: HttpRequest) -> None:
+    async def _handshake(self, request: HttpRequest, early: bytes) -> None:
         relay = self.relay
         if not is_upgrade(request):
             self._serve_http(request)
@@ -641,8 +658,9 @@ class _Connection(asyncio.Protocol):
             raise problem
         self.generation = relay._generation
         self.route = route = relay._route(request)
-        principal, url = relay._authorize(route, request)
-        self.backend_url = url
+        principal, backend = relay._authorize(route, request)
+        self.backend_url = url = backend.url
+        self.query_dropped = backend.overridden
         self.session = Session(
             target=request.path, route=route, principal=principal, backend_url=url
         )
@@ -666,6 +684,8 @@ class _Connection(asyncio.Protocol):
         if self.generation != relay._generation:  # a reload came while the backend was dialled
             route, principal = self._judged_again(extensions is not None)
         self._accept(request, route, subprotocol, extensions, leftover)
+        if early:
+            self.client_data(early)
         if principal.expires_at is not None:
             delay = max(0.0, principal.expires_at - time.time())
             self._later(delay, self._token_expired)
@@ -794,14 +814,15 @@ class _Connection(asyncio.Protocol):
         self.client.write(plain_response(200, body, content_type=content_type))
         self._finish_http()
 
-    def _refuse(self, status: int, reason: str) -> None:
+    def _refuse(self, status: int, reason: str, headers: Iterable[tuple[str, str]] = ()) -> None:
         if self.state not in (_HANDSHAKE, _DIALLING):
             return
         self.status = status
         self.error = self.error or reason
         self.relay._metrics.rejected(status)
         if not self.client.is_closing():
-            self.client.write(plain_response(status, reason.rstrip("\n") + "\n"))
+            text = reason.rstrip("\n") + "\n"
+            self.client.write(plain_response(status, text, headers=headers))
         self._finish_http()
 
     def _finish_http(self) -> None:
@@ -850,7 +871,8 @@ class _Connection(asyncio.Protocol):
             elif kind is CloseSeen:
                 self._close_frame_passed(action.code, action.reason, side)
             elif kind is Close:
-                self.shut(action.code, action.reason)
+                to_client, to_backend = action.closes(from_client=side == _CLIENT)
+                self.shut(*to_client, backend=to_backend)
 
     def _close_frame_passed(self, code: int | None, reason: str, side: int) -> None:
         self._close_from[side] = True
@@ -865,8 +887,10 @@ class _Connection(asyncio.Protocol):
             self.state = _CLOSING
             self._later(self.relay.config.close_timeout, self.abort, "close timeout")
 
-    def shut(self, code: int, reason: str) -> None:
-        """The relay closes: ``code`` to the client, 1001 to the backend, then waits."""
+    def shut(
+        self, code: int, reason: str, *, backend: tuple[int, str] = (1001, "relay closing")
+    ) -> None:
+        """The relay closes: ``code`` to the client, ``backend`` to the backend, then waits."""
         if self.state in (_HANDSHAKE, _DIALLING):
             if self._task is not None:
                 self._task.cancel()
@@ -881,7 +905,7 @@ class _Connection(asyncio.Protocol):
             self._later(self.relay.config.close_timeout, self.abort, "close timeout")
         self.state = _CLOSING
         self._send_close(_CLIENT, code, reason)
-        self._send_close(_BACKEND, 1001, "relay closing")
+        self._send_close(_BACKEND, *backend)
         if all(self._gone):
             self._end()
 
@@ -892,7 +916,7 @@ class _Connection(asyncio.Protocol):
             return
         self._close_sent[side] = True
         # The frames going to ``side`` come from the other side's pump.
-        if not self._pumps[1 - side].at_message_boundary():
+        if not self._pumps[1 - side].at_frame_boundary():
             transport.abort()  # a close frame now would land inside a frame
             return
         try:
@@ -1081,6 +1105,8 @@ class _Connection(asyncio.Protocol):
             entry["topic"] = self.route.topic.name
         if self.backend_url is not None:
             entry["backend"] = self.backend_url
+        if self.query_dropped:
+            entry["query_dropped"] = list(self.query_dropped)
         entry["duration_ms"] = round((time.monotonic() - self.started) * 1000, 1)
         for t in traffic:
             entry[f"messages_{t.direction}"] = t.messages

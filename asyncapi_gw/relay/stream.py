@@ -63,16 +63,35 @@ class Reply:
 
 @attrs.frozen
 class Close:
-    """Close the connection because of this side.
+    """Close the connection because of this side, which broke the protocol or the policy.
 
-    The shell sends ``close_frame(code, reason, mask=False)`` to the client and
-    ``close_frame(1001, "relay closing", mask=True)`` to the backend, then tears down.  The
-    bytes forwarded before this action end at a frame boundary, unless the offending frame
-    began in an earlier chunk; closing TCP without a close frame is then the clean choice.
+    This side gets ``code`` and ``reason``; the shell tells the other side why (the client gets
+    1014 when the backend is at fault, the backend 1001 when the client is).  The bytes
+    forwarded before this action end at a frame boundary (:meth:`Pump.at_frame_boundary`), so
+    a close frame may follow them, even inside a fragmented message.
     """
 
     code: int
     reason: str
+
+    def closes(self, *, from_client: bool) -> tuple[tuple[int, str], tuple[int, str]]:
+        """The (code, reason) of the close frame to the client, then to the backend, when the
+        side this came from is at fault: it gets ``code``; the other side learns why, the
+        client with 1014 (bad gateway), the backend with 1001 (going away)."""
+        what = f"{_FAULTS.get(self.code, 'error')}: {self.reason}"
+        if from_client:
+            return (self.code, self.reason), (1001, f"client {what}")
+        return (1014, f"bad gateway: backend {what}"), (self.code, self.reason)
+
+
+# What a Close's code says about the side at fault, in the other side's close reason.
+_FAULTS = {
+    1002: "protocol error",
+    1007: "invalid data",
+    1008: "policy violation",
+    1009: "message too big",
+    THROTTLE_CLOSE_CODE: "throttled",
+}
 
 
 @attrs.frozen
@@ -237,8 +256,10 @@ class Pump:
         self._done = False
         self._bytes = 0
         self._dropped = 0
+        # Bytes received but not yet forwarded (nor dropped): an incomplete header, withheld
+        # until its frame's fate is known, or (without a policy) an incomplete close frame.
+        self._tail = b""
         # State of the policy path (``_report``): every frame's bytes get a disposition.
-        self._tail = b""  # an incomplete header, withheld until its frame's fate is known
         self._frame_end = 0
         self._frame_disposition = _FORWARD
         self._message_disposition = _FORWARD
@@ -316,6 +337,19 @@ class Pump:
         scanner = self._scanner
         return not scanner.in_message and scanner.at_frame_boundary
 
+    def at_frame_boundary(self) -> bool:
+        """The bytes forwarded so far end between two frames, perhaps inside a fragmented
+        message: a control frame such as a close may follow (RFC 6455 section 5.4).
+
+        Always true once :meth:`receive` returned a :class:`Close`: incomplete headers and
+        close frames are withheld until complete, and violations are found at a header."""
+        scanner = self._scanner
+        if not scanner.payload_left:
+            return True
+        if self._report:
+            return self._frame_disposition != _FORWARD  # dropped, held or a close frame
+        return scanner.unfinished_start >= 0  # a close frame, withheld until complete
+
     def forward_whole(self, data: bytes) -> bool:
         """The common chunk, done with no action list: true when ``data`` is one whole,
         admitted data message that the policy forwards as it came (it is counted, as
@@ -366,7 +400,12 @@ class Pump:
         except ProtocolViolation as exc:
             violation = exc
         if violation is None and (
-            (not events and not self._report)
+            (
+                not events
+                and not self._report
+                and not self._tail
+                and self._scanner.unfinished_start < 0
+            )
             or (self._quota_only and self._admit_whole(data, base))
         ):
             events.clear()
@@ -426,18 +465,31 @@ class Pump:
         return True
 
     def _pass(self, out: _Output, violation: ProtocolViolation | None) -> list[Action]:
-        """Everything is forwarded; the only events are a close frame and a violation."""
+        """Everything is forwarded but an incomplete header or close frame at the end of the
+        chunk, withheld until complete; the only events are a close frame and a violation."""
+        start = out.base - len(self._tail)  # the first byte not forwarded yet
         if violation is not None:
-            out.forward(out.base, max(out.base, violation.offset))
+            self._assign(out, start, violation.offset, _FORWARD)
             return self._stop(out, Close(violation.code, violation.reason))
-        event = self._events[0]  # the close frame, which ends the scan
-        try:
-            code, reason = parse_close_payload(event.payload or b"")
-        except ProtocolViolation as exc:
-            out.forward(out.base, max(out.base, event.start))
-            return self._stop(out, Close(exc.code, exc.reason))
-        out.forward(out.base, event.end)
-        return self._stop(out, CloseSeen(code, reason))
+        if self._events:
+            event = self._events[0]  # the close frame, which ends the scan
+            try:
+                code, reason = parse_close_payload(event.payload or b"")
+            except ProtocolViolation as exc:
+                self._assign(out, start, event.start, _FORWARD)
+                return self._stop(out, Close(exc.code, exc.reason))
+            self._assign(out, start, event.end, _FORWARD)
+            return self._stop(out, CloseSeen(code, reason))
+        base, tail = out.base, self._tail
+        cut = self._scanner.unfinished_start
+        if cut < 0:
+            cut = base + len(out.data)
+        self._assign(out, start, cut, _FORWARD)
+        self._tail = (
+            tail[len(tail) - (base - cut) :] + out.data if cut < base else out.data[cut - base :]
+        )
+        out.flush()
+        return out.actions
 
     def _stop(self, out: _Output, action: Action) -> list[Action]:
         self._done = True
@@ -523,6 +575,8 @@ class Pump:
 
     def _assign(self, out: _Output, start: int, stop: int, disposition: int) -> None:
         """Dispose of stream bytes ``[start, stop)``, which may begin in the withheld tail."""
+        if stop <= start:
+            return
         base = out.base
         pieces: list[bytes] = []
         if start < base:

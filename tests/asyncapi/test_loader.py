@@ -674,3 +674,20 @@ def test_a_lenient_export_to_an_older_version_survives_a_scheme_type_that_is_not
     export_asyncapi(result.api, asyncapi_version="2.0.0", lenient=True, warnings=warnings)
     assert warnings
     assert all(w.rule != "asyncapi-version-feature" for w in warnings)
+
+
+def test_encoded_slashes_extension_round_trips() -> None:
+    original = source_data(FIXTURES / "chatroom.yaml")
+    assert load_asyncapi(original).allow_encoded_slashes is False
+    allowed = {**original, "x-asyncapi-gw-allow-encoded-slashes": True}
+    api = load_asyncapi(allowed)
+    assert api.allow_encoded_slashes is True
+    assert export_asyncapi(api) == allowed  # unchanged: exported as it came
+    out = export_asyncapi(attrs.evolve(api, allow_encoded_slashes=False))
+    assert "x-asyncapi-gw-allow-encoded-slashes" not in out
+    added = export_asyncapi(attrs.evolve(load_asyncapi(original), allow_encoded_slashes=True))
+    assert added["x-asyncapi-gw-allow-encoded-slashes"] is True
+    assert validate_document(added).valid
+    with pytest.raises(ConversionError) as info:
+        load_asyncapi({**original, "x-asyncapi-gw-allow-encoded-slashes": "yes"})
+    assert [p.pointer for p in info.value.problems] == ["/x-asyncapi-gw-allow-encoded-slashes"]

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -93,18 +89,6 @@ async def backend(
         yield state
 
 
-def hs256(secret: str, claims: dict[str, Any]) -> str:
-    """A compact HS256 JWT minted by hand (independently of PyJWT)."""
-
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    signature = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(signature)}"
-
-
 def client(relay_port: int, path: str, **options: Any) -> Any:
     """``async with client(port, "/chat/1.0/x") as ws`` — a websockets client via the relay."""
     options.setdefault("open_timeout", 5)
@@ -134,3 +118,16 @@ async def closed_code(ws: ClientConnection) -> tuple[int | None, str | None]:
             await ws.recv()
     frame = ws.protocol.close_rcvd
     return (frame.code, frame.reason) if frame else (None, None)
+
+
+@contextlib.asynccontextmanager
+async def embedded(relay: Any) -> AsyncIterator[int]:
+    """``relay`` inside a websockets server of its own, as an embedder runs it; yields its port."""
+    async with serve(
+        relay.handler,
+        "127.0.0.1",
+        0,
+        process_request=relay.process_request,
+        process_response=relay.process_response,
+    ) as server:
+        yield server.sockets[0].getsockname()[1]

@@ -307,13 +307,25 @@ def test_not_before_in_the_future_is_refused() -> None:
         {"nbf": [1]},
         {"iat": "now"},
         {"sub": 42},
-        {"scope": ["chat:read"]},
+        {"scope": 42},
+        {"scope": {"chat:read": True}},
+        {"scope": ["chat:read", None]},
         {"scp": {"chat:read": True}},
         {"scp": ["chat:read", 3]},
     ],
 )
 def test_malformed_claims_are_refused(claims: dict[str, Any]) -> None:
-    assert "malformed" in rejected(bearer(HS, sign({"alg": "HS256"}, claims, SECRET.encode())))
+    reason = rejected(bearer(HS, sign({"alg": "HS256"}, claims, SECRET.encode())))
+    assert f"malformed '{next(iter(claims))}' claim" in reason
+
+
+def test_a_scope_list_grants_the_topic_and_a_token_without_it_is_403() -> None:
+    """Identity providers that write ``scope`` as a JSON list (Okta's ``scp``, Keycloak's and
+    Auth0's options) get the same answer as a space-separated string."""
+    for claims in ({"scope": ["chat:write"]}, {"scp": "x chat:write"}, {"scope": "chat:write"}):
+        assert isinstance(bearer(HS, token(claims), topic=SCOPED), Principal), claims
+    for claims in ({"scope": ["chat:admin"]}, {"scp": []}, {"scope": ""}, {}):
+        rejected(bearer(HS, token(claims), topic=SCOPED), 403)
 
 
 def test_issuer_and_audience_are_checked_when_configured() -> None:
@@ -344,9 +356,11 @@ def test_token_without_exp_never_expires() -> None:
 def test_scopes_from_scope_and_scp() -> None:
     cases: dict[str, tuple[dict[str, object], set[str]]] = {
         "scope": ({"scope": "a  b c"}, {"a", "b", "c"}),
+        "scope list": ({"scope": ["a", "b", ""]}, {"a", "b"}),
         "scp list": ({"scp": ["a", "b"]}, {"a", "b"}),
         "scp string": ({"scp": "a b"}, {"a", "b"}),
         "both": ({"scope": "a", "scp": ["b"]}, {"a", "b"}),
+        "both lists": ({"scope": ["a"], "scp": ["b", "c"]}, {"a", "b", "c"}),
         "none": ({}, set()),
     }
     for name, (claims, expected) in cases.items():
@@ -983,3 +997,63 @@ def test_arbitrary_headers_and_query_never_raise(
         assert outcome.status in (401, 403)
     elif topic is SCOPED:
         assert outcome.scopes & set(SCOPED.scopes)
+
+
+# --- WWW-Authenticate -------------------------------------------------------------------------
+
+
+def challenges(outcome: Principal | Rejection) -> tuple[str, ...]:
+    assert isinstance(outcome, Rejection), outcome
+    return outcome.challenges
+
+
+def test_401_challenges_each_accepted_kind_and_names_a_bad_token() -> None:
+    """RFC 9110 11.6.1: a 401 carries a challenge; RFC 6750 3.1: no error code when no
+    credential came, ``invalid_token`` for a bad one, ``invalid_request`` for a malformed one."""
+    keyed = make_api(API_KEY)
+    bearer_only = make_api(OAUTH2)
+    expired = token({"exp": NOW - 1000})
+    assert challenges(auth(HS)) == ('Bearer realm="Chat"', 'ApiKey realm="Chat"')
+    assert challenges(auth(HS, api=keyed)) == ('ApiKey realm="Chat"',)
+    assert challenges(bearer(HS, expired, api=bearer_only)) == (
+        'Bearer realm="Chat", error="invalid_token", error_description="token expired"',
+    )
+    assert challenges(bearer(HS, "x.y.z", api=bearer_only)) == (
+        'Bearer realm="Chat", error="invalid_token", error_description="malformed bearer token"',
+    )
+    malformed = auth(HS, headers=[("Authorization", "Bearer a b")], api=bearer_only)
+    assert challenges(malformed)[0].startswith('Bearer realm="Chat", error="invalid_request"')
+    twice = auth(HS, query=[("access_token", expired)] * 2, api=bearer_only)
+    assert challenges(twice)[0].startswith('Bearer realm="Chat", error="invalid_request"')
+    # another scheme, or an API key where tokens are taken, is as if no credential came
+    basic = auth(HS, headers=[("Authorization", "Basic dXNlcjpwYXNz")], api=bearer_only)
+    assert challenges(basic) == ('Bearer realm="Chat"',)
+    assert challenges(auth(HS, headers=[("apikey", "k")], api=bearer_only)) == (
+        'Bearer realm="Chat"',
+    )
+    assert challenges(auth(HS, headers=[("apikey", "k")], api=keyed)) == ('ApiKey realm="Chat"',)
+
+
+def test_403_of_a_token_names_the_scope_it_needs() -> None:
+    outcome = bearer(HS, token({"scope": "other"}), topic=SCOPED)
+    rejected(outcome, 403)
+    assert challenges(outcome) == (
+        'Bearer realm="Chat", error="insufficient_scope", scope="chat:write chat:read"',
+    )
+    keyed = Authenticator(AuthConfig(api_keys={"k": ApiKeyInfo()}))
+    key_outcome = auth(keyed, headers=[("apikey", "k")], topic=SCOPED)
+    rejected(key_outcome, 403)
+    assert challenges(key_outcome) == ()  # RFC 6750 says nothing of API keys
+
+
+def test_challenge_parameters_stay_quoted_strings() -> None:
+    """A realm or scope with quotes, backslashes or non-ASCII cannot break the header."""
+    odd = attrs.evolve(make_api(OAUTH2), name='Chat "β" \\ x')
+    [value] = challenges(auth(HS, api=odd))
+    assert value == 'Bearer realm="Chat ??? ? x"'
+    weird_scope = Topic(
+        name="/w",
+        publish=TopicOperation(operation=Operation.PUBLISH, scopes=('a"b', "ok", "c d")),
+    )
+    [value] = challenges(bearer(HS, token({}), topic=weird_scope, api=make_api(OAUTH2)))
+    assert value.endswith('scope="ok"')

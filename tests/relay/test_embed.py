@@ -12,14 +12,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import attrs
 import pytest
-from relay_harness import api, backend, run
+from relay_harness import api, backend, embedded, run
 from websockets.asyncio.client import connect as aconnect
 from websockets.asyncio.server import ServerConnection as AsyncServerConnection
-from websockets.asyncio.server import serve as aserve
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
@@ -87,17 +85,6 @@ def test_example_relays_messages(tmp_path: Path, echo_url: str, script: str) -> 
             proc.stdout.close()
 
 
-def handler_path(relay: Relay) -> Any:
-    """A websockets server on 127.0.0.1 running ``relay`` through its handler path."""
-    return aserve(
-        relay.handler,
-        "127.0.0.1",
-        0,
-        process_request=relay.process_request,
-        process_response=relay.process_response,
-    )
-
-
 def test_handler_path_refuses_before_the_upgrade_and_passes_close_codes() -> None:
     async def main() -> None:
         async def closer(ws: AsyncServerConnection) -> None:
@@ -106,8 +93,7 @@ def test_handler_path_refuses_before_the_upgrade_and_passes_close_codes() -> Non
 
         async with backend(closer) as b:
             relay = Relay([api(b.url)])
-            async with handler_path(relay) as server:
-                port = server.sockets[0].getsockname()[1]
+            async with embedded(relay) as port:
                 with pytest.raises(InvalidStatus) as caught:
                     async with aconnect(f"ws://127.0.0.1:{port}/nope/1.0/x"):
                         pass
@@ -127,8 +113,8 @@ def test_handler_path_connections_are_judged_by_a_reload() -> None:
         async with backend() as b:
             keyed = api(b.url, security=(SecurityScheme(name="k", kind=AuthKind.API_KEY),))
             relay = Relay([keyed], auth=AuthConfig(api_keys=keys))
-            async with handler_path(relay) as server:
-                url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/chat/1.0/x?apikey="
+            async with embedded(relay) as port:
+                url = f"ws://127.0.0.1:{port}/chat/1.0/x?apikey="
                 async with aconnect(url + "alice-key") as alice, aconnect(url + "bob-key") as bob:
                     for ws in (alice, bob):
                         await ws.send("before")

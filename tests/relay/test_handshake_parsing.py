@@ -23,8 +23,11 @@ request line with 414; our parser says 431 for every limit.
 
 Stricter than websockets, on purpose (tested below one by one):
 
-* requests: at most one ``Host``; the method is a token and the target non-empty visible ASCII
-  (websockets takes any ASCII: an empty path, tabs, NUL, DEL);
+* requests: at most one ``Host``, and one in HTTP/1.1, whose value is a host and optional port
+  (RFC 9112 section 3.2); the method is a token and the target non-empty visible ASCII
+  (websockets takes any ASCII: an empty path, tabs, NUL, DEL), in origin form or an absolute
+  ``http``, ``https``, ``ws`` or ``wss`` URI (RFC 9112 section 3.2.2), which becomes the
+  origin form of its path and query;
 * responses: a status code of exactly three digits (websockets reads up to 18: ``0101``).
 
 websockets already refuses ``Transfer-Encoding`` and a ``Content-Length`` other than ``0`` in a
@@ -183,12 +186,30 @@ def verdict(ours: Ours) -> str | int | None:
     return "accept" if isinstance(ours, (HttpRequest, HttpResponse)) else ours
 
 
+AUTHORITY = re.compile(r"(?:\[[^\[\]/?#@\s]+\]|[-\w.~!$&'()*+,;=%]*)(?::[0-9]*)?", re.ASCII)
+ABSOLUTE = re.compile(r"(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?)://([^/?#]*)((?:[/?].*)?)")
+
+
+def origin_path(target: str) -> str | None:
+    """The origin form our parser gives a target, ``None`` when it refuses it."""
+    if target.startswith("/"):
+        return target
+    found = ABSOLUTE.fullmatch(target)
+    if found is None or not AUTHORITY.fullmatch(found[1]):
+        return None
+    return found[2] if found[2].startswith("/") else "/" + found[2]
+
+
 def stricter_request(request: Request) -> bool:
     """Whether one of our extra rules refuses a request websockets accepts."""
+    hosts = request.headers.get_all("Host")
     return (
-        len(request.headers.get_all("Host")) > 1
+        len(hosts) > 1
+        or (not hosts and request.protocol == "HTTP/1.1")  # type: ignore[attr-defined]
+        or not all(AUTHORITY.fullmatch(host) for host in hosts)
         or not TOKEN.fullmatch(request.method)
         or not VISIBLE.fullmatch(request.path)
+        or origin_path(request.path) is None
     )
 
 
@@ -218,7 +239,7 @@ def compare_requests(chunks: list[bytes]) -> Ours:
         if isinstance(ours, HttpRequest):
             assert theirs.request is not None
             assert ours.method == theirs.request.method
-            assert ours.path == theirs.request.path
+            assert ours.path == origin_path(theirs.request.path)
             assert ours.protocol == theirs.request.protocol
             assert ours.headers.raw_items() == list(theirs.request.headers.raw_items())
             assert parser.leftover == bytes(reader.buffer)
@@ -535,12 +556,12 @@ def _header_of(size: int) -> bytes:
 @pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize(
     ("data", "want"),
-    [
-        (b"GET / HTTP/1.1\r\n" + _header_of(LINE) + b"\r\n", "accept"),
+    [  # accepted heads are HTTP/1.0, which needs no Host line
+        (b"GET / HTTP/1.0\r\n" + _header_of(LINE) + b"\r\n", "accept"),
         (b"GET / HTTP/1.1\r\n" + _header_of(LINE + 1) + b"\r\n", 431),
-        (b"GET /" + b"a" * (LINE - 16) + b" HTTP/1.1\r\n\r\n", "accept"),
+        (b"GET /" + b"a" * (LINE - 16) + b" HTTP/1.0\r\n\r\n", "accept"),
         (b"GET /" + b"a" * (LINE - 15) + b" HTTP/1.1\r\nHost: h\r\n\r\n", 431),
-        (b"GET / HTTP/1.1\r\n" + b"X-N: v\r\n" * HEADERS + b"\r\n", "accept"),
+        (b"GET / HTTP/1.0\r\n" + b"X-N: v\r\n" * HEADERS + b"\r\n", "accept"),
         (b"GET / HTTP/1.1\r\n" + b"X-N: v\r\n" * (HEADERS + 1) + b"\r\n", 431),
         # 8192 bytes of a line and no LF yet: websockets waits (and refuses at the next byte)
         (b"GET / HTTP/1.1\r\nX: " + b"a" * (LINE - 3), None),
@@ -572,6 +593,15 @@ def we_refuse(data: bytes) -> int:
     "data",
     [
         b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",  # one Host at most
+        b"GET / HTTP/1.1\r\n\r\n",  # HTTP/1.1 requires a Host
+        b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",  # a Host that is not a host
+        b"GET / HTTP/1.1\r\nHost: u@h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h:p\r\n\r\n",
+        b"GET * HTTP/1.1\r\nHost: h\r\n\r\n",  # asterisk form
+        b"GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n",  # an absolute URI of another scheme
+        b"GET http://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n",  # userinfo
+        b"GET http://h#f HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET h:80 HTTP/1.1\r\nHost: h\r\n\r\n",  # authority form
         b"GET  HTTP/1.1\r\n\r\n",  # an empty target
         b"GET /a\tb HTTP/1.1\r\n\r\n",
         b"GET /a\x00b HTTP/1.1\r\n\r\n",
@@ -585,6 +615,36 @@ def we_refuse(data: bytes) -> int:
 def test_stricter_than_websockets_on_purpose(data: bytes) -> None:
     assert websockets_says(data) == "done"
     assert we_refuse(data) == 400
+
+
+@pytest.mark.parametrize(
+    ("target", "host", "path", "authority"),
+    [
+        (
+            "ws://relay.example:9099/chat/1.0/x?a=1",
+            "other",
+            "/chat/1.0/x?a=1",
+            "relay.example:9099",
+        ),
+        ("HTTPS://[::1]:8/x", "h", "/x", "[::1]:8"),
+        ("http://h?q", "h", "/?q", "h"),
+        ("wss://h", "h", "/", "h"),
+        ("/x", "h:80", "/x", "h:80"),
+    ],
+)
+def test_absolute_form_targets_become_their_path_for_the_authority_they_name(
+    target: str, host: str, path: str, authority: str
+) -> None:
+    """RFC 9112 section 3.2.2: a server must accept absolute form and use its authority."""
+    request = RequestParser().feed(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    assert isinstance(request, HttpRequest)
+    assert (request.path, request.host) == (path, authority)
+
+
+def test_http_1_0_needs_no_host() -> None:
+    request = RequestParser().feed(b"GET /health HTTP/1.0\r\n\r\n")
+    assert isinstance(request, HttpRequest)
+    assert request.host is None
 
 
 def test_a_bad_line_is_refused_by_websockets_at_once_by_us_with_the_head() -> None:
@@ -854,6 +914,7 @@ def test_a_key_of_24_characters_not_all_ascii_is_400() -> None:
     exception out of ``check_upgrade``."""
     data = upgrade_head(
         [
+            ("Host", "h"),
             ("Connection", "Upgrade"),
             ("Upgrade", "websocket"),
             ("Sec-WebSocket-Key", KEY[:-2] + "\xe9="),

@@ -21,7 +21,7 @@ from asyncapi_gw.model import (
 )
 from asyncapi_gw.relay.auth import ApiKeyInfo, AuthConfig, Authenticator, Principal
 from asyncapi_gw.relay.reload import Drop, Keep, ReloadReport, Session, reconcile
-from asyncapi_gw.relay.routing import Route, RouteTable, backend_for
+from asyncapi_gw.relay.routing import BackendURL, Route, RouteTable, backend_for
 
 KEYS = {
     "reader": ApiKeyInfo(scopes={"read"}),
@@ -87,9 +87,9 @@ def session(target: str, key: str = "reader", *, api: StreamingAPI = OLD) -> Ses
         api=api, topic=route.topic, headers=[("apikey", key)], query=[], now=0.0
     )
     assert isinstance(principal, Principal)
-    url = backend_for(route, "sandbox" if principal.environment == "sandbox" else "production")
-    assert isinstance(url, str)
-    return Session(target=target, route=route, principal=principal, backend_url=url)
+    built = backend_for(route, "sandbox" if principal.environment == "sandbox" else "production")
+    assert isinstance(built, BackendURL)
+    return Session(target=target, route=route, principal=principal, backend_url=built.url)
 
 
 def judge(

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, unquote, urlsplit
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import Endpoint, Operation, StreamingAPI, Topic, TopicOperation
-from asyncapi_gw.relay.routing import NoRoute, Route, RouteTable, backend_for, backend_template
+from asyncapi_gw.relay.routing import (
+    BackendURL,
+    NoRoute,
+    Route,
+    RouteTable,
+    backend_for,
+    backend_template,
+)
 
 
 def pub(mapping: str | None = None) -> TopicOperation:
@@ -49,10 +58,10 @@ def route(table: RouteTable, target: str) -> Route:
     return found
 
 
-def refused(table: RouteTable, target: str) -> NoRoute:
+def refused(table: RouteTable, target: str, status: int = 404) -> NoRoute:
     found = table.match(target)
     assert isinstance(found, NoRoute), found
-    assert found.status == 404
+    assert found.status == status
     return found
 
 
@@ -147,7 +156,7 @@ def test_query_is_dropped_from_matching_and_kept_raw() -> None:
 
 def test_one_trailing_slash_only() -> None:
     assert route(TABLE, "/chats/1.0/notifications/").topic.name == "/notifications"
-    refused(TABLE, "/chats/1.0/notifications//")
+    refused(TABLE, "/chats/1.0/notifications//", 400)
 
 
 def test_segments_are_compared_decoded() -> None:
@@ -156,13 +165,55 @@ def test_segments_are_compared_decoded() -> None:
     assert dict(route(TABLE, "/chats/1.0/rooms/caf%C3%A9").params) == {"roomId": "café"}
 
 
-def test_encoded_slash_stays_inside_one_parameter() -> None:
-    found = route(TABLE, "/chats/1.0/rooms/a%2Fmembers%2F7")
+def test_encoded_slash_stays_inside_one_parameter_of_an_api_that_allows_it() -> None:
+    table = RouteTable.from_apis([attrs.evolve(CHAT, allow_encoded_slashes=True)])
+    found = route(table, "/chats/1.0/rooms/a%2Fmembers%2F7")
     assert found.topic.name == "rooms/{roomId}"
     assert dict(found.params) == {"roomId": "a/members/7"}
-    assert backend_for(found, "production") == "ws://backend:8080/rooms?room=a%2Fmembers%2F7"
+    assert url_for(found) == "ws://backend:8080/rooms?room=a%2Fmembers%2F7"
+    assert dict(route(table, "/chats/1.0/rooms/a%5Cb").params) == {"roomId": "a\\b"}
     # and never reaches a literal segment: "rooms%2Flobby" is not rooms/lobby
-    assert route(TABLE, "/chats/1.0/rooms%2Flobby").topic.name == "/*"
+    assert route(table, "/chats/1.0/rooms%2Flobby").topic.name == "/*"
+    assert route(TABLE, "/chats/1.0/rooms%2Flobby").topic.name == "/*"  # no parameter there
+
+
+@pytest.mark.parametrize(
+    "value", ["..%2Fadmin%2F1", "a%2fb", "%2F", "a%5Cb", "..%5c..%5cadmin", "%2e%2e%2F"]
+)
+def test_encoded_separators_in_parameters_are_400_by_default(value: str) -> None:
+    reason = refused(TABLE, f"/chats/1.0/rooms/{value}", 400).reason
+    assert "%2F" in reason
+    refused(TABLE, f"/chats/1.0/rooms/{value}/members/7", 400)
+    refused(TABLE, f"/chats/1.0/{value}/alerts/x", 400)  # a parameter before a wildcard
+
+
+RAW_PIECES = st.one_of(
+    st.sampled_from(
+        [
+            *("%2F", "%2f", "%5C", "%5c", "%2E", "%2e", ".", "..", "%25", "%252F", "%255c"),
+            *("%252E", "%", "%C3%A9", "%00", "/", "\\", "?", "#", "%3F", "a", "admin", "%20"),
+        ]
+    ),
+    st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=3),
+)
+
+
+@given(st.lists(RAW_PIECES, min_size=1, max_size=6).map("".join))
+@example("..%2Fadmin%2F1")
+@example("%252E%252E")
+def test_no_accepted_parameter_moves_a_once_decoding_backend(raw: str) -> None:
+    """Whatever the client writes as the parameter, a backend that percent-decodes its path
+    once (and takes ``\\`` for ``/``) sees the mapping's segments, none of them a dot segment."""
+    guarded = make_api(
+        topic("/open/{p}", "/open/{uri.var.p}/end"), production="ws://backend:8080/base"
+    )
+    found = RouteTable.from_apis([guarded]).match("/chats/1.0/open/" + raw)
+    if isinstance(found, NoRoute):
+        return
+    url = url_for(found)
+    seen = re.split(r"[/\\]", unquote(urlsplit(url).path))
+    assert seen == ["", "base", "open", found.params["p"], "end"]
+    assert found.params["p"] not in (".", "..")
 
 
 @pytest.mark.parametrize(
@@ -203,7 +254,7 @@ def test_encoded_slash_stays_inside_one_parameter() -> None:
     ],
 )
 def test_path_tricks_are_refused(target: str) -> None:
-    refused(TABLE, target)
+    refused(TABLE, target, 400)
 
 
 def test_no_api_at_a_prefix_of_a_gateway_path() -> None:
@@ -283,8 +334,13 @@ segment_text = st.text(
 @example("..%2F..")
 @example("%")
 def test_any_parameter_value_round_trips(value: str) -> None:
-    found = route(TABLE, "/chats/1.0/rooms/" + quote(value, safe=""))
-    assert dict(found.params) == {"roomId": value}
+    """Any value, separators included where the API allows them; without that, any value
+    without a separator."""
+    target = "/chats/1.0/rooms/" + quote(value, safe="")
+    table = RouteTable.from_apis([attrs.evolve(CHAT, allow_encoded_slashes=True)])
+    assert dict(route(table, target).params) == {"roomId": value}
+    if "/" not in value and "\\" not in value:
+        assert dict(route(TABLE, target).params) == {"roomId": value}
 
 
 @given(st.text(max_size=40))
@@ -305,10 +361,14 @@ def test_match_never_raises_on_well_formed_paths(segments: list[str], query: str
 # --- backend URLs ------------------------------------------------------------------------------
 
 
+def url_for(found: Route, environment: str = "production", **kw: bool) -> str:
+    built = backend_for(found, environment, **kw)  # type: ignore[arg-type]
+    assert isinstance(built, BackendURL), built
+    return built.url
+
+
 def backend(api: StreamingAPI, target: str, environment: str = "production", **kw: bool) -> str:
-    url = backend_for(route(RouteTable.from_apis([api]), target), environment, **kw)  # type: ignore[arg-type]
-    assert isinstance(url, str), url
-    return url
+    return url_for(route(RouteTable.from_apis([api]), target), environment, **kw)
 
 
 @pytest.mark.parametrize(
@@ -343,8 +403,7 @@ def test_mapping_joins_endpoint(endpoint: str, mapping: str | None, expected: st
 def test_parameter_values_cannot_change_the_backend(value: str) -> None:
     mapping = "/r/{uri.var.id}/x?room={uri.var.id}&k=v"
     found = Route(api=MAPPED, topic=MAPPED.topics[0], params={"id": value}, uri_mapping=mapping)
-    url = backend_for(found, "production")
-    assert isinstance(url, str)
+    url = url_for(found)
     template = urlsplit("wss://backend.example:8443/base/r/x/x?room=x&k=v")
     built = urlsplit(url)
     assert (built.scheme, built.hostname, built.port) == (
@@ -392,6 +451,25 @@ def test_client_query_joins_a_mapping_query() -> None:
     assert backend(api, target, forward_query=False) == "ws://b:1/rooms?room=7"
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "mapping", "query", "url", "overridden"),
+    [
+        ("ws://b:1", "/rooms?fixed=1", "fixed=2&x=3", "ws://b:1/rooms?fixed=1&x=3", ("fixed",)),
+        ("ws://b:1", "?room={uri.var.id}", "room=9&room=8", "ws://b:1/?room=7", ("room", "room")),
+        ("ws://b:1", "?k=v", "%6B=evil&K=ok&k", "ws://b:1/?k=v&K=ok", ("k", "k")),  # decoded
+        ("ws://b:1/f?v=2", "/r", "v=3&w=1", "ws://b:1/f/r?v=2&w=1", ("v",)),  # endpoint's too
+        ("ws://b:1", "?fixed", "fixed=1", "ws://b:1/?fixed", ("fixed",)),
+        ("ws://b:1", "/r", "fixed=2", "ws://b:1/r?fixed=2", ()),  # nothing fixed
+    ],
+)
+def test_the_mappings_query_parameters_win_over_the_clients(
+    endpoint: str, mapping: str, query: str, url: str, overridden: tuple[str, ...]
+) -> None:
+    api = make_api(topic("/r/{id}", mapping), production=endpoint)
+    found = backend_for(route(RouteTable.from_apis([api]), f"/chats/1.0/r/7?{query}"), "production")
+    assert found == BackendURL(url=url, overridden=overridden)
+
+
 def test_endpoint_ending_with_a_question_mark() -> None:
     api = make_api(topic("/n"), production="ws://b:1/feed?")
     assert backend(api, "/chats/1.0/n?a=1") == "ws://b:1/feed?a=1"
@@ -418,7 +496,7 @@ def test_sandbox_and_production() -> None:
     assert backend_for(found, "production") == NoRoute(
         status=503, reason="API 'Chat' 1.0 has no production endpoint."
     )
-    assert backend_for(found, "sandbox") == "ws://sand:1"
+    assert url_for(found, "sandbox") == "ws://sand:1"
     with pytest.raises(RelayError, match="unknown environment"):
         backend_for(found, "Sandbox")  # type: ignore[arg-type]
 

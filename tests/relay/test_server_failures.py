@@ -9,6 +9,7 @@ import socket
 import time
 
 import pytest
+from jwt_tokens import hs256
 from relay_harness import (
     SUB,
     UPGRADE,
@@ -16,7 +17,6 @@ from relay_harness import (
     backend,
     client,
     closed_code,
-    hs256,
     http_get,
     run,
     topic,

@@ -12,13 +12,13 @@ from typing import Any
 
 import attrs
 import pytest
+from jwt_tokens import hs256
 from relay_harness import (
     UPGRADE,
     api,
     backend,
     client,
     closed_code,
-    hs256,
     http_get,
     run,
     topic,

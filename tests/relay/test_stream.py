@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from raw_frames import raw_frame
 
 from asyncapi_gw.errors import RelayError
-from asyncapi_gw.relay.frames import FrameScanner, Opcode, close_frame, text_frame
+from asyncapi_gw.relay.frames import MAX_HEADER, FrameScanner, Opcode, close_frame, text_frame
 from asyncapi_gw.relay.quota import ConnectionQuota, Quota
 from asyncapi_gw.relay.stream import (
     THROTTLE_CLOSE_CODE,
@@ -125,12 +125,52 @@ class ListQuota:
 def test_allowed_stream_is_forwarded_exactly(stream: Stream, cuts: list[int]) -> None:
     pump = Pump(policy(stream, allowed=True))
     chunks = cut(stream.data, cuts)
+    starts, heads = set(), set()  # offsets where frames start; offsets inside their headers
+    offset = 0
+    for frame in stream.frames:
+        starts.add(offset)
+        heads.update(range(offset + 1, offset + len(frame.data) - _payload_size(frame.data)))
+        offset += len(frame.data)
+    sent, received = b"", 0
     for chunk in chunks:
-        assert pump.receive(chunk) == [Forward(chunk)]
+        actions = pump.receive(chunk)
+        received += len(chunk)
+        if len(sent) + len(chunk) == received and received not in heads:
+            assert actions == [Forward(chunk)]  # the usual chunk passes as it came
+        sent += forwarded(actions)
+        # what went out never ends inside a header; a close frame could follow it
+        assert stream.data.startswith(sent)
+        assert len(sent) not in heads
+        assert pump.at_frame_boundary() == (len(sent) in starts or len(sent) == len(stream.data))
+    assert sent == stream.data
     stats = pump.stats
     assert (stats.messages, stats.frames) == (len(stream.payloads), len(stream.frames))
     assert (stats.bytes, stats.dropped) == (len(stream.data), 0)
     assert pump.at_message_boundary()
+
+
+@settings(max_examples=120, deadline=None)
+@given(streams(), st.sampled_from([b"\x03\xed", b"\x03\xe8\xff", b"\x03", b"x" * 126]), CUTS)
+def test_a_bad_frame_after_a_stream_is_never_partly_forwarded(
+    stream: Stream, bad_close: bytes, cuts: list[int]
+) -> None:
+    """Close 1005, a reason not UTF-8, a 1-byte close payload, an oversized control frame: cut
+    anywhere, none of its bytes goes out, so the relay's own close frame can follow."""
+    data = stream.data + raw_frame(Opcode.CLOSE, bad_close, mask=stream.masked)
+    pump = Pump(policy(stream, allowed=True))
+    actions = run(pump, cut(data, cuts))
+    assert isinstance(actions[-1], Close)
+    assert forwarded(actions) == stream.data
+    assert pump.at_frame_boundary()
+
+
+def _payload_size(frame: bytes) -> int:
+    size = frame[1] & 0x7F
+    if size == 126:
+        return int.from_bytes(frame[2:4], "big")
+    if size == 127:
+        return int.from_bytes(frame[2:10], "big")
+    return size
 
 
 def test_fast_path_returns_the_same_bytes_object() -> None:
@@ -541,8 +581,11 @@ def test_garbage_only_yields_actions(
     ends = [i for i, a in enumerate(actions) if isinstance(a, Close | CloseSeen)]
     assert ends in ([], [len(actions) - 1])
     assert len(forwarded(actions)) <= len(data)
-    if kind == "plain" and not ends:
-        assert forwarded(actions) == data
+    if ends and isinstance(actions[-1], Close):
+        assert pump.at_frame_boundary()  # a close frame may follow what was forwarded
+    if kind == "plain" and not ends:  # all of it but an incomplete header or close frame
+        assert data.startswith(forwarded(actions))
+        assert len(data) - len(forwarded(actions)) <= MAX_HEADER + 125
 
 
 # --- a policy updated in the middle of the stream (reload) ---------------------------------
