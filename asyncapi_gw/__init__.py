@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from asyncapi_gw.asyncapi import (
+    Conversion,
     ImportResult,
     ValidationReport,
+    convert_asyncapi,
     dump_asyncapi,
     export_asyncapi,
     import_asyncapi,
@@ -46,6 +48,7 @@ __all__ = [
     "AsyncAPIGwError",
     "AuthKind",
     "AuthType",
+    "Conversion",
     "ConversionError",
     "DocumentError",
     "Endpoint",
@@ -66,6 +69,7 @@ __all__ = [
     "UnsupportedVersionError",
     "ValidationError",
     "ValidationReport",
+    "convert_asyncapi",
     "dump_asyncapi",
     "export_asyncapi",
     "import_asyncapi",

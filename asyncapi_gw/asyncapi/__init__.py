@@ -1,11 +1,14 @@
-"""The AsyncAPI codec: documents in, :class:`~asyncapi_gw.model.StreamingAPI` out, and back."""
+"""The AsyncAPI codec: documents in, :class:`~asyncapi_gw.model.StreamingAPI` out, and back;
+and document-level conversion between AsyncAPI 2.x and 3.x."""
 
 from __future__ import annotations
 
+from asyncapi_gw.asyncapi.convert import Conversion
 from asyncapi_gw.asyncapi.loader import (
     DEFAULT_EXPORT_VERSION,
     ImportResult,
     ValidationReport,
+    convert_asyncapi,
     dump_asyncapi,
     export_asyncapi,
     import_asyncapi,
@@ -16,8 +19,10 @@ from asyncapi_gw.asyncapi.loader import (
 
 __all__ = [
     "DEFAULT_EXPORT_VERSION",
+    "Conversion",
     "ImportResult",
     "ValidationReport",
+    "convert_asyncapi",
     "dump_asyncapi",
     "export_asyncapi",
     "import_asyncapi",

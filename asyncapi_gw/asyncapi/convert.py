@@ -42,6 +42,7 @@ file or another). Relative references stay relative to the source document's fol
 from __future__ import annotations
 
 import copy
+import functools
 import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -50,9 +51,9 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 import attrs
 
 from asyncapi_gw import schema
-from asyncapi_gw.schema.bundle import binding_schema_uri, binding_versions, bindings_registry
 from asyncapi_gw.errors import ConversionError, Problem, Severity, json_excerpt
 from asyncapi_gw.pointers import escape_token, pointer_to, unescape_token
+from asyncapi_gw.schema.bundle import binding_schema_uri, binding_versions, bindings_registry
 
 __all__ = [
     "POINTS_OF_VIEW",
@@ -101,7 +102,7 @@ BINDING_VERSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
 
 # Where a document's objects are, by kind: the pointer patterns ("*" any key) of each kind the
 # conversion rewrites; any other place holds an object that reads the same in both versions.
-_KINDS_2 = {
+_KINDS_2: dict[tuple[str, ...], str] = {
     ("servers", "*"): "server",
     ("channels", "*"): "channel",
     ("channels", "*", "parameters", "*"): "parameter",
@@ -171,7 +172,8 @@ def _order(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 def _kind_at(tokens: list[str], kinds: Mapping[tuple[str, ...], str]) -> str | None:
     for pattern, kind in kinds.items():
-        if len(pattern) == len(tokens) and all(p in ("*", t) for p, t in zip(pattern, tokens)):
+        if len(pattern) == len(tokens) and all(
+                p in ("*", t) for p, t in zip(pattern, tokens, strict=True)):
             return kind
     return None
 
@@ -228,8 +230,8 @@ class _Converter:
         target = urljoin(base, ref) if base else ref
         doc, fragment = urldefrag(target)
         if not doc or doc == urldefrag(self.root_uri)[0]:
-            node = _walk(self.source, fragment)
-            if node is not _NOWHERE:
+            node = schema.node_at(self.source, fragment)
+            if node is not schema.NOWHERE:
                 return target, node
         elif self.lookup is not None:
             try:
@@ -340,13 +342,11 @@ class _Converter:
                 out[protocol] = copy.deepcopy(binding)
                 continue
             if f"{self.restore}ref" in binding:
-                converted = self.restored(
-                    binding, here, base,
-                    lambda t, p, b, proto=protocol: self.binding(proto, kind, t, p, b))
+                converted = self.restored(binding, here, base,
+                                          functools.partial(self.binding, protocol, kind))
             elif _is_ref(binding):
-                converted = self.referenced(
-                    binding, f"binding:{protocol}:{kind}", here, base,
-                    lambda t, p, b, proto=protocol: self.binding(proto, kind, t, p, b))
+                converted = self.referenced(binding, f"binding:{protocol}:{kind}", here, base,
+                                            functools.partial(self.binding, protocol, kind))
             else:
                 converted = self.binding(protocol, kind, binding, here, base)
             if converted is not None:
@@ -356,25 +356,8 @@ class _Converter:
     def binding(self, protocol: str, kind: str, binding: Any, pointer: str, base: str) -> Any:
         raise NotImplementedError
 
-
-_NOWHERE = object()
-
-
-def _walk(data: Any, fragment: str) -> Any:
-    if not fragment:
-        return data
-    if not fragment.startswith("/"):
-        return _NOWHERE
-    node = data
-    for token in fragment[1:].split("/"):
-        key = unescape_token(token)
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
-            node = node[int(key)]
-        else:
-            return _NOWHERE
-    return node
+    def run(self) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 def _newest_valid(protocol: str, kind: str, binding: dict[str, Any]) -> str | None:
@@ -447,13 +430,10 @@ class _Upgrade(_Converter):
         out = self.restore_fields(server, pointer)
         url = out.pop("url", None)
         if isinstance(url, str):
-            scheme, sep, rest = url.partition("://")
-            if not sep:
-                scheme, rest = "", url
-            host, slash, path = rest.partition("/")
+            host, pathname = _split_url(url)
             out["host"] = host
-            if slash:
-                out["pathname"] = "/" + path
+            if pathname is not None:
+                out["pathname"] = pathname
             if _url_of(host, out.get("pathname"), out.get("protocol")) != url:
                 out[f"{V2}url"] = url
         if "security" in out:
@@ -514,7 +494,7 @@ class _Upgrade(_Converter):
                 out.append(ref)
                 continue
             found = schemes.get(name)
-            if _is_ref(found):
+            if isinstance(found, dict) and isinstance(found.get("$ref"), str):
                 hit = self.follow(self.root_uri, found["$ref"], here)
                 found = hit[1] if hit else None
             if not isinstance(found, dict) or found.get("type") not in _SCOPED:
@@ -533,32 +513,34 @@ class _Upgrade(_Converter):
         in_components = where[0] == "components"
         for address, channel in channels.items():
             old = pointer_to(*where, address)
-            ident = address
-            if isinstance(channel, dict) and isinstance(channel.get("x-channelId"), str):
-                ident = channel["x-channelId"]
+            ident = _channel_id(channel, address)
             new = pointer_to(*where, ident)
             self.moves["#" + old] = "#" + new
+            body = channel
             if _is_ref(channel):
-                if channel["$ref"].startswith("#/components/channels/") and not in_components:
+                ref = channel["$ref"]
+                prefix = "#/components/channels/"
+                if ref.startswith(prefix) and not in_components:
                     out[ident] = dict(channel)
-                    target = _walk(self.source, channel["$ref"][1:])
+                    target = schema.node_at(self.source, ref[1:])
                     if isinstance(target, dict):
-                        self.channel_operations(target, ident, where, operations,
-                                                old=channel["$ref"][1:], ref_only=True)
+                        self.channel_operations(target, _channel_id(
+                            target, unescape_token(ref[len(prefix):])), ("components", "channels"),
+                            operations, old=ref[1:], ref_only=True)
                     continue
-                found = self.follow(self.root_uri, channel["$ref"], old)
+                found = self.follow(self.root_uri, ref, old)
                 if found is None:
                     out[ident] = dict(channel)
                     continue
-                uri, target = found
-                channel = self.rebase(target, urldefrag(uri)[0])
-            if not isinstance(channel, dict):
-                out[ident] = channel
+                body = self.rebase(found[1], urldefrag(found[0])[0])
+            if not isinstance(body, dict):
+                out[ident] = body
                 continue
-            out[ident] = self.channel(channel, address, ident, old, where, operations)
+            out[ident] = self.channel(body, address=address, ident=ident, old=old, where=where,
+                                      operations=operations)
         return out
 
-    def channel(self, channel: dict[str, Any], address: str, ident: str, old: str,
+    def channel(self, channel: dict[str, Any], *, address: str, ident: str, old: str,
                 where: tuple[str, ...], operations: dict[str, Any]) -> dict[str, Any]:
         base = self.root_uri
         out = self.restore_fields(channel, old)
@@ -737,7 +719,7 @@ class _Upgrade(_Converter):
             out["description"] = parameter["description"]
         found = parameter.get("schema")
         values: Any = found
-        if _is_ref(found):
+        if isinstance(found, dict) and isinstance(found.get("$ref"), str):
             hit = self.follow(base, found["$ref"], f"{pointer}/schema")
             values = hit[1] if hit else None
         if isinstance(values, dict):
@@ -814,7 +796,7 @@ class _Upgrade(_Converter):
             if not isinstance(value, dict):
                 out[section] = copy.deepcopy(value)
                 continue
-            convert: Callable[[Any, str, str], Any] | None = {
+            convert: Callable[[Any, str, str], Any] | None = {  # type: ignore[assignment]
                 "servers": self.server,
                 "messages": self.message,
                 "parameters": self.parameter,
@@ -911,8 +893,7 @@ class _Downgrade(_Converter):
         out: dict[str, Any] = {}
         for key, value in obj.items():
             if key in fields:
-                value = self.inline_refs(value, f"{pointer}/{key}")
-                out[f"{V3}{key}"] = value
+                out[f"{V3}{key}"] = self.inline_refs(value, f"{pointer}/{key}")
             elif key.startswith(V2) and key not in (f"{V2}ref", f"{V2}url", f"{V2}schema"):
                 out[key[len(V2):]] = copy.deepcopy(value)
             else:
@@ -968,10 +949,11 @@ class _Downgrade(_Converter):
             return schemes
         declared = (self.source.get("components") or {}).get("securitySchemes") or {}
         out: list[Any] = []
-        for index, item in enumerate(schemes):
+        for index, written in enumerate(schemes):
             here = f"{pointer}/{index}"
-            if _is_ref(item):
-                ref = item["$ref"]
+            item = written
+            if _is_ref(written):
+                ref = written["$ref"]
                 prefix = "#/components/securitySchemes/"
                 if ref.startswith(prefix) and "/" not in ref[len(prefix):]:
                     out.append({unescape_token(ref[len(prefix):]): []})
@@ -981,9 +963,10 @@ class _Downgrade(_Converter):
             if not isinstance(item, dict):
                 continue
             scopes = item.get("scopes", [])
-            bare = {k: v for k, v in item.items() if k != "scopes"}
+            bare = self.scheme({k: v for k, v in item.items() if k != "scopes"}, here,
+                               self.root_uri)
             name = next((n for n, s in declared.items()
-                         if self.resolved(s) == bare), None)
+                         if self.scheme(self.resolved(s), here, self.root_uri) == bare), None)
             if name is None:
                 name = _unique(str(bare.get("type", "scheme")), declared)
                 self.source.setdefault("components", {}).setdefault(
@@ -1000,10 +983,11 @@ class _Downgrade(_Converter):
     # -- channels and operations ---------------------------------------------------------------
     def channels(self, channels: dict[str, Any], operations: dict[str, Any]) -> dict[str, Any]:
         by_channel: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for op_id, operation in operations.items():
+        for op_id, written in operations.items():
             here = pointer_to("operations", op_id)
-            if _is_ref(operation):
-                found = self.follow(self.root_uri, operation["$ref"], here)
+            operation = written
+            if _is_ref(written):
+                found = self.follow(self.root_uri, written["$ref"], here)
                 operation = found[1] if found else None
             if not isinstance(operation, dict):
                 continue
@@ -1034,11 +1018,11 @@ class _Downgrade(_Converter):
                 continue
             self.channel_keys[ident] = key
             self.moves["#" + here] = "#" + pointer_to("channels", key)
-            out[key] = self.channel(channel, target, ident, key,
-                                    by_channel.get(ident, []), here)
+            out[key] = self.channel(channel, target, ident=ident, key=key,
+                                    operations=by_channel.get(ident, []), pointer=here)
         return out
 
-    def channel(self, written: Any, channel: dict[str, Any], ident: str, key: str,
+    def channel(self, written: Any, channel: dict[str, Any], *, ident: str, key: str,
                 operations: list[tuple[str, dict[str, Any]]], pointer: str) -> dict[str, Any]:
         base = self.root_uri
         if _is_ref(written) and not operations:
@@ -1073,8 +1057,8 @@ class _Downgrade(_Converter):
                             f"channel {json_excerpt(ident)}", "AsyncAPI 3.x")
                 continue
             self.moves["#" + op_pointer] = "#" + pointer_to("channels", key, kind)
-            written_ops[kind] = self.operation(operation, op_id, ident, key, kind, messages,
-                                               used, op_pointer)
+            written_ops[kind] = self.operation(operation, op_id, ident=ident, key=key, kind=kind,
+                                               messages=messages, used=used, pointer=op_pointer)
         for name in messages:
             if name not in used:
                 self.refuse(f"{pointer}/messages/{escape_token(name)}",
@@ -1083,8 +1067,9 @@ class _Downgrade(_Converter):
         return _order(out, ("description", "servers", "parameters", "subscribe", "publish",
                             "bindings"))
 
-    def operation(self, operation: dict[str, Any], op_id: str, ident: str, key: str, kind: str,
-                  messages: dict[str, Any], used: set[str], pointer: str) -> dict[str, Any]:
+    def operation(self, operation: dict[str, Any], op_id: str, *, ident: str, key: str,
+                  kind: str, messages: dict[str, Any], used: set[str],
+                  pointer: str) -> dict[str, Any]:
         base = self.root_uri
         out: dict[str, Any] = {}
         if op_id != f"{ident}.{kind}":
@@ -1226,8 +1211,8 @@ class _Downgrade(_Converter):
         out: dict[str, Any] = {}
         if "description" in parameter:
             out["description"] = parameter["description"]
-        carried = parameter.get(f"{V2}schema", _NOWHERE)
-        if carried is _NOWHERE:
+        carried = parameter.get(f"{V2}schema", schema.NOWHERE)
+        if carried is schema.NOWHERE:
             out["schema"] = _parameter_schema(parameter)
         elif isinstance(carried, dict):
             found = carried
@@ -1284,7 +1269,7 @@ class _Downgrade(_Converter):
             if not isinstance(value, dict):
                 out[section] = copy.deepcopy(value)
                 continue
-            convert: Callable[[Any, str, str], Any] | None = {
+            convert: Callable[[Any, str, str], Any] | None = {  # type: ignore[assignment]
                 "servers": self.server,
                 "messages": self.message,
                 "parameters": self.parameter,
@@ -1302,8 +1287,8 @@ class _Downgrade(_Converter):
                                 "AsyncAPI 3.x")
             elif section == "channels":
                 out[section] = {
-                    name: self.channel(c, c if isinstance(c, dict) else {}, name, name, [],
-                                       pointer_to(*where, name))
+                    name: self.channel(c, c if isinstance(c, dict) else {}, ident=name, key=name,
+                                       operations=[], pointer=pointer_to(*where, name))
                     for name, c in value.items()
                 }
             elif section.endswith("Bindings") and section[:-8] in (
@@ -1324,6 +1309,12 @@ class _Written(dict[str, Any]):
 
 def _target_ref(*parts: str) -> dict[str, Any]:
     return _Written({"$ref": "#" + pointer_to(*parts)})
+
+
+def _channel_id(channel: Any, key: str) -> str:
+    """A 2.x channel's 3.x id: its ``x-channelId``, else its key (the official naming)."""
+    found = channel.get("x-channelId") if isinstance(channel, dict) else None
+    return found if isinstance(found, str) else key
 
 
 def _split_url(url: str) -> tuple[str, str | None]:
@@ -1350,8 +1341,7 @@ def _unique(name: str, taken: Mapping[str, Any]) -> str:
 
 def _json_schema_format(schema_format: object) -> bool:
     return isinstance(schema_format, str) and (
-        schema_format.startswith("application/vnd.aai.asyncapi")
-        or schema_format.startswith("application/schema+"))
+        schema_format.startswith(("application/vnd.aai.asyncapi", "application/schema+")))
 
 
 def _parameter_values(node: Any) -> tuple[Any, Any, Any]:
@@ -1397,14 +1387,9 @@ def convert_document(
     source = copy.deepcopy(dict(data))
     kwargs: dict[str, Any] = {"target": to, "lossy": lossy, "point_of_view": point_of_view,
                               "lookup": lookup, "base_uri": base_uri}
-    converter: _Upgrade | _Downgrade | None = None
     if source_major == target_major:
-        out = {**source, "asyncapi": to}
-        return Conversion(data=_order(out, ("asyncapi",)))
-    if source_major == 2:
-        converter = _Upgrade(source, **kwargs)
-    else:
-        converter = _Downgrade(source, **kwargs)
+        return Conversion(data=_order({**source, "asyncapi": to}, ("asyncapi",)))
+    converter: _Converter = (_Upgrade if source_major == 2 else _Downgrade)(source, **kwargs)
     out = converter.run()
     if to != "2.6.0" and target_major == 2:
         out["asyncapi"] = to

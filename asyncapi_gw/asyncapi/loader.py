@@ -15,12 +15,12 @@ import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import attrs
 
 from asyncapi_gw import documents, schema
-from asyncapi_gw.asyncapi import v2
+from asyncapi_gw.asyncapi import convert, v2
 from asyncapi_gw.errors import (
     ConversionError,
     DocumentError,
@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_EXPORT_VERSION",
     "ImportResult",
     "ValidationReport",
+    "convert_asyncapi",
     "dump_asyncapi",
     "export_asyncapi",
     "import_asyncapi",
@@ -662,3 +663,114 @@ def dump_asyncapi(
         source_document=source_document,
     )
     return documents.dump_document(data, fmt)
+
+
+# -- document conversion (2.x <-> 3.x) --------------------------------------------------------
+
+
+def _documents_lookup() -> convert.Lookup:
+    """Follows a ``$ref`` to another file (already permitted by the reference policy)."""
+    cache: dict[str, documents.SourceDocument] = {}
+
+    def lookup(base: str, ref: str) -> tuple[str, Any]:
+        target = urljoin(base, ref)
+        uri, fragment = urldefrag(target)
+        doc = cache.get(uri)
+        if doc is None:
+            try:
+                doc = cache[uri] = _load_uri(uri)
+            except DocumentError as error:
+                raise ConversionError(error.message, error.problems) from None
+        node = schema.node_at(doc.data, unquote(fragment))
+        if node is schema.NOWHERE:
+            message = f"$ref {ref!r}: {fragment!r} is not a JSON pointer to a node of {uri}"
+            raise ConversionError(message, [Problem(pointer="", message=message,
+                                                    rule="asyncapi-ref")])
+        return target, node
+
+    return lookup
+
+
+def _check_source(
+    doc: documents.SourceDocument, *, allow_remote_refs: bool, allow_outside_refs: bool
+) -> None:
+    """A document to convert must be valid (2.x) or its references resolvable (3.x, until this
+    package validates 3.x): ValidationError otherwise."""
+    declared = doc.data.get("asyncapi") if isinstance(doc.data, Mapping) else None
+    if declared in schema.SUPPORTED_VERSIONS:
+        errors = _analyse(doc, allow_remote_refs=allow_remote_refs,
+                          allow_outside_refs=allow_outside_refs).errors
+    else:
+        if not isinstance(doc.data, Mapping) or declared not in convert.V3_VERSIONS:
+            _version(doc)  # raises the usual error
+        resolved = schema.resolve_refs(doc, load=_load_uri, allow_remote=allow_remote_refs,
+                                       allow_outside=allow_outside_refs)
+        errors = tuple(_locate_resolved(resolved, p) for p in resolved.problems)
+    if errors:
+        raise ValidationError(
+            f"{doc.name or 'the document'} is not a valid AsyncAPI {declared} document",
+            errors)
+
+
+def _drop_refused(data: dict[str, Any], problems: tuple[Problem, ...]) -> list[str]:
+    """Delete each member a schema problem says is not allowed; the pointers deleted."""
+    dropped = []
+    for problem in problems:
+        if not problem.message.endswith("is not allowed here"):
+            continue
+        *parents, last = problem.pointer.split("/")[1:]
+        node = schema.node_at(data, "".join(f"/{p}" for p in parents))
+        key = unescape_token(last)
+        if isinstance(node, dict) and key in node:
+            del node[key]
+            dropped.append(problem.pointer)
+    return dropped
+
+
+@_collector_paused
+def convert_asyncapi(
+    source: str | os.PathLike[str] | Mapping[str, Any] | documents.SourceDocument,
+    to: str,
+    *,
+    point_of_view: str = "application",
+    lossy: bool = False,
+    allow_remote_refs: bool = False,
+    allow_outside_refs: bool = False,
+) -> convert.Conversion:
+    """A valid AsyncAPI 2.0 to 2.6 or 3.0 to 3.1 document written as AsyncAPI ``to``, as plain data.
+
+    See :mod:`asyncapi_gw.asyncapi.convert` for what maps to what. What the target cannot hold
+    raises :class:`ConversionError` whose problems locate each field in the source (file, line,
+    column), unless ``lossy``, which drops it with a warning. The result is validated against
+    the target's official schema when this package validates that version; ``$ref``s to other
+    files are followed under the reference policy of :func:`import_asyncapi`.
+    """
+    doc = _read(source)
+    _check_source(doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs)
+    try:
+        result = convert.convert_document(
+            doc.data, to, point_of_view=point_of_view, lossy=lossy,
+            lookup=_documents_lookup(), base_uri=doc.uri,
+        )
+    except ConversionError as exc:
+        raise ConversionError(exc.message, [_locate(doc, p) for p in exc.problems]) from None
+    warnings = [_locate(doc, p) for p in result.warnings]
+    if to not in schema.SUPPORTED_VERSIONS:
+        return attrs.evolve(result, warnings=tuple(warnings))
+    policy = {"allow_remote_refs": allow_remote_refs, "allow_outside_refs": allow_outside_refs}
+    data = result.data
+    for _ in range(8):  # each pass drops the members the schema refused at one level
+        out = attrs.evolve(documents.document_from_data(data), uri=doc.uri)
+        errors = _analyse(out, **policy).errors
+        if not errors:
+            break
+        dropped = _drop_refused(data, errors) if lossy else []
+        if not dropped:
+            raise ConversionError(
+                f"{doc.name or 'the document'} cannot be written as AsyncAPI {to}: its schema "
+                "refuses the result (pointers into the result)", errors)
+        warnings.extend(Problem(
+            pointer=p, rule="asyncapi-conversion", severity=Severity.WARNING,
+            message=f"dropped: AsyncAPI {to} has no place for it (pointer into the result)")
+            for p in dropped)
+    return convert.Conversion(data=data, warnings=tuple(warnings))

@@ -32,12 +32,15 @@ import attrs
 from asyncapi_gw.asyncapi import (
     ImportResult,
     ValidationReport,
+    convert_asyncapi,
     dump_asyncapi,
     import_asyncapi,
     validate_document,
 )
+from asyncapi_gw.asyncapi.convert import POINTS_OF_VIEW, V2_VERSIONS, V3_VERSIONS
 from asyncapi_gw.builder import AUTH_CHOICES, new_api, parse_topic
 from asyncapi_gw.cli import reports, serve
+from asyncapi_gw.documents import dump_document
 from asyncapi_gw.errors import (
     AsyncAPIGwError,
     DocumentError,
@@ -206,6 +209,20 @@ def _input_format(file: str) -> str:
     return "json" if file.lower().endswith(".json") else "yaml"
 
 
+# ---------------------------------------------------------------- convert
+
+
+def _convert(args: argparse.Namespace) -> int:
+    result = convert_asyncapi(
+        args.file, args.to, point_of_view=args.point_of_view, lossy=args.lossy,
+        **_ref_policy(args),
+    )
+    for warning in result.warnings:
+        print(f"warning: {reports.problem_line(warning, args.file)}", file=sys.stderr)
+    text = dump_document(result.data, args.format or _input_format(args.file))
+    return _write(text, args.output)
+
+
 # ---------------------------------------------------------------- new
 
 
@@ -367,6 +384,27 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="OUT")
     _add_load_options(export)
     export.set_defaults(handler=_export)
+
+    converter = commands.add_parser(
+        "convert", help="convert a document between AsyncAPI 2.x and 3.x",
+        description="Convert an AsyncAPI 2.0-2.6 or 3.0-3.1 document to another version. "
+        "What the target cannot hold is carried in x-asyncapi-gw-v2-*/v3-* extensions or "
+        "refused (exit 1) unless --lossy.",
+    )
+    converter.add_argument("file", metavar="FILE")
+    converter.add_argument("--to", required=True, choices=(*V2_VERSIONS, *V3_VERSIONS),
+                           metavar="VERSION", help="target version: 2.0.0-2.6.0, 3.0.0, 3.1.0")
+    converter.add_argument("--lossy", action="store_true",
+                           help="drop what the target cannot hold, with a warning per field")
+    converter.add_argument(
+        "--point-of-view", choices=POINTS_OF_VIEW, default="application",
+        help="3.x operations from the application's side (publish = receive; the default) "
+        "or the client's (publish = send)")
+    converter.add_argument("--format", choices=("yaml", "json"),
+                           help="output format (default: the input's)")
+    converter.add_argument("-o", "--output", metavar="OUT")
+    _add_ref_options(converter)
+    converter.set_defaults(handler=_convert)
 
     new = commands.add_parser("new", help="create an AsyncAPI document for a new API")
     new.add_argument("--name", required=True)

@@ -6,7 +6,7 @@ The only place of the package that imports ``jsonschema`` and ``referencing``.
 from __future__ import annotations
 
 from asyncapi_gw.schema.bundle import SUPPORTED_VERSIONS, schema_root
-from asyncapi_gw.schema.refs import Resolved, resolve_refs
+from asyncapi_gw.schema.refs import NOWHERE, Resolved, node_at, resolve_refs
 from asyncapi_gw.schema.validation import (
     misplaced_refs,
     validate_asyncapi,
@@ -15,9 +15,11 @@ from asyncapi_gw.schema.validation import (
 )
 
 __all__ = [
+    "NOWHERE",
     "SUPPORTED_VERSIONS",
     "Resolved",
     "misplaced_refs",
+    "node_at",
     "resolve_refs",
     "schema_root",
     "validate_asyncapi",

@@ -23,7 +23,7 @@ from asyncapi_gw.documents import SourceDocument
 from asyncapi_gw.errors import AsyncAPIGwError, Problem, json_excerpt
 from asyncapi_gw.pointers import escape_token, unescape_token
 
-__all__ = ["Resolved", "resolve_refs"]
+__all__ = ["NOWHERE", "Resolved", "node_at", "resolve_refs"]
 
 _RULE = "asyncapi-ref"
 _NOT_FETCHED = ("remote references are not followed: nothing is fetched from the network; "
@@ -35,15 +35,16 @@ _ALLOW_OUTSIDE = "allow them with allow_outside_refs=True (CLI: --allow-outside-
 _Sites = dict[int, tuple[SourceDocument, str, Any]]
 
 
-_NOWHERE = object()
+NOWHERE = object()
+"""What :func:`node_at` gives for a pointer that leads nowhere."""
 
 
-def _walk(data: Any, pointer: str) -> Any:
-    """The node at an RFC 6901 ``pointer`` in ``data``, or ``_NOWHERE``."""
+def node_at(data: Any, pointer: str) -> Any:
+    """The node at an RFC 6901 ``pointer`` in ``data``, or :data:`NOWHERE`."""
     if not pointer:
         return data
     if not pointer.startswith("/"):
-        return _NOWHERE
+        return NOWHERE
     node = data
     for token in pointer[1:].split("/"):
         key = unescape_token(token)
@@ -53,7 +54,7 @@ def _walk(data: Any, pointer: str) -> Any:
                 and int(key) < len(node):
             node = node[int(key)]
         else:
-            return _NOWHERE
+            return NOWHERE
     return node
 
 
@@ -214,8 +215,8 @@ class _Resolution:
                 return None
             pointer = unquote(fragment)
             found = self.registry.resolver(base_uri=target).lookup("").contents
-            node = _walk(found, pointer)
-            if node is _NOWHERE:
+            node = node_at(found, pointer)
+            if node is NOWHERE:
                 where = "this document" if target == base else target
                 self.refuse(ref, frame.pointer,
                             f"{json_excerpt(pointer)} is not a JSON pointer to a node of {where}")
