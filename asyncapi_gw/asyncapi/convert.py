@@ -570,6 +570,7 @@ class _Upgrade(_Converter):
                            operations: dict[str, Any], *, old: str,
                            ref_only: bool = False) -> dict[str, Any]:
         messages: dict[str, Any] = {}
+        written: list[dict[str, Any]] = []
         in_components = where[0] == "components"
         for kind in ("publish", "subscribe"):
             operation = channel.get(kind)
@@ -613,6 +614,11 @@ class _Upgrade(_Converter):
             operations[op_id] = _order(out, (
                 "action", "channel", "title", "summary", "description", "security", "tags",
                 "externalDocs", "bindings", "traits", "messages", "reply"))
+            written.append(operations[op_id])
+        for operation in written:
+            # 3.x reads an operation without messages as one of any of its channel's messages
+            if messages and "messages" not in operation:
+                operation["messages"] = []
         return messages
 
     def operation_messages(self, message: Any, op_id: str, pointer: str,

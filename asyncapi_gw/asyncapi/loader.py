@@ -13,6 +13,7 @@ import copy
 import functools
 import gc
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -31,7 +32,7 @@ from asyncapi_gw.errors import (
     json_excerpt,
 )
 from asyncapi_gw.model import StreamingAPI
-from asyncapi_gw.pointers import escape_token, pointer_to, unescape_token
+from asyncapi_gw.pointers import escape_token, pointer_to
 from asyncapi_gw.rules import check_rules
 
 __all__ = [
@@ -691,39 +692,54 @@ def _documents_lookup() -> convert.Lookup:
     return lookup
 
 
+# Problems that make a document unreadable as AsyncAPI; the semantic rules' problems (an example
+# that does not match its schema, ...) do not stop a conversion: they become warnings.
+_STRUCTURAL_RULES = frozenset({"asyncapi-schema", "asyncapi-ref", "asyncapi-ref-placement",
+                               "asyncapi-version"})
+
+
 def _check_source(
     doc: documents.SourceDocument, *, allow_remote_refs: bool, allow_outside_refs: bool
-) -> None:
-    """A document to convert must be valid (2.x) or its references resolvable (3.x, until this
-    package validates 3.x): ValidationError otherwise."""
+) -> list[Problem]:
+    """The semantic problems of a document to convert, as warnings; ValidationError when it
+    breaks its version's schema or a reference cannot be resolved (3.x: references only,
+    until this package validates 3.x)."""
     declared = doc.data.get("asyncapi") if isinstance(doc.data, Mapping) else None
     if declared in schema.SUPPORTED_VERSIONS:
-        errors = _analyse(doc, allow_remote_refs=allow_remote_refs,
-                          allow_outside_refs=allow_outside_refs).errors
+        problems = _analyse(doc, allow_remote_refs=allow_remote_refs,
+                            allow_outside_refs=allow_outside_refs).problems
     else:
         if not isinstance(doc.data, Mapping) or declared not in convert.V3_VERSIONS:
             _version(doc)  # raises the usual error
         resolved = schema.resolve_refs(doc, load=_load_uri, allow_remote=allow_remote_refs,
                                        allow_outside=allow_outside_refs)
-        errors = tuple(_locate_resolved(resolved, p) for p in resolved.problems)
+        problems = tuple(_locate_resolved(resolved, p) for p in resolved.problems)
+    errors = [p for p in problems
+              if p.severity is Severity.ERROR and p.rule in _STRUCTURAL_RULES]
     if errors:
         raise ValidationError(
             f"{doc.name or 'the document'} is not a valid AsyncAPI {declared} document",
             errors)
+    return [attrs.evolve(p, severity=Severity.WARNING) for p in problems]
+
+
+_REFUSED = re.compile(r"property '([^']+)' is not allowed here|'([^']+)' does not match any of "
+                      r"the regexes")
 
 
 def _drop_refused(data: dict[str, Any], problems: tuple[Problem, ...]) -> list[str]:
     """Delete each member a schema problem says is not allowed; the pointers deleted."""
     dropped = []
     for problem in problems:
-        if not problem.message.endswith("is not allowed here"):
-            continue
-        *parents, last = problem.pointer.split("/")[1:]
-        node = schema.node_at(data, "".join(f"/{p}" for p in parents))
-        key = unescape_token(last)
-        if isinstance(node, dict) and key in node:
-            del node[key]
-            dropped.append(problem.pointer)
+        names = {a or b for a, b in _REFUSED.findall(problem.message)}
+        pointer = problem.pointer
+        if problem.message.endswith("is not allowed here"):
+            pointer = pointer.rsplit("/", 1)[0]
+        node = schema.node_at(data, pointer)
+        for name in sorted(names):
+            if isinstance(node, dict) and name in node:
+                del node[name]
+                dropped.append(f"{pointer}/{escape_token(name)}")
     return dropped
 
 
@@ -737,16 +753,20 @@ def convert_asyncapi(
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
 ) -> convert.Conversion:
-    """A valid AsyncAPI 2.0 to 2.6 or 3.0 to 3.1 document written as AsyncAPI ``to``, as plain data.
+    """An AsyncAPI 2.0 to 2.6 or 3.0 to 3.1 document written as AsyncAPI ``to``, as plain data.
 
-    See :mod:`asyncapi_gw.asyncapi.convert` for what maps to what. What the target cannot hold
+    The source must be valid against its version's schema with every ``$ref`` resolved; the
+    semantic rules' problems (an example that does not match its schema, ...) are returned as
+    warnings. See :mod:`asyncapi_gw.asyncapi.convert` for what maps to what. What the target
+    cannot hold
     raises :class:`ConversionError` whose problems locate each field in the source (file, line,
     column), unless ``lossy``, which drops it with a warning. The result is validated against
     the target's official schema when this package validates that version; ``$ref``s to other
     files are followed under the reference policy of :func:`import_asyncapi`.
     """
     doc = _read(source)
-    _check_source(doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs)
+    found = _check_source(doc, allow_remote_refs=allow_remote_refs,
+                          allow_outside_refs=allow_outside_refs)
     try:
         result = convert.convert_document(
             doc.data, to, point_of_view=point_of_view, lossy=lossy,
@@ -754,21 +774,23 @@ def convert_asyncapi(
         )
     except ConversionError as exc:
         raise ConversionError(exc.message, [_locate(doc, p) for p in exc.problems]) from None
-    warnings = [_locate(doc, p) for p in result.warnings]
+    warnings = [*found, *(_locate(doc, p) for p in result.warnings)]
     if to not in schema.SUPPORTED_VERSIONS:
         return attrs.evolve(result, warnings=tuple(warnings))
     policy = {"allow_remote_refs": allow_remote_refs, "allow_outside_refs": allow_outside_refs}
     data = result.data
     for _ in range(8):  # each pass drops the members the schema refused at one level
-        out = attrs.evolve(documents.document_from_data(data), uri=doc.uri)
-        errors = _analyse(out, **policy).errors
+        out = attrs.evolve(documents.document_from_data(
+            data, name=f"{doc.name or 'the document'} as AsyncAPI {to}"), uri=doc.uri)
+        errors = tuple(p for p in _analyse(out, **policy).errors if p.rule in _STRUCTURAL_RULES)
         if not errors:
             break
         dropped = _drop_refused(data, errors) if lossy else []
         if not dropped:
             raise ConversionError(
                 f"{doc.name or 'the document'} cannot be written as AsyncAPI {to}: its schema "
-                "refuses the result (pointers into the result)", errors)
+                "refuses these parts of the result, which later versions hold (pointers into "
+                "the result; --lossy drops them)", errors)
         warnings.extend(Problem(
             pointer=p, rule="asyncapi-conversion", severity=Severity.WARNING,
             message=f"dropped: AsyncAPI {to} has no place for it (pointer into the result)")
