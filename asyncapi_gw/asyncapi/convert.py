@@ -76,8 +76,10 @@ V3 = "x-asyncapi-gw-v3-"
 # the schemas name without constraint (ws operations, amqp1, ...) is absent: anything goes.
 _BINDINGS_3_0: dict[tuple[str, str], tuple[str, ...]] = {
     **{("mqtt", k): ("0.2.0",) for k in ("server", "operation", "message")},
-    **{("kafka", k): ("0.5.0", "0.4.0", "0.3.0")
-       for k in ("server", "channel", "operation", "message")},
+    **{
+        ("kafka", k): ("0.5.0", "0.4.0", "0.3.0")
+        for k in ("server", "channel", "operation", "message")
+    },
     **{("jms", k): ("0.0.1",) for k in ("server", "channel", "message")},
     **{("ibmmq", k): ("0.1.0",) for k in ("server", "channel", "message")},
     **{("solace", k): ("0.4.0", "0.3.0", "0.2.0") for k in ("server", "operation")},
@@ -97,7 +99,8 @@ _BINDINGS_3_1 = {
     ("ros2", "operation"): ("0.1.0",),
 }
 BINDING_VERSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
-    "3.0.0": _BINDINGS_3_0, "3.1.0": _BINDINGS_3_1,
+    "3.0.0": _BINDINGS_3_0,
+    "3.1.0": _BINDINGS_3_1,
 }
 
 # Where a document's objects are, by kind: the pointer patterns ("*" any key) of each kind the
@@ -117,8 +120,10 @@ _KINDS_2: dict[tuple[str, ...], str] = {
     ("components", "securitySchemes", "*"): "securityScheme",
     ("components", "messageTraits", "*"): "messageTrait",
     ("components", "operationTraits", "*"): "operationTrait",
-    **{("components", f"{k}Bindings", "*"): f"{k}Bindings"
-       for k in ("server", "channel", "operation", "message")},
+    **{
+        ("components", f"{k}Bindings", "*"): f"{k}Bindings"
+        for k in ("server", "channel", "operation", "message")
+    },
 }
 _KINDS_3 = {
     **{key: kind for key, kind in _KINDS_2.items() if key[0] == "components"},
@@ -173,7 +178,8 @@ def _order(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 def _kind_at(tokens: list[str], kinds: Mapping[tuple[str, ...], str]) -> str | None:
     for pattern, kind in kinds.items():
         if len(pattern) == len(tokens) and all(
-                p in ("*", t) for p, t in zip(pattern, tokens, strict=True)):
+            p in ("*", t) for p, t in zip(pattern, tokens, strict=True)
+        ):
             return kind
     return None
 
@@ -194,8 +200,14 @@ class _Converter:
     """State shared by both directions: problems, warnings, references, source positions."""
 
     def __init__(
-        self, source: dict[str, Any], *, target: str, lossy: bool, point_of_view: str,
-        lookup: Lookup | None, base_uri: str | None,
+        self,
+        source: dict[str, Any],
+        *,
+        target: str,
+        lossy: bool,
+        point_of_view: str,
+        lookup: Lookup | None,
+        base_uri: str | None,
     ) -> None:
         self.source = source
         self.target = target
@@ -214,15 +226,24 @@ class _Converter:
     def refuse(self, pointer: str, what: str, holder: str) -> None:
         """``what`` at ``pointer`` has no place in the target: an error, or a warning if lossy."""
         if self.lossy:
-            self.warnings.append(Problem(
-                pointer=pointer, rule=RULE, severity=Severity.WARNING,
-                message=f"dropped {what}: AsyncAPI {self.target} cannot express it "
-                f"({holder} can)"))
+            self.warnings.append(
+                Problem(
+                    pointer=pointer,
+                    rule=RULE,
+                    severity=Severity.WARNING,
+                    message=f"dropped {what}: AsyncAPI {self.target} cannot express it "
+                    f"({holder} can)",
+                )
+            )
         else:
-            self.errors.append(Problem(
-                pointer=pointer, rule=RULE,
-                message=f"{what} cannot be written in AsyncAPI {self.target} ({holder} can); "
-                "convert with lossy=True (CLI: --lossy) to drop it"))
+            self.errors.append(
+                Problem(
+                    pointer=pointer,
+                    rule=RULE,
+                    message=f"{what} cannot be written in AsyncAPI {self.target} ({holder} can); "
+                    "convert with lossy=True (CLI: --lossy) to drop it",
+                )
+            )
 
     # -- references ----------------------------------------------------------------------------
     def follow(self, base: str, ref: str, pointer: str) -> tuple[str, Any] | None:
@@ -238,13 +259,19 @@ class _Converter:
                 return self.lookup(base, ref)
             except ConversionError as error:
                 self.errors.extend(
-                    attrs.evolve(p, pointer=pointer) for p in error.problems or [
-                        Problem(pointer=pointer, rule=RULE, message=error.message)])
+                    attrs.evolve(p, pointer=pointer)
+                    for p in error.problems
+                    or [Problem(pointer=pointer, rule=RULE, message=error.message)]
+                )
                 return None
-        self.errors.append(Problem(
-            pointer=pointer, rule=RULE,
-            message=f"$ref {ref!r} cannot be followed: it does not lead to a node"
-            + ("" if self.lookup is not None or not doc else " (the document has no location)")))
+        self.errors.append(
+            Problem(
+                pointer=pointer,
+                rule=RULE,
+                message=f"$ref {ref!r} cannot be followed: it does not lead to a node"
+                + ("" if self.lookup is not None or not doc else " (the document has no location)"),
+            )
+        )
         return None
 
     def rebase(self, node: Any, base: str) -> Any:
@@ -265,7 +292,11 @@ class _Converter:
         return out
 
     def referenced(
-        self, node: dict[str, Any], kind: str, pointer: str, base: str,
+        self,
+        node: dict[str, Any],
+        kind: str,
+        pointer: str,
+        base: str,
         convert: Callable[[Any, str, str], Any],
     ) -> Any:
         """A ``$ref`` of ``kind`` in the source: kept when the target allows it, else replaced
@@ -299,10 +330,15 @@ class _Converter:
         found = self.follow(self.root_uri, ref, pointer + "/" + escape_token(key))
         if found is not None and self.rebase(found[1], urldefrag(found[0])[0]) == converted:
             return {"$ref": ref}
-        self.warnings.append(Problem(
-            pointer=pointer, rule=RULE, severity=Severity.WARNING,
-            message=f"the object was changed since it was converted from $ref {ref!r}: it is "
-            "written in place"))
+        self.warnings.append(
+            Problem(
+                pointer=pointer,
+                rule=RULE,
+                severity=Severity.WARNING,
+                message=f"the object was changed since it was converted from $ref {ref!r}: it is "
+                "written in place",
+            )
+        )
         return converted
 
     def fix_refs(self, node: Any) -> None:
@@ -322,7 +358,7 @@ class _Converter:
             if isinstance(ref, str) and ref.startswith("#/") and not isinstance(current, _Written):
                 for prefix in prefixes:
                     if ref == prefix or ref.startswith(prefix + "/"):
-                        current["$ref"] = self.moves[prefix] + ref[len(prefix):]
+                        current["$ref"] = self.moves[prefix] + ref[len(prefix) :]
                         break
             if isinstance(current, _Written):
                 continue
@@ -333,8 +369,9 @@ class _Converter:
         if not isinstance(node, dict):
             return node
         if _is_ref(node):
-            return self.referenced(node, f"{kind}Bindings", pointer, base,
-                                   lambda t, p, b: self.bindings(t, kind, p, b))
+            return self.referenced(
+                node, f"{kind}Bindings", pointer, base, lambda t, p, b: self.bindings(t, kind, p, b)
+            )
         out: dict[str, Any] = {}
         for protocol, binding in node.items():
             here = f"{pointer}/{escape_token(protocol)}"
@@ -342,11 +379,17 @@ class _Converter:
                 out[protocol] = copy.deepcopy(binding)
                 continue
             if f"{self.restore}ref" in binding:
-                converted = self.restored(binding, here, base,
-                                          functools.partial(self.binding, protocol, kind))
+                converted = self.restored(
+                    binding, here, base, functools.partial(self.binding, protocol, kind)
+                )
             elif _is_ref(binding):
-                converted = self.referenced(binding, f"binding:{protocol}:{kind}", here, base,
-                                            functools.partial(self.binding, protocol, kind))
+                converted = self.referenced(
+                    binding,
+                    f"binding:{protocol}:{kind}",
+                    here,
+                    base,
+                    functools.partial(self.binding, protocol, kind),
+                )
             else:
                 converted = self.binding(protocol, kind, binding, here, base)
             if converted is not None:
@@ -401,8 +444,19 @@ class _Upgrade(_Converter):
             if key in src:
                 info[key] = copy.deepcopy(src[key])
                 self.moves[f"#/{key}"] = f"#/info/{key}"
-        out["info"] = _order(info, ("title", "version", "description", "termsOfService",
-                                    "contact", "license", "tags", "externalDocs"))
+        out["info"] = _order(
+            info,
+            (
+                "title",
+                "version",
+                "description",
+                "termsOfService",
+                "contact",
+                "license",
+                "tags",
+                "externalDocs",
+            ),
+        )
         if isinstance(src.get("servers"), dict):
             out["servers"] = {
                 name: self.server(server, pointer_to("servers", name), self.root_uri)
@@ -416,8 +470,19 @@ class _Upgrade(_Converter):
         if isinstance(src.get("components"), dict):
             out["components"] = self.components(src["components"])
         self.fix_refs(out)
-        return _order(out, ("asyncapi", "id", "info", "defaultContentType", "servers",
-                            "channels", "operations", "components"))
+        return _order(
+            out,
+            (
+                "asyncapi",
+                "id",
+                "info",
+                "defaultContentType",
+                "servers",
+                "channels",
+                "operations",
+                "components",
+            ),
+        )
 
     # -- servers -------------------------------------------------------------------------------
     def server(self, server: Any, pointer: str, base: str) -> Any:
@@ -439,18 +504,31 @@ class _Upgrade(_Converter):
         if "security" in out:
             out["security"] = self.security(out["security"], f"{pointer}/security", base)
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "server", f"{pointer}/bindings",
-                                            base)
-        return _order(out, ("host", "pathname", "protocol", "protocolVersion", "title",
-                            "summary", "description", "variables", "security", "tags",
-                            "externalDocs", "bindings"))
+            out["bindings"] = self.bindings(out["bindings"], "server", f"{pointer}/bindings", base)
+        return _order(
+            out,
+            (
+                "host",
+                "pathname",
+                "protocol",
+                "protocolVersion",
+                "title",
+                "summary",
+                "description",
+                "variables",
+                "security",
+                "tags",
+                "externalDocs",
+                "bindings",
+            ),
+        )
 
     def restore_fields(self, obj: dict[str, Any], pointer: str) -> dict[str, Any]:
         """A copy of ``obj`` with the 3.x fields a downgrade carried put back."""
         out: dict[str, Any] = {}
         for key, value in obj.items():
             if key.startswith(V3) and key != f"{V3}ref":
-                out[key[len(V3):]] = copy.deepcopy(value)
+                out[key[len(V3) :]] = copy.deepcopy(value)
             else:
                 out[key] = copy.deepcopy(value)
         return out
@@ -469,8 +547,9 @@ class _Upgrade(_Converter):
             for name in _FLOWS:
                 flow = flows.get(name)
                 if isinstance(flow, dict) and "scopes" in flow:
-                    flows[name] = {("availableScopes" if k == "scopes" else k): v
-                                   for k, v in flow.items()}
+                    flows[name] = {
+                        ("availableScopes" if k == "scopes" else k): v for k, v in flow.items()
+                    }
         return out
 
     def security(self, requirements: Any, pointer: str, base: str) -> Any:
@@ -483,9 +562,13 @@ class _Upgrade(_Converter):
             if not isinstance(requirement, dict):
                 continue
             if len(requirement) != 1:
-                self.refuse(here, "a security requirement naming several schemes (all "
-                            "required)" if requirement else "an empty security requirement "
-                            "(security optional)", "AsyncAPI 2.x")
+                self.refuse(
+                    here,
+                    "a security requirement naming several schemes (all required)"
+                    if requirement
+                    else "an empty security requirement (security optional)",
+                    "AsyncAPI 2.x",
+                )
                 if not requirement:
                     continue
             name, scopes = next(iter(requirement.items()))
@@ -498,17 +581,21 @@ class _Upgrade(_Converter):
                 hit = self.follow(self.root_uri, found["$ref"], here)
                 found = hit[1] if hit else None
             if not isinstance(found, dict) or found.get("type") not in _SCOPED:
-                self.refuse(f"{here}/{escape_token(name)}",
-                            f"scopes of the {json_excerpt(name)} scheme, which is not "
-                            "oauth2 or openIdConnect", "AsyncAPI 2.x")
+                self.refuse(
+                    f"{here}/{escape_token(name)}",
+                    f"scopes of the {json_excerpt(name)} scheme, which is not "
+                    "oauth2 or openIdConnect",
+                    "AsyncAPI 2.x",
+                )
                 out.append(ref)
                 continue
             out.append({**self.scheme(found, here, base), "scopes": list(scopes)})
         return out
 
     # -- channels and operations ---------------------------------------------------------------
-    def channels(self, channels: dict[str, Any], where: tuple[str, ...],
-                 operations: dict[str, Any]) -> dict[str, Any]:
+    def channels(
+        self, channels: dict[str, Any], where: tuple[str, ...], operations: dict[str, Any]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         in_components = where[0] == "components"
         for address, channel in channels.items():
@@ -524,9 +611,14 @@ class _Upgrade(_Converter):
                     out[ident] = dict(channel)
                     target = schema.node_at(self.source, ref[1:])
                     if isinstance(target, dict):
-                        self.channel_operations(target, _channel_id(
-                            target, unescape_token(ref[len(prefix):])), ("components", "channels"),
-                            operations, old=ref[1:], ref_only=True)
+                        self.channel_operations(
+                            target,
+                            _channel_id(target, unescape_token(ref[len(prefix) :])),
+                            ("components", "channels"),
+                            operations,
+                            old=ref[1:],
+                            ref_only=True,
+                        )
                     continue
                 found = self.follow(self.root_uri, ref, old)
                 if found is None:
@@ -536,12 +628,21 @@ class _Upgrade(_Converter):
             if not isinstance(body, dict):
                 out[ident] = body
                 continue
-            out[ident] = self.channel(body, address=address, ident=ident, old=old, where=where,
-                                      operations=operations)
+            out[ident] = self.channel(
+                body, address=address, ident=ident, old=old, where=where, operations=operations
+            )
         return out
 
-    def channel(self, channel: dict[str, Any], *, address: str, ident: str, old: str,
-                where: tuple[str, ...], operations: dict[str, Any]) -> dict[str, Any]:
+    def channel(
+        self,
+        channel: dict[str, Any],
+        *,
+        address: str,
+        ident: str,
+        old: str,
+        where: tuple[str, ...],
+        operations: dict[str, Any],
+    ) -> dict[str, Any]:
         base = self.root_uri
         out = self.restore_fields(channel, old)
         out.pop("publish", None)
@@ -551,8 +652,10 @@ class _Upgrade(_Converter):
         if "deprecated" in out:
             out[f"{V2}deprecated"] = out.pop("deprecated")
         if isinstance(out.get("servers"), list):
-            out["servers"] = [_target_ref("servers", name) if isinstance(name, str) else name
-                              for name in out["servers"]]
+            out["servers"] = [
+                _target_ref("servers", name) if isinstance(name, str) else name
+                for name in out["servers"]
+            ]
         if isinstance(out.get("parameters"), dict):
             out["parameters"] = {
                 name: self.parameter(p, f"{old}/parameters/{escape_token(name)}", base)
@@ -563,12 +666,32 @@ class _Upgrade(_Converter):
         messages = self.channel_operations(channel, ident, where, operations, old=old)
         if messages:
             out["messages"] = messages
-        return _order(out, ("address", "messages", "title", "summary", "description",
-                            "servers", "parameters", "tags", "externalDocs", "bindings"))
+        return _order(
+            out,
+            (
+                "address",
+                "messages",
+                "title",
+                "summary",
+                "description",
+                "servers",
+                "parameters",
+                "tags",
+                "externalDocs",
+                "bindings",
+            ),
+        )
 
-    def channel_operations(self, channel: dict[str, Any], ident: str, where: tuple[str, ...],
-                           operations: dict[str, Any], *, old: str,
-                           ref_only: bool = False) -> dict[str, Any]:
+    def channel_operations(
+        self,
+        channel: dict[str, Any],
+        ident: str,
+        where: tuple[str, ...],
+        operations: dict[str, Any],
+        *,
+        old: str,
+        ref_only: bool = False,
+    ) -> dict[str, Any]:
         messages: dict[str, Any] = {}
         written: list[dict[str, Any]] = []
         in_components = where[0] == "components"
@@ -596,11 +719,13 @@ class _Upgrade(_Converter):
                 out[key] = copy.deepcopy(value)
             out = self.restore_fields(out, op_pointer)
             if "security" in out:
-                out["security"] = self.security(out["security"], f"{op_pointer}/security",
-                                                self.root_uri)
+                out["security"] = self.security(
+                    out["security"], f"{op_pointer}/security", self.root_uri
+                )
             if "bindings" in out:
-                out["bindings"] = self.bindings(out["bindings"], "operation",
-                                                f"{op_pointer}/bindings", self.root_uri)
+                out["bindings"] = self.bindings(
+                    out["bindings"], "operation", f"{op_pointer}/bindings", self.root_uri
+                )
             if isinstance(out.get("traits"), list):
                 out["traits"] = [
                     self.operation_trait(t, f"{op_pointer}/traits/{i}", self.root_uri)
@@ -608,12 +733,27 @@ class _Upgrade(_Converter):
                 ]
             message = operation.get("message")
             if message is not None:
-                refs = self.operation_messages(message, op_id, f"{op_pointer}/message",
-                                               (*where, ident), messages)
+                refs = self.operation_messages(
+                    message, op_id, f"{op_pointer}/message", (*where, ident), messages
+                )
                 out["messages"] = refs
-            operations[op_id] = _order(out, (
-                "action", "channel", "title", "summary", "description", "security", "tags",
-                "externalDocs", "bindings", "traits", "messages", "reply"))
+            operations[op_id] = _order(
+                out,
+                (
+                    "action",
+                    "channel",
+                    "title",
+                    "summary",
+                    "description",
+                    "security",
+                    "tags",
+                    "externalDocs",
+                    "bindings",
+                    "traits",
+                    "messages",
+                    "reply",
+                ),
+            )
             written.append(operations[op_id])
         for operation in written:
             # 3.x reads an operation without messages as one of any of its channel's messages
@@ -621,8 +761,14 @@ class _Upgrade(_Converter):
                 operation["messages"] = []
         return messages
 
-    def operation_messages(self, message: Any, op_id: str, pointer: str,
-                           channel: tuple[str, ...], messages: dict[str, Any]) -> list[Any]:
+    def operation_messages(
+        self,
+        message: Any,
+        op_id: str,
+        pointer: str,
+        channel: tuple[str, ...],
+        messages: dict[str, Any],
+    ) -> list[Any]:
         entries = message.get("oneOf") if isinstance(message, dict) else None
         items = list(enumerate(entries)) if isinstance(entries, list) else [(None, message)]
         kind = op_id.rsplit(".", 1)[-1]
@@ -632,8 +778,9 @@ class _Upgrade(_Converter):
             key = self.message_id(item, here)
             derived = f"{kind}.message" if index is None else f"{kind}.message.{index}"
             # A messageId equal to the derived key is carried: converting back omits that key.
-            converted = self.message(item, here, self.root_uri,
-                                     channel_key=None if key == derived else key)
+            converted = self.message(
+                item, here, self.root_uri, channel_key=None if key == derived else key
+            )
             key = key or derived
             while key in messages and messages[key] != converted:
                 key += "_"
@@ -654,8 +801,9 @@ class _Upgrade(_Converter):
         return None
 
     # -- messages, traits, parameters ----------------------------------------------------------
-    def message(self, message: Any, pointer: str, base: str, *,
-                channel_key: str | None = None) -> Any:
+    def message(
+        self, message: Any, pointer: str, base: str, *, channel_key: str | None = None
+    ) -> Any:
         if _is_ref(message):
             return self.referenced(message, "message", pointer, base, self.message)
         if isinstance(message, dict) and f"{self.restore}ref" in message:
@@ -668,16 +816,16 @@ class _Upgrade(_Converter):
             out[f"{V2}messageId"] = message_id
         if "schemaFormat" in out:
             if "payload" in out:
-                out["payload"] = {"schemaFormat": out.pop("schemaFormat"),
-                                  "schema": out["payload"]}
+                out["payload"] = {"schemaFormat": out.pop("schemaFormat"), "schema": out["payload"]}
             else:
                 out[f"{V2}schemaFormat"] = out.pop("schemaFormat")
         if isinstance(out.get("traits"), list):
-            out["traits"] = [self.message_trait(t, f"{pointer}/traits/{i}", base)
-                             for i, t in enumerate(out["traits"])]
+            out["traits"] = [
+                self.message_trait(t, f"{pointer}/traits/{i}", base)
+                for i, t in enumerate(out["traits"])
+            ]
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings",
-                                            base)
+            out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings", base)
         return self.rebase(out, base)
 
     def message_trait(self, trait: Any, pointer: str, base: str) -> Any:
@@ -692,8 +840,7 @@ class _Upgrade(_Converter):
             if key in out:
                 out[f"{V2}{key}"] = out.pop(key)
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings",
-                                            base)
+            out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings", base)
         return self.rebase(out, base)
 
     def operation_trait(self, trait: Any, pointer: str, base: str) -> Any:
@@ -709,8 +856,9 @@ class _Upgrade(_Converter):
         if "security" in out:
             out["security"] = self.security(out["security"], f"{pointer}/security", base)
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "operation",
-                                            f"{pointer}/bindings", base)
+            out["bindings"] = self.bindings(
+                out["bindings"], "operation", f"{pointer}/bindings", base
+            )
         return self.rebase(out, base)
 
     def parameter(self, parameter: Any, pointer: str, base: str) -> Any:
@@ -764,16 +912,22 @@ class _Upgrade(_Converter):
                 return out
             source = _newest_valid(protocol, kind, out)
         else:
-            source = declared if isinstance(declared, str) and \
-                _binding_fields(protocol, kind, declared) is not None else None
+            source = (
+                declared
+                if isinstance(declared, str)
+                and _binding_fields(protocol, kind, declared) is not None
+                else None
+            )
         fields = _binding_fields(protocol, kind, newest) or set()
-        what = (f"the {protocol} {kind} binding"
-                + (f" of bindingVersion {json_excerpt(declared)}" if declared is not None
-                   else ""))
+        what = f"the {protocol} {kind} binding" + (
+            f" of bindingVersion {json_excerpt(declared)}" if declared is not None else ""
+        )
         if declared is not None and source is None:
-            self.refuse(f"{pointer}/bindingVersion", f"{what} (no official schema)",
-                        f"AsyncAPI 2.x, or bindingVersion {', '.join(allowed)} in "
-                        f"{self.target}")
+            self.refuse(
+                f"{pointer}/bindingVersion",
+                f"{what} (no official schema)",
+                f"AsyncAPI 2.x, or bindingVersion {', '.join(allowed)} in {self.target}",
+            )
             return None
         migrated: dict[str, Any] = {}
         if declared is not None:
@@ -784,11 +938,15 @@ class _Upgrade(_Converter):
             migrated[key if key in fields or key.startswith("x-") else f"{V2}{key}"] = value
         if declared is not None:
             migrated[f"{V2}bindingVersion"] = declared
-        problems = schema.validate_binding({**migrated, "bindingVersion": newest},
-                                           protocol=protocol, kind=kind, pointer=pointer)
+        problems = schema.validate_binding(
+            {**migrated, "bindingVersion": newest}, protocol=protocol, kind=kind, pointer=pointer
+        )
         if problems:
-            self.refuse(pointer, f"{what} (as bindingVersion {newest}: {problems[0].message})",
-                        "AsyncAPI 2.x")
+            self.refuse(
+                pointer,
+                f"{what} (as bindingVersion {newest}: {problems[0].message})",
+                "AsyncAPI 2.x",
+            )
             return None
         return migrated
 
@@ -813,14 +971,22 @@ class _Upgrade(_Converter):
             if section == "channels":
                 out[section] = self.channels(value, where, operations)
             elif section.endswith("Bindings") and section[:-8] in (
-                    "server", "channel", "operation", "message"):
-                out[section] = {name: self.bindings(b, section[:-8], pointer_to(*where, name),
-                                                    base) for name, b in value.items()}
+                "server",
+                "channel",
+                "operation",
+                "message",
+            ):
+                out[section] = {
+                    name: self.bindings(b, section[:-8], pointer_to(*where, name), base)
+                    for name, b in value.items()
+                }
             elif convert is not None:
-                out[section] = {name: convert(item, pointer_to(*where, name), base)
-                                for name, item in value.items()}
+                out[section] = {
+                    name: convert(item, pointer_to(*where, name), base)
+                    for name, item in value.items()
+                }
             elif section.startswith(V3):
-                out[section[len(V3):]] = copy.deepcopy(value)
+                out[section[len(V3) :]] = copy.deepcopy(value)
             else:
                 out[section] = copy.deepcopy(value)
         if operations:
@@ -874,15 +1040,29 @@ class _Downgrade(_Converter):
                 self.moves[f"#/info/{key}"] = f"#/{key}"
         out["info"] = info
         if isinstance(src.get("servers"), dict):
-            out["servers"] = {name: self.server(s, pointer_to("servers", name), self.root_uri)
-                              for name, s in src["servers"].items()}
+            out["servers"] = {
+                name: self.server(s, pointer_to("servers", name), self.root_uri)
+                for name, s in src["servers"].items()
+            }
         if isinstance(src.get("channels"), dict):
             out["channels"] = self.channels(src["channels"], src.get("operations") or {})
         if isinstance(src.get("components"), dict):
             out["components"] = self.components(src["components"])
         self.fix_refs(out)
-        return _order(out, ("asyncapi", "id", "info", "tags", "externalDocs", "servers",
-                            "defaultContentType", "channels", "components"))
+        return _order(
+            out,
+            (
+                "asyncapi",
+                "id",
+                "info",
+                "tags",
+                "externalDocs",
+                "servers",
+                "defaultContentType",
+                "channels",
+                "components",
+            ),
+        )
 
     def inline_refs(self, node: Any, pointer: str) -> Any:
         """Tags and external docs: 3.x may reference them, 2.x writes them out."""
@@ -893,15 +1073,16 @@ class _Downgrade(_Converter):
             return self.rebase(found[1], urldefrag(found[0])[0]) if found else dict(node)
         return copy.deepcopy(node)
 
-    def carry_fields(self, obj: dict[str, Any], fields: tuple[str, ...],
-                     pointer: str) -> dict[str, Any]:
+    def carry_fields(
+        self, obj: dict[str, Any], fields: tuple[str, ...], pointer: str
+    ) -> dict[str, Any]:
         """``obj`` with the 3.x-only ``fields`` carried, and 2.x fields carried put back."""
         out: dict[str, Any] = {}
         for key, value in obj.items():
             if key in fields:
                 out[f"{V3}{key}"] = self.inline_refs(value, f"{pointer}/{key}")
             elif key.startswith(V2) and key not in (f"{V2}ref", f"{V2}url", f"{V2}schema"):
-                out[key[len(V2):]] = copy.deepcopy(value)
+                out[key[len(V2) :]] = copy.deepcopy(value)
             else:
                 out[key] = copy.deepcopy(value)
         return out
@@ -925,12 +1106,22 @@ class _Downgrade(_Converter):
         if "security" in out:
             out["security"] = self.security(out["security"], f"{pointer}/security")
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "server", f"{pointer}/bindings",
-                                            base)
+            out["bindings"] = self.bindings(out["bindings"], "server", f"{pointer}/bindings", base)
         if "tags" in out:
             out["tags"] = self.inline_refs(out["tags"], f"{pointer}/tags")
-        return _order(out, ("url", "protocol", "protocolVersion", "description", "variables",
-                            "security", "tags", "bindings"))
+        return _order(
+            out,
+            (
+                "url",
+                "protocol",
+                "protocolVersion",
+                "description",
+                "variables",
+                "security",
+                "tags",
+                "bindings",
+            ),
+        )
 
     def scheme(self, node: Any, pointer: str, base: str) -> Any:
         if _is_ref(node):
@@ -946,8 +1137,9 @@ class _Downgrade(_Converter):
             for name in _FLOWS:
                 flow = flows.get(name)
                 if isinstance(flow, dict) and "availableScopes" in flow:
-                    flows[name] = {("scopes" if k == "availableScopes" else k): v
-                                   for k, v in flow.items()}
+                    flows[name] = {
+                        ("scopes" if k == "availableScopes" else k): v for k, v in flow.items()
+                    }
         return out
 
     def security(self, schemes: Any, pointer: str) -> Any:
@@ -961,22 +1153,30 @@ class _Downgrade(_Converter):
             if _is_ref(written):
                 ref = written["$ref"]
                 prefix = "#/components/securitySchemes/"
-                if ref.startswith(prefix) and "/" not in ref[len(prefix):]:
-                    out.append({unescape_token(ref[len(prefix):]): []})
+                if ref.startswith(prefix) and "/" not in ref[len(prefix) :]:
+                    out.append({unescape_token(ref[len(prefix) :]): []})
                     continue
                 found = self.follow(self.root_uri, ref, here)
                 item = found[1] if found else {}
             if not isinstance(item, dict):
                 continue
             scopes = item.get("scopes", [])
-            bare = self.scheme({k: v for k, v in item.items() if k != "scopes"}, here,
-                               self.root_uri)
-            name = next((n for n, s in declared.items()
-                         if self.scheme(self.resolved(s), here, self.root_uri) == bare), None)
+            bare = self.scheme(
+                {k: v for k, v in item.items() if k != "scopes"}, here, self.root_uri
+            )
+            name = next(
+                (
+                    n
+                    for n, s in declared.items()
+                    if self.scheme(self.resolved(s), here, self.root_uri) == bare
+                ),
+                None,
+            )
             if name is None:
                 name = _unique(str(bare.get("type", "scheme")), declared)
-                self.source.setdefault("components", {}).setdefault(
-                    "securitySchemes", declared)[name] = bare
+                self.source.setdefault("components", {}).setdefault("securitySchemes", declared)[
+                    name
+                ] = bare
             out.append({name: list(scopes) if isinstance(scopes, list) else []})
         return out
 
@@ -997,16 +1197,24 @@ class _Downgrade(_Converter):
                 operation = found[1] if found else None
             if not isinstance(operation, dict):
                 continue
-            ref = operation.get("channel", {}).get("$ref") if isinstance(
-                operation.get("channel"), dict) else None
+            ref = (
+                operation.get("channel", {}).get("$ref")
+                if isinstance(operation.get("channel"), dict)
+                else None
+            )
             prefix = "#/channels/"
-            if not isinstance(ref, str) or not ref.startswith(prefix) or \
-                    unescape_token(ref[len(prefix):]) not in channels:
-                self.refuse(f"{here}/channel", "an operation on a channel that is not in "
-                            "channels", "AsyncAPI 3.x")
+            if (
+                not isinstance(ref, str)
+                or not ref.startswith(prefix)
+                or unescape_token(ref[len(prefix) :]) not in channels
+            ):
+                self.refuse(
+                    f"{here}/channel",
+                    "an operation on a channel that is not in channels",
+                    "AsyncAPI 3.x",
+                )
                 continue
-            by_channel.setdefault(unescape_token(ref[len(prefix):]), []).append(
-                (op_id, operation))
+            by_channel.setdefault(unescape_token(ref[len(prefix) :]), []).append((op_id, operation))
         out: dict[str, Any] = {}
         for ident, channel in channels.items():
             here = pointer_to("channels", ident)
@@ -1019,17 +1227,32 @@ class _Downgrade(_Converter):
             address = target.get("address")
             key = address if isinstance(address, str) else ident
             if key in out:
-                self.refuse(here, f"a second channel with address {json_excerpt(key)}",
-                            "AsyncAPI 3.x")
+                self.refuse(
+                    here, f"a second channel with address {json_excerpt(key)}", "AsyncAPI 3.x"
+                )
                 continue
             self.channel_keys[ident] = key
             self.moves["#" + here] = "#" + pointer_to("channels", key)
-            out[key] = self.channel(channel, target, ident=ident, key=key,
-                                    operations=by_channel.get(ident, []), pointer=here)
+            out[key] = self.channel(
+                channel,
+                target,
+                ident=ident,
+                key=key,
+                operations=by_channel.get(ident, []),
+                pointer=here,
+            )
         return out
 
-    def channel(self, written: Any, channel: dict[str, Any], *, ident: str, key: str,
-                operations: list[tuple[str, dict[str, Any]]], pointer: str) -> dict[str, Any]:
+    def channel(
+        self,
+        written: Any,
+        channel: dict[str, Any],
+        *,
+        ident: str,
+        key: str,
+        operations: list[tuple[str, dict[str, Any]]],
+        pointer: str,
+    ) -> dict[str, Any]:
         base = self.root_uri
         if _is_ref(written) and not operations:
             ref = written["$ref"]
@@ -1050,8 +1273,7 @@ class _Downgrade(_Converter):
                 for name, p in out["parameters"].items()
             }
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "channel", f"{pointer}/bindings",
-                                            base)
+            out["bindings"] = self.bindings(out["bindings"], "channel", f"{pointer}/bindings", base)
         used: set[str] = set()
         written_ops: dict[str, Any] = {}
         for op_id, operation in operations:
@@ -1059,23 +1281,48 @@ class _Downgrade(_Converter):
             receive = operation.get("action") == "receive"
             kind = "publish" if receive == self.application else "subscribe"
             if kind in written_ops:
-                self.refuse(op_pointer, f"a second {operation.get('action')} operation on "
-                            f"channel {json_excerpt(ident)}", "AsyncAPI 3.x")
+                self.refuse(
+                    op_pointer,
+                    f"a second {operation.get('action')} operation on "
+                    f"channel {json_excerpt(ident)}",
+                    "AsyncAPI 3.x",
+                )
                 continue
             self.moves["#" + op_pointer] = "#" + pointer_to("channels", key, kind)
-            written_ops[kind] = self.operation(operation, op_id, ident=ident, key=key, kind=kind,
-                                               messages=messages, used=used, pointer=op_pointer)
+            written_ops[kind] = self.operation(
+                operation,
+                op_id,
+                ident=ident,
+                key=key,
+                kind=kind,
+                messages=messages,
+                used=used,
+                pointer=op_pointer,
+            )
         for name in messages:
             if name not in used:
-                self.refuse(f"{pointer}/messages/{escape_token(name)}",
-                            "a channel message no operation sends or receives", "AsyncAPI 3.x")
+                self.refuse(
+                    f"{pointer}/messages/{escape_token(name)}",
+                    "a channel message no operation sends or receives",
+                    "AsyncAPI 3.x",
+                )
         out.update(written_ops)
-        return _order(out, ("description", "servers", "parameters", "subscribe", "publish",
-                            "bindings"))
+        return _order(
+            out, ("description", "servers", "parameters", "subscribe", "publish", "bindings")
+        )
 
-    def operation(self, operation: dict[str, Any], op_id: str, *, ident: str, key: str,
-                  kind: str, messages: dict[str, Any], used: set[str],
-                  pointer: str) -> dict[str, Any]:
+    def operation(
+        self,
+        operation: dict[str, Any],
+        op_id: str,
+        *,
+        ident: str,
+        key: str,
+        kind: str,
+        messages: dict[str, Any],
+        used: set[str],
+        pointer: str,
+    ) -> dict[str, Any]:
         base = self.root_uri
         out: dict[str, Any] = {}
         if op_id != f"{ident}.{kind}":
@@ -1084,21 +1331,25 @@ class _Downgrade(_Converter):
             if field in ("action", "channel", "messages"):
                 continue
             if field == "reply":
-                self.refuse(f"{pointer}/reply", "an operation reply (request/reply)",
-                            "AsyncAPI 3.x")
+                self.refuse(
+                    f"{pointer}/reply", "an operation reply (request/reply)", "AsyncAPI 3.x"
+                )
                 continue
             out[field] = value
         out = self.carry_fields(out, ("title",), pointer)
         if "security" in out:
             out["security"] = self.security(out["security"], f"{pointer}/security")
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "operation", f"{pointer}/bindings",
-                                            base)
+            out["bindings"] = self.bindings(
+                out["bindings"], "operation", f"{pointer}/bindings", base
+            )
         if "tags" in out:
             out["tags"] = self.inline_refs(out["tags"], f"{pointer}/tags")
         if isinstance(out.get("traits"), list):
-            out["traits"] = [self.operation_trait(t, f"{pointer}/traits/{i}", base)
-                             for i, t in enumerate(out["traits"])]
+            out["traits"] = [
+                self.operation_trait(t, f"{pointer}/traits/{i}", base)
+                for i, t in enumerate(out["traits"])
+            ]
         refs = operation.get("messages")
         names: list[str] = []
         if refs is None:
@@ -1107,12 +1358,18 @@ class _Downgrade(_Converter):
             prefix = "#" + pointer_to("channels", ident, "messages") + "/"
             for index, ref in enumerate(refs):
                 target = ref.get("$ref") if isinstance(ref, dict) else None
-                if isinstance(target, str) and target.startswith(prefix) and \
-                        unescape_token(target[len(prefix):]) in messages:
-                    names.append(unescape_token(target[len(prefix):]))
+                if (
+                    isinstance(target, str)
+                    and target.startswith(prefix)
+                    and unescape_token(target[len(prefix) :]) in messages
+                ):
+                    names.append(unescape_token(target[len(prefix) :]))
                 else:
-                    self.refuse(f"{pointer}/messages/{index}", "an operation message that is "
-                                "not one of its channel's messages", "AsyncAPI 3.x")
+                    self.refuse(
+                        f"{pointer}/messages/{index}",
+                        "an operation message that is not one of its channel's messages",
+                        "AsyncAPI 3.x",
+                    )
         entries = []
         for index, name in enumerate(names):
             here = pointer_to("channels", ident, "messages", name)
@@ -1128,18 +1385,34 @@ class _Downgrade(_Converter):
             if len(names) > 1:
                 new += f"/oneOf/{index}"
             self.moves[old] = "#" + new
-            entries.append(self.message(messages[name], here, base,
-                                        message_id=None if name == derived else name))
+            entries.append(
+                self.message(
+                    messages[name], here, base, message_id=None if name == derived else name
+                )
+            )
         if len(entries) == 1:
             out["message"] = entries[0]
         elif entries:
             out["message"] = {"oneOf": entries}
-        return _order(out, ("operationId", "summary", "description", "security", "tags",
-                            "externalDocs", "bindings", "traits", "message"))
+        return _order(
+            out,
+            (
+                "operationId",
+                "summary",
+                "description",
+                "security",
+                "tags",
+                "externalDocs",
+                "bindings",
+                "traits",
+                "message",
+            ),
+        )
 
     # -- messages, traits, parameters ----------------------------------------------------------
-    def message(self, message: Any, pointer: str, base: str, *,
-                message_id: str | None = None) -> Any:
+    def message(
+        self, message: Any, pointer: str, base: str, *, message_id: str | None = None
+    ) -> Any:
         if _is_ref(message):
             return self.referenced(message, "message", pointer, base, self.message)
         if isinstance(message, dict) and f"{self.restore}ref" in message:
@@ -1158,19 +1431,23 @@ class _Downgrade(_Converter):
             if _json_schema_format(headers["schemaFormat"]):
                 out["headers"] = copy.deepcopy(headers["schema"])
             else:
-                self.refuse(f"{pointer}/headers", "headers in the schema format "
-                            f"{json_excerpt(headers['schemaFormat'])}", "AsyncAPI 3.x")
+                self.refuse(
+                    f"{pointer}/headers",
+                    f"headers in the schema format {json_excerpt(headers['schemaFormat'])}",
+                    "AsyncAPI 3.x",
+                )
                 del out["headers"]
         if "tags" in out:
             out["tags"] = self.inline_refs(out["tags"], f"{pointer}/tags")
         if "externalDocs" in out:
             out["externalDocs"] = self.inline_refs(out["externalDocs"], f"{pointer}/externalDocs")
         if isinstance(out.get("traits"), list):
-            out["traits"] = [self.message_trait(t, f"{pointer}/traits/{i}", base)
-                             for i, t in enumerate(out["traits"])]
+            out["traits"] = [
+                self.message_trait(t, f"{pointer}/traits/{i}", base)
+                for i, t in enumerate(out["traits"])
+            ]
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings",
-                                            base)
+            out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings", base)
         return self.rebase(out, base)
 
     def message_trait(self, trait: Any, pointer: str, base: str) -> Any:
@@ -1182,8 +1459,7 @@ class _Downgrade(_Converter):
             return trait
         out = self.carry_fields(trait, (), pointer)
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings",
-                                            base)
+            out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings", base)
         for key in ("tags", "externalDocs"):
             if key in out:
                 out[key] = self.inline_refs(out[key], f"{pointer}/{key}")
@@ -1200,8 +1476,9 @@ class _Downgrade(_Converter):
         if "security" in out:
             out["security"] = self.security(out["security"], f"{pointer}/security")
         if "bindings" in out:
-            out["bindings"] = self.bindings(out["bindings"], "operation", f"{pointer}/bindings",
-                                            base)
+            out["bindings"] = self.bindings(
+                out["bindings"], "operation", f"{pointer}/bindings", base
+            )
         for key in ("tags", "externalDocs"):
             if key in out:
                 out[key] = self.inline_refs(out[key], f"{pointer}/{key}")
@@ -1228,16 +1505,25 @@ class _Downgrade(_Converter):
             if _parameter_values(found) == _parameter_values(parameter):
                 out["schema"] = copy.deepcopy(carried)
             elif _is_ref(carried):
-                self.warnings.append(Problem(
-                    pointer=pointer, rule=RULE, severity=Severity.WARNING,
-                    message="the parameter's enum, default or examples changed since it was "
-                    f"converted: its schema $ref {carried['$ref']!r} is not restored"))
+                self.warnings.append(
+                    Problem(
+                        pointer=pointer,
+                        rule=RULE,
+                        severity=Severity.WARNING,
+                        message="the parameter's enum, default or examples changed since it was "
+                        f"converted: its schema $ref {carried['$ref']!r} is not restored",
+                    )
+                )
                 out["schema"] = _parameter_schema(parameter)
             else:
-                merged = {k: v for k, v in carried.items() if k not in (
-                    "enum", "default", "examples", "const")}
-                merged.update((k, v) for k, v in _parameter_schema(parameter).items()
-                              if k != "type")
+                merged = {
+                    k: v
+                    for k, v in carried.items()
+                    if k not in ("enum", "default", "examples", "const")
+                }
+                merged.update(
+                    (k, v) for k, v in _parameter_schema(parameter).items() if k != "type"
+                )
                 out["schema"] = copy.deepcopy(merged)
         for key, value in parameter.items():
             if key in ("description", "enum", "default", "examples", f"{V2}schema"):
@@ -1255,7 +1541,7 @@ class _Downgrade(_Converter):
             if key == f"{V2}bindingVersion":
                 continue
             if key.startswith(V2):
-                restored[key[len(V2):]] = value
+                restored[key[len(V2) :]] = value
             else:
                 out[key] = value
         if f"{V2}bindingVersion" in binding:
@@ -1286,24 +1572,38 @@ class _Downgrade(_Converter):
             if section in ("tags", "externalDocs"):
                 out[f"{V3}{section}"] = copy.deepcopy(value)
                 self.moves["#" + pointer_to(*where)] = "#" + pointer_to(
-                    "components", f"{V3}{section}")
+                    "components", f"{V3}{section}"
+                )
             elif section in ("operations", "replies", "replyAddresses"):
                 for name in value:
-                    self.refuse(pointer_to(*where, name), f"components.{section}",
-                                "AsyncAPI 3.x")
+                    self.refuse(pointer_to(*where, name), f"components.{section}", "AsyncAPI 3.x")
             elif section == "channels":
                 out[section] = {
-                    name: self.channel(c, c if isinstance(c, dict) else {}, ident=name, key=name,
-                                       operations=[], pointer=pointer_to(*where, name))
+                    name: self.channel(
+                        c,
+                        c if isinstance(c, dict) else {},
+                        ident=name,
+                        key=name,
+                        operations=[],
+                        pointer=pointer_to(*where, name),
+                    )
                     for name, c in value.items()
                 }
             elif section.endswith("Bindings") and section[:-8] in (
-                    "server", "channel", "operation", "message"):
-                out[section] = {name: self.bindings(b, section[:-8], pointer_to(*where, name),
-                                                    base) for name, b in value.items()}
+                "server",
+                "channel",
+                "operation",
+                "message",
+            ):
+                out[section] = {
+                    name: self.bindings(b, section[:-8], pointer_to(*where, name), base)
+                    for name, b in value.items()
+                }
             elif convert is not None:
-                out[section] = {name: convert(item, pointer_to(*where, name), base)
-                                for name, item in value.items()}
+                out[section] = {
+                    name: convert(item, pointer_to(*where, name), base)
+                    for name, item in value.items()
+                }
             else:
                 out[section] = copy.deepcopy(value)
         return out
@@ -1334,7 +1634,7 @@ def _split_url(url: str) -> tuple[str, str | None]:
 def _server_name(ref: Any) -> Any:
     target = ref.get("$ref") if isinstance(ref, dict) else None
     if isinstance(target, str) and target.startswith("#/servers/"):
-        return unescape_token(target[len("#/servers/"):])
+        return unescape_token(target[len("#/servers/") :])
     return ref
 
 
@@ -1347,7 +1647,8 @@ def _unique(name: str, taken: Mapping[str, Any]) -> str:
 
 def _json_schema_format(schema_format: object) -> bool:
     return isinstance(schema_format, str) and (
-        schema_format.startswith(("application/vnd.aai.asyncapi", "application/schema+")))
+        schema_format.startswith(("application/vnd.aai.asyncapi", "application/schema+"))
+    )
 
 
 def _parameter_values(node: Any) -> tuple[Any, Any, Any]:
@@ -1385,14 +1686,28 @@ def convert_document(
         raise ConversionError(
             f"cannot convert to AsyncAPI {json_excerpt(to)}: the targets are "
             + ", ".join((*V2_VERSIONS, *V3_VERSIONS)),
-            [Problem(pointer="", rule=RULE, message=f"unknown target version {json_excerpt(to)}")])
+            [Problem(pointer="", rule=RULE, message=f"unknown target version {json_excerpt(to)}")],
+        )
     if source_major is None:
         message = f"AsyncAPI {json_excerpt(declared)} cannot be converted"
-        raise ConversionError(message, [Problem(pointer="/asyncapi" if declared else "",
-                                                rule="asyncapi-version", message=message)])
+        raise ConversionError(
+            message,
+            [
+                Problem(
+                    pointer="/asyncapi" if declared else "",
+                    rule="asyncapi-version",
+                    message=message,
+                )
+            ],
+        )
     source = copy.deepcopy(dict(data))
-    kwargs: dict[str, Any] = {"target": to, "lossy": lossy, "point_of_view": point_of_view,
-                              "lookup": lookup, "base_uri": base_uri}
+    kwargs: dict[str, Any] = {
+        "target": to,
+        "lossy": lossy,
+        "point_of_view": point_of_view,
+        "lookup": lookup,
+        "base_uri": base_uri,
+    }
     if source_major == target_major:
         return Conversion(data=_order({**source, "asyncapi": to}, ("asyncapi",)))
     converter: _Converter = (_Upgrade if source_major == 2 else _Downgrade)(source, **kwargs)
@@ -1404,5 +1719,6 @@ def convert_document(
         raise ConversionError(
             f"AsyncAPI {declared} cannot be written as AsyncAPI {to} without loss "
             f"({count} problem{'s' * (count != 1)}); lossy conversion drops what does not fit",
-            converter.errors)
+            converter.errors,
+        )
     return Conversion(data=out, warnings=tuple(converter.warnings))

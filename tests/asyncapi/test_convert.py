@@ -44,8 +44,7 @@ EXAMPLES = os.environ.get("ASYNCAPI_SPEC_EXAMPLES")
 def _validator() -> jsonschema.Draft7Validator:
     bundle = bundled_schema("3.0.0")
     resources = [(bundle["$id"], DRAFT7.create_resource(bundle))] + [
-        (uri, DRAFT7.create_resource(contents))
-        for uri, contents in bundle["definitions"].items()
+        (uri, DRAFT7.create_resource(contents)) for uri, contents in bundle["definitions"].items()
     ]
     registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
     return jsonschema.Draft7Validator(bundle, registry=registry)
@@ -77,12 +76,18 @@ def official_parser_errors(paths: list[Path]) -> dict[str, list[str]] | None:
         ".map(d => d.path.join('/') + ': ' + d.message); }"
         "console.log(JSON.stringify(out)); })();"
     )
-    found = subprocess.run([node, "-e", "require.resolve('@asyncapi/parser')"],
-                           capture_output=True, check=False)
+    found = subprocess.run(
+        [node, "-e", "require.resolve('@asyncapi/parser')"], capture_output=True, check=False
+    )
     if found.returncode != 0:
         return None
-    run = subprocess.run([node, "-e", script, *map(str, paths)], capture_output=True, text=True,
-                         check=True, timeout=120)
+    run = subprocess.run(
+        [node, "-e", script, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     result: dict[str, list[str]] = json.loads(run.stdout)
     return result
 
@@ -99,7 +104,10 @@ def test_features_convert_to_valid_3_0_with_official_naming() -> None:
     assert "tags" not in out
     server = out["servers"]["production"]
     assert (server["host"], server["pathname"], server["protocol"]) == (
-        "feed.example.com", "/v1/{region}", "wss")
+        "feed.example.com",
+        "/v1/{region}",
+        "wss",
+    )
     assert f"{V2}url" not in server  # wss:// + host + pathname spells the url back
     assert out["servers"]["broker"][f"{V2}url"] == "mqtt://broker.example.com:1883"
     # channel ids: x-channelId, else the address; operation ids: operationId, else derived
@@ -124,7 +132,8 @@ def test_features_convert_to_valid_3_0_with_official_naming() -> None:
     assert security["scopes"] == ["feed:read", "feed:write"]
     assert "availableScopes" in security["flows"]["clientCredentials"]
     assert out["servers"]["production"]["security"][1] == {
-        "$ref": "#/components/securitySchemes/key"}
+        "$ref": "#/components/securitySchemes/key"
+    }
     # what 3.0 lacks is carried
     assert out["channels"]["legacyFeed"][f"{V2}deprecated"] is True
     assert out["components"]["messages"]["tick"][f"{V2}messageId"] == "priceTick"
@@ -140,7 +149,11 @@ def test_parameter_schema_is_kept_and_extensions_are_not_corrupted() -> None:
     assert parameter["description"] == "The instrument."
     assert parameter["x-wso2-note"] == "kept as written"
     assert parameter[f"{V2}schema"] == {
-        "type": "string", "pattern": "^[A-Z]{3,6}$", "maxLength": 6, "default": "EURUSD"}
+        "type": "string",
+        "pattern": "^[A-Z]{3,6}$",
+        "maxLength": 6,
+        "default": "EURUSD",
+    }
     # a plain string schema with an enum needs no extension
     assert out["components"]["parameters"]["region"] == {"enum": ["eu", "us"]}
 
@@ -149,45 +162,61 @@ def test_bindings_migrate_to_versions_the_3_0_schema_accepts() -> None:
     out = convert_document(load(FEATURES), "3.0.0").data
     send = out["operations"]["sendPrices"]["bindings"]
     assert send["http"] == {f"{V2}type": "response"}  # 0.1.0's type: 0.3.0 has none
-    assert send["kafka"] == {"bindingVersion": "0.5.0", "groupId": {"type": "string"},
-                             f"{V2}bindingVersion": "0.1.0"}
+    assert send["kafka"] == {
+        "bindingVersion": "0.5.0",
+        "groupId": {"type": "string"},
+        f"{V2}bindingVersion": "0.1.0",
+    }
     receive = out["operations"]["receiveOrders"]["bindings"]
-    assert receive["amqp"] == {"bindingVersion": "0.3.0", "ack": True,
-                               f"{V2}replyTo": "orders.replies", f"{V2}bindingVersion": "0.2.0"}
+    assert receive["amqp"] == {
+        "bindingVersion": "0.3.0",
+        "ack": True,
+        f"{V2}replyTo": "orders.replies",
+        f"{V2}bindingVersion": "0.2.0",
+    }
     server = out["servers"]["production"]["bindings"]["mqtt"]
-    assert server == {"bindingVersion": "0.2.0", "clientId": "feed",
-                      f"{V2}bindingVersion": "0.1.0"}
+    assert server == {"bindingVersion": "0.2.0", "clientId": "feed", f"{V2}bindingVersion": "0.1.0"}
     channel = out["channels"]["prices/{symbol}"]["bindings"]["ws"]
     assert channel["bindingVersion"] == "0.1.0"  # ws 0.1.0 is still the only version
     legacy = out["channels"]["legacyFeed"]["messages"]["legacy.message"]
     assert legacy["bindings"]["http"]["bindingVersion"] == "0.3.0"
     for protocol, kind, binding in (
-        ("http", "operation", send["http"]), ("kafka", "operation", send["kafka"]),
-        ("amqp", "operation", receive["amqp"]), ("mqtt", "server", server),
+        ("http", "operation", send["http"]),
+        ("kafka", "operation", send["kafka"]),
+        ("amqp", "operation", receive["amqp"]),
+        ("mqtt", "server", server),
         ("http", "message", legacy["bindings"]["http"]),
     ):
         assert schema.validate_binding(binding, protocol=protocol, kind=kind, pointer="") == []
 
 
-@pytest.mark.parametrize(("protocol", "kind", "binding"), [
-    ("http", "operation", {"type": "request", "method": "POST"}),
-    ("http", "operation", {"bindingVersion": "0.1.0", "type": "response"}),
-    ("http", "message", {"bindingVersion": "0.1.0", "headers": {"type": "object"}}),
-    ("amqp", "operation", {"bindingVersion": "0.2.0", "replyTo": "r", "priority": 1}),
-    ("amqp", "channel", {"bindingVersion": "0.2.0", "is": "queue", "queue": {"durable": True}}),
-    ("amqp", "message", {"bindingVersion": "0.2.0", "messageType": "m"}),
-    ("kafka", "operation", {"bindingVersion": "0.1.0", "clientId": {"type": "string"}}),
-    ("kafka", "message", {"bindingVersion": "0.1.0", "key": {"type": "string"}}),
-    ("mqtt", "operation", {"bindingVersion": "0.1.0", "qos": 2, "retain": True}),
-    ("mqtt", "server", {"bindingVersion": "0.1.0", "cleanSession": True, "keepAlive": 60}),
-    ("mqtt", "message", {"bindingVersion": "0.1.0"}),
-])
+@pytest.mark.parametrize(
+    ("protocol", "kind", "binding"),
+    [
+        ("http", "operation", {"type": "request", "method": "POST"}),
+        ("http", "operation", {"bindingVersion": "0.1.0", "type": "response"}),
+        ("http", "message", {"bindingVersion": "0.1.0", "headers": {"type": "object"}}),
+        ("amqp", "operation", {"bindingVersion": "0.2.0", "replyTo": "r", "priority": 1}),
+        ("amqp", "channel", {"bindingVersion": "0.2.0", "is": "queue", "queue": {"durable": True}}),
+        ("amqp", "message", {"bindingVersion": "0.2.0", "messageType": "m"}),
+        ("kafka", "operation", {"bindingVersion": "0.1.0", "clientId": {"type": "string"}}),
+        ("kafka", "message", {"bindingVersion": "0.1.0", "key": {"type": "string"}}),
+        ("mqtt", "operation", {"bindingVersion": "0.1.0", "qos": 2, "retain": True}),
+        ("mqtt", "server", {"bindingVersion": "0.1.0", "cleanSession": True, "keepAlive": 60}),
+        ("mqtt", "message", {"bindingVersion": "0.1.0"}),
+    ],
+)
 def test_each_binding_migration_validates_and_reverts(
-    protocol: str, kind: str, binding: dict[str, Any],
+    protocol: str,
+    kind: str,
+    binding: dict[str, Any],
 ) -> None:
     folder = "messages" if kind == "message" else None
-    doc: dict[str, Any] = {"asyncapi": "2.6.0", "info": {"title": "t", "version": "1"},
-                           "channels": {"c": {"publish": {"message": {"payload": {}}}}}}
+    doc: dict[str, Any] = {
+        "asyncapi": "2.6.0",
+        "info": {"title": "t", "version": "1"},
+        "channels": {"c": {"publish": {"message": {"payload": {}}}}},
+    }
     if kind == "server":
         doc["servers"] = {"s": {"url": "h", "protocol": protocol, "bindings": {protocol: binding}}}
     elif kind == "channel":
@@ -199,8 +228,7 @@ def test_each_binding_migration_validates_and_reverts(
     out = convert_document(doc, "3.0.0").data
     assert schema_errors(out) == []
     migrated = json.dumps(out)
-    assert "0.1.0" not in migrated.replace(f'"{V2}bindingVersion": "0.1.0"', "") or \
-        protocol == "ws"
+    assert "0.1.0" not in migrated.replace(f'"{V2}bindingVersion": "0.1.0"', "") or protocol == "ws"
     assert convert_document(out, "2.6.0").data == doc
 
 
@@ -214,12 +242,14 @@ def test_binding_versions_table_matches_the_vendored_3_0_schema() -> None:
             if versions:
                 found[protocol, kind] = tuple(versions)
     assert {k: set(v) for k, v in found.items()} == {
-        k: set(v) for k, v in BINDING_VERSIONS["3.0.0"].items()}
+        k: set(v) for k, v in BINDING_VERSIONS["3.0.0"].items()
+    }
 
 
 def test_an_unknown_binding_version_is_refused_or_dropped() -> None:
     doc: dict[str, Any] = {
-        "asyncapi": "2.6.0", "info": {"title": "t", "version": "1"},
+        "asyncapi": "2.6.0",
+        "info": {"title": "t", "version": "1"},
         "channels": {"c": {"publish": {"bindings": {"kafka": {"bindingVersion": "9.9.9"}}}}},
     }
     with pytest.raises(ConversionError) as caught:
@@ -228,8 +258,10 @@ def test_an_unknown_binding_version_is_refused_or_dropped() -> None:
     assert problem.pointer == "/channels/c/publish/bindings/kafka/bindingVersion"
     assert "0.5.0" in problem.message
     lossy = convert_document(doc, "3.0.0", lossy=True)
-    assert "bindings" not in lossy.data["operations"]["c.publish"] or \
-        lossy.data["operations"]["c.publish"]["bindings"] == {}
+    assert (
+        "bindings" not in lossy.data["operations"]["c.publish"]
+        or lossy.data["operations"]["c.publish"]["bindings"] == {}
+    )
     assert [w.pointer for w in lossy.warnings] == [problem.pointer]
 
 
@@ -269,8 +301,12 @@ def test_refusals_name_the_field_its_location_and_the_version_holding_it() -> No
     with pytest.raises(ConversionError) as caught:
         convert_asyncapi(REQUEST_REPLY, "2.6.0")
     problems = {p.pointer: p for p in caught.value.problems}
-    assert set(problems) == {"/operations/ping/reply", "/operations/pingAgain",
-                             "/channels/ping/messages/pong", "/channels/ping/messages/unused"}
+    assert set(problems) == {
+        "/operations/ping/reply",
+        "/operations/pingAgain",
+        "/channels/ping/messages/pong",
+        "/channels/ping/messages/unused",
+    }
     reply = problems["/operations/ping/reply"]
     assert (reply.file, reply.line, reply.column) == (str(REQUEST_REPLY), 28, 5)
     assert "2.6.0" in reply.message
@@ -312,8 +348,7 @@ def test_multi_file_documents_keep_external_refs_where_the_object_is_unchanged(
     # rewritten relative to the root document
     assert liked[f"{V2}ref"] == "./common/messages.yaml#/commentLiked"
     assert liked["payload"] == {"$ref": "common/schemas.yaml#/Liked"}
-    assert out["components"]["schemas"]["Envelope"] == {
-        "$ref": "./common/schemas.yaml#/Envelope"}
+    assert out["components"]["schemas"]["Envelope"] == {"$ref": "./common/schemas.yaml#/Envelope"}
     written = folder / "main3.yaml"
     written.write_text(documents.dump_document(out), encoding="utf-8")
     back = convert_asyncapi(written, "2.6.0")
@@ -336,7 +371,8 @@ def test_a_changed_object_is_written_in_place_with_a_warning(tmp_path: Path) -> 
     message = back.data["channels"]["comment/{commentId}/liked"]["publish"]["message"]
     assert message["summary"] == "edited in 3.0"
     assert [w.pointer for w in back.warnings] == [
-        "/channels/comment~1{commentId}~1liked/messages/commentLiked"]
+        "/channels/comment~1{commentId}~1liked/messages/commentLiked"
+    ]
 
 
 def test_an_invalid_source_is_refused_before_conversion(tmp_path: Path) -> None:
@@ -371,16 +407,25 @@ def rich_documents(draw: st.DrawFn) -> dict[str, Any]:
     messages: dict[str, Any] = {}
     for index in range(draw(st.integers(1, 4))):
         name = f"{draw(WORD)}{index}/{{p{index}}}"
-        channel: dict[str, Any] = {"parameters": {f"p{index}": draw(st.sampled_from([
-            {"schema": {"type": "string"}},
-            {"description": "d", "schema": {"type": "string", "enum": ["a", "b"],
-                                            "default": "a"}},
-            {"schema": {"type": "integer", "minimum": 1}, "x-note": draw(WORD)},
-            {"schema": {"type": "string", "const": "only"}},
-            {"description": "no schema"},
-        ]))}}
-        for kind in draw(st.sampled_from([["publish"], ["subscribe"],
-                                          ["publish", "subscribe"]])):
+        channel: dict[str, Any] = {
+            "parameters": {
+                f"p{index}": draw(
+                    st.sampled_from(
+                        [
+                            {"schema": {"type": "string"}},
+                            {
+                                "description": "d",
+                                "schema": {"type": "string", "enum": ["a", "b"], "default": "a"},
+                            },
+                            {"schema": {"type": "integer", "minimum": 1}, "x-note": draw(WORD)},
+                            {"schema": {"type": "string", "const": "only"}},
+                            {"description": "no schema"},
+                        ]
+                    )
+                )
+            }
+        }
+        for kind in draw(st.sampled_from([["publish"], ["subscribe"], ["publish", "subscribe"]])):
             operation: dict[str, Any] = {}
             if draw(st.booleans()):
                 operation["operationId"] = f"{kind}{index}{draw(WORD)}"
@@ -400,15 +445,22 @@ def rich_documents(draw: st.DrawFn) -> dict[str, Any]:
             elif count > 1:
                 operation["message"] = {"oneOf": entries}
             if draw(st.booleans()):
-                operation["bindings"] = draw(st.sampled_from([
-                    {"http": {"type": "request", "method": "GET"}},
-                    {"amqp": {"bindingVersion": "0.2.0", "replyTo": "r"}},
-                    {"mqtt": {"qos": 1}},
-                ]))
+                operation["bindings"] = draw(
+                    st.sampled_from(
+                        [
+                            {"http": {"type": "request", "method": "GET"}},
+                            {"amqp": {"bindingVersion": "0.2.0", "replyTo": "r"}},
+                            {"mqtt": {"qos": 1}},
+                        ]
+                    )
+                )
             channel[kind] = operation
         channels[name] = channel
-    doc: dict[str, Any] = {"asyncapi": "2.6.0", "info": {"title": "g", "version": "1"},
-                           "channels": channels}
+    doc: dict[str, Any] = {
+        "asyncapi": "2.6.0",
+        "info": {"title": "g", "version": "1"},
+        "channels": channels,
+    }
     if messages:
         doc["components"] = {"messages": messages}
     return doc
@@ -432,8 +484,9 @@ def _examples() -> list[Path]:
     return sorted(Path(EXAMPLES).glob("*.yml")) if EXAMPLES else []
 
 
-@pytest.mark.skipif(not EXAMPLES, reason="set ASYNCAPI_SPEC_EXAMPLES to the spec's 2.6.0 "
-                    "examples folder")
+@pytest.mark.skipif(
+    not EXAMPLES, reason="set ASYNCAPI_SPEC_EXAMPLES to the spec's 2.6.0 examples folder"
+)
 def test_specification_examples_convert_to_valid_3_0_and_back(tmp_path: Path) -> None:
     written = []
     for path in _examples():

@@ -23,8 +23,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_convert_writes_3_0_and_back(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "three.json"
-    code, out, _ = run(capsys, "convert", FEATURES, "--to", "3.0.0", "--format", "json",
-                       "-o", str(target))
+    code, out, _ = run(
+        capsys, "convert", FEATURES, "--to", "3.0.0", "--format", "json", "-o", str(target)
+    )
     assert (code, out) == (0, "")
     three = json.loads(target.read_text(encoding="utf-8"))
     assert three["asyncapi"] == "3.0.0"
@@ -35,8 +36,7 @@ def test_convert_writes_3_0_and_back(capsys: pytest.CaptureFixture[str], tmp_pat
 
 
 def test_convert_point_of_view_client(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "convert", FEATURES, "--to", "3.0.0",
-                       "--point-of-view", "client")
+    code, out, _ = run(capsys, "convert", FEATURES, "--to", "3.0.0", "--point-of-view", "client")
     assert code == 0
     assert documents.parse_document(out).data["operations"]["sendPrices"]["action"] == "receive"
 
