@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -275,10 +276,10 @@ class _Converter:
         return None
 
     def rebase(self, node: Any, base: str) -> Any:
-        """A copy of ``node`` (written in the document at ``base``) whose relative ``$ref``
-        values are written relative to the root document instead."""
+        """``node`` (written in the document at ``base``) with its relative ``$ref`` values
+        written relative to the root document instead (a copy when any is rewritten)."""
         if base == self.root_uri or not base:
-            return copy.deepcopy(node)
+            return node
         if isinstance(node, list):
             return [self.rebase(item, base) for item in node]
         if not isinstance(node, dict):
@@ -342,27 +343,31 @@ class _Converter:
         return converted
 
     def fix_refs(self, node: Any) -> None:
-        """Rewrite local references whose target moved (longest source prefix first)."""
+        """Rewrite local references whose target moved (the longest moved prefix wins)."""
         if not self.moves:
             return
-        prefixes = sorted(self.moves, key=len, reverse=True)
         pending = [node]
         while pending:
             current = pending.pop()
             if isinstance(current, list):
                 pending.extend(current)
                 continue
-            if not isinstance(current, dict):
+            if not isinstance(current, dict) or isinstance(current, _Written):
                 continue
             ref = current.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/") and not isinstance(current, _Written):
-                for prefix in prefixes:
-                    if ref == prefix or ref.startswith(prefix + "/"):
-                        current["$ref"] = self.moves[prefix] + ref[len(prefix) :]
-                        break
-            if isinstance(current, _Written):
-                continue
+            if isinstance(ref, str) and ref.startswith("#/"):
+                current["$ref"] = self.moved(ref)
             pending.extend(v for k, v in current.items() if k != "$ref")
+
+    def moved(self, ref: str) -> str:
+        """``ref`` with its longest prefix that moved replaced by where it went."""
+        end = len(ref)
+        while end > 1:
+            target = self.moves.get(ref[:end])
+            if target is not None:
+                return target + ref[end:]
+            end = ref.rfind("/", 0, end)
+        return ref
 
     # -- bindings ------------------------------------------------------------------------------
     def bindings(self, node: Any, kind: str, pointer: str, base: str) -> Any:
@@ -376,7 +381,7 @@ class _Converter:
         for protocol, binding in node.items():
             here = f"{pointer}/{escape_token(protocol)}"
             if protocol.startswith("x-") or not isinstance(binding, dict):
-                out[protocol] = copy.deepcopy(binding)
+                out[protocol] = binding
                 continue
             if f"{self.restore}ref" in binding:
                 converted = self.restored(
@@ -437,7 +442,7 @@ class _Upgrade(_Converter):
         for key, value in src.items():
             if key in ("asyncapi", "tags", "externalDocs", "channels", "servers", "components"):
                 continue
-            out[key] = copy.deepcopy(value)
+            out[key] = value
         out["asyncapi"] = self.target
         info = dict(out.get("info") or {})
         for key in ("tags", "externalDocs"):
@@ -528,9 +533,9 @@ class _Upgrade(_Converter):
         out: dict[str, Any] = {}
         for key, value in obj.items():
             if key.startswith(V3) and key != f"{V3}ref":
-                out[key[len(V3) :]] = copy.deepcopy(value)
+                out[key[len(V3) :]] = value
             else:
-                out[key] = copy.deepcopy(value)
+                out[key] = value
         return out
 
     # -- security ------------------------------------------------------------------------------
@@ -716,7 +721,7 @@ class _Upgrade(_Converter):
             for key, value in operation.items():
                 if key in ("operationId", "message"):
                     continue
-                out[key] = copy.deepcopy(value)
+                out[key] = value
             out = self.restore_fields(out, op_pointer)
             if "security" in out:
                 out["security"] = self.security(
@@ -878,19 +883,19 @@ class _Upgrade(_Converter):
             values = hit[1] if hit else None
         if isinstance(values, dict):
             if "enum" in values:
-                out["enum"] = copy.deepcopy(values["enum"])
+                out["enum"] = values["enum"]
             elif "const" in values:
-                out["enum"] = [copy.deepcopy(values["const"])]
+                out["enum"] = [values["const"]]
             for key in ("default", "examples"):
                 if key in values:
-                    out[key] = copy.deepcopy(values[key])
+                    out[key] = values[key]
         if "schema" not in parameter:
             out[f"{V2}schema"] = None
         elif _parameter_schema(out) != found:
             out[f"{V2}schema"] = self.rebase(found, base)
         for key, value in parameter.items():
             if key not in ("description", "schema"):
-                out[key] = copy.deepcopy(value)
+                out[key] = value
         return out
 
     # -- bindings ------------------------------------------------------------------------------
@@ -958,7 +963,7 @@ class _Upgrade(_Converter):
         for section, value in components.items():
             where = ("components", section)
             if not isinstance(value, dict):
-                out[section] = copy.deepcopy(value)
+                out[section] = value
                 continue
             convert: Callable[[Any, str, str], Any] | None = {  # type: ignore[assignment]
                 "servers": self.server,
@@ -986,9 +991,9 @@ class _Upgrade(_Converter):
                     for name, item in value.items()
                 }
             elif section.startswith(V3):
-                out[section[len(V3) :]] = copy.deepcopy(value)
+                out[section[len(V3) :]] = value
             else:
-                out[section] = copy.deepcopy(value)
+                out[section] = value
         if operations:
             out["operations"] = {**out.get("operations", {}), **operations}
         return out
@@ -1010,7 +1015,7 @@ def _parameter_schema(parameter: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "string"}
     for key in ("enum", "default", "examples"):
         if key in parameter:
-            out[key] = copy.deepcopy(parameter[key])
+            out[key] = parameter[key]
     return out
 
 
@@ -1031,7 +1036,7 @@ class _Downgrade(_Converter):
         for key, value in src.items():
             if key in ("asyncapi", "channels", "operations", "servers", "components", "info"):
                 continue
-            out[key] = copy.deepcopy(value)
+            out[key] = value
         out["asyncapi"] = "2.6.0"
         info = copy.deepcopy(src.get("info") or {})
         for key in ("tags", "externalDocs"):
@@ -1071,7 +1076,7 @@ class _Downgrade(_Converter):
         if _is_ref(node):
             found = self.follow(self.root_uri, node["$ref"], pointer)
             return self.rebase(found[1], urldefrag(found[0])[0]) if found else dict(node)
-        return copy.deepcopy(node)
+        return node
 
     def carry_fields(
         self, obj: dict[str, Any], fields: tuple[str, ...], pointer: str
@@ -1082,9 +1087,9 @@ class _Downgrade(_Converter):
             if key in fields:
                 out[f"{V3}{key}"] = self.inline_refs(value, f"{pointer}/{key}")
             elif key.startswith(V2) and key not in (f"{V2}ref", f"{V2}url", f"{V2}schema"):
-                out[key[len(V2) :]] = copy.deepcopy(value)
+                out[key[len(V2) :]] = value
             else:
-                out[key] = copy.deepcopy(value)
+                out[key] = value
         return out
 
     # -- servers and security ------------------------------------------------------------------
@@ -1425,11 +1430,11 @@ class _Downgrade(_Converter):
         payload = out.get("payload")
         if isinstance(payload, dict) and "schemaFormat" in payload and "schema" in payload:
             out = {"schemaFormat": payload["schemaFormat"], **out}
-            out["payload"] = copy.deepcopy(payload["schema"])
+            out["payload"] = payload["schema"]
         headers = out.get("headers")
         if isinstance(headers, dict) and "schemaFormat" in headers and "schema" in headers:
             if _json_schema_format(headers["schemaFormat"]):
-                out["headers"] = copy.deepcopy(headers["schema"])
+                out["headers"] = headers["schema"]
             else:
                 self.refuse(
                     f"{pointer}/headers",
@@ -1503,7 +1508,7 @@ class _Downgrade(_Converter):
                 hit = self.follow(base, carried["$ref"], f"{pointer}/{V2}schema")
                 found = hit[1] if hit else carried
             if _parameter_values(found) == _parameter_values(parameter):
-                out["schema"] = copy.deepcopy(carried)
+                out["schema"] = carried
             elif _is_ref(carried):
                 self.warnings.append(
                     Problem(
@@ -1524,11 +1529,11 @@ class _Downgrade(_Converter):
                 merged.update(
                     (k, v) for k, v in _parameter_schema(parameter).items() if k != "type"
                 )
-                out["schema"] = copy.deepcopy(merged)
+                out["schema"] = merged
         for key, value in parameter.items():
             if key in ("description", "enum", "default", "examples", f"{V2}schema"):
                 continue
-            out[key] = copy.deepcopy(value)
+            out[key] = value
         return out
 
     # -- bindings ------------------------------------------------------------------------------
@@ -1559,7 +1564,7 @@ class _Downgrade(_Converter):
         for section, value in components.items():
             where = ("components", section)
             if not isinstance(value, dict):
-                out[section] = copy.deepcopy(value)
+                out[section] = value
                 continue
             convert: Callable[[Any, str, str], Any] | None = {  # type: ignore[assignment]
                 "servers": self.server,
@@ -1570,7 +1575,7 @@ class _Downgrade(_Converter):
                 "operationTraits": self.operation_trait,
             }.get(section)
             if section in ("tags", "externalDocs"):
-                out[f"{V3}{section}"] = copy.deepcopy(value)
+                out[f"{V3}{section}"] = value
                 self.moves["#" + pointer_to(*where)] = "#" + pointer_to(
                     "components", f"{V3}{section}"
                 )
@@ -1605,7 +1610,7 @@ class _Downgrade(_Converter):
                     for name, item in value.items()
                 }
             else:
-                out[section] = copy.deepcopy(value)
+                out[section] = value
         return out
 
 
@@ -1615,6 +1620,15 @@ class _Written(dict[str, Any]):
 
 def _target_ref(*parts: str) -> dict[str, Any]:
     return _Written({"$ref": "#" + pointer_to(*parts)})
+
+
+def _plain_copy(node: Any) -> Any:
+    """A deep copy of JSON data made of plain dicts and lists (a shared node copied apart)."""
+    try:
+        return json.loads(json.dumps(node))
+    except (TypeError, ValueError, RecursionError) as error:
+        message = f"the document is not JSON data: {error}"
+        raise ConversionError(message, [Problem(pointer="", rule=RULE, message=message)]) from None
 
 
 def _channel_id(channel: Any, key: str) -> str:
@@ -1700,7 +1714,7 @@ def convert_document(
                 )
             ],
         )
-    source = copy.deepcopy(dict(data))
+    source = _plain_copy(data)
     kwargs: dict[str, Any] = {
         "target": to,
         "lossy": lossy,
@@ -1721,4 +1735,5 @@ def convert_document(
             f"({count} problem{'s' * (count != 1)}); lossy conversion drops what does not fit",
             converter.errors,
         )
-    return Conversion(data=out, warnings=tuple(converter.warnings))
+    # the conversion shares nodes between places (and with its copy of the source): unshare them
+    return Conversion(data=_plain_copy(out), warnings=tuple(converter.warnings))
