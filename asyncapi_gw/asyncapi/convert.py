@@ -22,8 +22,8 @@ The extensions (``FIELD`` is the name of the field carried):
     traits), ``schemaFormat`` (message traits), ``operationId`` (operation traits),
     ``deprecated`` (channels), ``schema`` (a parameter's schema beyond ``enum``, ``default`` and
     ``examples``; ``null`` when the parameter had none), ``url`` (a server url that
-    ``host``/``pathname``/``protocol`` do not spell back), ``security`` (requirements 3.x cannot
-    express) and, in a binding, ``bindingVersion`` and the fields its newer version dropped.
+    ``host``/``pathname``/``protocol`` do not spell back) and, in a binding, the
+    ``bindingVersion`` it declared and the fields its newer version dropped.
 ``x-asyncapi-gw-v3-FIELD``
     in a 2.x document, a 3.x field that 2.x lacks: ``title``, ``summary``, ``tags`` and
     ``externalDocs`` where 2.x has none, ``address`` (``null``: a channel without one),
