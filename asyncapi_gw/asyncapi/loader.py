@@ -32,7 +32,7 @@ from asyncapi_gw.errors import (
     json_excerpt,
 )
 from asyncapi_gw.model import StreamingAPI
-from asyncapi_gw.pointers import escape_token, pointer_to
+from asyncapi_gw.pointers import escape_token, pointer_to, unescape_token
 from asyncapi_gw.rules import check_rules
 
 __all__ = [
@@ -699,7 +699,11 @@ _STRUCTURAL_RULES = frozenset({"asyncapi-schema", "asyncapi-ref", "asyncapi-ref-
 
 
 def _check_source(
-    doc: documents.SourceDocument, *, allow_remote_refs: bool, allow_outside_refs: bool
+    doc: documents.SourceDocument,
+    *,
+    allow_remote_refs: bool,
+    allow_outside_refs: bool,
+    ref_root: RefRoot,
 ) -> list[Problem]:
     """The semantic problems of a document to convert, as warnings; ValidationError when it
     breaks its version's schema or a reference cannot be resolved (3.x: references only,
@@ -707,12 +711,12 @@ def _check_source(
     declared = doc.data.get("asyncapi") if isinstance(doc.data, Mapping) else None
     if declared in schema.SUPPORTED_VERSIONS:
         problems = _analyse(doc, allow_remote_refs=allow_remote_refs,
-                            allow_outside_refs=allow_outside_refs).problems
+                            allow_outside_refs=allow_outside_refs, ref_root=ref_root).problems
     else:
         if not isinstance(doc.data, Mapping) or declared not in convert.V3_VERSIONS:
             _version(doc)  # raises the usual error
         resolved = schema.resolve_refs(doc, load=_load_uri, allow_remote=allow_remote_refs,
-                                       allow_outside=allow_outside_refs)
+                                       allow_outside=allow_outside_refs, ref_root=ref_root)
         problems = tuple(_locate_resolved(resolved, p) for p in resolved.problems)
     errors = [p for p in problems
               if p.severity is Severity.ERROR and p.rule in _STRUCTURAL_RULES]
@@ -723,8 +727,8 @@ def _check_source(
     return [attrs.evolve(p, severity=Severity.WARNING) for p in problems]
 
 
-_REFUSED = re.compile(r"property '([^']+)' is not allowed here|'([^']+)' does not match any of "
-                      r"the regexes")
+_REFUSED = re.compile(r"""property ["']([^"']+)["'] is not allowed here|["']([^"']+)["'] does """
+                      r"not match any of the regexes")
 
 
 def _drop_refused(data: dict[str, Any], problems: tuple[Problem, ...]) -> list[str]:
@@ -733,7 +737,7 @@ def _drop_refused(data: dict[str, Any], problems: tuple[Problem, ...]) -> list[s
     for problem in problems:
         names = {a or b for a, b in _REFUSED.findall(problem.message)}
         pointer = problem.pointer
-        if problem.message.endswith("is not allowed here"):
+        if " is not allowed here" in problem.message:
             pointer = pointer.rsplit("/", 1)[0]
         node = schema.node_at(data, pointer)
         for name in sorted(names):
@@ -752,6 +756,7 @@ def convert_asyncapi(
     lossy: bool = False,
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
+    ref_root: RefRoot = None,
 ) -> convert.Conversion:
     """An AsyncAPI 2.0 to 2.6 or 3.0 to 3.1 document written as AsyncAPI ``to``, as plain data.
 
@@ -762,11 +767,13 @@ def convert_asyncapi(
     raises :class:`ConversionError` whose problems locate each field in the source (file, line,
     column), unless ``lossy``, which drops it with a warning. The result is validated against
     the target's official schema when this package validates that version; ``$ref``s to other
-    files are followed under the reference policy of :func:`import_asyncapi`.
+    files are followed under the reference policy of :func:`import_asyncapi` (``ref_root``
+    included).
     """
     doc = _read(source)
-    found = _check_source(doc, allow_remote_refs=allow_remote_refs,
-                          allow_outside_refs=allow_outside_refs)
+    policy: dict[str, Any] = {"allow_remote_refs": allow_remote_refs,
+                              "allow_outside_refs": allow_outside_refs, "ref_root": ref_root}
+    found = _check_source(doc, **policy)
     try:
         result = convert.convert_document(
             doc.data, to, point_of_view=point_of_view, lossy=lossy,
@@ -777,7 +784,6 @@ def convert_asyncapi(
     warnings = [*found, *(_locate(doc, p) for p in result.warnings)]
     if to not in schema.SUPPORTED_VERSIONS:
         return attrs.evolve(result, warnings=tuple(warnings))
-    policy = {"allow_remote_refs": allow_remote_refs, "allow_outside_refs": allow_outside_refs}
     data = result.data
     for _ in range(8):  # each pass drops the members the schema refused at one level
         out = attrs.evolve(documents.document_from_data(
