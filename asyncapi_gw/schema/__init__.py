@@ -5,9 +5,10 @@ The only place of the package that imports ``jsonschema`` and ``referencing``.
 
 from __future__ import annotations
 
-from asyncapi_gw.schema.bundle import SUPPORTED_VERSIONS, schema_root
+from asyncapi_gw.schema.bundle import SUPPORTED_VERSIONS, VALIDATION_VERSIONS, schema_root
 from asyncapi_gw.schema.refs import Resolved, resolve_refs
 from asyncapi_gw.schema.validation import (
+    is_uri_reference,
     misplaced_refs,
     validate_asyncapi,
     validate_binding,
@@ -16,7 +17,9 @@ from asyncapi_gw.schema.validation import (
 
 __all__ = [
     "SUPPORTED_VERSIONS",
+    "VALIDATION_VERSIONS",
     "Resolved",
+    "is_uri_reference",
     "misplaced_refs",
     "resolve_refs",
     "schema_root",
