@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from asyncapi_gw import documents, schema
+from asyncapi_gw import documents, rules_v3, schema
 from asyncapi_gw.asyncapi import v2
 from asyncapi_gw.errors import (
     ConversionError,
@@ -139,12 +139,12 @@ def _version(doc: documents.SourceDocument) -> str:
                                   rule="document-not-mapping"))],
         )
     declared = data.get("asyncapi")
-    if isinstance(declared, str) and declared in schema.SUPPORTED_VERSIONS:
+    if isinstance(declared, str) and declared in schema.VALIDATION_VERSIONS:
         return declared
-    supported = ", ".join(schema.SUPPORTED_VERSIONS)
+    supported = ", ".join(schema.VALIDATION_VERSIONS)
     if isinstance(declared, str):
         release = declared.partition("-")[0]
-        if release != declared and release in schema.SUPPORTED_VERSIONS:
+        if release != declared and release in schema.VALIDATION_VERSIONS:
             # A pre-release (2.0.0-rc1, -rc2) differs from its release; the official parser
             # refuses it as well.
             message = (f"AsyncAPI {json_excerpt(declared)} is a pre-release of {release}: "
@@ -310,16 +310,18 @@ def _analyse(
         ref_root=ref_root,
     )
     depth = _check_expansion(doc, resolved.data)
-    # A misplaced $ref is a fault of the document as written, before resolution.
+    # A misplaced $ref is a fault of the document as written, before resolution; so are those the
+    # official 3.x rules find in the root file as written.
+    written = schema.misplaced_refs(doc.data, version)
+    found = schema.validate_asyncapi(resolved.data, version, depth=depth)
+    if version in schema.SUPPORTED_VERSIONS:
+        found.extend([*check_rules(resolved.data), *_check_bindings(resolved.data)])
+    else:  # 3.x: its schema checks the bindings itself, by their bindingVersion
+        found.extend(rules_v3.check_rules(resolved.data))
+        written.extend(rules_v3.check_written(doc.data))
     misplaced = sorted(
-        (_locate(doc, p) for p in schema.misplaced_refs(doc.data, version)),
-        key=lambda p: (p.line or 0, p.column or 0),
+        (_locate(doc, p) for p in written), key=lambda p: (p.line or 0, p.column or 0)
     )
-    found = [
-        *schema.validate_asyncapi(resolved.data, version),
-        *check_rules(resolved.data),
-        *_check_bindings(resolved.data),
-    ]
     problems = (
         *_once_where_written(doc, resolved, resolved.problems),
         *misplaced,
@@ -447,6 +449,14 @@ def import_asyncapi(
     if analysis.errors and not lenient:
         raise ValidationError(
             f"{name} is not a valid AsyncAPI {analysis.version} document", analysis.errors
+        )
+    if analysis.version not in schema.SUPPORTED_VERSIONS:
+        message = (f"import of AsyncAPI 3.x is not supported yet; validation is (this document "
+                   f"declares {analysis.version}; imports read "
+                   f"{', '.join(schema.SUPPORTED_VERSIONS)})")
+        raise UnsupportedVersionError(
+            f"{name} cannot be imported: {message}",
+            [_locate(doc, Problem(pointer="/asyncapi", message=message, rule="asyncapi-version"))],
         )
     warnings = [attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems]
     if analysis.depth > _MAX_IMPORT_DEPTH:
