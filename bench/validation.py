@@ -1,16 +1,18 @@
 """Validation and import timings: asyncapi-gw against the official ``@asyncapi/parser``.
 
-    python bench/validation.py [--quick] [--sizes 200,2000,20000]
+    python bench/validation.py [--quick] [--sizes 200,2000,20000] [--asyncapi 2.6.0,3.0.0]
 
 Generates AsyncAPI 2.6.0 documents with N channels (publish and subscribe on each, parameters
 on every tenth, inline messages with a payload schema and an example, and shared messages in
-components used through ``$ref``), then times, in the same run:
+components used through ``$ref``) and AsyncAPI 3.0.0 documents with the same content (a channel
+with an address and its two messages, a ``receive`` and a ``send`` operation referencing the
+channel and its messages), then times, in the same run:
 
 - ``@asyncapi/parser`` 3 (npm, installed on demand into bench/build/node_modules): one node
   process parses every file; its start-up (node, the import, a first tiny parse) is reported
   apart from the per-file times;
 - ours in one Python process: ``load_asyncapi`` (read, validate, semantic rules, import into the
-  model), ``validate_document`` (the same without the import) and, when present,
+  model; 2.x only), ``validate_document`` (the same without the import) and, when present,
   ``asyncapi_gw.schema.validate_asyncapi`` (the JSON Schema pass alone); start-up (the import
   and a first tiny document) reported apart as well.
 
@@ -40,8 +42,9 @@ const { Parser } = require('@asyncapi/parser');
 const fs = require('fs');
 const parser = new Parser();
 (async () => {
-  const tiny = JSON.stringify({asyncapi: '2.6.0', info: {title: 't', version: '1'}, channels: {}});
-  await parser.parse(tiny);
+  for (const asyncapi of ['2.6.0', '3.0.0']) {
+    await parser.parse(JSON.stringify({asyncapi, info: {title: 't', version: '1'}, channels: {}}));
+  }
   const startup = (performance.now() - t0) / 1000;
   const files = [];
   for (const path of process.argv.slice(2)) {
@@ -141,6 +144,51 @@ def generate(channels: int) -> dict[str, Any]:
     return doc
 
 
+def generate_v3(channels: int) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 form of :func:`generate`: the same channels, messages and schemas."""
+    v2 = generate(channels)
+    components = v2["components"]
+    doc: dict[str, Any] = {
+        "asyncapi": "3.0.0",
+        "info": v2["info"],
+        "servers": {
+            "production": {
+                "host": "backend.example.com:8080",
+                "protocol": "ws",
+                "security": [{"$ref": "#/components/securitySchemes/apikey"}],
+            },
+        },
+        "channels": {},
+        "operations": {},
+        "components": components,
+    }
+    for i, (name, channel) in enumerate(v2["channels"].items()):
+        key = f"channel{i}"
+        event = channel["subscribe"]["message"]
+        del event["messageId"]
+        shared = channel["publish"]["message"]["$ref"]
+        out: dict[str, Any] = {
+            "address": name,
+            "description": channel["description"],
+            "messages": {"shared": {"$ref": shared}, "event": event},
+        }
+        if "parameters" in channel:
+            out["parameters"] = {
+                "roomId": {"description": "room", "examples": ["general"]},
+            }
+        doc["channels"][key] = out
+        for operation, action, message in (
+            (f"send{i}", "receive", "shared"),
+            (f"receive{i}", "send", "event"),
+        ):
+            doc["operations"][operation] = {
+                "action": action,
+                "channel": {"$ref": f"#/channels/{key}"},
+                "messages": [{"$ref": f"#/channels/{key}/messages/{message}"}],
+            }
+    return doc
+
+
 def ensure_parser() -> str | None:
     """Installs @asyncapi/parser into bench/build on demand; returns a reason when unavailable."""
     if (BUILD / "node_modules" / "@asyncapi" / "parser").exists():
@@ -189,8 +237,8 @@ try:
     from asyncapi_gw.schema import validate_asyncapi
 except ImportError:
     validate_asyncapi = None
-tiny = {"asyncapi": "2.6.0", "info": {"title": "t", "version": "1"}, "channels": {}}
-validate_document(tiny)
+for version in ("2.6.0", "3.0.0"):
+    validate_document({"asyncapi": version, "info": {"title": "t", "version": "1"}, "channels": {}})
 startup = time.perf_counter() - t0
 files = []
 for path in sys.argv[1:]:
@@ -207,9 +255,10 @@ for path in sys.argv[1:]:
     else:
         entry["import"] = time.perf_counter() - t
         entry["topics"] = len(api.topics)
-    if validate_asyncapi is not None:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    # A 3.x document must be resolved first: its schema wants objects where it holds $refs.
+    if validate_asyncapi is not None and data["asyncapi"].startswith("2."):
         t = time.perf_counter()
         problems = list(validate_asyncapi(data, data["asyncapi"]))
         entry["schema_only"] = time.perf_counter() - t
@@ -240,16 +289,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="200 and 2,000 channels only")
     parser.add_argument("--sizes", default=None, help="channel counts, e.g. 200,2000,20000")
+    parser.add_argument(
+        "--asyncapi", default="2.6.0,3.0.0", help="document versions: 2.6.0, 3.0.0 or both"
+    )
     args = parser.parse_args(argv)
     sizes = [
         int(s) for s in (args.sizes or ("200,2000" if args.quick else "200,2000,20000")).split(",")
     ]
-    results: dict[str, Any] = {"sizes": sizes, "started": time.strftime("%Y%m%d-%H%M%S")}
+    generators = {"2.6.0": generate, "3.0.0": generate_v3}
+    started = time.strftime("%Y%m%d-%H%M%S")
+    for version in args.asyncapi.split(","):
+        run(version, generators[version], sizes, started)
+    return 0
+
+
+def run(version: str, generator: Any, sizes: list[int], started: str) -> None:
+    """Time both tools on ``version`` documents of each size; print and save the results."""
+    results: dict[str, Any] = {"asyncapi": version, "sizes": sizes, "started": started}
+    print(f"== AsyncAPI {version}", flush=True)
     with tempfile.TemporaryDirectory(prefix="asyncapi-gw-validation-") as tmp:
         files = []
         for n in sizes:
             path = Path(tmp) / f"channels-{n}.json"
-            path.write_text(json.dumps(generate(n), indent=1))
+            path.write_text(json.dumps(generator(n), indent=1))
             files.append(path)
             print(f"generated {n} channels: {path.stat().st_size / 1e6:.1f} MB", flush=True)
         why = ensure_parser()
@@ -300,10 +362,9 @@ def main(argv: list[str] | None = None) -> int:
             if entry and entry.get("errors"):
                 print(f"  {label} found problems in the {n}-channel document: {entry['errors']}")
     OUT.mkdir(exist_ok=True)
-    out = OUT / f"validation-{results['started']}.json"
+    out = OUT / f"validation-{started}-{version}.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"results: {out.relative_to(BENCH.parent)}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 PINNED = "6.11.1"
-VERSIONS = ("2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0", "3.0.0")
+VERSIONS = ("2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0", "3.0.0", "3.1.0")
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "schemas"
 

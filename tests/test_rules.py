@@ -139,10 +139,11 @@ def test_fixed_fixture_passes(rule: str) -> None:
 
 
 def _fixture_rules() -> list[str]:
+    """The 2.x fixtures (the 3.x ones, ``asyncapi3-*``, are tests/test_rules_v3.py's)."""
     return sorted(
         p.name.removesuffix(".yaml")
         for p in FIXTURES.glob("*.yaml")
-        if not p.name.endswith(".fixed.yaml")
+        if not p.name.endswith(".fixed.yaml") and not p.name.startswith("asyncapi3-")
     )
 
 

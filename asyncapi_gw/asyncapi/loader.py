@@ -20,7 +20,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import attrs
 
-from asyncapi_gw import documents, schema
+from asyncapi_gw import documents, rules_v3, schema
 from asyncapi_gw.asyncapi import convert, v2
 from asyncapi_gw.errors import (
     ConversionError,
@@ -141,12 +141,12 @@ def _version(doc: documents.SourceDocument) -> str:
                                   rule="document-not-mapping"))],
         )
     declared = data.get("asyncapi")
-    if isinstance(declared, str) and declared in schema.SUPPORTED_VERSIONS:
+    if isinstance(declared, str) and declared in schema.VALIDATION_VERSIONS:
         return declared
-    supported = ", ".join(schema.SUPPORTED_VERSIONS)
+    supported = ", ".join(schema.VALIDATION_VERSIONS)
     if isinstance(declared, str):
         release = declared.partition("-")[0]
-        if release != declared and release in schema.SUPPORTED_VERSIONS:
+        if release != declared and release in schema.VALIDATION_VERSIONS:
             # A pre-release (2.0.0-rc1, -rc2) differs from its release; the official parser
             # refuses it as well.
             message = (f"AsyncAPI {json_excerpt(declared)} is a pre-release of {release}: "
@@ -312,16 +312,18 @@ def _analyse(
         ref_root=ref_root,
     )
     depth = _check_expansion(doc, resolved.data)
-    # A misplaced $ref is a fault of the document as written, before resolution.
+    # A misplaced $ref is a fault of the document as written, before resolution; so are those the
+    # official 3.x rules find in the root file as written.
+    written = schema.misplaced_refs(doc.data, version)
+    found = schema.validate_asyncapi(resolved.data, version, depth=depth)
+    if version in schema.SUPPORTED_VERSIONS:
+        found.extend([*check_rules(resolved.data), *_check_bindings(resolved.data)])
+    else:  # 3.x: its schema checks the bindings itself, by their bindingVersion
+        found.extend(rules_v3.check_rules(resolved.data))
+        written.extend(rules_v3.check_written(doc.data))
     misplaced = sorted(
-        (_locate(doc, p) for p in schema.misplaced_refs(doc.data, version)),
-        key=lambda p: (p.line or 0, p.column or 0),
+        (_locate(doc, p) for p in written), key=lambda p: (p.line or 0, p.column or 0)
     )
-    found = [
-        *schema.validate_asyncapi(resolved.data, version),
-        *check_rules(resolved.data),
-        *_check_bindings(resolved.data),
-    ]
     problems = (
         *_once_where_written(doc, resolved, resolved.problems),
         *misplaced,
@@ -449,6 +451,14 @@ def import_asyncapi(
     if analysis.errors and not lenient:
         raise ValidationError(
             f"{name} is not a valid AsyncAPI {analysis.version} document", analysis.errors
+        )
+    if analysis.version not in schema.SUPPORTED_VERSIONS:
+        message = (f"import of AsyncAPI 3.x is not supported yet; validation is (this document "
+                   f"declares {analysis.version}; imports read "
+                   f"{', '.join(schema.SUPPORTED_VERSIONS)})")
+        raise UnsupportedVersionError(
+            f"{name} cannot be imported: {message}",
+            [_locate(doc, Problem(pointer="/asyncapi", message=message, rule="asyncapi-version"))],
         )
     warnings = [attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems]
     if analysis.depth > _MAX_IMPORT_DEPTH:
@@ -706,18 +716,10 @@ def _check_source(
     ref_root: RefRoot,
 ) -> list[Problem]:
     """The semantic problems of a document to convert, as warnings; ValidationError when it
-    breaks its version's schema or a reference cannot be resolved (3.x: references only,
-    until this package validates 3.x)."""
+    breaks its version's schema or a reference cannot be resolved."""
     declared = doc.data.get("asyncapi") if isinstance(doc.data, Mapping) else None
-    if declared in schema.SUPPORTED_VERSIONS:
-        problems = _analyse(doc, allow_remote_refs=allow_remote_refs,
-                            allow_outside_refs=allow_outside_refs, ref_root=ref_root).problems
-    else:
-        if not isinstance(doc.data, Mapping) or declared not in convert.V3_VERSIONS:
-            _version(doc)  # raises the usual error
-        resolved = schema.resolve_refs(doc, load=_load_uri, allow_remote=allow_remote_refs,
-                                       allow_outside=allow_outside_refs, ref_root=ref_root)
-        problems = tuple(_locate_resolved(resolved, p) for p in resolved.problems)
+    problems = _analyse(doc, allow_remote_refs=allow_remote_refs,
+                        allow_outside_refs=allow_outside_refs, ref_root=ref_root).problems
     errors = [p for p in problems
               if p.severity is Severity.ERROR and p.rule in _STRUCTURAL_RULES]
     if errors:
@@ -782,7 +784,7 @@ def convert_asyncapi(
     except ConversionError as exc:
         raise ConversionError(exc.message, [_locate(doc, p) for p in exc.problems]) from None
     warnings = [*found, *(_locate(doc, p) for p in result.warnings)]
-    if to not in schema.SUPPORTED_VERSIONS:
+    if to not in schema.VALIDATION_VERSIONS:
         return attrs.evolve(result, warnings=tuple(warnings))
     data = result.data
     for _ in range(8):  # each pass drops the members the schema refused at one level

@@ -29,7 +29,7 @@ from xml.etree import ElementTree as ET
 
 from asyncapi_gw.asyncapi import ValidationReport
 from asyncapi_gw.errors import Problem, Severity
-from asyncapi_gw.schema import SUPPORTED_VERSIONS
+from asyncapi_gw.schema import SUPPORTED_VERSIONS, VALIDATION_VERSIONS
 
 __all__ = [
     "FORMATS",
@@ -78,7 +78,10 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'s' * (number != 1)}"
 
 
-_SUPPORTED = f"supported: {SUPPORTED_VERSIONS[0]} to {SUPPORTED_VERSIONS[-1]}"
+_SUPPORTED = ", ".join(
+    [f"supported: {SUPPORTED_VERSIONS[0]} to {SUPPORTED_VERSIONS[-1]}"]
+    + [version for version in VALIDATION_VERSIONS if version not in SUPPORTED_VERSIONS]
+)
 
 
 def _headline(report: ValidationReport, file: str, outcome: Verdict) -> str:

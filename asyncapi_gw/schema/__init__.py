@@ -5,9 +5,10 @@ The only place of the package that imports ``jsonschema`` and ``referencing``.
 
 from __future__ import annotations
 
-from asyncapi_gw.schema.bundle import SUPPORTED_VERSIONS, schema_root
+from asyncapi_gw.schema.bundle import SUPPORTED_VERSIONS, VALIDATION_VERSIONS, schema_root
 from asyncapi_gw.schema.refs import NOWHERE, Resolved, node_at, resolve_refs
 from asyncapi_gw.schema.validation import (
+    is_uri_reference,
     misplaced_refs,
     validate_asyncapi,
     validate_binding,
@@ -17,7 +18,9 @@ from asyncapi_gw.schema.validation import (
 __all__ = [
     "NOWHERE",
     "SUPPORTED_VERSIONS",
+    "VALIDATION_VERSIONS",
     "Resolved",
+    "is_uri_reference",
     "misplaced_refs",
     "node_at",
     "resolve_refs",

@@ -22,6 +22,7 @@ from asyncapi_gw.errors import AsyncAPIGwError
 __all__ = [
     "BINDING_KINDS",
     "SUPPORTED_VERSIONS",
+    "VALIDATION_VERSIONS",
     "binding_schema_uri",
     "binding_versions",
     "bindings_registry",
@@ -31,9 +32,12 @@ __all__ = [
     "schema_root",
 ]
 
+# The versions documents import from and export to.
 SUPPORTED_VERSIONS: tuple[str, ...] = (
     "2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0",
 )
+# The versions whose official schema is bundled: documents of these versions validate.
+VALIDATION_VERSIONS: tuple[str, ...] = (*SUPPORTED_VERSIONS, "3.0.0", "3.1.0")
 BINDING_KINDS = frozenset({"server", "channel", "operation", "message"})
 
 # The binding schemas reference the Schema Object and friends of this bundle.
@@ -41,6 +45,16 @@ _BINDINGS_BASE_VERSION = "3.0.0"
 # Binding keys in a document that name a different folder of the bindings tree.
 _PROTOCOL_FOLDERS = {"ws": "websockets"}
 _MARKER = "2.6.0.json"
+# Where a 3.x document must hold a Reference Object, and the object it must reference.  The
+# official parser validates a resolved document against a copy of the schema that accepts, in
+# these places, the referenced object its resolver put there (its ``prepareV3ResolvedSchema``).
+_V3_REFERENCE_ONLY = (
+    ("channel.json", ("properties", "servers", "items"), "server.json"),
+    ("operation.json", ("properties", "channel"), "channel.json"),
+    ("operation.json", ("properties", "messages", "items"), "messageObject.json"),
+    ("operationReply.json", ("properties", "channel"), "channel.json"),
+    ("operationReply.json", ("properties", "messages", "items"), "messageObject.json"),
+)
 
 
 def schema_root() -> pathlib.Path:
@@ -103,14 +117,35 @@ def _inline(schemas: dict[str, Any]) -> referencing.Registry[Any]:
     return registry
 
 
-def _bundle_schemas(version: str) -> dict[str, Any]:
+@functools.cache
+def _document_bundle(version: str, resolved: bool) -> Any:
     bundle = _load(f"{version}.json")
+    if not resolved or not version.startswith("3."):
+        return bundle
+    bundle = json.loads(json.dumps(bundle))  # a private copy: the shipped one stays as it is
+    base = f"http://asyncapi.com/definitions/{version}/"
+    for owner, path, target in _V3_REFERENCE_ONLY:
+        node = bundle["definitions"][base + owner]
+        for key in path:
+            node = node[key]
+        node["$ref"] = base + target
+    return bundle
+
+
+def _bundle_schemas(version: str, resolved: bool) -> dict[str, Any]:
+    bundle = _document_bundle(version, resolved)
     return {bundle["$id"]: bundle, **bundle.get("definitions", {})}
 
 
-def bundled_schema(version: str) -> Any:
-    """The bundled single-file schema of an AsyncAPI ``version``, as shipped (a fresh copy)."""
-    return _load(f"{version}.json")
+def bundled_schema(version: str, *, resolved: bool = True) -> Any:
+    """The bundled single-file schema of an AsyncAPI ``version``.
+
+    ``resolved`` gives the form a document with its ``$ref`` resolved is checked against: for
+    3.x, the places where a Reference Object is required (an operation's ``channel`` and
+    ``messages``, a reply's ``channel`` and ``messages``, a channel's ``servers``) accept the
+    object referenced there instead, as in the official parser.  Otherwise, the schema as shipped.
+    """
+    return _document_bundle(version, resolved)
 
 
 def document_schema_uri(version: str) -> str:
@@ -119,13 +154,14 @@ def document_schema_uri(version: str) -> str:
 
 
 @functools.cache
-def document_registry(version: str) -> referencing.Registry[Any]:
-    """An offline registry of the bundled schema of ``version`` and its definitions, inlined.
+def document_registry(version: str, *, resolved: bool = True) -> referencing.Registry[Any]:
+    """An offline registry of the bundled schema of ``version`` and its definitions, inlined
+    (``resolved`` as for :func:`bundled_schema`).
 
     The bundle's own draft-07 meta-schema is registered too, so that it (and not a newer copy)
     decides, as in the official parser.
     """
-    return _inline(_bundle_schemas(version))
+    return _inline(_bundle_schemas(version, resolved))
 
 
 def _protocol_folder(protocol: str) -> str:
@@ -166,7 +202,7 @@ def binding_schema_uri(protocol: str, kind: str, binding_version: str) -> str | 
 @functools.cache
 def bindings_registry() -> referencing.Registry[Any]:
     """An offline registry of every binding schema and the definitions they use, inlined."""
-    schemas = _bundle_schemas(_BINDINGS_BASE_VERSION)
+    schemas = _bundle_schemas(_BINDINGS_BASE_VERSION, resolved=False)
     for path in _binding_paths():
         contents = _load(path.relative_to(schema_root()).as_posix())
         schemas[contents["$id"]] = contents

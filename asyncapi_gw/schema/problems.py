@@ -29,7 +29,7 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jsonschema.exceptions
@@ -55,11 +55,23 @@ _ANY_REQUIRED = "required (any one of)"
 _NAME_MAPS = frozenset({"properties", "patternProperties", "definitions", "dependencies"})
 
 
-def problems_from_errors(errors: Iterable[_Error], *, pointer: str, rule: str) -> list[Problem]:
+def problems_from_errors(
+    errors: Iterable[_Error],
+    *,
+    pointer: str,
+    rule: str,
+    ignore: Callable[[_Error], bool] | None = None,
+) -> list[Problem]:
     """One problem per distinct failure explaining ``errors``, shallowest first; ``pointer`` is
-    where the validated value sits in the document."""
+    where the validated value sits in the document.  A failure for which ``ignore`` is true
+    explains nothing (an error that only such failures explain gives no problem)."""
     explainer = _Explainer()
-    culprits = [culprit for error in errors for culprit in explainer.culprits(error)]
+    culprits = [
+        culprit
+        for error in errors
+        for culprit in explainer.culprits(error)
+        if ignore is None or not ignore(culprit)
+    ]
     # A value of the wrong type also "matches" a ``not`` about properties it cannot have.
     mistyped = {tuple(c.absolute_path) for c in culprits if c.validator == "type"}
     culprits = [

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import attrs
-import referencing
 
 from asyncapi_gw.documents import SourceDocument
 from asyncapi_gw.errors import AsyncAPIGwError, Problem, json_excerpt
@@ -56,6 +55,29 @@ def node_at(data: Any, pointer: str) -> Any:
         else:
             return NOWHERE
     return node
+
+
+def _unescaped_slash(data: Any, pointer: str) -> str | None:
+    """The pointer that ``pointer`` meant if it wrote the ``/`` of keys unescaped, as some
+    generators do (``/channels/rooms/{id}`` for the key ``rooms/{id}``: ``/channels/rooms~1{id}``);
+    ``None`` when no key of ``data`` reads so.  The longest key that matches is taken."""
+    tokens = [unescape_token(token) for token in pointer[1:].split("/")]
+    node, out, index = data, "", 0
+    while index < len(tokens):
+        token = tokens[index]
+        if isinstance(node, dict):
+            for end in range(len(tokens), index, -1):
+                key = "/".join(tokens[index:end])
+                if key in node:
+                    break
+            else:
+                return None
+            node, out, index = node[key], f"{out}/{escape_token(key)}", end
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node, out, index = node[int(token)], f"{out}/{token}", index + 1
+        else:
+            return None
+    return out
 
 
 @attrs.frozen(kw_only=True)
@@ -125,10 +147,6 @@ class _Resolution:
         self.folder = self._folder(self.root_uri)
         self.ref_root = os.path.realpath(ref_root) if ref_root is not None else None
         self.documents: dict[str, SourceDocument] = {self.root_uri: root}
-        registry: referencing.Registry[Any] = referencing.Registry()
-        self.registry = registry.with_resource(
-            self.root_uri, referencing.Specification.OPAQUE.create_resource(root.data)
-        )
         self.sites: _Sites = {}
         self.copies: dict[int, Any] = {}
         self.active: set[int] = set()
@@ -192,9 +210,6 @@ class _Resolution:
             self.refuse(ref, pointer, f"cannot read {uri}: {detail}")
             return None
         self.documents[uri] = doc
-        self.registry = self.registry.with_resource(
-            uri, referencing.Specification.OPAQUE.create_resource(doc.data)
-        )
         return doc
 
     def follow(self, frame: _Frame) -> tuple[SourceDocument, str, str, Any] | None:
@@ -203,23 +218,30 @@ class _Resolution:
         node, base, seen = frame.node, frame.base, {id(frame.node)}
         while True:
             ref = node["$ref"]
-            try:
-                target, fragment = urldefrag(urljoin(base, ref))
-            except ValueError as error:  # such as "http://[" (an unclosed IPv6 host)
-                self.refuse(ref, frame.pointer, f"not a valid URI reference: {error}")
-                return None
+            if ref.startswith("#"):  # the same document (``base`` has no fragment)
+                target, fragment = base, ref[1:]
+            else:
+                try:
+                    target, fragment = urldefrag(urljoin(base, ref))
+                except ValueError as error:  # such as "http://[" (an unclosed IPv6 host)
+                    self.refuse(ref, frame.pointer, f"not a valid URI reference: {error}")
+                    return None
             if not self.permitted(ref, base, target, frame.pointer):
                 return None
             doc = self.document(target, ref, frame.pointer)
             if doc is None:
                 return None
             pointer = unquote(fragment)
-            found = self.registry.resolver(base_uri=target).lookup("").contents
+            found = doc.data
             node = node_at(found, pointer)
             if node is NOWHERE:
                 where = "this document" if target == base else target
-                self.refuse(ref, frame.pointer,
-                            f"{json_excerpt(pointer)} is not a JSON pointer to a node of {where}")
+                meant = _unescaped_slash(found, pointer) if pointer.startswith("/") else None
+                hint = "" if meant is None else (
+                    "; a '/' in a key is written '~1' in a JSON pointer: did you mean "
+                    f"{json_excerpt(ref.partition('#')[0] + '#' + meant)}?")
+                self.refuse(ref, frame.pointer, f"{json_excerpt(pointer)} is not a JSON pointer "
+                            f"to a node of {where}{hint}")
                 return None
             base = target
             if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):

@@ -29,6 +29,7 @@ from asyncapi_gw.pointers import escape_token
 from asyncapi_gw.schema.bundle import (
     BINDING_KINDS,
     SUPPORTED_VERSIONS,
+    VALIDATION_VERSIONS,
     binding_schema_uri,
     binding_versions,
     bindings_registry,
@@ -39,7 +40,13 @@ from asyncapi_gw.schema.bundle import (
 from asyncapi_gw.schema.patterns import python_regex
 from asyncapi_gw.schema.problems import extra_keys, problems_from_errors
 
-__all__ = ["misplaced_refs", "validate_asyncapi", "validate_binding", "validate_instance"]
+__all__ = [
+    "is_uri_reference",
+    "misplaced_refs",
+    "validate_asyncapi",
+    "validate_binding",
+    "validate_instance",
+]
 
 _SCHEMA_RULE = "asyncapi-schema"
 _REF_PLACEMENT_RULE = "asyncapi-ref-placement"
@@ -69,6 +76,15 @@ _URI = re.compile(
     r"%[0-9a-f]{2})*)?$",
     re.IGNORECASE,
 )
+# ajv-formats' "uri-reference": the scheme and the hierarchy part optional, and '"' allowed
+# wherever the "uri" above allows "'" (but in the user information), as ajv-formats writes it.
+_URI_REFERENCE = re.compile(
+    _URI.pattern.replace(r"^(?:[a-z][a-z0-9+\-.]*:)(?:", r"^(?:[a-z][a-z0-9+\-.]*:)?(?:", 1)
+    .replace(r"&'()*+,;=]", r"&'\"()*+,;=]")
+    .replace(r"&'()*+,;=:@", r"&'\"()*+,;=:@")
+    .replace(r")*)*)(?:\?", r")*)*)?(?:\?", 1),
+    re.IGNORECASE,
+)
 _URI_TEMPLATE = re.compile(
     r"^(?:(?:[^\x00-\x20\"'<>%\\^`{|}]|%[0-9a-f]{2})|\{[+#./;?&=,!@|]?(?:[a-z0-9_]|"
     r"%[0-9a-f]{2})+(?::[1-9][0-9]{0,3}|\*)?(?:,(?:[a-z0-9_]|%[0-9a-f]{2})+"
@@ -87,6 +103,12 @@ def _is_uri(value: object) -> bool:
     return not isinstance(value, str) or (
         re.search(r"/|:", value) is not None and _URI.match(value) is not None
     )
+
+
+def is_uri_reference(value: str) -> bool:
+    """Whether ``value`` is an RFC 3986 URI reference as ajv-formats checks it (the official
+    parser's rules check their input with it, though its schema check leaves the format out)."""
+    return _URI_REFERENCE.match(value) is not None
 
 
 def _is_uri_template(value: object) -> bool:
@@ -250,8 +272,8 @@ _Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
 
 
 @functools.cache
-def _document_validator(version: str) -> Any:
-    registry = document_registry(version)
+def _document_validator(version: str, resolved: bool = True) -> Any:
+    registry = document_registry(version, resolved=resolved)
     schema = registry.contents(document_schema_uri(version))
     return _Validator(schema, registry=registry, format_checker=_FORMATS)
 
@@ -289,9 +311,11 @@ def _own_meta_schema(node: Any) -> Any:
 
 @functools.cache
 def _fast_document_validator(version: str) -> Any:
+    """jsonschema-rs for the schema of ``version`` as shipped (the form of a document as
+    written; a resolved 3.x document goes through :func:`_in_written_form` first)."""
     if jsonschema_rs is None:
         return None
-    schema = _own_meta_schema(bundled_schema(version))
+    schema = _own_meta_schema(bundled_schema(version, resolved=False))
     schema["definitions"] = {
         (
             "urn:asyncapi-gw:bundled:" + key[len(_META_PREFIX) :]
@@ -315,10 +339,136 @@ def _fast_valid(validator: Any, data: Any) -> bool:
         return False
 
 
+# A resolved 3.x document holds objects where the specification wants Reference Objects, and the
+# schema's resolved form (see bundle.bundled_schema) accepts them there.  jsonschema-rs compiles
+# that form ten times slower than the shipped one (it compiles a referenced definition anew at
+# every place that references it), so the fast path checks the resolved document in the shipped
+# form instead: each such object is put back as a reference when it is also in its own place in
+# the document (a channel under ``channels``, a server under ``servers``, a message of a channel
+# or of ``components``), where the shipped form checks it as that object anyway.
+_PLACEHOLDER: dict[str, str] = {"$ref": "#"}
+
+
+class _NotInPlaceError(Exception):
+    """An object stands only where a reference belongs: the fast path cannot tell."""
+
+
+def _in_written_form(data: Any) -> Any:
+    """A resolved 3.x document with every object in a Reference-only place that is also in its
+    own place written back as a reference; valid for the shipped schema exactly when ``data``
+    is for the resolved form.  Raises :class:`_NotInPlaceError` for an object not in its place.
+    """
+    if not isinstance(data, dict):
+        return data
+
+    def values(node: Any, key: str) -> list[Any]:
+        found = node.get(key) if isinstance(node, dict) else None
+        return list(found.values()) if isinstance(found, dict) else []
+
+    def objects(nodes: list[Any]) -> set[int]:
+        return {id(node) for node in nodes if isinstance(node, dict) and "$ref" not in node}
+
+    components = data.get("components")
+    channels = values(data, "channels") + values(components, "channels")
+    in_place = {
+        "server": objects(values(data, "servers") + values(components, "servers")),
+        "channel": objects(channels),
+        "message": objects(
+            [m for c in channels for m in values(c, "messages")] + values(components, "messages")
+        ),
+    }
+
+    def reference(node: Any, kind: str) -> Any:
+        if not isinstance(node, dict):
+            return node  # refused by both forms
+        if id(node) not in in_place[kind]:
+            raise _NotInPlaceError
+        return _PLACEHOLDER
+
+    def references(node: dict[str, Any], key: str, kind: str) -> None:
+        if isinstance(node.get(key), list):
+            node[key] = [reference(item, kind) for item in node[key]]
+
+    def channel(node: Any) -> Any:
+        if not isinstance(node, dict) or "$ref" in node:
+            return node
+        node = dict(node)
+        references(node, "servers", "server")
+        return node
+
+    def reply(node: Any) -> Any:
+        if not isinstance(node, dict) or "$ref" in node:
+            return node
+        node = dict(node)
+        if "channel" in node:
+            node["channel"] = reference(node["channel"], "channel")
+        references(node, "messages", "message")
+        return node
+
+    def operation(node: Any) -> Any:
+        node = reply(node)
+        if isinstance(node, dict) and "reply" in node:
+            node["reply"] = reply(node["reply"])
+        return node
+
+    def each(node: Any, change: Callable[[Any], Any]) -> Any:
+        return {k: change(v) for k, v in node.items()} if isinstance(node, dict) else node
+
+    out = dict(data)
+    for key, change in (("channels", channel), ("operations", operation)):
+        if key in out:
+            out[key] = each(out[key], change)
+    if isinstance(components, dict):
+        out["components"] = parts = dict(components)
+        for key, change in (("channels", channel), ("operations", operation), ("replies", reply)):
+            if key in parts:
+                parts[key] = each(parts[key], change)
+    return out
+
+
+def _fast_resolved_valid(version: str, data: Any) -> bool:
+    """Whether jsonschema-rs finds the resolved document ``data`` valid; ``False`` when it cannot
+    tell.  The fast path of :func:`validate_asyncapi`."""
+    validator = _fast_document_validator(version)
+    if validator is None:
+        return False
+    if not version.startswith("3."):  # one form
+        return _fast_valid(validator, data)
+    try:
+        return _fast_valid(validator, _in_written_form(data))
+    except _NotInPlaceError:
+        return False
+
+
 @functools.cache
 def _binding_validator(uri: str) -> Any:
     registry = bindings_registry()
     return _Validator(registry.contents(uri), registry=registry, format_checker=_FORMATS)
+
+
+def _nesting(data: Any) -> int:
+    """The nesting depth of ``data``, each shared container visited once; past ``_MAX_DEPTH``
+    for cyclic data."""
+    depths: dict[int, int] = {}
+    pending: list[tuple[Any, bool]] = [(data, False)]
+    while pending:
+        node, children_done = pending.pop()
+        if id(node) in depths or not isinstance(node, (dict, list)):
+            continue
+        children = [
+            child
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, (dict, list))
+        ]
+        if not children_done:
+            pending.append((node, True))
+            pending.extend((child, False) for child in children if id(child) not in depths)
+            continue
+        # A child without a depth yet is an ancestor: the data is cyclic.
+        depths[id(node)] = 1 + max(
+            (depths.get(id(child), _MAX_DEPTH) for child in children), default=0
+        )
+    return depths.get(id(data), 0)
 
 
 def _too_deep(data: Any) -> bool:
@@ -351,46 +501,56 @@ def _run(
     rule: str,
     what: str,
     memoize: bool,
-    fast: Any = None,
+    fast: Callable[[Any], bool] | None = None,
+    ignore: Callable[[jsonschema.exceptions.ValidationError], bool] | None = None,
+    depth: int | None = None,
 ) -> list[Problem]:
     """``validator``'s verdict on ``data`` as problems; ``what`` names ``data`` in messages.
 
     ``memoize`` shares the verdicts of ``$ref`` targets between identical subtrees of ``data``;
-    ``fast`` is a jsonschema-rs validator of the same schema, trusted when it says valid.
+    ``fast`` is a jsonschema-rs verdict on ``data`` for the same schema, trusted when true; the
+    failures for which ``ignore`` is true explain nothing; ``depth``, when the caller knows it,
+    is the nesting depth of ``data`` (as :func:`_nesting` counts).
     """
-    token = None
+    classes = None
     if memoize:
-        classes, depth = _structure_classes(data)
-        if depth > _MAX_DEPTH:
+        if (_nesting(data) if depth is None else depth) > _MAX_DEPTH:
             return _too_deep_problems(pointer, rule, what)
-        if fast is not None and _fast_valid(fast, data):
+        if fast is not None and fast(data):
             return []
-        token = _memo.set(_Memo(classes=classes))
+        classes, _ = _structure_classes(data)
     elif isinstance(data, (dict, list)) and _too_deep(data):
         return _too_deep_problems(pointer, rule, what)
     try:
-        errors = list(validator.iter_errors(data))
+        errors = _errors(validator, data, classes)
     except RecursionError:
         return [
             Problem(pointer=pointer, rule=rule, message=f"{what} is nested too deeply to validate")
         ]
+    return problems_from_errors(errors, pointer=pointer, rule=rule, ignore=ignore)
+
+
+def _errors(
+    validator: Any, data: Any, classes: dict[int, int] | None
+) -> list[jsonschema.exceptions.ValidationError]:
+    """Every error of ``validator`` on ``data``; memoized when the structure ``classes`` of
+    ``data`` are given (see :class:`_Memo`)."""
+    token = _memo.set(_Memo(classes=classes)) if classes is not None else None
+    try:
+        return list(validator.iter_errors(data))
     finally:
         if token is not None:
             _memo.reset(token)
-    return problems_from_errors(errors, pointer=pointer, rule=rule)
 
 
 # -- public API ------------------------------------------------------------------------------
-def validate_asyncapi(data: Any, version: str) -> list[Problem]:
+def validate_asyncapi(data: Any, version: str, *, depth: int | None = None) -> list[Problem]:
     """Every violation of the official schema of AsyncAPI ``version`` by ``data``, best first.
 
-    ``data`` is a resolved document (no ``$ref`` left but those closing a cycle).
+    ``data`` is a resolved document (no ``$ref`` left but those closing a cycle); ``depth`` is
+    its nesting depth (each shared container counted once) when the caller has measured it.
     """
-    if version not in SUPPORTED_VERSIONS:
-        raise UnsupportedVersionError(
-            f"AsyncAPI {version} is not supported; supported versions: "
-            + ", ".join(SUPPORTED_VERSIONS)
-        )
+    _check_version(version)
     return _run(
         _document_validator(version),
         data,
@@ -398,8 +558,25 @@ def validate_asyncapi(data: Any, version: str) -> list[Problem]:
         rule=_SCHEMA_RULE,
         what="the document",
         memoize=True,
-        fast=_fast_document_validator(version),
+        fast=functools.partial(_fast_resolved_valid, version),
+        ignore=_left_ref,
+        depth=depth,
     )
+
+
+def _left_ref(error: jsonschema.exceptions.ValidationError) -> bool:
+    """Whether ``error`` is only a ``$ref`` left in place where the resolved document must hold
+    an object: a reference that closes a cycle, or a broken one, reported when the document was
+    resolved.  The official parser leaves these out of the resolved document's verdict too."""
+    return error.validator == "additionalProperties" and extra_keys(error) == ["$ref"]
+
+
+def _check_version(version: str) -> None:
+    if version not in VALIDATION_VERSIONS:
+        raise UnsupportedVersionError(
+            f"AsyncAPI {version} is not supported; supported versions: "
+            + ", ".join(VALIDATION_VERSIONS)
+        )
 
 
 def _ref_and_depth(data: Any) -> tuple[bool, int]:
@@ -428,7 +605,8 @@ def misplaced_refs(data: Any, version: str) -> list[Problem]:
     and nothing else of the unresolved document is reported: the resolved one is validated
     with :func:`validate_asyncapi`.
     """
-    if version not in SUPPORTED_VERSIONS or not isinstance(data, (dict, list)):
+    _check_version(version)
+    if not isinstance(data, (dict, list)):
         return []
     holds_ref, depth = _ref_and_depth(data)
     if not holds_ref or depth > _MAX_DEPTH:  # too deep: the resolved document says so
@@ -438,7 +616,7 @@ def misplaced_refs(data: Any, version: str) -> list[Problem]:
         return []
     token = _memo.set(_Memo(classes=_structure_classes(data)[0]))
     try:
-        errors = list(_document_validator(version).iter_errors(data))
+        errors = list(_document_validator(version, resolved=False).iter_errors(data))
     except RecursionError:  # reported when the resolved document is validated
         return []
     finally:

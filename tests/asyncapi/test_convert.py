@@ -42,7 +42,7 @@ EXAMPLES = os.environ.get("ASYNCAPI_SPEC_EXAMPLES")
 
 
 def _validator() -> jsonschema.Draft7Validator:
-    bundle = bundled_schema("3.0.0")
+    bundle = bundled_schema("3.0.0", resolved=False)
     resources = [(bundle["$id"], DRAFT7.create_resource(bundle))] + [
         (uri, DRAFT7.create_resource(contents)) for uri, contents in bundle["definitions"].items()
     ]

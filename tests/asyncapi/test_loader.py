@@ -25,7 +25,7 @@ from asyncapi_gw.errors import (
     ValidationError,
 )
 from asyncapi_gw.model import AuthKind, AuthType, Endpoint, Operation, Throttling
-from asyncapi_gw.schema import SUPPORTED_VERSIONS
+from asyncapi_gw.schema import VALIDATION_VERSIONS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 VERSIONED = sorted((FIXTURES / "versions").glob("*.yaml"))
@@ -284,7 +284,7 @@ def test_unsupported_and_unreadable(text: str, error: type[Exception]) -> None:
 
 
 def test_unsupported_version_is_reported_with_supported_list() -> None:
-    report = validate_document({"asyncapi": "3.0.0", "info": {"title": "x", "version": "1"}})
+    report = validate_document({"asyncapi": "4.0.0", "info": {"title": "x", "version": "1"}})
     assert not report.valid
     assert report.errors[0].rule == "asyncapi-version"
     assert "2.6.0" in report.errors[0].message
@@ -300,7 +300,7 @@ def test_pre_release_versions_are_not_supported(declared: str, release: str) -> 
     assert problem.message == (
         f'AsyncAPI "{declared}" is a pre-release of {release}: pre-releases are not supported '
         f"(nor by the official parser); declare a released version: "
-        f"{', '.join(SUPPORTED_VERSIONS)}"
+        f"{', '.join(VALIDATION_VERSIONS)}"
     )
     with pytest.raises(UnsupportedVersionError, match="pre-release"):
         loads_asyncapi(text)

@@ -170,7 +170,7 @@ def test_validate_text_counts_errors_in_words(
     assert f"{two}: AsyncAPI 2.6.0 invalid (3 errors)\n" in out
     code, out, _ = run(capsys, "validate", str(one), str(two))
     assert code == 3  # one file's version is not supported: that code wins over invalid
-    assert f"{one}: AsyncAPI 2.7.0 not supported (supported: 2.0.0 to 2.6.0)\n" in out
+    assert f"{one}: AsyncAPI 2.7.0 not supported (supported: 2.0.0 to 2.6.0, 3.0.0, 3.1.0)\n" in out
 
 
 def test_a_closed_pipe_ends_quietly() -> None:
@@ -197,11 +197,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 # ---------------------------------------------------------------- unsupported versions
 
-V3 = "asyncapi: 3.0.0\ninfo: {title: T, version: '1'}\nchannels: {}\n"
+V4 = "asyncapi: 4.0.0\ninfo: {title: T, version: '1'}\nchannels: {}\n"
 V1 = "asyncapi: 1.2.0\ninfo: {title: T, version: '1'}\ntopics: {}\n"
 
 
-@pytest.mark.parametrize("text", [V3, V1])
+@pytest.mark.parametrize("text", [V4, V1])
 def test_an_unsupported_version_is_not_an_invalid_document(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str
 ) -> None:
@@ -211,7 +211,9 @@ def test_an_unsupported_version_is_not_an_invalid_document(
     code, out, _ = run(capsys, "validate", str(doc))
     assert code == EXIT_UNSUPPORTED == 3
     headline = out.splitlines()[0]
-    assert headline == f"{doc}: AsyncAPI {declared} not supported (supported: 2.0.0 to 2.6.0)"
+    assert headline == (
+        f"{doc}: AsyncAPI {declared} not supported (supported: 2.0.0 to 2.6.0, 3.0.0, 3.1.0)"
+    )
     assert "invalid" not in out
     code, out, _ = run(capsys, "validate", "--format", "json", str(doc))
     assert code == 3
@@ -241,8 +243,8 @@ def test_a_missing_version_is_invalid_not_unsupported(
 def test_exit_codes_of_several_files_take_the_most_fundamental(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    unsupported = tmp_path / "v3.yaml"
-    unsupported.write_text(V3)
+    unsupported = tmp_path / "v4.yaml"
+    unsupported.write_text(V4)
     invalid = tmp_path / "bad.yaml"
     invalid.write_text("asyncapi: 2.6.0\ninfo: {title: T}\nchannels: {}\n")
     missing = tmp_path / "missing.yaml"

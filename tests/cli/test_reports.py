@@ -54,7 +54,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "info: {title: Bad}\n"
         'channels:\n  "a?\\x01]]><&b":\n    subscribe:\n      message: {payload: {}}\n'
     )
-    (tmp_path / "api" / "v3.yaml").write_text("asyncapi: 3.0.0\ninfo: {title: T, version: '1'}\n")
+    (tmp_path / "api" / "v4.yaml").write_text("asyncapi: 4.0.0\ninfo: {title: T, version: '1'}\n")
     (tmp_path / "api" / "warn.yaml").write_text(
         "asyncapi: 2.6.0\ninfo: {title: W, version: '1'}\nchannels:\n  /a:\n"
         "    bindings: {ws: {method: PUT}}\n    subscribe: {message: {payload: {}}}\n"
@@ -62,7 +62,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-FILES = ["api/chat.yaml", "api/bad doc.yaml", "api/v3.yaml", "api/warn.yaml", "api/missing.yaml"]
+FILES = ["api/chat.yaml", "api/bad doc.yaml", "api/v4.yaml", "api/warn.yaml", "api/missing.yaml"]
 
 
 # ---------------------------------------------------------------- SARIF
@@ -98,7 +98,7 @@ def test_sarif_is_one_valid_run_covering_every_file(
     assert uris[:5] == [
         "api/chat.yaml",
         "api/bad%20doc.yaml",
-        "api/v3.yaml",
+        "api/v4.yaml",
         "api/warn.yaml",
         "api/missing.yaml",
     ]
@@ -124,7 +124,7 @@ def test_sarif_is_one_valid_run_covering_every_file(
     region = named["locations"][0]["physicalLocation"]["region"]
     assert (region["startLine"], region["startColumn"]) == (4, 3)
     assert "\x01]]><&b" in named["message"]["text"]
-    [unsupported] = by_file["api/v3.yaml"]
+    [unsupported] = by_file["api/v4.yaml"]
     assert (unsupported["ruleId"], unsupported["level"]) == ("asyncapi-version", "error")
     [warning] = by_file["api/warn.yaml"]
     assert (warning["ruleId"], warning["level"]) == ("asyncapi-binding", "warning")
@@ -213,7 +213,7 @@ def test_junit_has_one_test_case_per_file_read_by_junitparser(
     assert any(line.startswith("api/bad doc.yaml:4:3: /channels/") for line in lines)
     assert "\\u0001]]><&b" in (failure.text or "")  # a control character XML cannot hold
     for name, rule in (
-        ("api/v3.yaml", "asyncapi-version"),
+        ("api/v4.yaml", "asyncapi-version"),
         ("api/missing.yaml", "document-unreadable"),
     ):
         [error] = cases[name].result

@@ -1,4 +1,5 @@
-"""The optional jsonschema-rs fast path never passes a document that jsonschema refuses."""
+"""The optional jsonschema-rs fast path never passes a document that jsonschema refuses, against
+the schema of every version, in both forms (for a resolved document and as written)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from asyncapi_gw import documents
 from asyncapi_gw.errors import AsyncAPIGwError
-from asyncapi_gw.schema import SUPPORTED_VERSIONS, resolve_refs, validation
+from asyncapi_gw.schema import VALIDATION_VERSIONS, resolve_refs, validation
 
 pytest.importorskip("jsonschema_rs")
 
@@ -21,18 +22,20 @@ FIXTURES = sorted(
 )
 
 
-def slow_problems(data: Any, version: str) -> list[Any]:
-    return validation._run(validation._document_validator(version), data, pointer="",
+def slow_problems(data: Any, version: str, resolved: bool = True) -> list[Any]:
+    return validation._run(validation._document_validator(version, resolved), data, pointer="",
                            rule="asyncapi-schema", what="the document", memoize=True)
 
 
 def check(data: Any) -> None:
+    """The fast verdicts of validate_asyncapi (resolved) and misplaced_refs (as written)."""
     version = data.get("asyncapi") if isinstance(data, dict) else None
-    if version not in SUPPORTED_VERSIONS:
+    if version not in VALIDATION_VERSIONS:
         return
-    fast = validation._fast_document_validator(version)
-    if validation._fast_valid(fast, data):
+    if validation._fast_resolved_valid(version, data):
         assert slow_problems(data, version) == []
+    if validation._fast_valid(validation._fast_document_validator(version), data):
+        assert slow_problems(data, version, resolved=False) == []
 
 
 def resolved(path: Path) -> Any:
