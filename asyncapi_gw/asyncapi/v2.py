@@ -6,12 +6,12 @@ its ``$ref``s, unknown fields, extensions and key order) and rewrites only what 
 the API and what the source decodes to, so an unchanged API exports to equal data.  An API
 created from scratch is written from nothing.
 
-Mapping (PRODUCT.md section 2):
+Mapping (the README's "How documents map to APIs"):
 
 - ``info.title``/``version``/``description`` -> name, version, description.
 - context: the root extension ``x-asyncapi-gw-context``, else ``/`` + the title slug.
 - throttling: the root extension ``x-asyncapi-gw-throttling``
-  (``{events: N, per: second|minute|day}``).
+  (``{events: N, per: second|minute|day, perPrincipal: M}``, ``perPrincipal`` optional).
 - allow_encoded_slashes: the root extension ``x-asyncapi-gw-allow-encoded-slashes`` (a boolean;
   absent is false).
 - endpoints: the server named ``production`` (else the first ``ws``/``wss`` server) and ``sandbox``;
@@ -493,8 +493,9 @@ def _throttling(data: Mapping[str, Any], decoder: _Decoder) -> Throttling | None
         decoder.fail(pointer + "/per", "throttling 'per' must be second, minute or day")
         return None
     events: Any = raw.get("events")
+    per_principal: Any = raw.get("perPrincipal")
     result: Throttling | None = decoder.attempt(
-        pointer, lambda: Throttling(events=events, unit=unit)
+        pointer, lambda: Throttling(events=events, unit=unit, per_principal=per_principal)
     )
     return result
 
@@ -571,12 +572,17 @@ def _encode_root_extensions(
         _set(
             doc,
             THROTTLING_EXTENSION,
-            None
-            if throttling is None
-            else {"events": throttling.events, "per": throttling.unit.value},
+            None if throttling is None else _encode_throttling(throttling),
         )
     if base is None or api.allow_encoded_slashes != base.allow_encoded_slashes:
         _set(doc, ENCODED_SLASHES_EXTENSION, True if api.allow_encoded_slashes else None)
+
+
+def _encode_throttling(throttling: Throttling) -> dict[str, Any]:
+    out: dict[str, Any] = {"events": throttling.events, "per": throttling.unit.value}
+    if throttling.per_principal is not None:
+        out["perPrincipal"] = throttling.per_principal
+    return out
 
 
 def _server(endpoint: Endpoint, existing: Any) -> dict[str, Any]:
