@@ -286,9 +286,9 @@ class Pump:
 
         Only the message-level fields may differ (``allowed``, ``on_wrong_direction``,
         ``quota``, ``on_throttle``, ``validator``, ``on_invalid``); :class:`RelayError` if the
-        direction, ``extensions`` or ``max_message_size`` do.
+        direction, ``deflate`` or ``max_message_size`` do.
         """
-        fixed = ("from_client", "extensions", "max_message_size")
+        fixed = ("from_client", "deflate", "max_message_size")
         changed = [name for name in fixed if getattr(policy, name) != getattr(self.policy, name)]
         if changed:
             raise RelayError(f"a pump's {', '.join(changed)} cannot change")

@@ -687,9 +687,9 @@ def test_a_quota_can_be_swapped_in_and_out() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", [{"from_client": False}, {"extensions": True}, {"max_message_size": 10}]
+    "field", [{"from_client": False}, {"deflate": Compression()}, {"max_message_size": 10}]
 )
-def test_an_update_keeps_direction_extensions_and_size_limit(field: dict[str, object]) -> None:
+def test_an_update_keeps_direction_compression_and_size_limit(field: dict[str, object]) -> None:
     pump = Pump(StreamPolicy(from_client=True, allowed=True))
     options: dict[str, object] = {"from_client": True, "allowed": True, **field}
     with pytest.raises(RelayError, match="cannot change"):
