@@ -38,7 +38,16 @@ from asyncapi_gw.asyncapi import (
     validate_document,
 )
 from asyncapi_gw.asyncapi.convert import POINTS_OF_VIEW, V2_VERSIONS, V3_VERSIONS
-from asyncapi_gw.builder import AUTH_CHOICES, new_api, parse_topic
+from asyncapi_gw.builder import (
+    AUTH_CHOICES,
+    DEFAULT_TOPIC,
+    new_api,
+    parse_scope,
+    parse_throttling,
+    parse_topic,
+    secure_topics,
+    topic,
+)
 from asyncapi_gw.cli import reports, serve
 from asyncapi_gw.documents import dump_document
 from asyncapi_gw.errors import (
@@ -227,15 +236,27 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
+    if args.per_principal is not None and args.throttling is None:
+        print("asyncapi-gw new: error: --per-principal needs --throttling", file=sys.stderr)
+        return EXIT_USAGE
+    topics = secure_topics(
+        [parse_topic(spec) for spec in args.topic] or [topic(DEFAULT_TOPIC)],
+        auth=args.auth,
+        scopes=[parse_scope(spec) for spec in args.scope],
+        open_topics=args.open_topic,
+    )
     api = new_api(
         name=args.name,
         version=args.version,
         endpoint=args.endpoint,
         context=args.context,
         sandbox_endpoint=args.sandbox_endpoint,
-        topics=[parse_topic(spec) for spec in args.topic],
+        topics=topics,
         auth=args.auth,
         description=args.description,
+        throttling=None
+        if args.throttling is None
+        else parse_throttling(args.throttling, args.per_principal),
     )
     text = dump_asyncapi(api, asyncapi_version=args.asyncapi_version, fmt=args.format)
     return _write(text, args.output)
@@ -417,6 +438,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="a topic (repeatable); none gives the default topic /* with pub and sub",
     )
     new.add_argument("--auth", choices=AUTH_CHOICES, default="none")
+    new.add_argument(
+        "--scope", action="append", default=[], metavar="TOPIC=SCOPE",
+        help="require SCOPE on TOPIC (repeatable; any one of a topic's scopes admits)",
+    )
+    new.add_argument(
+        "--open-topic", action="append", default=[], metavar="TOPIC",
+        help="let clients without credentials use TOPIC (x-auth-type: None; repeatable)",
+    )
+    new.add_argument(
+        "--throttling", metavar="EVENTS/UNIT",
+        help="event quota per connection and per API, e.g. 100/minute (second, minute, day)",
+    )
+    new.add_argument(
+        "--per-principal", type=int, metavar="EVENTS",
+        help="with --throttling: events per principal (API key, JWT subject, or client "
+        "address) in the same unit",
+    )
     new.add_argument("--description")
     new.add_argument("--asyncapi-version", choices=SUPPORTED_VERSIONS)
     new.add_argument("--format", choices=("yaml", "json"), default="yaml")

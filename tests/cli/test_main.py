@@ -131,6 +131,47 @@ def test_new_default_topic_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(doc["channels"]["/*"]) >= {"publish", "subscribe"}
 
 
+def test_new_sets_scopes_open_topics_and_throttling(capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    target = tmp_path / "secured.yaml"
+    code, _, err = run(
+        capsys, "new", "--name", "Chats", "--version", "1.0.0",
+        "--endpoint", "ws://localhost:8080", "--auth", "oauth2",
+        "--topic", "/rooms/{roomId}", "--topic", "/news:sub",
+        "--scope", "/rooms/{roomId}=chat:write", "--scope", "rooms/{roomId}=chat:admin",
+        "--open-topic", "/news", "--throttling", "100/minute", "--per-principal", "10",
+        "-o", str(target),
+    )
+    assert code == 0, err
+    assert run(capsys, "validate", str(target))[0] == 0
+    doc = documents.parse_document(target.read_text()).data
+    assert doc["x-asyncapi-gw-throttling"] == {"events": 100, "per": "minute",
+                                               "perPrincipal": 10}
+    rooms = doc["channels"]["/rooms/{roomId}"]
+    assert rooms["publish"]["x-scopes"] == rooms["subscribe"]["x-scopes"] == [
+        "chat:write", "chat:admin"]
+    assert doc["channels"]["/news"]["x-auth-type"] == "None"
+    flows = doc["components"]["securitySchemes"]["oauth2"]["flows"]["implicit"]
+    assert set(flows["scopes"]) == {"chat:write", "chat:admin"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--scope", "/nope=s", "--auth", "oauth2"], "not one of the topics"),
+        (["--open-topic", "/*"], "need an API with auth"),
+        (["--throttling", "10/hour"], "second, minute or day"),
+        (["--per-principal", "5"], "--per-principal needs --throttling"),
+    ],
+)
+def test_new_refuses_bad_security_and_throttling(capsys: pytest.CaptureFixture[str],
+                                                  extra: list[str], message: str) -> None:
+    code, _, err = run(capsys, "new", "--name", "X", "--version", "1",
+                       "--endpoint", "ws://h", *extra)
+    assert code in (1, 2)
+    assert message in err
+
+
 def test_new_bad_values_exit_nonzero(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "new", "--name", "X", "--version", "1",
                        "--endpoint", "http://nope")
