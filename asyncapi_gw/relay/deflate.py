@@ -108,36 +108,32 @@ class Inflater:
         self.size = 0
         """The inflated size of the current message so far."""
 
-    def feed(self, data: bytes, limit: int) -> bool:
-        """Inflate ``data``, the next payload bytes of the current compressed message; false,
-        having stopped early, once the message inflates to more than ``limit`` bytes.
-        Raises :class:`zlib.error` for data that does not inflate."""
+    def feed(self, data: bytes, limit: int, *, last: bool = False) -> bool:
+        """Inflate ``data``, the next payload bytes of the current compressed message (its
+        ``last`` ones: the message then ends, and the next starts at size 0, afresh without
+        context takeover or after a sender's final block); false, having stopped early, once
+        the message inflates to more than ``limit`` bytes. Raises :class:`zlib.error` for data
+        that does not inflate."""
         inflater = self._zlib
         if inflater is None:
             bits = max(self._compression.window_bits, _MIN_WINDOW_BITS)
             inflater = self._zlib = zlib.decompressobj(-bits)
+        if last:
+            data += _TAIL  # what the sender stripped
         size = self.size
         while True:
             room = min(limit - size + 1, _PIECE)
-            out = inflater.decompress(data, room)
-            size += len(out)
-            if size > limit:
-                break
-            data = inflater.unconsumed_tail
+            out = len(inflater.decompress(data, room))
+            size += out
             # Less than the room: zlib holds nothing more. The room filled: go on, with the
             # input left or with none (zlib may hold output still).
-            if len(out) < room or not out:
+            if out < room or not out or size > limit:
                 break
-        self.size = size
+            data = inflater.unconsumed_tail
+        if not last:
+            self.size = size
+        else:
+            self.size = 0
+            if not self._compression.context_takeover or inflater.eof:
+                self._zlib = None
         return size <= limit
-
-    def end(self, limit: int) -> bool:
-        """The current message is complete: inflate its stripped tail; false when that takes it
-        over ``limit``. The next message starts at size 0 (and afresh without context
-        takeover, or after a sender's final block)."""
-        fits = self.feed(_TAIL, limit)
-        self.size = 0
-        inflater = self._zlib
-        if inflater is not None and (not self._compression.context_takeover or inflater.eof):
-            self._zlib = None
-        return fits

@@ -199,12 +199,14 @@ class FrameScanner:
         "_frame_start",
         "_gathering",
         "_head",
+        "_inflated",
         "_inflater",
         "_inflating",
         "_key",
         "_limit",
         "_mask_bit",
         "_message_payload",
+        "_pending",
         "_pieces",
         "_pos",
         "_remaining",
@@ -240,6 +242,8 @@ class FrameScanner:
         self._compressed = False  # the current message is compressed and counted
         self._inflating = False  # the frame partly fed is inflated as its payload comes
         self._pos = 0  # payload bytes of that frame inflated so far (the mask's phase)
+        self._inflated = False  # the next whole message was inflated by take_whole already
+        self._pending: ProtocolViolation | None = None  # take_whole's refusal, for feed
         self.offset = 0
         """Stream offset just past the bytes fed so far."""
         self.frames = 0
@@ -292,14 +296,18 @@ class FrameScanner:
         """Count ``data`` as :meth:`feed` would, when it is exactly one whole unfragmented data
         frame at a frame boundary, within the size limit, and nothing is collected; else count
         nothing, and false (the chunk then goes to :meth:`feed`). No event is reported: the
-        caller acts on the message itself."""
+        caller acts on the message itself.
+
+        A compressed message is inflated here, once: when it inflates past the limit (or does
+        not inflate), the answer is false and the next :meth:`feed`, of this chunk, raises the
+        violation."""
         n = len(data)
         if n < 2 or self._head or self._remaining or self.in_message or self.closed:
             return False
         if self._collect:
             return False
         b0, b1 = data[0], data[1]
-        if self._tables[0][b0] != _WHOLE or (b1 & 0x80) != self._mask_bit or b0 & self._counted:
+        if self._tables[0][b0] != _WHOLE or (b1 & 0x80) != self._mask_bit:
             return False
         length = b1 & 0x7F
         size = 6 if self._mask_bit else 2
@@ -312,6 +320,15 @@ class FrameScanner:
             return False  # 64 KiB or more: the general scan
         if size + length != n or length > self._limit:
             return False
+        if b0 & self._counted:
+            self._frame_start = self.offset
+            self._key = data[size - 4 : size] if self._mask_bit else b""
+            self._pos = 0
+            try:
+                self._inflate(data[size:], last=True)
+            except ProtocolViolation as exc:
+                self._pending = exc
+                return False
         self.frames += 1
         self.messages += 1
         self.message_opcode = data[0] & 0x0F
@@ -341,15 +358,20 @@ class FrameScanner:
         return unmask(payload, data[2:6]) if masked else payload
 
     def untake_whole(self, data: bytes) -> None:
-        """Take back the count of :meth:`take_whole` (the message was refused after all)."""
+        """Take back the count of :meth:`take_whole` (the message was refused after all); a
+        compressed one stays inflated: :meth:`feed` does not inflate it again."""
         self.frames -= 1
         self.messages -= 1
         self.offset -= len(data)
+        self._inflated = bool(data[0] & self._counted)
 
     def feed(self, data: bytes, events: list[FrameEvent]) -> None:
         """Scan ``data``, the next bytes of the stream, appending events to ``events``."""
         if self.closed:
             return
+        if self._pending is not None:  # take_whole inflated this chunk's message: refused
+            pending, self._pending = self._pending, None
+            raise pending
         start = 0
         if self._head:
             held = len(self._head)
@@ -377,7 +399,7 @@ class FrameScanner:
             if self._gathering:
                 self._pieces.append(buf[i : i + take])
             elif self._inflating:
-                self._inflate(buf[i : i + take])
+                self._inflate(buf[i : i + take], last=take == self._remaining and self._frame_fin)
             i += take
             self._remaining -= take
             if self._remaining:
@@ -388,8 +410,6 @@ class FrameScanner:
                     return
             elif self._inflating:
                 self._inflating = False
-                if self._frame_fin:
-                    self._end_message()
         mask_bit = self._mask_bit
         limit = self._limit
         report = self._report
@@ -436,6 +456,8 @@ class FrameScanner:
                     self.message_size = length
                     gather = collect
                     inflate = self._compressed = bool(b0 & counted)
+                    if self._inflated:  # by take_whole, before untake_whole
+                        inflate = self._compressed = self._inflated = False
                 elif kind == _FIRST:
                     self.messages += 1
                     if length > limit:
@@ -464,9 +486,7 @@ class FrameScanner:
                     self._frame_fin = b0 >= 0x80
                     self._key = buf[i + size - 4 : i + size] if mask_bit else b""
                     self._pos = 0
-                    self._inflate(buf[i + size : min(end, n)])
-                    if end <= n and self._frame_fin:
-                        self._end_message()
+                    self._inflate(buf[i + size : min(end, n)], last=end <= n and b0 >= 0x80)
                 if report:
                     events.append(FrameEvent(base + i, base + end, b0 & 0x0F, b0 >= 0x80, None))
                 if gather:
@@ -511,29 +531,23 @@ class FrameScanner:
             self._message_payload = []
             events.append(FrameEvent(self._frame_start, end, self.message_opcode, True, whole))
 
-    def _inflate(self, piece: bytes) -> None:
-        """Inflate the next payload bytes of a compressed message's frame (see the class)."""
+    def _inflate(self, piece: bytes, *, last: bool) -> None:
+        """Inflate the next payload bytes of a compressed message's frame (the message's
+        ``last`` ones: it ends here)."""
         if self._key:
             phase = self._pos & 3
-            piece = unmask(piece, self._key[phase:] + self._key[:phase])
-        self._pos += len(piece)
-        inflater = cast(Inflater, self._inflater)  # only counted messages are inflated
+            piece = unmask(piece, self._key[phase:] + self._key[:phase] if phase else self._key)
+            self._pos += len(piece)
+        if last:
+            self._compressed = False
         try:
-            fits = inflater.feed(piece, self._limit)
+            fits = cast(Inflater, self._inflater).feed(piece, self._limit, last=last)
         except zlib.error:
             raise ProtocolViolation(1002, "invalid compressed data", self._frame_start) from None
         if not fits:
-            raise _inflates_too_big(self._limit, self._frame_start)
-
-    def _end_message(self) -> None:
-        inflater = cast(Inflater, self._inflater)
-        self._compressed = False
-        try:
-            fits = inflater.end(self._limit)
-        except zlib.error:
-            raise ProtocolViolation(1002, "invalid compressed data", self._frame_start) from None
-        if not fits:
-            raise _inflates_too_big(self._limit, self._frame_start)
+            raise ProtocolViolation(
+                1009, f"compressed message inflates past {self._limit} bytes", self._frame_start
+            )
 
     def _refusal(self, b0: int, offset: int) -> ProtocolViolation:
         opcode = b0 & 0x0F
@@ -559,7 +573,3 @@ class FrameScanner:
 
 def _too_big(size: int, limit: int, offset: int) -> ProtocolViolation:
     return ProtocolViolation(1009, f"message of {size} bytes exceeds {limit}", offset)
-
-
-def _inflates_too_big(limit: int, offset: int) -> ProtocolViolation:
-    return ProtocolViolation(1009, f"compressed message inflates past {limit} bytes", offset)

@@ -88,7 +88,7 @@ def test_inflated_sizes_are_exact_at_the_limit() -> None:
             if limit < 0:
                 continue
             inflater = Inflater(Compression())
-            fits = inflater.feed(data, limit) and inflater.end(limit)
+            fits = inflater.feed(data, limit, last=True)
             assert fits == (size <= limit), (size, limit)
 
 
@@ -259,3 +259,53 @@ def test_no_message_over_the_limit_reaches_the_peer(
     assert sizes == [len(payload) for payload, _ in fitting]
     closes = [a for a in actions if isinstance(a, Close)]
     assert [c.code for c in closes] == ([1009] if len(fitting) < len(messages) else [])
+
+
+class _CountingInflater(Inflater):
+    __slots__ = ("ended",)
+
+    def __init__(self, compression: Compression) -> None:
+        super().__init__(compression)
+        self.ended = 0
+
+    def feed(self, data: bytes, limit: int, *, last: bool = False) -> bool:
+        self.ended += last
+        return super().feed(data, limit, last=last)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 3000).map(lambda n: (b"abcabcxyz" * 400)[:n]), min_size=1, max_size=8),
+    st.booleans(),
+    st.integers(0, 4),
+)
+def test_throttled_messages_are_inflated_once(
+    messages: list[bytes], masked: bool, room: int
+) -> None:
+    """A message the quota refuses after the shortcut inflated it is not inflated again (that
+    would cost twice and feed the sender's context twice)."""
+    limit, bits = 2000, 12
+    frames = [
+        _frames([(m, 1)], masked=masked, takeover=False, bits=bits, compressed=[True])[0]
+        for m in messages
+    ]  # each frame compressed alone: as with client_no_context_takeover on a throttled API
+    pump = Pump(
+        StreamPolicy(
+            from_client=masked,
+            allowed=True,
+            max_message_size=limit,
+            deflate=Compression(bits, context_takeover=False),
+            quota=ConnectionQuota(Quota(room + 1, 60.0), Quota(room + 1, 60.0)),
+        ),
+        clock=lambda: 0.0,
+    )
+    inflater = pump._scanner._inflater = _CountingInflater(Compression(bits, False))
+    actions = []
+    for frame in frames:  # one chunk per frame: the shell's shortcut takes each first
+        actions += [Forward(frame)] if pump.forward_whole(frame) else pump.receive(frame)
+    closes = [a.code for a in actions if isinstance(a, Close)]
+    big = [i for i, m in enumerate(messages) if len(m) > limit]
+    assert closes == ([1009] if big else [])
+    assert inflater.ended == (big[0] + 1 if big else len(messages))
+    delivered = sum(1 for a in actions if isinstance(a, Forward))
+    assert delivered == min(room + 1, big[0] if big else len(messages))
