@@ -214,6 +214,18 @@ def test_remove_topic_endpoint_and_throttling_roundtrip() -> None:
     assert again.production_endpoint == changed.production_endpoint
 
 
+def test_per_principal_throttling_round_trips_as_per_principal() -> None:
+    api = load_asyncapi(FIXTURES / "wso2-export.yaml")
+    limited = attrs.evolve(api, throttling=Throttling(events=100, per_principal=10))
+    out = export_asyncapi(limited)
+    assert out["x-asyncapi-gw-throttling"] == {"events": 100, "per": "minute",
+                                               "perPrincipal": 10}
+    assert load_asyncapi(out).throttling == limited.throttling
+    out["x-asyncapi-gw-throttling"]["perPrincipal"] = 0
+    with pytest.raises(ConversionError, match="perPrincipal must be a positive integer"):
+        load_asyncapi(out)
+
+
 def test_new_api_exports_valid_and_reimports_equal() -> None:
     api = new_api(
         name="Chats", version="2.0.0", endpoint="ws://localhost:8080", auth="oauth2",
