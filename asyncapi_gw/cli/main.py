@@ -130,8 +130,10 @@ def _ref_policy(args: argparse.Namespace) -> dict[str, Any]:
     """The ``$ref`` policy of the command line: relative references may also lead anywhere
     under the current directory; the rest only with --allow-outside-refs."""
     if args.allow_remote_refs:
-        print("note: --allow-remote-refs has no effect: remote $refs are never fetched",
-              file=sys.stderr)
+        print(
+            "note: --allow-remote-refs has no effect: remote $refs are never fetched",
+            file=sys.stderr,
+        )
     return {"allow_outside_refs": args.allow_outside_refs, "ref_root": os.getcwd()}
 
 
@@ -202,8 +204,13 @@ def _export(args: argparse.Namespace) -> int:
     fmt = args.format or _input_format(args.file)
     warnings: list[Problem] = []
     text = dump_asyncapi(
-        imported.api, asyncapi_version=args.asyncapi_version, fmt=fmt, lenient=args.lenient,
-        warnings=warnings, source_document=imported.document, **policy,
+        imported.api,
+        asyncapi_version=args.asyncapi_version,
+        fmt=fmt,
+        lenient=args.lenient,
+        warnings=warnings,
+        source_document=imported.document,
+        **policy,
     )
     # The output's problems are located in the input; those the import reported already are
     # not repeated.
@@ -280,8 +287,7 @@ def _describe(api: StreamingAPI, host: str, ws_port: int, wss_port: int) -> dict
             f"wss://{host}:{wss_port}{api.gateway_path}",
         ],
         "security": [
-            {"name": s.name, "kind": s.kind.value, "scopes": list(s.scopes)}
-            for s in api.security
+            {"name": s.name, "kind": s.kind.value, "scopes": list(s.scopes)} for s in api.security
         ],
         "throttling": (
             {"events": api.throttling.events, "per": api.throttling.unit.value}
@@ -360,7 +366,8 @@ def _add_load_options(parser: argparse.ArgumentParser, *, context: bool = True) 
 
 def _add_ref_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--allow-outside-refs", action="store_true",
+        "--allow-outside-refs",
+        action="store_true",
         help="let $refs lead outside the document's folder and the current directory, "
         "including absolute paths and file: URLs (nothing is ever fetched from the network)",
     )
@@ -386,12 +393,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="validate AsyncAPI documents")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument(
-        "--format", choices=reports.FORMATS, default="text",
+        "--format",
+        choices=reports.FORMATS,
+        default="text",
         help="text (default); json (one object per file and line); github (GitHub Actions "
         "annotations); sarif (SARIF 2.1.0); junit (JUnit XML)",
     )
     validate.add_argument(
-        "--fail-on", choices=("error", "warning"), default="error",
+        "--fail-on",
+        choices=("error", "warning"),
+        default="error",
         help="exit 1 on errors only (default), or on warnings too",
     )
     _add_ref_options(validate)
@@ -400,8 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="import a document and write it back out")
     export.add_argument("file", metavar="FILE")
     export.add_argument("--asyncapi-version", choices=SUPPORTED_VERSIONS)
-    export.add_argument("--format", choices=("yaml", "json"),
-                        help="output format (default: the input's)")
+    export.add_argument(
+        "--format", choices=("yaml", "json"), help="output format (default: the input's)"
+    )
     export.add_argument("-o", "--output", metavar="OUT")
     _add_load_options(export)
     export.set_defaults(handler=_export)
@@ -434,24 +446,36 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--context")
     new.add_argument("--sandbox-endpoint")
     new.add_argument(
-        "--topic", action="append", default=[], metavar="NAME[:pub|:sub|:pubsub][=URL_MAPPING]",
+        "--topic",
+        action="append",
+        default=[],
+        metavar="NAME[:pub|:sub|:pubsub][=URL_MAPPING]",
         help="a topic (repeatable); none gives the default topic /* with pub and sub",
     )
     new.add_argument("--auth", choices=AUTH_CHOICES, default="none")
     new.add_argument(
-        "--scope", action="append", default=[], metavar="TOPIC=SCOPE",
+        "--scope",
+        action="append",
+        default=[],
+        metavar="TOPIC=SCOPE",
         help="require SCOPE on TOPIC (repeatable; any one of a topic's scopes admits)",
     )
     new.add_argument(
-        "--open-topic", action="append", default=[], metavar="TOPIC",
+        "--open-topic",
+        action="append",
+        default=[],
+        metavar="TOPIC",
         help="let clients without credentials use TOPIC (x-auth-type: None; repeatable)",
     )
     new.add_argument(
-        "--throttling", metavar="EVENTS/UNIT",
+        "--throttling",
+        metavar="EVENTS/UNIT",
         help="event quota per connection and per API, e.g. 100/minute (second, minute, day)",
     )
     new.add_argument(
-        "--per-principal", type=int, metavar="EVENTS",
+        "--per-principal",
+        type=int,
+        metavar="EVENTS",
         help="with --throttling: events per principal (API key, JWT subject, or client "
         "address) in the same unit",
     )
