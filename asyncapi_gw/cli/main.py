@@ -230,7 +230,10 @@ def _input_format(file: str) -> str:
 
 def _convert(args: argparse.Namespace) -> int:
     result = convert_asyncapi(
-        args.file, args.to, point_of_view=args.point_of_view, lossy=args.lossy,
+        args.file,
+        args.to,
+        point_of_view=args.point_of_view,
+        lossy=args.lossy,
         **_ref_policy(args),
     )
     for warning in result.warnings:
@@ -419,22 +422,35 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_export)
 
     converter = commands.add_parser(
-        "convert", help="convert a document between AsyncAPI 2.x and 3.x",
+        "convert",
+        help="convert a document between AsyncAPI 2.x and 3.x",
         description="Convert an AsyncAPI 2.0-2.6 or 3.0-3.1 document to another version. "
         "What the target cannot hold is carried in x-asyncapi-gw-v2-*/v3-* extensions or "
         "refused (exit 1) unless --lossy.",
     )
     converter.add_argument("file", metavar="FILE")
-    converter.add_argument("--to", required=True, choices=(*V2_VERSIONS, *V3_VERSIONS),
-                           metavar="VERSION", help="target version: 2.0.0-2.6.0, 3.0.0, 3.1.0")
-    converter.add_argument("--lossy", action="store_true",
-                           help="drop what the target cannot hold, with a warning per field")
     converter.add_argument(
-        "--point-of-view", choices=POINTS_OF_VIEW, default="application",
+        "--to",
+        required=True,
+        choices=(*V2_VERSIONS, *V3_VERSIONS),
+        metavar="VERSION",
+        help="target version: 2.0.0-2.6.0, 3.0.0, 3.1.0",
+    )
+    converter.add_argument(
+        "--lossy",
+        action="store_true",
+        help="drop what the target cannot hold, with a warning per field",
+    )
+    converter.add_argument(
+        "--point-of-view",
+        choices=POINTS_OF_VIEW,
+        default="application",
         help="3.x operations from the application's side (publish = receive; the default) "
-        "or the client's (publish = send)")
-    converter.add_argument("--format", choices=("yaml", "json"),
-                           help="output format (default: the input's)")
+        "or the client's (publish = send)",
+    )
+    converter.add_argument(
+        "--format", choices=("yaml", "json"), help="output format (default: the input's)"
+    )
     converter.add_argument("-o", "--output", metavar="OUT")
     _add_ref_options(converter)
     converter.set_defaults(handler=_convert)
