@@ -303,15 +303,25 @@ class SecurityScheme:
 
 @attrs.frozen(kw_only=True)
 class Throttling:
-    """An event quota: at most ``events`` per ``unit``, per connection and per API."""
+    """An event quota: at most ``events`` per ``unit`` per connection and per API, and, when
+    ``per_principal`` is given, at most that many per ``unit`` per principal (an API key, a JWT
+    subject; anonymous clients per source address) across its connections."""
 
     events: int = attrs.field()
     unit: ThrottlingUnit = ThrottlingUnit.MINUTE
+    per_principal: int | None = attrs.field(default=None)
 
     @events.validator
     def _check(self, _attr: object, events: int) -> None:
         if isinstance(events, bool) or not isinstance(events, int) or events < 1:
             raise ValueError(f"throttling events must be a positive integer, not {events!r}")
+
+    @per_principal.validator
+    def _check_per_principal(self, _attr: object, value: int | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"throttling perPrincipal must be a positive integer, not {value!r}")
 
 
 @attrs.frozen(kw_only=True)

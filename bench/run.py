@@ -334,6 +334,7 @@ def start_relay(
         "--ws-port",
         str(port),
         "--no-wss",
+        "--no-admin",  # the load talks to the ws listener only; no fixed port to collide on
         "--api-keys",
         str(keys),
         "--max-message-size",

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from asyncapi_gw.builder import new_api, parse_topic, topic
+from asyncapi_gw.builder import (
+    new_api,
+    parse_scope,
+    parse_throttling,
+    parse_topic,
+    secure_topics,
+    topic,
+)
 from asyncapi_gw.errors import ConversionError
-from asyncapi_gw.model import AuthKind, Operation
+from asyncapi_gw.model import AuthKind, AuthType, Operation, Throttling, ThrottlingUnit
 
 
 def test_default_topic_and_context() -> None:
@@ -22,8 +31,12 @@ def test_default_topic_and_context() -> None:
         ("/notifications", "/notifications", {"publish", "subscribe"}, None),
         ("/notifications:sub", "/notifications", {"subscribe"}, None),
         ("/n:pub=/notify", "/n", {"publish"}, "/notify"),
-        ("/rooms/{id}:pubsub=/rooms?room={uri.var.id}&x=1", "/rooms/{id}",
-         {"publish", "subscribe"}, "/rooms?room={uri.var.id}&x=1"),
+        (
+            "/rooms/{id}:pubsub=/rooms?room={uri.var.id}&x=1",
+            "/rooms/{id}",
+            {"publish", "subscribe"},
+            "/rooms?room={uri.var.id}&x=1",
+        ),
         ("/a:b", "/a:b", {"publish", "subscribe"}, None),
     ],
 )
@@ -37,12 +50,19 @@ def test_parse_topic(spec: str, name: str, ops: set[str], mapping: str | None) -
 def test_template_parameters_become_string_parameters() -> None:
     t = topic("/rooms/{roomId}/users/{userId}")
     assert [(p.name, dict(p.schema or {})) for p in t.parameters] == [
-        ("roomId", {"type": "string"}), ("userId", {"type": "string"})]
+        ("roomId", {"type": "string"}),
+        ("userId", {"type": "string"}),
+    ]
 
 
 def test_auth_schemes() -> None:
-    oauth = new_api(name="A", version="1", endpoint="ws://h",
-                    topics=[topic("/t", scopes=["read"])], auth="oauth2")
+    oauth = new_api(
+        name="A",
+        version="1",
+        endpoint="ws://h",
+        topics=[topic("/t", scopes=["read"])],
+        auth="oauth2",
+    )
     assert oauth.security[0].kind is AuthKind.OAUTH2
     assert dict(oauth.security[0].scopes) == {"read": "read"}
     key = new_api(name="A", version="1", endpoint="ws://h", auth="api_key")
@@ -70,3 +90,57 @@ def test_bad_topic_specs() -> None:
         parse_topic("/x?y")
     with pytest.raises(ConversionError):
         topic("/x", "both")
+
+
+def test_scopes_and_open_topics_by_name() -> None:
+    topics = secure_topics(
+        [topic("/rooms/{id}"), topic("/public", "sub"), topic("/other")],
+        auth="oauth2",
+        scopes=[
+            ("rooms/{id}", "chat:write"),
+            ("/rooms/{id}", "chat:admin"),
+            ("/rooms/{id}", "chat:write"),
+        ],
+        open_topics=["public"],
+    )
+    rooms, public, other = topics
+    assert rooms.scopes == ("chat:write", "chat:admin")
+    assert {op.scopes for op in rooms.operations} == {("chat:write", "chat:admin")}
+    assert public.auth_type is AuthType.NONE
+    assert public.is_open
+    assert other == topic("/other")
+    api = new_api(name="A", version="1", endpoint="ws://h", topics=topics, auth="oauth2")
+    assert dict(api.security[0].scopes) == {"chat:write": "chat:write", "chat:admin": "chat:admin"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scopes": [("/missing", "s")]}, "'/missing' is not one of the topics"),
+        ({"open_topics": ["/missing"]}, "'/missing' is not one of the topics"),
+        ({"scopes": [("/t", "s")], "open_topics": ["/t"]}, "cannot be open and require"),
+        ({"scopes": [("/t", "s")], "auth": "none"}, "need an API with auth"),
+        ({"open_topics": ["/t"], "auth": "none"}, "need an API with auth"),
+    ],
+)
+def test_scopes_and_open_topics_refused(kwargs: dict[str, Any], message: str) -> None:
+    options = {"auth": "api_key", **kwargs}
+    with pytest.raises(ConversionError, match=message):
+        secure_topics([topic("/t")], **options)
+
+
+def test_parse_scope_and_throttling() -> None:
+    assert parse_scope("/rooms/{id}=chat:write") == ("/rooms/{id}", "chat:write")
+    assert parse_scope("/t=a=b") == ("/t", "a=b")
+    assert parse_throttling("100/minute") == Throttling(events=100, unit=ThrottlingUnit.MINUTE)
+    assert parse_throttling("5/second", 2) == Throttling(
+        events=5, unit=ThrottlingUnit.SECOND, per_principal=2
+    )
+    for bad in ("/t", "t=", "notopic"):
+        with pytest.raises(ConversionError, match="TOPIC=SCOPE"):
+            parse_scope(bad)
+    for bad in ("100", "x/minute", "100/hour", "0/day"):
+        with pytest.raises(ConversionError, match="throttling"):
+            parse_throttling(bad)
+    with pytest.raises(ConversionError, match="perPrincipal"):
+        parse_throttling("5/day", 0)

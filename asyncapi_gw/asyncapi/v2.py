@@ -6,12 +6,12 @@ its ``$ref``s, unknown fields, extensions and key order) and rewrites only what 
 the API and what the source decodes to, so an unchanged API exports to equal data.  An API
 created from scratch is written from nothing.
 
-Mapping (PRODUCT.md section 2):
+Mapping (the README's "How documents map to APIs"):
 
 - ``info.title``/``version``/``description`` -> name, version, description.
 - context: the root extension ``x-asyncapi-gw-context``, else ``/`` + the title slug.
 - throttling: the root extension ``x-asyncapi-gw-throttling``
-  (``{events: N, per: second|minute|day}``).
+  (``{events: N, per: second|minute|day, perPrincipal: M}``, ``perPrincipal`` optional).
 - allow_encoded_slashes: the root extension ``x-asyncapi-gw-allow-encoded-slashes`` (a boolean;
   absent is false).
 - endpoints: the server named ``production`` (else the first ``ws``/``wss`` server) and ``sandbox``;
@@ -164,24 +164,28 @@ def decode(
         ),
         fatal=True,
     )
-    api = None if not identified or parts is None else decoder.attempt(
-        "/info",
-        lambda: StreamingAPI(
-            name=name,
-            version=version,
-            context=context,
-            description=_text(info.get("description")),
-            production_endpoint=production,
-            sandbox_endpoint=sandbox,
-            topics=parts[0],
-            security=parts[1],
-            throttling=parts[2],
-            allow_encoded_slashes=parts[3],
-            asyncapi_version=_text(data.get("asyncapi")),
-            document=source if source is not None else data,
-            base_uri=base_uri,
-        ),
-        fatal=True,
+    api = (
+        None
+        if not identified or parts is None
+        else decoder.attempt(
+            "/info",
+            lambda: StreamingAPI(
+                name=name,
+                version=version,
+                context=context,
+                description=_text(info.get("description")),
+                production_endpoint=production,
+                sandbox_endpoint=sandbox,
+                topics=parts[0],
+                security=parts[1],
+                throttling=parts[2],
+                allow_encoded_slashes=parts[3],
+                asyncapi_version=_text(data.get("asyncapi")),
+                document=source if source is not None else data,
+                base_uri=base_uri,
+            ),
+            fatal=True,
+        )
     )
     if api is None or decoder.errors:
         raise ConversionError(
@@ -311,9 +315,7 @@ def _operation(op: Operation, raw: Mapping[str, Any]) -> TopicOperation:
         summary=_text(raw.get("summary")),
         operation_id=_text(raw.get("operationId")),
         uri_mapping=_text(raw.get("x-uri-mapping")),
-        scopes=tuple(
-            dict.fromkeys(_scopes(raw.get("x-scopes")) + _operation_security_scopes(raw))
-        ),
+        scopes=tuple(dict.fromkeys(_scopes(raw.get("x-scopes")) + _operation_security_scopes(raw))),
         message=message if isinstance(message, Mapping) else None,
     )
 
@@ -493,8 +495,9 @@ def _throttling(data: Mapping[str, Any], decoder: _Decoder) -> Throttling | None
         decoder.fail(pointer + "/per", "throttling 'per' must be second, minute or day")
         return None
     events: Any = raw.get("events")
+    per_principal: Any = raw.get("perPrincipal")
     result: Throttling | None = decoder.attempt(
-        pointer, lambda: Throttling(events=events, unit=unit)
+        pointer, lambda: Throttling(events=events, unit=unit, per_principal=per_principal)
     )
     return result
 
@@ -571,12 +574,17 @@ def _encode_root_extensions(
         _set(
             doc,
             THROTTLING_EXTENSION,
-            None
-            if throttling is None
-            else {"events": throttling.events, "per": throttling.unit.value},
+            None if throttling is None else _encode_throttling(throttling),
         )
     if base is None or api.allow_encoded_slashes != base.allow_encoded_slashes:
         _set(doc, ENCODED_SLASHES_EXTENSION, True if api.allow_encoded_slashes else None)
+
+
+def _encode_throttling(throttling: Throttling) -> dict[str, Any]:
+    out: dict[str, Any] = {"events": throttling.events, "per": throttling.unit.value}
+    if throttling.per_principal is not None:
+        out["perPrincipal"] = throttling.per_principal
+    return out
 
 
 def _server(endpoint: Endpoint, existing: Any) -> dict[str, Any]:
@@ -650,8 +658,10 @@ def _encode_topic(topic: Topic, existing: Any, before: Topic | None) -> dict[str
         _set(out, "parameters", parameters or None)
     for op_kind in Operation:
         op = topic.publish if op_kind is Operation.PUBLISH else topic.subscribe
-        old = None if before is None else (
-            before.publish if op_kind is Operation.PUBLISH else before.subscribe
+        old = (
+            None
+            if before is None
+            else (before.publish if op_kind is Operation.PUBLISH else before.subscribe)
         )
         if op is None:
             out.pop(op_kind.value, None)
@@ -734,7 +744,6 @@ def _drop_dangling_requirements(doc: dict[str, Any], known: set[str]) -> None:
                 del server["security"]
 
 
-
 # --------------------------------------------------------------------------- versions
 
 # What each 2.x version added that an older one cannot express, from the official schemas:
@@ -808,9 +817,12 @@ def _objects(data: Mapping[str, Any]) -> list[tuple[str, _Path, Mapping[str, Any
 
     components = _mapping(data.get("components"))
     add("Components Object", ("components",), components)
-    for kind, key in (("Message Trait Object", "messageTraits"),
-                      ("Operation Trait Object", "operationTraits"),
-                      ("Server Object", "servers"), (_SCHEME, "securitySchemes")):
+    for kind, key in (
+        ("Message Trait Object", "messageTraits"),
+        ("Operation Trait Object", "operationTraits"),
+        ("Server Object", "servers"),
+        (_SCHEME, "securitySchemes"),
+    ):
         for name, node in _mapping(components.get(key)).items():
             add(kind, ("components", key, name), node)
     for name, node in _mapping(components.get("messages")).items():
@@ -828,17 +840,21 @@ def version_gaps(data: Mapping[str, Any], version: str) -> list[Problem]:
     """What ``data`` (a resolved 2.x document) uses that AsyncAPI ``version`` lacks: one problem
     per use, pointing at the member (or, for a SASL security scheme, the scheme) to leave out,
     naming the feature and the version that introduced it."""
+
     def later(since: str) -> bool:
         return SUPPORTED_VERSIONS.index(since) > SUPPORTED_VERSIONS.index(version)
 
     problems: list[Problem] = []
 
     def gap(path: _Path, feature: str, since: str) -> None:
-        problems.append(Problem(
-            pointer=pointer_to(*path), rule=VERSION_FEATURE_RULE,
-            message=f"{feature} was introduced in AsyncAPI {since}; "
-                    f"AsyncAPI {version} cannot express it",
-        ))
+        problems.append(
+            Problem(
+                pointer=pointer_to(*path),
+                rule=VERSION_FEATURE_RULE,
+                message=f"{feature} was introduced in AsyncAPI {since}; "
+                f"AsyncAPI {version} cannot express it",
+            )
+        )
 
     for kind, path, node in _objects(data):
         if kind == _SCHEME:

@@ -38,7 +38,16 @@ from asyncapi_gw.asyncapi import (
     validate_document,
 )
 from asyncapi_gw.asyncapi.convert import POINTS_OF_VIEW, V2_VERSIONS, V3_VERSIONS
-from asyncapi_gw.builder import AUTH_CHOICES, new_api, parse_topic
+from asyncapi_gw.builder import (
+    AUTH_CHOICES,
+    DEFAULT_TOPIC,
+    new_api,
+    parse_scope,
+    parse_throttling,
+    parse_topic,
+    secure_topics,
+    topic,
+)
 from asyncapi_gw.cli import reports, serve
 from asyncapi_gw.documents import dump_document
 from asyncapi_gw.errors import (
@@ -121,8 +130,10 @@ def _ref_policy(args: argparse.Namespace) -> dict[str, Any]:
     """The ``$ref`` policy of the command line: relative references may also lead anywhere
     under the current directory; the rest only with --allow-outside-refs."""
     if args.allow_remote_refs:
-        print("note: --allow-remote-refs has no effect: remote $refs are never fetched",
-              file=sys.stderr)
+        print(
+            "note: --allow-remote-refs has no effect: remote $refs are never fetched",
+            file=sys.stderr,
+        )
     return {"allow_outside_refs": args.allow_outside_refs, "ref_root": os.getcwd()}
 
 
@@ -193,8 +204,13 @@ def _export(args: argparse.Namespace) -> int:
     fmt = args.format or _input_format(args.file)
     warnings: list[Problem] = []
     text = dump_asyncapi(
-        imported.api, asyncapi_version=args.asyncapi_version, fmt=fmt, lenient=args.lenient,
-        warnings=warnings, source_document=imported.document, **policy,
+        imported.api,
+        asyncapi_version=args.asyncapi_version,
+        fmt=fmt,
+        lenient=args.lenient,
+        warnings=warnings,
+        source_document=imported.document,
+        **policy,
     )
     # The output's problems are located in the input; those the import reported already are
     # not repeated.
@@ -214,7 +230,10 @@ def _input_format(file: str) -> str:
 
 def _convert(args: argparse.Namespace) -> int:
     result = convert_asyncapi(
-        args.file, args.to, point_of_view=args.point_of_view, lossy=args.lossy,
+        args.file,
+        args.to,
+        point_of_view=args.point_of_view,
+        lossy=args.lossy,
         **_ref_policy(args),
     )
     for warning in result.warnings:
@@ -227,15 +246,27 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
+    if args.per_principal is not None and args.throttling is None:
+        print("asyncapi-gw new: error: --per-principal needs --throttling", file=sys.stderr)
+        return EXIT_USAGE
+    topics = secure_topics(
+        [parse_topic(spec) for spec in args.topic] or [topic(DEFAULT_TOPIC)],
+        auth=args.auth,
+        scopes=[parse_scope(spec) for spec in args.scope],
+        open_topics=args.open_topic,
+    )
     api = new_api(
         name=args.name,
         version=args.version,
         endpoint=args.endpoint,
         context=args.context,
         sandbox_endpoint=args.sandbox_endpoint,
-        topics=[parse_topic(spec) for spec in args.topic],
+        topics=topics,
         auth=args.auth,
         description=args.description,
+        throttling=None
+        if args.throttling is None
+        else parse_throttling(args.throttling, args.per_principal),
     )
     text = dump_asyncapi(api, asyncapi_version=args.asyncapi_version, fmt=args.format)
     return _write(text, args.output)
@@ -259,8 +290,7 @@ def _describe(api: StreamingAPI, host: str, ws_port: int, wss_port: int) -> dict
             f"wss://{host}:{wss_port}{api.gateway_path}",
         ],
         "security": [
-            {"name": s.name, "kind": s.kind.value, "scopes": list(s.scopes)}
-            for s in api.security
+            {"name": s.name, "kind": s.kind.value, "scopes": list(s.scopes)} for s in api.security
         ],
         "throttling": (
             {"events": api.throttling.events, "per": api.throttling.unit.value}
@@ -339,7 +369,8 @@ def _add_load_options(parser: argparse.ArgumentParser, *, context: bool = True) 
 
 def _add_ref_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--allow-outside-refs", action="store_true",
+        "--allow-outside-refs",
+        action="store_true",
         help="let $refs lead outside the document's folder and the current directory, "
         "including absolute paths and file: URLs (nothing is ever fetched from the network)",
     )
@@ -365,12 +396,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="validate AsyncAPI documents")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument(
-        "--format", choices=reports.FORMATS, default="text",
+        "--format",
+        choices=reports.FORMATS,
+        default="text",
         help="text (default); json (one object per file and line); github (GitHub Actions "
         "annotations); sarif (SARIF 2.1.0); junit (JUnit XML)",
     )
     validate.add_argument(
-        "--fail-on", choices=("error", "warning"), default="error",
+        "--fail-on",
+        choices=("error", "warning"),
+        default="error",
         help="exit 1 on errors only (default), or on warnings too",
     )
     _add_ref_options(validate)
@@ -379,29 +414,43 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="import a document and write it back out")
     export.add_argument("file", metavar="FILE")
     export.add_argument("--asyncapi-version", choices=SUPPORTED_VERSIONS)
-    export.add_argument("--format", choices=("yaml", "json"),
-                        help="output format (default: the input's)")
+    export.add_argument(
+        "--format", choices=("yaml", "json"), help="output format (default: the input's)"
+    )
     export.add_argument("-o", "--output", metavar="OUT")
     _add_load_options(export)
     export.set_defaults(handler=_export)
 
     converter = commands.add_parser(
-        "convert", help="convert a document between AsyncAPI 2.x and 3.x",
+        "convert",
+        help="convert a document between AsyncAPI 2.x and 3.x",
         description="Convert an AsyncAPI 2.0-2.6 or 3.0-3.1 document to another version. "
         "What the target cannot hold is carried in x-asyncapi-gw-v2-*/v3-* extensions or "
         "refused (exit 1) unless --lossy.",
     )
     converter.add_argument("file", metavar="FILE")
-    converter.add_argument("--to", required=True, choices=(*V2_VERSIONS, *V3_VERSIONS),
-                           metavar="VERSION", help="target version: 2.0.0-2.6.0, 3.0.0, 3.1.0")
-    converter.add_argument("--lossy", action="store_true",
-                           help="drop what the target cannot hold, with a warning per field")
     converter.add_argument(
-        "--point-of-view", choices=POINTS_OF_VIEW, default="application",
+        "--to",
+        required=True,
+        choices=(*V2_VERSIONS, *V3_VERSIONS),
+        metavar="VERSION",
+        help="target version: 2.0.0-2.6.0, 3.0.0, 3.1.0",
+    )
+    converter.add_argument(
+        "--lossy",
+        action="store_true",
+        help="drop what the target cannot hold, with a warning per field",
+    )
+    converter.add_argument(
+        "--point-of-view",
+        choices=POINTS_OF_VIEW,
+        default="application",
         help="3.x operations from the application's side (publish = receive; the default) "
-        "or the client's (publish = send)")
-    converter.add_argument("--format", choices=("yaml", "json"),
-                           help="output format (default: the input's)")
+        "or the client's (publish = send)",
+    )
+    converter.add_argument(
+        "--format", choices=("yaml", "json"), help="output format (default: the input's)"
+    )
     converter.add_argument("-o", "--output", metavar="OUT")
     _add_ref_options(converter)
     converter.set_defaults(handler=_convert)
@@ -413,10 +462,39 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--context")
     new.add_argument("--sandbox-endpoint")
     new.add_argument(
-        "--topic", action="append", default=[], metavar="NAME[:pub|:sub|:pubsub][=URL_MAPPING]",
+        "--topic",
+        action="append",
+        default=[],
+        metavar="NAME[:pub|:sub|:pubsub][=URL_MAPPING]",
         help="a topic (repeatable); none gives the default topic /* with pub and sub",
     )
     new.add_argument("--auth", choices=AUTH_CHOICES, default="none")
+    new.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="TOPIC=SCOPE",
+        help="require SCOPE on TOPIC (repeatable; any one of a topic's scopes admits)",
+    )
+    new.add_argument(
+        "--open-topic",
+        action="append",
+        default=[],
+        metavar="TOPIC",
+        help="let clients without credentials use TOPIC (x-auth-type: None; repeatable)",
+    )
+    new.add_argument(
+        "--throttling",
+        metavar="EVENTS/UNIT",
+        help="event quota per connection and per API, e.g. 100/minute (second, minute, day)",
+    )
+    new.add_argument(
+        "--per-principal",
+        type=int,
+        metavar="EVENTS",
+        help="with --throttling: events per principal (API key, JWT subject, or client "
+        "address) in the same unit",
+    )
     new.add_argument("--description")
     new.add_argument("--asyncapi-version", choices=SUPPORTED_VERSIONS)
     new.add_argument("--format", choices=("yaml", "json"), default="yaml")

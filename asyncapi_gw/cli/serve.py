@@ -1,7 +1,8 @@
 """``asyncapi-gw serve FILE...``: run the relay gateway for AsyncAPI documents.
 
-Prints one ``listening on ws://HOST:PORT`` line per listener on standard error once they are up,
-serves until SIGINT or SIGTERM (then drains: close 1001 to every client), and reloads on SIGHUP
+Prints one ``listening on ws://HOST:PORT`` line per client listener and one ``admin listener on
+http://HOST:PORT`` line on standard error once they are up, serves until SIGINT or SIGTERM
+(then drains: close 1001 to every client), and reloads on SIGHUP
 (everything) or when a file it reads changes (what that file holds, once two looks a second
 apart agree, so a save in progress is not read half-written): the documents, the credential
 files (API keys, JWT secret, public key, JWKS) and the TLS certificate and key. Open
@@ -27,6 +28,16 @@ from asyncapi_gw.errors import AsyncAPIGwError, RelayError
 from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay import AuthConfig, Relay, RelayConfig, load_auth_config
 from asyncapi_gw.relay.auth import Authenticator
+from asyncapi_gw.relay.config import (
+    DEFAULT_ADMIN_PORT,
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    DEFAULT_PRINCIPAL_HEADER,
+)
 
 __all__ = ["JWT_SECRET_ENV", "FileWatch", "register", "run"]
 
@@ -61,26 +72,87 @@ def _port(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _seconds_or_off(text: str) -> float | None:
+    """Seconds, where 0 turns the timer off."""
+    if text.strip() in ("0", "0.0", "off"):
+        return None
+    return _seconds(text)
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help that states each option's default, unless it has none (off, unset, empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and "%(default)" not in text
+            and not any(default is nothing for nothing in (None, False, argparse.SUPPRESS))
+            and default != []
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add the ``serve`` command to the CLI's subcommands."""
     p = subparsers.add_parser(
         "serve",
         help="run the relay gateway for AsyncAPI documents",
-        description="Relay WebSocket clients to the backends the AsyncAPI documents describe.",
+        description="Relay WebSocket clients to the backends the AsyncAPI documents describe. "
+        "Times are in seconds; 0 turns a keepalive or idle timer off.",
+        formatter_class=_DefaultsFormatter,
     )
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--context", help="override the API context (only with a single FILE)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="AsyncAPI 2.x documents")
+    p.add_argument(
+        "--context", metavar="C", help="override the API context (only with a single FILE)"
+    )
     p.add_argument("--lenient", action="store_true", help="load documents with problems")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--ws-port", type=_port, default=9099, help="ws port (default 9099)")
-    p.add_argument("--wss-port", type=_port, default=8099, help="wss port (default 8099)")
-    p.add_argument("--port-offset", type=int, default=0, help="added to both ports")
-    p.add_argument("--no-ws", action="store_true", help="turn the ws listener off")
-    p.add_argument("--no-wss", action="store_true", help="turn the wss listener off")
-    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain) for wss")
-    p.add_argument("--tls-key", metavar="FILE", help="PEM private key for wss")
-    p.add_argument("--api-keys", metavar="FILE", help="API keys and what they grant")
-    jwt = p.add_mutually_exclusive_group()
+    listen = p.add_argument_group("listeners")
+    listen.add_argument(
+        "--host", default="127.0.0.1", metavar="HOST", help="address the ws/wss listeners bind"
+    )
+    listen.add_argument("--ws-port", type=_port, default=9099, metavar="PORT", help="ws port")
+    listen.add_argument("--wss-port", type=_port, default=8099, metavar="PORT", help="wss port")
+    listen.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="added to every port (ws, wss, admin)",
+    )
+    listen.add_argument("--no-ws", action="store_true", help="turn the ws listener off")
+    listen.add_argument("--no-wss", action="store_true", help="turn the wss listener off")
+    listen.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain) for wss")
+    listen.add_argument("--tls-key", metavar="FILE", help="PEM private key for wss")
+    listen.add_argument(
+        "--admin-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address of the admin listener (/health, /metrics)",
+    )
+    listen.add_argument(
+        "--admin-port",
+        type=_port,
+        default=DEFAULT_ADMIN_PORT,
+        metavar="PORT",
+        help="admin listener's port",
+    )
+    listen.add_argument("--no-admin", action="store_true", help="turn the admin listener off")
+    auth = p.add_argument_group("authentication")
+    auth.add_argument("--api-keys", metavar="FILE", help="API keys and what they grant")
+    jwt = auth.add_mutually_exclusive_group()
     jwt.add_argument(
         "--jwt-secret-file",
         metavar="FILE",
@@ -94,24 +166,115 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     jwt.add_argument("--jwt-public-key", metavar="FILE", help="RS256/ES256 PEM public key")
     jwt.add_argument("--jwks", metavar="FILE", help="JWKS file with RS256/ES256 keys")
-    p.add_argument("--jwt-issuer", metavar="I", help="required iss claim")
-    p.add_argument("--jwt-audience", metavar="A", help="required aud claim")
-    p.add_argument("--max-message-size", type=_positive_int, default=1 << 20, metavar="N")
-    p.add_argument("--max-connections", type=_positive_int, metavar="N")
-    p.add_argument("--on-wrong-direction", choices=("close", "drop"), default="close")
-    p.add_argument("--on-throttle", choices=("reply", "close"), default="reply")
-    p.add_argument("--validate-messages", action="store_true")
-    p.add_argument("--on-invalid", choices=("close", "drop"), default="close")
-    p.add_argument("--no-forward-query", action="store_true")
-    p.add_argument(
+    auth.add_argument("--jwt-issuer", metavar="I", help="required iss claim")
+    auth.add_argument("--jwt-audience", metavar="A", help="required aud claim")
+    auth.add_argument(
+        "--principal-header",
+        nargs="?",
+        const=DEFAULT_PRINCIPAL_HEADER,
+        metavar="NAME",
+        help="tell the backend who the client is in this header "
+        f"(NAME defaults to {DEFAULT_PRINCIPAL_HEADER}; a client's copy never passes)",
+    )
+    limits = p.add_argument_group("limits")
+    limits.add_argument(
+        "--max-message-size",
+        type=_positive_int,
+        default=DEFAULT_MAX_MESSAGE_SIZE,
+        metavar="N",
+        help="largest message in bytes, compressed or inflated (1 MiB); larger closes 1009",
+    )
+    limits.add_argument(
+        "--no-compression",
+        action="store_true",
+        help="strip the permessage-deflate offer: messages cross uncompressed",
+    )
+    limits.add_argument(
+        "--max-connections", type=_positive_int, metavar="N", help="more get HTTP 503"
+    )
+    limits.add_argument(
+        "--principal-quota",
+        type=_positive_int,
+        metavar="N",
+        help="events per principal per throttling unit on every throttled API "
+        "(overrides the documents' perPrincipal)",
+    )
+    limits.add_argument(
+        "--on-wrong-direction",
+        choices=("close", "drop"),
+        default="close",
+        help="a message against the topic's direction: close 1008, or drop it",
+    )
+    limits.add_argument(
+        "--on-throttle",
+        choices=("reply", "close"),
+        default="reply",
+        help="a message over the quota: WSO2's throttled-out reply and a drop, or close 4003",
+    )
+    limits.add_argument(
+        "--validate-messages",
+        action="store_true",
+        help="check each message against its topic's payload schema",
+    )
+    limits.add_argument(
+        "--on-invalid",
+        choices=("close", "drop"),
+        default="close",
+        help="an invalid message: close 1007, or drop it",
+    )
+    timers = p.add_argument_group("timers (seconds)")
+    timers.add_argument(
+        "--open-timeout",
+        type=_seconds,
+        default=DEFAULT_OPEN_TIMEOUT,
+        metavar="S",
+        help="the client's request and the backend's handshake, from the client's connection",
+    )
+    timers.add_argument(
+        "--ping-interval",
+        type=_seconds_or_off,
+        default=DEFAULT_PING_INTERVAL,
+        metavar="S",
+        help="keepalive pings to both sides; 0 is off",
+    )
+    timers.add_argument(
+        "--ping-timeout",
+        type=_seconds_or_off,
+        default=DEFAULT_PING_TIMEOUT,
+        metavar="S",
+        help="a side silent this long after a ping is lost (close 1011); 0 is off",
+    )
+    timers.add_argument(
+        "--idle-timeout",
+        type=_seconds_or_off,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="S",
+        help="close (1001) a connection with no message either way for this long; 0 is off",
+    )
+    timers.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=DEFAULT_DRAIN_TIMEOUT,
+        metavar="S",
+        help="on shutdown, how long clients get to close before they are cut",
+    )
+    forwarding = p.add_argument_group("forwarding and logging")
+    forwarding.add_argument(
+        "--no-forward-query", action="store_true", help="do not pass the client's query on"
+    )
+    forwarding.add_argument(
         "--forward-header",
         action="append",
         default=[],
         metavar="NAME",
         help="copy this client handshake header to the backend (repeatable)",
     )
-    p.add_argument("--access-log", metavar="FILE|-", help="JSON line per connection; - is stderr")
-    p.add_argument("--no-uvloop", action="store_true", help="use asyncio's default event loop")
+    forwarding.add_argument(
+        "--access-log", metavar="FILE|-", help="JSON line per connection; - is stderr"
+    )
+    forwarding.add_argument(
+        "--no-uvloop", action="store_true", help="use asyncio's default event loop"
+    )
     p.set_defaults(handler=run)
 
 
@@ -163,13 +326,23 @@ def run(args: argparse.Namespace) -> int:
             port_offset=args.port_offset,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            admin_host=args.admin_host,
+            admin_port=None if args.no_admin else args.admin_port,
             auth=auth,
+            principal_header=args.principal_header,
             max_message_size=args.max_message_size,
+            compression=not args.no_compression,
             max_connections=args.max_connections,
+            principal_quota=args.principal_quota,
             on_wrong_direction=args.on_wrong_direction,
             on_throttle=args.on_throttle,
             validate_messages=args.validate_messages,
             on_invalid=args.on_invalid,
+            open_timeout=args.open_timeout,
+            ping_interval=args.ping_interval,
+            ping_timeout=args.ping_timeout,
+            idle_timeout=args.idle_timeout,
+            drain_timeout=args.drain_timeout,
             forward_query=not args.no_forward_query,
             forward_headers=tuple(args.forward_header),
             access_log=args.access_log,
@@ -207,7 +380,14 @@ async def _serve(relay: Relay, args: argparse.Namespace) -> int:
         print("wss listener off: no --tls-cert/--tls-key given", file=sys.stderr)
     for scheme, (host, port) in relay.addresses.items():
         shown = f"[{host}]" if ":" in host else host
-        print(f"listening on {scheme}://{shown}:{port}", file=sys.stderr, flush=True)
+        if scheme == "admin":
+            print(
+                f"admin listener on http://{shown}:{port} (/health, /metrics)",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(f"listening on {scheme}://{shown}:{port}", file=sys.stderr, flush=True)
     watcher = asyncio.create_task(_watch(relay, args, reload))
     try:
         await stop.wait()

@@ -107,6 +107,9 @@ def _check_environment(_inst: object, _attr: object, value: str) -> None:
 class Principal:
     """Who connected: ``kind`` ``None`` is anonymous (open API or open topic).
 
+    ``subject`` names the principal: a JWT's ``sub`` (``None`` when the token has none), or an
+    API key's name (see :class:`ApiKeyInfo`); never the credential.
+
     ``expires_at`` (epoch seconds, leeway included) is when a JWT stops being accepted; the
     relay closes the connection then (4001).  ``None``: the credential does not expire.
     ``credential_id`` identifies the credential without holding it: the SHA-256 digest of an
@@ -137,10 +140,14 @@ class Rejection:
 
 @attrs.frozen(kw_only=True)
 class ApiKeyInfo:
-    """What an API key grants."""
+    """What an API key grants, and ``name``: who holds it (the principal the access log, the
+    per-principal quota and the principal header name; never the key itself).  Keys sharing a
+    name are one principal.  Without a name the principal is ``key-`` and the first 12 hex
+    digits of the key's SHA-256."""
 
     scopes: frozenset[str] = attrs.field(default=frozenset(), converter=_scope_set)
     environment: str = attrs.field(default="production", validator=_check_environment)
+    name: str | None = None
 
 
 ApiKeyLookup = Callable[[str], "ApiKeyInfo | None"]
@@ -214,15 +221,21 @@ def _read_data(path: str | Path, what: str) -> Any:
 def _key_principal(info: ApiKeyInfo, digest: bytes) -> Principal:
     return Principal(
         kind=AuthKind.API_KEY,
+        subject=info.name if info.name is not None else "key-" + digest.hex()[:12],
         scopes=info.scopes,
         environment=info.environment,
         credential_id=digest,
     )
 
 
+_KEY_FIELDS = ("name", "scopes", "environment")
+
+
 def _api_keys_from_data(data: Any, where: str) -> dict[str, ApiKeyInfo]:
     if not isinstance(data, Mapping):
-        raise RelayError(f"API key file {where}: must map each key to {{scopes, environment}}")
+        raise RelayError(
+            f"API key file {where}: must map each key to {{name, scopes, environment}}"
+        )
     keys: dict[str, ApiKeyInfo] = {}
     for number, (key, entry) in enumerate(data.items(), start=1):
         # Entries are named by position: the key itself is a secret.
@@ -231,8 +244,8 @@ def _api_keys_from_data(data: Any, where: str) -> dict[str, ApiKeyInfo]:
             raise RelayError(f"{prefix}: the key must be a non-empty string")
         fields = {} if entry is None else entry
         if not isinstance(fields, Mapping):
-            raise RelayError(f"{prefix}: must be a mapping with 'scopes' and 'environment'")
-        unknown = sorted(str(name) for name in fields if name not in ("scopes", "environment"))
+            raise RelayError(f"{prefix}: must be a mapping with 'name', 'scopes', 'environment'")
+        unknown = sorted(str(name) for name in fields if name not in _KEY_FIELDS)
         if unknown:
             raise RelayError(f"{prefix}: unknown field(s) {', '.join(unknown)}")
         scopes = fields.get("scopes", [])
@@ -243,7 +256,10 @@ def _api_keys_from_data(data: Any, where: str) -> dict[str, ApiKeyInfo]:
         environment = fields.get("environment", "production")
         if environment not in _ENVIRONMENTS:
             raise RelayError(f"{prefix}: 'environment' must be production or sandbox")
-        keys[key] = ApiKeyInfo(scopes=frozenset(scopes), environment=environment)
+        name = fields.get("name")
+        if name is not None and not (isinstance(name, str) and name):
+            raise RelayError(f"{prefix}: 'name' must be a non-empty string")
+        keys[key] = ApiKeyInfo(scopes=frozenset(scopes), environment=environment, name=name)
     return keys
 
 
@@ -261,8 +277,9 @@ def load_auth_config(
     """An :class:`AuthConfig` from the CLI's options, reading the named files.
 
     The secret file holds the HS256 secret as UTF-8 text; line breaks at its end are not part
-    of it.  The API key file (YAML or JSON) maps each key to ``{scopes: [...], environment:
-    production|sandbox}`` (both optional; defaults: no scopes, production).
+    of it.  The API key file (YAML or JSON) maps each key to ``{name: WHO, scopes: [...],
+    environment: production|sandbox}`` (all optional; defaults: a fingerprint of the key, no
+    scopes, production).
     Raises :class:`RelayError` on an unreadable or malformed file.
     """
     if jwt_secret_file is not None:

@@ -31,6 +31,7 @@ from websockets.typing import Subprotocol
 
 from asyncapi_gw.model import Operation
 from asyncapi_gw.relay.handshake import HandshakeError, origin_form
+from asyncapi_gw.relay.principal import header_value, quota_key
 from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota, QuotaRegistry
 from asyncapi_gw.relay.reload import Drop, Keep, Session
 from asyncapi_gw.relay.stream import Close
@@ -52,8 +53,22 @@ class _Leg:
         self.session = session
         self.backend = backend
         self.generation = generation  # the relay's reloads when it was routed
+        self.peer = "local"  # the client's address, for its principal's quota when anonymous
         self.quota: ConnectionQuota | None = None
         self.dropped: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+
+    def take_quota(self, quotas: QuotaRegistry) -> None:
+        """A quota for the connection's API and principal, in place of the one it held."""
+        self.release_quota()
+        principal = quota_key(self.session.principal, self.peer)
+        self.quota = quotas.for_connection(
+            self.session.route.api, principal=principal, now=time.monotonic()
+        )
+
+    def release_quota(self) -> None:
+        if self.quota is not None:
+            self.quota.release()
+            self.quota = None
 
     def reloaded(self, verdict: Keep | Drop, quotas: QuotaRegistry) -> None:
         """Close as a reload decided, or go on under its route and principal (with a new
@@ -64,7 +79,7 @@ class _Leg:
             return
         self.session = attrs.evolve(self.session, route=verdict.route, principal=verdict.principal)
         if verdict.quota_changed:
-            self.quota = quotas.for_connection(verdict.route.api)
+            self.take_quota(quotas)
 
 
 class WebsocketsAdapter:
@@ -100,12 +115,18 @@ class WebsocketsAdapter:
                 for p in v.split(",")
                 if p.strip()
             ]
+            config = relay.config
+            headers = []
+            if config.principal_header is not None:
+                headers.append((config.principal_header, header_value(principal)))
             try:
                 backend = await connect(
                     url,
                     subprotocols=offered or None,
-                    open_timeout=relay.config.open_timeout,
-                    max_size=relay.config.max_message_size,
+                    additional_headers=headers,
+                    compression="deflate" if config.compression else None,
+                    open_timeout=config.open_timeout,
+                    max_size=config.max_message_size,
                     ping_interval=None,
                 )
             except TimeoutError:
@@ -140,7 +161,9 @@ class WebsocketsAdapter:
             return
         relay, backend = self._relay, leg.backend
         relay._metrics.opened(leg.session.route.api.name)
-        leg.quota = relay._quotas.for_connection(leg.session.route.api)
+        peer = client.remote_address
+        leg.peer = str(peer[0]) if peer else "local"
+        leg.take_quota(relay._quotas)
         self._open.add(leg)
         if leg.generation != relay._generation:  # a reload came while the backend was dialled
             leg.reloaded(relay._judge(leg.session, compressed=False), relay._quotas)
@@ -157,6 +180,7 @@ class WebsocketsAdapter:
             if leg.session.principal.expires_at is not None:
                 break  # (a reload may have put it on a topic that asks for no credential)
         self._open.discard(leg)
+        leg.release_quota()
         if leg.dropped.done():
             code, reason = leg.dropped.result()
             await asyncio.gather(client.close(code, reason), backend.close())

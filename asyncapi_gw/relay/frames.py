@@ -2,7 +2,9 @@
 
 The relay forwards frames as the bytes it received.  :class:`FrameScanner` reads only the
 frame headers, checks them and skips payloads by arithmetic; it collects a payload only when
-asked to (close frames always, data messages for a validator).  No I/O happens here.
+asked to (close frames always, data messages for a validator), and reads the payloads of
+compressed messages (permessage-deflate, RFC 7692) only to measure what they inflate to.
+No I/O happens here.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import enum
 import os
 import sys
-from typing import NamedTuple
+import zlib
+from typing import NamedTuple, cast
+
+from asyncapi_gw.relay.deflate import Compression, Inflater
 
 __all__ = [
     "MAX_HEADER",
@@ -80,13 +85,15 @@ _VALID_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 _CLOSE_REASON_MAX = 123
 
 
-def _kind_table(*, in_message: bool, extensions: bool) -> bytes:
+def _kind_table(*, in_message: bool, deflate: bool) -> bytes:
     table = bytearray(256)
     for b0 in range(256):
-        if b0 & 0x70 and not extensions:
-            continue
         fin = bool(b0 & 0x80)
         opcode = b0 & 0x0F
+        rsv = b0 & 0x70
+        # permessage-deflate: RSV1 marks a compressed message, on its first frame only
+        if rsv and not (deflate and rsv == 0x40 and opcode in (Opcode.TEXT, Opcode.BINARY)):
+            continue
         if opcode in (Opcode.TEXT, Opcode.BINARY) and not in_message:
             table[b0] = _WHOLE if fin else _FIRST
         elif opcode == Opcode.CONT and in_message:
@@ -98,13 +105,13 @@ def _kind_table(*, in_message: bool, extensions: bool) -> bytes:
     return bytes(table)
 
 
-# (outside a message, inside one) for each value of ``extensions``; shared by every scanner.
+# (outside a message, inside one) without and with permessage-deflate; shared by every scanner.
 _TABLES = {
-    ext: (
-        _kind_table(in_message=False, extensions=ext),
-        _kind_table(in_message=True, extensions=ext),
+    deflate: (
+        _kind_table(in_message=False, deflate=deflate),
+        _kind_table(in_message=True, deflate=deflate),
     )
-    for ext in (False, True)
+    for deflate in (False, True)
 }
 
 
@@ -170,28 +177,38 @@ def parse_close_payload(payload: bytes) -> tuple[int | None, str]:
 class FrameScanner:
     """Reads the frames of one direction from raw bytes fed in chunks of any size.
 
-    ``masked`` is the mask bit every frame must carry (true from the client).  With
-    ``extensions`` (permessage-deflate negotiated) the RSV bits pass unchecked.  A data
-    message whose payload (all fragments) exceeds ``max_message_size`` is refused with 1009
-    as soon as a header shows it.  ``report`` asks for an event per frame header; ``collect``
-    asks for each data message's unmasked payload.  Close frames are always collected and
-    scanning stops after one.  Violations raise :class:`ProtocolViolation`; the events found
-    before one are already in the caller's list.
+    ``masked`` is the mask bit every frame must carry (true from the client).  ``deflate``
+    (permessage-deflate negotiated: how this side compresses) lets RSV1 mark a message's first
+    frame as compressed.  A data message whose payload (all fragments) exceeds
+    ``max_message_size`` is refused with 1009 as soon as a header shows it; with ``deflate``,
+    so is a compressed message as soon as its payload inflates past the limit (see
+    :mod:`asyncapi_gw.relay.deflate`): the offending frame is not reported.  Data that does not
+    inflate is refused with 1002.  ``report`` asks for an event per frame header; ``collect``
+    asks for each data message's unmasked payload (not with ``deflate``).  Close frames are
+    always collected and scanning stops after one.  Violations raise
+    :class:`ProtocolViolation`; the events found before one are already in the caller's list.
     """
 
     __slots__ = (
         "_collect",
-        "_extensions",
+        "_compressed",
+        "_counted",
+        "_deflate",
         "_frame_fin",
         "_frame_opcode",
         "_frame_start",
         "_gathering",
         "_head",
+        "_inflated",
+        "_inflater",
+        "_inflating",
         "_key",
         "_limit",
         "_mask_bit",
         "_message_payload",
+        "_pending",
         "_pieces",
+        "_pos",
         "_remaining",
         "_report",
         "_tables",
@@ -208,17 +225,25 @@ class FrameScanner:
         self,
         *,
         masked: bool,
-        extensions: bool = False,
+        deflate: Compression | None = None,
         max_message_size: int | None = None,
         report: bool = False,
         collect: bool = False,
     ) -> None:
         self._mask_bit = 0x80 if masked else 0
-        self._extensions = extensions
+        self._deflate = deflate is not None
         self._limit = sys.maxsize if max_message_size is None else max_message_size
         self._report = report
         self._collect = collect
-        self._tables = _TABLES[extensions]
+        self._tables = _TABLES[self._deflate]
+        # Compressed messages are inflated (to count) when there is a limit to hold.
+        self._inflater = None if deflate is None or max_message_size is None else Inflater(deflate)
+        self._counted = 0x40 if self._inflater is not None else 0  # the RSV1 bit, or none
+        self._compressed = False  # the current message is compressed and counted
+        self._inflating = False  # the frame partly fed is inflated as its payload comes
+        self._pos = 0  # payload bytes of that frame inflated so far (the mask's phase)
+        self._inflated = False  # the next whole message was inflated by take_whole already
+        self._pending: ProtocolViolation | None = None  # take_whole's refusal, for feed
         self.offset = 0
         """Stream offset just past the bytes fed so far."""
         self.frames = 0
@@ -271,14 +296,18 @@ class FrameScanner:
         """Count ``data`` as :meth:`feed` would, when it is exactly one whole unfragmented data
         frame at a frame boundary, within the size limit, and nothing is collected; else count
         nothing, and false (the chunk then goes to :meth:`feed`). No event is reported: the
-        caller acts on the message itself."""
+        caller acts on the message itself.
+
+        A compressed message is inflated here, once: when it inflates past the limit (or does
+        not inflate), the answer is false and the next :meth:`feed`, of this chunk, raises the
+        violation."""
         n = len(data)
         if n < 2 or self._head or self._remaining or self.in_message or self.closed:
             return False
         if self._collect:
             return False
-        b1 = data[1]
-        if self._tables[0][data[0]] != _WHOLE or (b1 & 0x80) != self._mask_bit:
+        b0, b1 = data[0], data[1]
+        if self._tables[0][b0] != _WHOLE or (b1 & 0x80) != self._mask_bit:
             return False
         length = b1 & 0x7F
         size = 6 if self._mask_bit else 2
@@ -291,6 +320,15 @@ class FrameScanner:
             return False  # 64 KiB or more: the general scan
         if size + length != n or length > self._limit:
             return False
+        if b0 & self._counted:
+            self._frame_start = self.offset
+            self._key = data[size - 4 : size] if self._mask_bit else b""
+            self._pos = 0
+            try:
+                self._inflate(data[size:], last=True)
+            except ProtocolViolation as exc:
+                self._pending = exc
+                return False
         self.frames += 1
         self.messages += 1
         self.message_opcode = data[0] & 0x0F
@@ -320,15 +358,20 @@ class FrameScanner:
         return unmask(payload, data[2:6]) if masked else payload
 
     def untake_whole(self, data: bytes) -> None:
-        """Take back the count of :meth:`take_whole` (the message was refused after all)."""
+        """Take back the count of :meth:`take_whole` (the message was refused after all); a
+        compressed one stays inflated: :meth:`feed` does not inflate it again."""
         self.frames -= 1
         self.messages -= 1
         self.offset -= len(data)
+        self._inflated = bool(data[0] & self._counted)
 
     def feed(self, data: bytes, events: list[FrameEvent]) -> None:
         """Scan ``data``, the next bytes of the stream, appending events to ``events``."""
         if self.closed:
             return
+        if self._pending is not None:  # take_whole inflated this chunk's message: refused
+            pending, self._pending = self._pending, None
+            raise pending
         start = 0
         if self._head:
             held = len(self._head)
@@ -355,6 +398,8 @@ class FrameScanner:
             take = min(self._remaining, n - i)
             if self._gathering:
                 self._pieces.append(buf[i : i + take])
+            elif self._inflating:
+                self._inflate(buf[i : i + take], last=take == self._remaining and self._frame_fin)
             i += take
             self._remaining -= take
             if self._remaining:
@@ -363,10 +408,13 @@ class FrameScanner:
                 self._finish_frame(base + i, events)
                 if self.closed:
                     return
+            elif self._inflating:
+                self._inflating = False
         mask_bit = self._mask_bit
         limit = self._limit
         report = self._report
         collect = self._collect
+        counted = self._counted
         table = self._tables[self.in_message]
         frames = 0
         try:
@@ -399,7 +447,7 @@ class FrameScanner:
                     break
                 frames += 1
                 end = i + size + length
-                gather = False
+                gather = inflate = False
                 if kind == _WHOLE:
                     self.messages += 1
                     if length > limit:
@@ -407,6 +455,9 @@ class FrameScanner:
                     self.message_opcode = b0 & 0x0F
                     self.message_size = length
                     gather = collect
+                    inflate = self._compressed = bool(b0 & counted)
+                    if self._inflated:  # by take_whole, before untake_whole
+                        inflate = self._compressed = self._inflated = False
                 elif kind == _FIRST:
                     self.messages += 1
                     if length > limit:
@@ -416,6 +467,7 @@ class FrameScanner:
                     self.message_opcode = b0 & 0x0F
                     self.message_size = length
                     gather = collect
+                    inflate = self._compressed = bool(b0 & counted)
                 elif kind < _CONTROL:  # _MIDDLE or _LAST
                     self.message_size += length
                     if self.message_size > limit:
@@ -424,10 +476,17 @@ class FrameScanner:
                         self.in_message = False
                         table = self._tables[0]
                     gather = collect
+                    inflate = self._compressed
                 elif length > 125:
                     raise ProtocolViolation(1002, "control frame payload over 125 bytes", base + i)
                 else:
                     gather = kind == _CLOSE
+                if inflate:  # before the frame is reported: a refused one is not
+                    self._frame_start = base + i
+                    self._frame_fin = b0 >= 0x80
+                    self._key = buf[i + size - 4 : i + size] if mask_bit else b""
+                    self._pos = 0
+                    self._inflate(buf[i + size : min(end, n)], last=end <= n and b0 >= 0x80)
                 if report:
                     events.append(FrameEvent(base + i, base + end, b0 & 0x0F, b0 >= 0x80, None))
                 if gather:
@@ -448,6 +507,7 @@ class FrameScanner:
                     continue
                 if end > n:
                     self._remaining = end - n
+                    self._inflating = inflate
                     return
                 i = end
             self._head = buf[i:]
@@ -471,10 +531,33 @@ class FrameScanner:
             self._message_payload = []
             events.append(FrameEvent(self._frame_start, end, self.message_opcode, True, whole))
 
+    def _inflate(self, piece: bytes, *, last: bool) -> None:
+        """Inflate the next payload bytes of a compressed message's frame (the message's
+        ``last`` ones: it ends here)."""
+        if self._key:
+            phase = self._pos & 3
+            piece = unmask(piece, self._key[phase:] + self._key[:phase] if phase else self._key)
+            self._pos += len(piece)
+        if last:
+            self._compressed = False
+        try:
+            fits = cast(Inflater, self._inflater).feed(piece, self._limit, last=last)
+        except zlib.error:
+            raise ProtocolViolation(1002, "invalid compressed data", self._frame_start) from None
+        if not fits:
+            raise ProtocolViolation(
+                1009, f"compressed message inflates past {self._limit} bytes", self._frame_start
+            )
+
     def _refusal(self, b0: int, offset: int) -> ProtocolViolation:
         opcode = b0 & 0x0F
-        if b0 & 0x70 and not self._extensions:
+        rsv = b0 & 0x70
+        if rsv and not self._deflate:
             reason = "reserved bits set without a negotiated extension"
+        elif rsv & 0x30:
+            reason = "RSV2 or RSV3 set (permessage-deflate uses RSV1 only)"
+        elif rsv and opcode in (Opcode.CONT, Opcode.CLOSE, Opcode.PING, Opcode.PONG):
+            reason = "RSV1 set on a continuation or control frame"
         elif opcode not in Opcode._value2member_map_:
             reason = f"unknown opcode {opcode}"
         elif opcode >= Opcode.CLOSE and not b0 & 0x80:

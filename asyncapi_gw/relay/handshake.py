@@ -20,11 +20,21 @@ from typing import Protocol
 import attrs
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHeader
-from websockets.headers import build_authorization_basic, build_host, parse_subprotocol
+from websockets.headers import (
+    build_authorization_basic,
+    build_extension,
+    build_host,
+    parse_extension,
+    parse_subprotocol,
+)
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 from websockets.uri import WebSocketURI, parse_uri
 from websockets.utils import accept_key
+
+from asyncapi_gw.relay.deflate import EXTENSION as DEFLATE
+from asyncapi_gw.relay.deflate import Agreement
+from asyncapi_gw.relay.principal import DEFAULT_HEADER as DEFAULT_PRINCIPAL_HEADER
 
 __all__ = [
     "BackendHandshake",
@@ -37,6 +47,8 @@ __all__ = [
     "RequestParser",
     "ResponseParser",
     "check_upgrade",
+    "deflate_agreement",
+    "deflate_offer",
     "is_upgrade",
     "origin_form",
     "plain_response",
@@ -60,6 +72,7 @@ RESERVED_HEADERS = frozenset(
         "X-Forwarded-For",
         "X-Forwarded-Proto",
         "X-Forwarded-Host",
+        DEFAULT_PRINCIPAL_HEADER,
     )
 )
 # What may stand in a request target and a header value on the wire: no CR, LF, NUL or space.
@@ -492,6 +505,7 @@ class BackendHandshake:
     request: bytes
     key: str
     offered_subprotocols: tuple[str, ...]
+    offered_deflate: bool = False
 
     @classmethod
     def build(
@@ -503,10 +517,12 @@ class BackendHandshake:
         offer_extensions: bool = True,
         client_host: str,
         secure_client: bool,
+        relay_headers: Iterable[tuple[str, str]] = (),
     ) -> BackendHandshake:
-        """The backend request: the client's subprotocol offer, its extension offer unless
-                ``offer_extensions`` is false, the allow-listed headers and ``X-Forwarded-*``.
-        Raises :class:`HandshakeError` for unsafe values."""
+        """The backend request: the client's subprotocol offer, its permessage-deflate offer
+        (no other extension) unless ``offer_extensions`` is false, the allow-listed headers,
+        ``X-Forwarded-*`` and ``relay_headers`` (headers the relay sets: never copied from the
+        client). Raises :class:`HandshakeError` for unsafe values."""
         uri, resource, fixed = _backend_target(url)
         key = _new_key()
         # the headers websockets' ClientProtocol.connect() writes, then the relay's
@@ -517,16 +533,20 @@ class BackendHandshake:
             ("Sec-WebSocket-Key", key),
             ("Sec-WebSocket-Version", "13"),
         ]
-        offers = ["Sec-WebSocket-Protocol"]
+        subprotocols = _offer(client, "Sec-WebSocket-Protocol")
+        if subprotocols is not None:
+            headers.append(("Sec-WebSocket-Protocol", subprotocols))
+        deflate = None
         if offer_extensions:
-            offers.append("Sec-WebSocket-Extensions")
-        for name in offers:
-            offer = _offer(client, name)
-            if offer is not None:
-                headers.append((name, offer))
+            deflate = deflate_offer(client.headers.get_all("Sec-WebSocket-Extensions"))
+            if deflate is not None:
+                headers.append(("Sec-WebSocket-Extensions", deflate))
+        own = list(relay_headers)
         allowed = {name.lower() for name in forward_headers} - RESERVED_HEADERS
+        allowed -= {name.lower() for name, _ in own}
         if allowed:
             headers += [(n, v) for n, v in client.headers.raw_items() if n.lower() in allowed]
+        headers += own
         headers.append(("X-Forwarded-For", client_host))
         headers.append(("X-Forwarded-Proto", "wss" if secure_client else "ws"))
         if client.host is not None:
@@ -549,10 +569,12 @@ class BackendHandshake:
             request=_serialize(resource, headers),
             key=key,
             offered_subprotocols=offered,
+            offered_deflate=deflate is not None,
         )
 
-    def check(self, response: HttpResponse) -> tuple[str | None, str | None]:
-        """The backend's chosen subprotocol and extensions. Raises :class:`HandshakeError`."""
+    def check(self, response: HttpResponse) -> tuple[str | None, Agreement | None]:
+        """The backend's chosen subprotocol and permessage-deflate agreement. Raises
+        :class:`HandshakeError` (502), also for an extension that was not offered."""
         if response.status_code != 101:
             raise HandshakeError(
                 502, f"backend refused the upgrade: {response.status_code} {response.reason_phrase}"
@@ -570,8 +592,37 @@ class BackendHandshake:
         protocols = headers.get_all("Sec-WebSocket-Protocol")
         if len(protocols) > 1 or (protocols and protocols[0] not in self.offered_subprotocols):
             raise _bad_backend_header("Sec-WebSocket-Protocol", protocols)
-        extensions = headers.get_all("Sec-WebSocket-Extensions")
-        return (protocols[0] if protocols else None), (", ".join(extensions) or None)
+        extensions = ", ".join(headers.get_all("Sec-WebSocket-Extensions"))
+        agreement = None
+        if extensions:
+            if not self.offered_deflate:
+                raise HandshakeError(502, f"backend chose extensions not offered: {extensions}")
+            try:
+                agreement = deflate_agreement(extensions)
+            except ValueError as exc:
+                raise HandshakeError(502, f"backend sent an invalid handshake: {exc}") from None
+        return (protocols[0] if protocols else None), agreement
+
+
+def deflate_offer(offers: list[str]) -> str | None:
+    """The client's permessage-deflate offers (``Sec-WebSocket-Extensions`` values), without
+    any other extension (the relay reads no other); ``None`` when none is left or the header
+    cannot be read."""
+    try:
+        wanted = [e for value in offers for e in parse_extension(value) if e[0] == DEFLATE]
+    except InvalidHeader:
+        return None
+    return build_extension(wanted) if wanted else None
+
+
+def deflate_agreement(response: str) -> Agreement:
+    """The permessage-deflate agreement in a backend's ``Sec-WebSocket-Extensions``. Raises
+    :class:`ValueError` when it is unreadable or not one the relay can follow."""
+    try:
+        extensions = parse_extension(response)
+    except InvalidHeader as exc:
+        raise ValueError(f"unreadable Sec-WebSocket-Extensions {response!r}: {exc}") from None
+    return Agreement.from_extensions(extensions, response)
 
 
 def _bad_backend_header(name: str, values: list[str]) -> HandshakeError:

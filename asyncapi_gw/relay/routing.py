@@ -1,6 +1,6 @@
 """The route table: which API and topic a request target reaches, and the backend URL it dials.
 
-Pure: no I/O. The rules, stated once (PRODUCT section 3):
+Pure: no I/O. The rules, stated once (docs/relay.md cites them):
 
 Matching a request target ``<path>?<query>`` as received (still percent-encoded):
 

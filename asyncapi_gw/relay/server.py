@@ -31,8 +31,10 @@ import attrs
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import Operation, StreamingAPI, Topic, thaw
 from asyncapi_gw.relay import frames
+from asyncapi_gw.relay.admin import AdminConnection
 from asyncapi_gw.relay.auth import AuthConfig, Authenticator, Principal, Rejection
 from asyncapi_gw.relay.config import RelayConfig
+from asyncapi_gw.relay.deflate import Agreement, Compression
 from asyncapi_gw.relay.embed import WebsocketsAdapter
 from asyncapi_gw.relay.handshake import (
     BackendHandshake,
@@ -48,8 +50,9 @@ from asyncapi_gw.relay.handshake import (
     plain_response,
     switching_protocols,
 )
-from asyncapi_gw.relay.metrics import CONTENT_TYPE, Metrics, RelayStats, Traffic
-from asyncapi_gw.relay.quota import QuotaRegistry
+from asyncapi_gw.relay.metrics import Metrics, RelayStats, Traffic
+from asyncapi_gw.relay.principal import auth_label, header_value, quota_key
+from asyncapi_gw.relay.quota import ConnectionQuota, QuotaRegistry
 from asyncapi_gw.relay.reload import (
     REVOKED_CLOSE_CODE,
     Drop,
@@ -151,16 +154,17 @@ class Relay:
         for api in self._table.apis:
             for warning in self._authenticator.config_warnings(api):
                 log.warning("%s", warning)
-        self._quotas = QuotaRegistry()
+        self._quotas = QuotaRegistry(principal_limit=self.config.principal_quota)
         # Per topic, built once: message checks and the policies that hold no quota. Keyed by
         # the topic's id; the topic is kept beside its entry so that the id stays its own.
         self._checks: dict[tuple[int, Operation], tuple[Topic, _MessageCheck | None]] = {}
-        self._policies: dict[tuple[int, bool, bool], tuple[Topic, StreamPolicy]] = {}
+        self._policies: dict[tuple[int, bool, Compression | None], tuple[Topic, StreamPolicy]] = {}
         self._metrics = Metrics()
         self._connections: set[_Connection] = set()  # relayed (past the 101)
         self._live: set[_Connection] = set()  # every client socket, handshakes included
         self._pending = 0  # handshakes holding a connection slot
-        self._servers: dict[str, asyncio.Server] = {}
+        self._servers: dict[str, asyncio.Server] = {}  # ws, wss, admin
+        self._admin_clients: set[asyncio.Transport] = set()
         self._tls: ssl.SSLContext | None = None  # what new wss handshakes use (reload_tls)
         self._generation = 0  # reloads so far: a handshake begun before one is judged again
         self._access_log: IO[str] | None = None
@@ -198,6 +202,7 @@ class Relay:
                 raise RelayError(
                     f"cannot open the access log {config.access_log}: {exc.strerror or exc}"
                 ) from None
+        scheme = "ws"
         try:
             for scheme, port, context in wanted:
                 if port is None:
@@ -209,11 +214,21 @@ class Relay:
                     ssl=context,
                     backlog=1024,
                 )
+            if self._servers and config.admin_bind_port is not None:
+                scheme = "admin"
+                self._servers[scheme] = await loop.create_server(
+                    lambda: AdminConnection(self, config.open_timeout, self._admin_clients),
+                    config.admin_host,
+                    config.admin_bind_port,
+                )
         except OSError as exc:
             await self._stop_listening()
+            self._servers.clear()
             self._close_access_log()
-            raise RelayError(f"cannot listen on {config.host}: {exc.strerror or exc}") from None
+            host = config.admin_host if scheme == "admin" else config.host
+            raise RelayError(f"cannot listen on {host} ({scheme}): {exc.strerror or exc}") from None
         if not self._servers:
+            self._close_access_log()
             raise RelayError("every listener is turned off")
 
     async def close(self) -> None:
@@ -222,8 +237,9 @@ class Relay:
         if self._closing:
             return
         self._closing = True
-        for server in self._servers.values():
-            server.close()
+        for scheme, server in self._servers.items():
+            if scheme != "admin":  # it answers /health with 503 while the relay drains
+                server.close()
         live = list(self._live)
         for connection in live:
             connection.shut(1001, "relay shutting down")
@@ -245,6 +261,8 @@ class Relay:
     async def _stop_listening(self) -> None:
         for server in self._servers.values():
             server.close()
+        for transport in list(self._admin_clients):
+            transport.abort()
         for server in self._servers.values():
             await server.wait_closed()
 
@@ -257,7 +275,7 @@ class Relay:
 
     @property
     def addresses(self) -> dict[str, tuple[str, int]]:
-        """The bound ``(host, port)`` per listener scheme (``"ws"``, ``"wss"``)."""
+        """The bound ``(host, port)`` per listener: ``"ws"``, ``"wss"`` and ``"admin"``."""
         out = {}
         for scheme, server in self._servers.items():
             host, port = server.sockets[0].getsockname()[:2]
@@ -266,7 +284,7 @@ class Relay:
 
     @property
     def ports(self) -> dict[str, int]:
-        """The bound port per listener scheme."""
+        """The bound port per listener (``relay.ports["admin"]`` is the admin listener's)."""
         return {scheme: port for scheme, (_, port) in self.addresses.items()}
 
     @property
@@ -277,8 +295,13 @@ class Relay:
     def stats(self) -> RelayStats:
         return self._metrics.stats(self._live_traffic())
 
+    @property
+    def draining(self) -> bool:
+        """The relay is shutting down (the admin listener's ``/health`` answers 503)."""
+        return self._closing
+
     def metrics_text(self) -> str:
-        """The Prometheus text served at ``/metrics``."""
+        """The Prometheus text served at the admin listener's ``/metrics``."""
         return self._metrics.render(self._live_traffic())
 
     def _live_traffic(self) -> Iterable[Traffic]:
@@ -410,19 +433,31 @@ class Relay:
         return known[1]
 
     def _policies_for(
-        self, route: Route, *, extensions: bool, quota: QuotaLike | None
+        self,
+        route: Route,
+        *,
+        deflate: tuple[Compression | None, Compression | None],
+        quota: QuotaLike | None,
     ) -> tuple[StreamPolicy, StreamPolicy]:
-        """The client side's and the backend side's policies on ``route``; ``quota`` is the
-        connection's (taken from the client side)."""
-        return (
-            self._policy(route, from_client=True, extensions=extensions, quota=quota),
-            self._policy(route, from_client=False, extensions=extensions, quota=None),
-        )
+        """The client side's and the backend side's policies on ``route``; ``deflate``: how
+        each side compresses (permessage-deflate agreed), ``quota``: the connection's (taken
+        from the client side). A client that compresses each message with the context of its
+        earlier ones (it learnt of no throttling when it connected) is closed (4003) rather than
+        have a message dropped: the backend could not inflate the next one."""
+        client = self._policy(route, from_client=True, deflate=deflate[0], quota=quota)
+        if quota is not None and deflate[0] is not None and deflate[0].context_takeover:
+            client = attrs.evolve(client, on_throttle="close")
+        return client, self._policy(route, from_client=False, deflate=deflate[1], quota=None)
 
     def _policy(
-        self, route: Route, *, from_client: bool, extensions: bool, quota: QuotaLike | None
+        self,
+        route: Route,
+        *,
+        from_client: bool,
+        deflate: Compression | None,
+        quota: QuotaLike | None,
     ) -> StreamPolicy:
-        key = (id(route.topic), from_client, extensions)
+        key = (id(route.topic), from_client, deflate)
         known = self._policies.get(key) if quota is None else None
         if known is not None:
             return known[1]
@@ -437,7 +472,7 @@ class Relay:
             on_throttle=config.on_throttle,
             validator=self._validator(route, operation),
             on_invalid=config.on_invalid,
-            extensions=extensions,
+            deflate=deflate,
         )
         if quota is None:
             self._policies[key] = (route.topic, policy)
@@ -447,6 +482,7 @@ class Relay:
 # -- the connection ----------------------------------------------------------------------------
 
 _HANDSHAKE, _DIALLING, _OPEN, _CLOSING, _CLOSED = range(5)
+_ADMIN_PATHS = ("/health", "/metrics")  # served by the admin listener; 404 on client ones
 
 
 class _BackendProtocol(asyncio.Protocol):
@@ -511,6 +547,7 @@ class _Connection(asyncio.Protocol):
         "_messages_at_tick",
         "_parser",
         "_pumps",
+        "_quota",
         "_response",
         "_task",
         "_timers",
@@ -563,6 +600,7 @@ class _Connection(asyncio.Protocol):
         self._backend_ready: asyncio.Future[tuple[HttpResponse, bytes]] | None = None
         self._response: ResponseParser | None = None
         self._pumps: list[Pump] = []  # client's, backend's
+        self._quota: ConnectionQuota | None = None
         self._ignore = [False, False]  # drop what this side sends (only while _CLOSING)
         self._close_sent = [False, False]  # a close frame was written to this side
         self._close_from = [False, False]  # this side sent a close frame
@@ -650,9 +688,8 @@ class _Connection(asyncio.Protocol):
 
     async def _handshake(self, request: HttpRequest, early: bytes) -> None:
         relay = self.relay
-        if not is_upgrade(request):
-            self._serve_http(request)
-            return
+        if not is_upgrade(request) and request.path.split("?", 1)[0] in _ADMIN_PATHS:
+            raise HandshakeError(404, "not found: /health and /metrics are on the admin listener")
         problem = check_upgrade(request)
         if problem is not None:
             raise problem
@@ -669,21 +706,25 @@ class _Connection(asyncio.Protocol):
         if not relay._admit():
             raise HandshakeError(503, "too many connections")
         self._holding_slot = True
+        config = relay.config
         plan = BackendHandshake.build(
             url,
             request,
-            forward_headers=relay.config.forward_headers,
-            offer_extensions=not relay._validated(route),
+            forward_headers=config.forward_headers,
+            offer_extensions=config.compression and not relay._validated(route),
             client_host=self.peer,
             secure_client=self.secure,
+            relay_headers=()
+            if config.principal_header is None
+            else [(config.principal_header, header_value(principal))],
         )
         try:  # bounded by the open timer (connection_made), not asyncio.wait_for: no 2nd task
-            leftover, (subprotocol, extensions) = await self._dial(plan)
+            leftover, (subprotocol, agreement) = await self._dial(plan)
         except OSError as exc:
             raise HandshakeError(502, f"cannot reach the backend: {exc.strerror or exc}") from None
         if self.generation != relay._generation:  # a reload came while the backend was dialled
-            route, principal = self._judged_again(extensions is not None)
-        self._accept(request, route, subprotocol, extensions, leftover)
+            route, principal = self._judged_again(agreement is not None)
+        self._accept(request, route, subprotocol, agreement, leftover)
         if early:
             self.client_data(early)
         if principal.expires_at is not None:
@@ -721,17 +762,26 @@ class _Connection(asyncio.Protocol):
             relay, route = self.relay, verdict.route
             quota = self._pumps[_CLIENT].policy.quota
             if verdict.quota_changed:
-                quota = relay._quotas.for_connection(route.api)
-            policies = relay._policies_for(route, extensions=self.compressed, quota=quota)
+                if self._quota is not None:
+                    self._quota.release()
+                quota = self._quota = relay._quotas.for_connection(
+                    route.api,
+                    principal=quota_key(verdict.principal, self.peer),
+                    now=time.monotonic(),
+                )
+            client, backend = (pump.policy.deflate for pump in self._pumps)
+            policies = relay._policies_for(route, deflate=(client, backend), quota=quota)
             for pump, policy in zip(self._pumps, policies, strict=True):
                 pump.update(policy)
 
     @property
     def compressed(self) -> bool:
         """permessage-deflate was negotiated (false before the 101)."""
-        return bool(self._pumps) and self._pumps[_CLIENT].policy.extensions
+        return bool(self._pumps) and self._pumps[_CLIENT].policy.deflate is not None
 
-    async def _dial(self, plan: BackendHandshake) -> tuple[bytes, tuple[str | None, str | None]]:
+    async def _dial(
+        self, plan: BackendHandshake
+    ) -> tuple[bytes, tuple[str | None, Agreement | None]]:
         context = ssl.create_default_context() if plan.secure else None
         self._response = ResponseParser()
         self._backend_ready = self.loop.create_future()
@@ -773,14 +823,22 @@ class _Connection(asyncio.Protocol):
         request: HttpRequest,
         route: Route,
         subprotocol: str | None,
-        extensions: str | None,
+        agreement: Agreement | None,
         leftover: bytes,
     ) -> None:
         relay = self.relay
-        deflate = extensions is not None
-        quota = relay._quotas.for_connection(route.api)
+        config = relay.config
+        principal = cast(Session, self.session).principal
+        quota = relay._quotas.for_connection(
+            route.api, principal=quota_key(principal, self.peer), now=time.monotonic()
+        )
+        self._quota = quota
+        if agreement is not None and quota is not None and config.on_throttle == "reply":
+            # a throttled message is dropped: the client's next one must not refer to it
+            agreement = agreement.without_client_takeover()
+        deflate = (None, None) if agreement is None else (agreement.client, agreement.backend)
         self._pumps = [
-            Pump(policy) for policy in relay._policies_for(route, extensions=deflate, quota=quota)
+            Pump(policy) for policy in relay._policies_for(route, deflate=deflate, quota=quota)
         ]
         self._cancel_timers()
         # an idle relayed connection keeps nothing of its handshakes
@@ -792,27 +850,18 @@ class _Connection(asyncio.Protocol):
         self.status = 101
         self.state = _OPEN
         self.client.write(
-            switching_protocols(request, subprotocol=subprotocol, extensions=extensions)
+            switching_protocols(
+                request,
+                subprotocol=subprotocol,
+                extensions=None if agreement is None else agreement.header,
+            )
         )
-        config = relay.config
         if config.ping_interval is not None or config.idle_timeout is not None:
             self._schedule_tick()
         for transport in self._transports:
             transport.resume_reading()
         if leftover:
             self.backend_data(leftover)
-
-    def _serve_http(self, request: HttpRequest) -> None:
-        path = request.path.split("?", 1)[0]
-        if request.method != "GET" or path not in ("/health", "/metrics"):
-            raise check_upgrade(request) or HandshakeError(400, "not a WebSocket upgrade")
-        if path == "/health":
-            body, content_type = "ok\n", "text/plain; charset=utf-8"
-        else:
-            body, content_type = self.relay.metrics_text(), CONTENT_TYPE
-        self.status = 200
-        self.client.write(plain_response(200, body, content_type=content_type))
-        self._finish_http()
 
     def _refuse(self, status: int, reason: str, headers: Iterable[tuple[str, str]] = ()) -> None:
         if self.state not in (_HANDSHAKE, _DIALLING):
@@ -1079,6 +1128,9 @@ class _Connection(asyncio.Protocol):
 
     def _finalize(self) -> None:
         self._cancel_timers()
+        if self._quota is not None:
+            self._quota.release()
+            self._quota = None
         relay = self.relay
         if self._holding_slot:
             relay._pending -= 1
@@ -1103,6 +1155,9 @@ class _Connection(asyncio.Protocol):
             entry["api"] = self.route.api.name
             entry["version"] = self.route.api.version
             entry["topic"] = self.route.topic.name
+        if self.session is not None:
+            entry["auth"] = auth_label(self.session.principal)
+            entry["principal"] = self.session.principal.subject
         if self.backend_url is not None:
             entry["backend"] = self.backend_url
         if self.query_dropped:

@@ -7,8 +7,10 @@ when every message is allowed a chunk comes back as one :class:`Forward` holding
 same bytes object.  Dropping a message forwards the bytes around its data frames; control
 frames inside a dropped or held message are still forwarded (immediately).
 
-Validation needs plaintext: a :class:`StreamPolicy` with a validator refuses ``extensions``
-(permessage-deflate), so the shell must not negotiate compression on validated topics.
+Validation needs plaintext: a :class:`StreamPolicy` with a validator refuses ``deflate``
+(permessage-deflate), so the shell must not negotiate compression on validated topics.  With
+``deflate``, compressed messages are held to ``max_message_size`` by the size they inflate to,
+measured as they pass (:mod:`asyncapi_gw.relay.deflate`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Protocol, cast
 import attrs
 
 from asyncapi_gw.errors import RelayError
+from asyncapi_gw.relay.deflate import Compression
 from asyncapi_gw.relay.frames import (
     FrameEvent,
     FrameScanner,
@@ -134,7 +137,8 @@ class StreamPolicy:
     throttling text frame as a :class:`Reply` (from the client; silently from the backend) or
     closes with :data:`THROTTLE_CLOSE_CODE`.  ``validator(opcode, payload)`` sees each whole
     unmasked message, buffered until complete (bounded by ``max_message_size`` only);
-    an invalid one closes (1007) or is dropped.  ``extensions``: permessage-deflate negotiated.
+    an invalid one closes (1007) or is dropped.  ``deflate``: permessage-deflate negotiated,
+    and how this side compresses; ``max_message_size`` then bounds the inflated size too.
     """
 
     from_client: bool
@@ -145,14 +149,14 @@ class StreamPolicy:
     on_throttle: str = "reply"
     validator: Callable[[int, bytes], bool] | None = None
     on_invalid: str = "close"
-    extensions: bool = False
+    deflate: Compression | None = None
 
     def __attrs_post_init__(self) -> None:
         for name, choices in _MODES.items():
             if getattr(self, name) not in choices:
                 raise RelayError(f"{name} must be one of {', '.join(choices)}")
-        if self.validator is not None and self.extensions:
-            raise RelayError("message validation needs uncompressed frames (no extensions)")
+        if self.validator is not None and self.deflate is not None:
+            raise RelayError("message validation needs uncompressed frames (no permessage-deflate)")
 
 
 @attrs.frozen(kw_only=True)
@@ -247,7 +251,7 @@ class Pump:
         self._refused = False
         self._scanner = FrameScanner(
             masked=policy.from_client,
-            extensions=policy.extensions,
+            deflate=policy.deflate,
             max_message_size=policy.max_message_size,
             report=self._report,
             collect=policy.validator is not None,
@@ -282,9 +286,9 @@ class Pump:
 
         Only the message-level fields may differ (``allowed``, ``on_wrong_direction``,
         ``quota``, ``on_throttle``, ``validator``, ``on_invalid``); :class:`RelayError` if the
-        direction, ``extensions`` or ``max_message_size`` do.
+        direction, ``deflate`` or ``max_message_size`` do.
         """
-        fixed = ("from_client", "extensions", "max_message_size")
+        fixed = ("from_client", "deflate", "max_message_size")
         changed = [name for name in fixed if getattr(policy, name) != getattr(self.policy, name)]
         if changed:
             raise RelayError(f"a pump's {', '.join(changed)} cannot change")
@@ -501,6 +505,8 @@ class Pump:
         """Give every byte of the chunk the disposition of its frame."""
         data, base = out.data, out.base
         end = base + len(data)
+        if violation is not None:  # nothing of the offending frame leaves, not even its start
+            end = min(end, max(base, violation.offset))
         validator = self.policy.validator
         cursor = base - len(self._tail)  # the first byte without a disposition
         if self._frame_end > cursor:

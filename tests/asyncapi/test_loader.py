@@ -30,8 +30,10 @@ from asyncapi_gw.schema import VALIDATION_VERSIONS
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 VERSIONED = sorted((FIXTURES / "versions").glob("*.yaml"))
 VALID = [
-    FIXTURES / "chatroom.yaml", FIXTURES / "wso2-export.yaml",
-    FIXTURES / "wso2-choreo-connect.yaml", *VERSIONED,
+    FIXTURES / "chatroom.yaml",
+    FIXTURES / "wso2-export.yaml",
+    FIXTURES / "wso2-choreo-connect.yaml",
+    *VERSIONED,
 ]
 
 
@@ -89,7 +91,9 @@ def test_wso2_extensions() -> None:
     assert orders.auth_type is AuthType.APPLICATION_USER
     assert api.topic("/status").is_open
     assert dict(api.security[0].scope_bindings) == {
-        "trader": "internal/trader", "viewer": "internal/everyone"}
+        "trader": "internal/trader",
+        "viewer": "internal/everyone",
+    }
 
 
 def test_wso2_disable_security_opens_a_channel() -> None:
@@ -103,8 +107,12 @@ def test_wso2_disable_security_opens_a_channel() -> None:
 
 
 def _marked(channel: dict[str, Any], **root: Any) -> dict[str, Any]:
-    return {"asyncapi": "2.6.0", "info": {"title": "M", "version": "1"}, **root,
-            "channels": {"/a": {"subscribe": {}, **channel}}}
+    return {
+        "asyncapi": "2.6.0",
+        "info": {"title": "M", "version": "1"},
+        **root,
+        "channels": {"/a": {"subscribe": {}, **channel}},
+    }
 
 
 def test_wso2_disable_security_wins_over_a_secured_auth_type() -> None:
@@ -113,7 +121,8 @@ def test_wso2_disable_security_wins_over_a_secured_auth_type() -> None:
     result = import_asyncapi(doc)
     assert result.api.topic("/a").is_open
     assert [(p.pointer, p.rule, p.severity) for p in result.warnings] == [
-        ("/channels/~1a/x-auth-type", "model-conversion", Severity.WARNING)]
+        ("/channels/~1a/x-auth-type", "model-conversion", Severity.WARNING)
+    ]
     assert "x-wso2-disable-security: true" in result.warnings[0].message
 
 
@@ -135,7 +144,9 @@ def test_wso2_disable_security_elsewhere_is_ignored_with_a_word() -> None:
     result = import_asyncapi(doc)
     assert not result.api.topic("/a").is_open
     assert [p.pointer for p in result.warnings] == [
-        "/x-wso2-disable-security", "/channels/~1a/subscribe/x-wso2-disable-security"]
+        "/x-wso2-disable-security",
+        "/channels/~1a/subscribe/x-wso2-disable-security",
+    ]
     assert all("read on channels only" in p.message for p in result.warnings)
 
 
@@ -143,18 +154,28 @@ def test_wso2_disable_security_round_trips_through_edits() -> None:
     path = FIXTURES / "wso2-choreo-connect.yaml"
     api = load_asyncapi(path)
     public = api.topic("/public")
-    described = export_asyncapi(api.with_topics(
-        [attrs.evolve(public, description="open") if t is public else t for t in api.topics]))
+    described = export_asyncapi(
+        api.with_topics(
+            [attrs.evolve(public, description="open") if t is public else t for t in api.topics]
+        )
+    )
     assert described["channels"]["/public"] == {
-        **source_data(path)["channels"]["/public"], "description": "open"}
-    secured = export_asyncapi(api.with_topics(
-        [attrs.evolve(public, auth_type=AuthType.ANY) if t is public else t
-         for t in api.topics]))
+        **source_data(path)["channels"]["/public"],
+        "description": "open",
+    }
+    secured = export_asyncapi(
+        api.with_topics(
+            [attrs.evolve(public, auth_type=AuthType.ANY) if t is public else t for t in api.topics]
+        )
+    )
     assert "x-wso2-disable-security" not in secured["channels"]["/public"]
     assert secured["channels"]["/public"]["x-auth-type"] == "Any"
     assert load_asyncapi(secured).topic("/public").auth_type is AuthType.ANY
-    unstated = export_asyncapi(api.with_topics(
-        [attrs.evolve(public, auth_type=None) if t is public else t for t in api.topics]))
+    unstated = export_asyncapi(
+        api.with_topics(
+            [attrs.evolve(public, auth_type=None) if t is public else t for t in api.topics]
+        )
+    )
     assert not load_asyncapi(unstated).topic("/public").is_open
 
 
@@ -180,14 +201,16 @@ def test_edits_touch_only_what_changed() -> None:
     room = api.topic("/rooms/{roomId}")
     assert room.publish is not None
     edited = attrs.evolve(
-        room, publish=attrs.evolve(room.publish, uri_mapping="/r/{uri.var.roomId}"))
+        room, publish=attrs.evolve(room.publish, uri_mapping="/r/{uri.var.roomId}")
+    )
     new_topics = [edited if t is room else t for t in api.topics]
     new_topics.append(topic("/presence", "sub", uri_mapping="/presence"))
     out = export_asyncapi(api.with_topics(new_topics))
     original = source_data(path)
     assert out["channels"]["/rooms/{roomId}"]["publish"]["x-uri-mapping"] == "/r/{uri.var.roomId}"
     assert out["channels"]["/rooms/{roomId}"]["publish"]["message"] == {
-        "$ref": "#/components/messages/ChatMessage"}  # $ref kept
+        "$ref": "#/components/messages/ChatMessage"
+    }  # $ref kept
     assert out["channels"]["/notifications"] == original["channels"]["/notifications"]
     assert out["channels"]["/presence"]["subscribe"] == {"x-uri-mapping": "/presence"}
     assert out["components"] == original["components"]
@@ -207,20 +230,37 @@ def test_remove_topic_endpoint_and_throttling_roundtrip() -> None:
     out = export_asyncapi(changed)
     assert "/*" not in out["channels"]
     assert "sandbox" not in out["servers"]
-    assert out["servers"]["production"] == {"url": "wss://prices.example:443/feed",
-                                            "protocol": "wss"}
+    assert out["servers"]["production"] == {
+        "url": "wss://prices.example:443/feed",
+        "protocol": "wss",
+    }
     again = load_asyncapi(out)
     assert again.throttling == Throttling(events=10)
     assert again.production_endpoint == changed.production_endpoint
 
 
+def test_per_principal_throttling_round_trips_as_per_principal() -> None:
+    api = load_asyncapi(FIXTURES / "wso2-export.yaml")
+    limited = attrs.evolve(api, throttling=Throttling(events=100, per_principal=10))
+    out = export_asyncapi(limited)
+    assert out["x-asyncapi-gw-throttling"] == {"events": 100, "per": "minute", "perPrincipal": 10}
+    assert load_asyncapi(out).throttling == limited.throttling
+    out["x-asyncapi-gw-throttling"]["perPrincipal"] = 0
+    with pytest.raises(ConversionError, match="perPrincipal must be a positive integer"):
+        load_asyncapi(out)
+
+
 def test_new_api_exports_valid_and_reimports_equal() -> None:
     api = new_api(
-        name="Chats", version="2.0.0", endpoint="ws://localhost:8080", auth="oauth2",
+        name="Chats",
+        version="2.0.0",
+        endpoint="ws://localhost:8080",
+        auth="oauth2",
         sandbox_endpoint="ws://localhost:8081",
-        topics=[topic("/rooms/{roomId}", uri_mapping="/rooms/{uri.var.roomId}",
-                      scopes=["chat"]),
-                topic("/news", "sub", auth_type=AuthType.NONE)],
+        topics=[
+            topic("/rooms/{roomId}", uri_mapping="/rooms/{uri.var.roomId}", scopes=["chat"]),
+            topic("/news", "sub", auth_type=AuthType.NONE),
+        ],
     )
     for version in ("2.0.0", "2.3.0", "2.6.0"):
         out = export_asyncapi(api, asyncapi_version=version)
@@ -234,8 +274,7 @@ def test_export_to_a_version_lacking_a_feature_is_an_error() -> None:
     api = load_asyncapi(FIXTURES / "chatroom.yaml")  # messageId needs 2.4.0+
     with pytest.raises(ConversionError) as info:
         export_asyncapi(api, asyncapi_version="2.0.0")
-    assert any("messageId" in p.message or "messageId" in p.pointer
-               for p in info.value.problems)
+    assert any("messageId" in p.message or "messageId" in p.pointer for p in info.value.problems)
     assert export_asyncapi(api, asyncapi_version="2.4.0")["asyncapi"] == "2.4.0"
 
 
@@ -244,13 +283,14 @@ def test_export_to_newer_version() -> None:
     out = export_asyncapi(api, asyncapi_version="2.6.0")
     assert out["asyncapi"] == "2.6.0"
     assert {k: v for k, v in out.items() if k != "asyncapi"} == {
-        k: v for k, v in source_data(FIXTURES / "wso2-export.yaml").items() if k != "asyncapi"}
+        k: v for k, v in source_data(FIXTURES / "wso2-export.yaml").items() if k != "asyncapi"
+    }
 
 
 def test_dump_formats() -> None:
     api = load_asyncapi(FIXTURES / "wso2-export.yaml")
     assert json.loads(dump_asyncapi(api, fmt="json"))["info"]["title"] == "Market Feed"
-    assert loads_asyncapi(dump_asyncapi(api)) .name == "Market Feed"
+    assert loads_asyncapi(dump_asyncapi(api)).name == "Market Feed"
 
 
 def test_lenient_import_of_a_schema_invalid_wso2_document() -> None:
@@ -345,8 +385,11 @@ def test_problems_are_located(tmp_path: Path) -> None:
 
 def test_bindings_are_errors_only_when_their_version_is_declared() -> None:
     def doc(binding: dict[str, object]) -> dict[str, object]:
-        return {"asyncapi": "2.6.0", "info": {"title": "B", "version": "1"},
-                "channels": {"/a": {"subscribe": {}, "bindings": {"ws": binding}}}}
+        return {
+            "asyncapi": "2.6.0",
+            "info": {"title": "B", "version": "1"},
+            "channels": {"/a": {"subscribe": {}, "bindings": {"ws": binding}}},
+        }
 
     declared = validate_document(doc({"method": "PUT", "bindingVersion": "0.1.0"}))
     assert [p.rule for p in declared.errors] == ["asyncapi-binding"]
@@ -390,11 +433,15 @@ def test_a_changed_channel_written_as_a_ref_is_written_out_whole() -> None:
         "asyncapi": "2.6.0",
         "info": {"title": "R", "version": "1"},
         "channels": {"/rooms/{id}": {"$ref": "#/components/channels/Room"}},
-        "components": {"channels": {"Room": {
-            "description": "a room",
-            "parameters": {"id": {"schema": {"type": "string", "minLength": 2}}},
-            "publish": {"x-uri-mapping": "/r/{uri.var.id}"},
-        }}},
+        "components": {
+            "channels": {
+                "Room": {
+                    "description": "a room",
+                    "parameters": {"id": {"schema": {"type": "string", "minLength": 2}}},
+                    "publish": {"x-uri-mapping": "/r/{uri.var.id}"},
+                }
+            }
+        },
     }
     api = load_asyncapi(doc)
     assert export_asyncapi(api) == doc
@@ -474,15 +521,35 @@ def test_a_problem_in_a_shared_component_is_reported_once_where_it_is_written(
     main, other = str(tmp_path / "main.yaml"), str(tmp_path / "other.yaml")
     found = [(p.file, p.line, p.pointer, p.rule, p.message) for p in report.errors]
     assert sorted(found, key=lambda f: (str(f[0]), f[1] or 0)) == [
-        (main, 19, "/components/messages/M/contentType", "asyncapi-schema",
-         '5 is not of type "string" (used in 5 places)'),
-        (main, 25, "/components/messages/M/examples/0/payload/n", "asyncapi2-message-examples",
-         '"x" is not of type "integer" (used in 5 places)'),
-        (main, 30, "/components/operationBindings/B/http/type", "asyncapi-binding",
-         '"get" is not one of ["request", "response"] (used in 2 places)'),
-        (other, 2, "/Ext/payload/type", "asyncapi-schema",
-         '"strin" is not one of ["array", "boolean", "integer", "null", "number", '
-         '"object", "string"]; did you mean "string"? (used in 2 places)'),
+        (
+            main,
+            19,
+            "/components/messages/M/contentType",
+            "asyncapi-schema",
+            '5 is not of type "string" (used in 5 places)',
+        ),
+        (
+            main,
+            25,
+            "/components/messages/M/examples/0/payload/n",
+            "asyncapi2-message-examples",
+            '"x" is not of type "integer" (used in 5 places)',
+        ),
+        (
+            main,
+            30,
+            "/components/operationBindings/B/http/type",
+            "asyncapi-binding",
+            '"get" is not one of ["request", "response"] (used in 2 places)',
+        ),
+        (
+            other,
+            2,
+            "/Ext/payload/type",
+            "asyncapi-schema",
+            '"strin" is not one of ["array", "boolean", "integer", "null", "number", '
+            '"object", "string"]; did you mean "string"? (used in 2 places)',
+        ),
     ]
 
 
@@ -492,15 +559,17 @@ def test_a_shared_component_of_a_mapping_is_reported_once_without_lines() -> Non
         "asyncapi": "2.6.0",
         "info": {"title": "T", "version": "1"},
         "channels": {
-            f"c{i}": {"publish": {"message": {"$ref": "#/components/messages/M"}}}
-            for i in range(5)
+            f"c{i}": {"publish": {"message": {"$ref": "#/components/messages/M"}}} for i in range(5)
         },
         "components": {"messages": {"M": bad}},
     }
     report = validate_document(doc)
     assert [(p.line, p.pointer, p.message) for p in report.errors] == [
-        (None, "/components/messages/M/contentType",
-         '5 is not of type "string" (used in 5 places)'),
+        (
+            None,
+            "/components/messages/M/contentType",
+            '5 is not of type "string" (used in 5 places)',
+        ),
     ]
     doc["components"]["messages"]["M"] = None  # a shared node of the wrong type
     report = validate_document(doc)
@@ -547,7 +616,9 @@ def test_blank_and_non_text_identity_fields_are_named() -> None:
     assert "info.title is empty, and an API needs a name" in info.value.message
     assert "info.version is 1, not text, and an API needs a version" in info.value.message
     assert [p.pointer for p in info.value.problems if p.severity is Severity.ERROR] == [
-        "/info/title", "/info/version"]
+        "/info/title",
+        "/info/version",
+    ]
 
 
 # ---------------------------------------------------------------- export to older versions
@@ -556,8 +627,13 @@ def test_blank_and_non_text_identity_fields_are_named() -> None:
 ALL_FEATURES: dict[str, Any] = {
     "asyncapi": "2.6.0",
     "info": {"title": "Everything", "version": "1.0.0"},
-    "servers": {"production": {"url": "ws://localhost:8080", "protocol": "ws",
-                               "tags": [{"name": "env:prod"}]}},
+    "servers": {
+        "production": {
+            "url": "ws://localhost:8080",
+            "protocol": "ws",
+            "tags": [{"name": "env:prod"}],
+        }
+    },
     "channels": {
         "/a": {
             "servers": ["production"],
@@ -567,17 +643,26 @@ ALL_FEATURES: dict[str, Any] = {
                 "message": {"$ref": "#/components/messages/Hello"},
             },
             "subscribe": {
-                "message": {"oneOf": [
-                    {"payload": {"type": "string"}, "messageId": "inline",
-                     "examples": [{"payload": "x", "name": "ex", "summary": "An example"}]},
-                    {"payload": {"type": "number"}},
-                ]},
+                "message": {
+                    "oneOf": [
+                        {
+                            "payload": {"type": "string"},
+                            "messageId": "inline",
+                            "examples": [{"payload": "x", "name": "ex", "summary": "An example"}],
+                        },
+                        {"payload": {"type": "number"}},
+                    ]
+                },
             },
         },
     },
     "components": {
-        "messages": {"Hello": {"payload": {"type": "string"},
-                               "traits": [{"$ref": "#/components/messageTraits/Common"}]}},
+        "messages": {
+            "Hello": {
+                "payload": {"type": "string"},
+                "traits": [{"$ref": "#/components/messageTraits/Common"}],
+            }
+        },
         "messageTraits": {"Common": {"messageId": "common"}},
         "operationTraits": {"Secure": {"security": [{"sasl": []}]}},
         "servers": {"spare": {"url": "ws://localhost:9090", "protocol": "ws"}},
@@ -608,7 +693,8 @@ def test_export_to_an_older_version_names_each_feature_it_lacks(version: str) ->
     api = load_asyncapi(ALL_FEATURES)
     key = tuple(int(n) for n in version.split("."))
     expected = {
-        pointer: since for pointer, since in FEATURES.items()
+        pointer: since
+        for pointer, since in FEATURES.items()
         if tuple(int(n) for n in since.split(".")) > key
     }
     if not expected:  # 2.5.0 has them all
@@ -622,8 +708,10 @@ def test_export_to_an_older_version_names_each_feature_it_lacks(version: str) ->
     found = {p.pointer: p.message for p in problems}
     assert set(found) == set(expected)
     for pointer, since in expected.items():
-        assert f"introduced in AsyncAPI {since}; AsyncAPI {version} cannot express it" in found[
-            pointer]
+        assert (
+            f"introduced in AsyncAPI {since}; AsyncAPI {version} cannot express it"
+            in found[pointer]
+        )
     assert str(len(expected)) in info.value.message
 
 
@@ -643,10 +731,13 @@ def test_export_problems_are_located_in_the_source_document() -> None:
 
 def test_export_problems_in_another_file_are_located_there(tmp_path: Path) -> None:
     (tmp_path / "messages.yaml").write_text(
-        "Hello:\n  messageId: hello\n  payload: {type: string}\n")
+        "Hello:\n  messageId: hello\n  payload: {type: string}\n"
+    )
     doc = tmp_path / "api.yaml"
-    doc.write_text("asyncapi: 2.6.0\ninfo: {title: T, version: '1'}\nchannels:\n  /a:\n"
-                   "    subscribe:\n      message: {$ref: 'messages.yaml#/Hello'}\n")
+    doc.write_text(
+        "asyncapi: 2.6.0\ninfo: {title: T, version: '1'}\nchannels:\n  /a:\n"
+        "    subscribe:\n      message: {$ref: 'messages.yaml#/Hello'}\n"
+    )
     result = import_asyncapi(doc)
     with pytest.raises(ConversionError) as info:
         export_asyncapi(result.api, asyncapi_version="2.2.0", source_document=result.document)
@@ -656,7 +747,9 @@ def test_export_problems_in_another_file_are_located_there(tmp_path: Path) -> No
 
 def test_a_lenient_import_survives_a_security_scheme_type_that_is_not_text() -> None:
     data = {
-        "asyncapi": "2.6.0", "info": {"title": "T", "version": "1"}, "channels": {},
+        "asyncapi": "2.6.0",
+        "info": {"title": "T", "version": "1"},
+        "channels": {},
         "components": {"securitySchemes": {"k": {"type": {"a": 1}, "name": "n", "in": "header"}}},
     }
     result = import_asyncapi(data, lenient=True)
@@ -666,7 +759,9 @@ def test_a_lenient_import_survives_a_security_scheme_type_that_is_not_text() -> 
 
 def test_a_lenient_export_to_an_older_version_survives_a_scheme_type_that_is_not_text() -> None:
     data = {
-        "asyncapi": "2.6.0", "info": {"title": "T", "version": "1"}, "channels": {},
+        "asyncapi": "2.6.0",
+        "info": {"title": "T", "version": "1"},
+        "channels": {},
         "components": {"securitySchemes": {"k": {"type": ["plain"]}}},
     }
     result = import_asyncapi(data, lenient=True)

@@ -50,16 +50,18 @@ def test_validate_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert error["pointer"] == "/info"
 
 
-def test_validate_unreadable_file_exits_2(capsys: pytest.CaptureFixture[str],
-                                          tmp_path: Path) -> None:
+def test_validate_unreadable_file_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out, _ = run(capsys, "validate", "--format", "json", str(tmp_path / "missing.yaml"))
     assert code == 2
     assert json.loads(out)["valid"] is False
     assert run(capsys, "validate", CHAT, str(tmp_path))[0] == 2
 
 
-def test_validate_syntax_error_is_invalid(capsys: pytest.CaptureFixture[str],
-                                          tmp_path: Path) -> None:
+def test_validate_syntax_error_is_invalid(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     bad = tmp_path / "syntax.yaml"
     bad.write_text("asyncapi: 2.6.0\ninfo: [\n")
     code, out, _ = run(capsys, "validate", str(bad))
@@ -76,8 +78,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 2
 
 
-def test_export_unchanged_equals_input(capsys: pytest.CaptureFixture[str],
-                                       tmp_path: Path) -> None:
+def test_export_unchanged_equals_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "export", CHAT)
     assert code == 0
     assert documents.parse_document(out).data == documents.read_document(CHAT).data
@@ -102,15 +103,29 @@ def test_export_lenient(capsys: pytest.CaptureFixture[str]) -> None:
     assert documents.parse_document(out).data["channels"]
 
 
-def test_new_writes_a_valid_document(capsys: pytest.CaptureFixture[str],
-                                     tmp_path: Path) -> None:
+def test_new_writes_a_valid_document(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "new.yaml"
     code, _, _ = run(
-        capsys, "new", "--name", "Chats", "--version", "1.0.0",
-        "--endpoint", "ws://localhost:8080", "--sandbox-endpoint", "ws://localhost:8081",
-        "--topic", "/rooms/{roomId}:pubsub=/rooms?room={uri.var.roomId}",
-        "--topic", "/notifications:sub=/notifications", "--auth", "oauth2",
-        "--description", "Chat rooms", "-o", str(target),
+        capsys,
+        "new",
+        "--name",
+        "Chats",
+        "--version",
+        "1.0.0",
+        "--endpoint",
+        "ws://localhost:8080",
+        "--sandbox-endpoint",
+        "ws://localhost:8081",
+        "--topic",
+        "/rooms/{roomId}:pubsub=/rooms?room={uri.var.roomId}",
+        "--topic",
+        "/notifications:sub=/notifications",
+        "--auth",
+        "oauth2",
+        "--description",
+        "Chat rooms",
+        "-o",
+        str(target),
     )
     assert code == 0
     assert run(capsys, "validate", str(target))[0] == 0
@@ -123,17 +138,92 @@ def test_new_writes_a_valid_document(capsys: pytest.CaptureFixture[str],
 
 
 def test_new_default_topic_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "new", "--name", "Echo", "--version", "1",
-                       "--endpoint", "wss://echo.example", "--format", "json")
+    code, out, _ = run(
+        capsys,
+        "new",
+        "--name",
+        "Echo",
+        "--version",
+        "1",
+        "--endpoint",
+        "wss://echo.example",
+        "--format",
+        "json",
+    )
     assert code == 0
     doc = json.loads(out)
     assert list(doc["channels"]) == ["/*"]
     assert set(doc["channels"]["/*"]) >= {"publish", "subscribe"}
 
 
+def test_new_sets_scopes_open_topics_and_throttling(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "secured.yaml"
+    code, _, err = run(
+        capsys,
+        "new",
+        "--name",
+        "Chats",
+        "--version",
+        "1.0.0",
+        "--endpoint",
+        "ws://localhost:8080",
+        "--auth",
+        "oauth2",
+        "--topic",
+        "/rooms/{roomId}",
+        "--topic",
+        "/news:sub",
+        "--scope",
+        "/rooms/{roomId}=chat:write",
+        "--scope",
+        "rooms/{roomId}=chat:admin",
+        "--open-topic",
+        "/news",
+        "--throttling",
+        "100/minute",
+        "--per-principal",
+        "10",
+        "-o",
+        str(target),
+    )
+    assert code == 0, err
+    assert run(capsys, "validate", str(target))[0] == 0
+    doc = documents.parse_document(target.read_text()).data
+    assert doc["x-asyncapi-gw-throttling"] == {"events": 100, "per": "minute", "perPrincipal": 10}
+    rooms = doc["channels"]["/rooms/{roomId}"]
+    assert (
+        rooms["publish"]["x-scopes"]
+        == rooms["subscribe"]["x-scopes"]
+        == ["chat:write", "chat:admin"]
+    )
+    assert doc["channels"]["/news"]["x-auth-type"] == "None"
+    flows = doc["components"]["securitySchemes"]["oauth2"]["flows"]["implicit"]
+    assert set(flows["scopes"]) == {"chat:write", "chat:admin"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--scope", "/nope=s", "--auth", "oauth2"], "not one of the topics"),
+        (["--open-topic", "/*"], "need an API with auth"),
+        (["--throttling", "10/hour"], "second, minute or day"),
+        (["--per-principal", "5"], "--per-principal needs --throttling"),
+    ],
+)
+def test_new_refuses_bad_security_and_throttling(
+    capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    code, _, err = run(
+        capsys, "new", "--name", "X", "--version", "1", "--endpoint", "ws://h", *extra
+    )
+    assert code in (1, 2)
+    assert message in err
+
+
 def test_new_bad_values_exit_nonzero(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "new", "--name", "X", "--version", "1",
-                       "--endpoint", "http://nope")
+    code, _, err = run(capsys, "new", "--name", "X", "--version", "1", "--endpoint", "http://nope")
     assert code in (1, 2)
     assert "endpoint" in err
 
@@ -152,8 +242,12 @@ def test_inspect_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_and_console_script() -> None:
-    proc = subprocess.run([sys.executable, "-m", "asyncapi_gw", "validate", CHAT],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "asyncapi_gw", "validate", CHAT],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "valid" in proc.stdout
 
@@ -176,8 +270,11 @@ def test_validate_text_counts_errors_in_words(
 def test_a_closed_pipe_ends_quietly() -> None:
     # Far more output than a pipe buffers, so that writing outlives the reader.
     files = [str(p) for p in sorted((FIXTURES / "invalid").glob("*.yaml"))] * 60
-    proc = subprocess.Popen([sys.executable, "-m", "asyncapi_gw", "validate", *files],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asyncapi_gw", "validate", *files],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     assert proc.stderr is not None
     proc.stdout.readline()
@@ -309,12 +406,16 @@ def test_lenient_import_that_cannot_build_an_api_says_why(
     lines = err.splitlines()
     # The schema's problem, as a located warning.
     assert f"warning: {doc}:2:1: /info: " in err
-    assert any(line.startswith("warning:") and '"version"' in line and "[asyncapi-schema]" in line
-               for line in lines)
+    assert any(
+        line.startswith("warning:") and '"version"' in line and "[asyncapi-schema]" in line
+        for line in lines
+    )
     # Why no API could be built: one sentence, without a misleading verdict or an empty value.
     [headline] = [line for line in lines if line.startswith("error:")]
-    assert headline == (f"error: {doc} cannot be imported, even leniently: info.version is "
-                        "missing, and an API needs a version (it is part of the gateway path)")
+    assert headline == (
+        f"error: {doc} cannot be imported, even leniently: info.version is "
+        "missing, and an API needs a version (it is part of the gateway path)"
+    )
     assert "valid AsyncAPI" not in err
     assert "''" not in err
 
@@ -336,8 +437,9 @@ def test_lenient_export_locates_new_problems_in_the_source(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     target = tmp_path / "out.yaml"
-    code, _, err = run(capsys, "export", "--lenient", CHAT, "--asyncapi-version", "2.3.0",
-                       "-o", str(target))
+    code, _, err = run(
+        capsys, "export", "--lenient", CHAT, "--asyncapi-version", "2.3.0", "-o", str(target)
+    )
     assert code == 0
     [warning] = err.splitlines()
     assert warning.startswith(f"warning: {CHAT}:84:7: /components/messages/Notification/messageId")
@@ -373,15 +475,19 @@ def test_shared_files_beside_the_document_folder_are_read_from_a_parent_director
     # service/asyncapi.yaml -> ../common/messages.yaml -> ./schemas.yaml.
     monkeypatch.chdir(MULTI)
     assert run(capsys, "validate", "chat-service/asyncapi.yaml") == (
-        0, "chat-service/asyncapi.yaml: AsyncAPI 2.6.0 valid\n", ""
+        0,
+        "chat-service/asyncapi.yaml: AsyncAPI 2.6.0 valid\n",
+        "",
     )
     code, out, _ = run(capsys, "inspect", "--format", "json", "chat-service/asyncapi.yaml")
     assert code == 0
     assert json.loads(out)["production_endpoint"] == "ws://chat.example.com/ws"
     code, out, _ = run(capsys, "export", "chat-service/asyncapi.yaml")
     assert code == 0
-    assert documents.parse_document(out).data == documents.read_document(
-        MULTI / "chat-service" / "asyncapi.yaml").data
+    assert (
+        documents.parse_document(out).data
+        == documents.read_document(MULTI / "chat-service" / "asyncapi.yaml").data
+    )
     # From inside the service's folder, ../common is outside both folders.
     monkeypatch.chdir(MULTI / "chat-service")
     code, out, _ = run(capsys, "validate", "asyncapi.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import hashlib
@@ -29,6 +30,14 @@ from websockets.sync.server import Server, ServerConnection, serve
 from asyncapi_gw.cli.serve import JWT_SECRET_ENV, FileWatch
 
 LISTENING = re.compile(r"listening on (wss?)://([^:]+|\[.*\]):(\d+)")
+ADMIN = re.compile(r"admin listener on http://([^:]+):(\d+) ")
+
+
+def _own_ports(args: tuple[str, ...]) -> list[str]:
+    """``args``, with a free admin port unless they choose one: tests never bind the default."""
+    if "--admin-port" in args or "--no-admin" in args:
+        return list(args)
+    return [*args, "--admin-port", "0"]
 
 
 SCHEMES = {
@@ -81,7 +90,7 @@ class Serve:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "asyncapi_gw", "serve", *args],
+            [sys.executable, "-m", "asyncapi_gw", "serve", *_own_ports(args)],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=env,
@@ -120,9 +129,15 @@ class Serve:
                 self.proc.stderr.close()
 
 
+def _get(port: int, path: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), 5) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        return s.recv(100)
+
+
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "asyncapi_gw", "serve", *args],
+        [sys.executable, "-m", "asyncapi_gw", "serve", *_own_ports(args)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -139,12 +154,13 @@ def test_serves_relays_and_exits_0_on_sigterm(tmp_path: Path, echo_backend: str)
         assert found.group(1, 2) == ("ws", "127.0.0.1")
         assert any("wss listener off" in line for line in server.lines)
         port = int(found.group(3))
+        admin = server.wait_for(ADMIN)
+        assert admin.group(1) == "127.0.0.1"  # loopback by default
         with connect(f"ws://127.0.0.1:{port}/echo/1.0/room") as ws:
             ws.send("through the CLI")
             assert ws.recv(5) == "through the CLI"
-        with socket.create_connection(("127.0.0.1", port), 5) as s:
-            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert s.recv(100).startswith(b"HTTP/1.1 200 ")
+        assert _get(port, "/health").startswith(b"HTTP/1.1 404 ")  # not on the client listener
+        assert _get(int(admin.group(2)), "/health").startswith(b"HTTP/1.1 200 ")
     finally:
         assert server.stop() == 0
     entry = json.loads(log.read_text().splitlines()[0])
@@ -194,15 +210,87 @@ def test_wss_listener_and_port_offset(tmp_path: Path) -> None:
         assert server.stop() == 0
 
 
-def test_port_in_use_is_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["--ws-port", "--admin-port"])
+def test_port_in_use_is_exit_2(tmp_path: Path, option: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = _run(str(_doc(tmp_path, "ws://127.0.0.1:9")), "--ws-port", str(port))
+        done = _run(str(_doc(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0", option, str(port))
     assert done.returncode == 2
     assert "cannot listen" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_help_states_every_default() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncapi_gw", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    text = " ".join(done.stdout.split())
+    for stated in [
+        "--max-message-size N largest message in bytes",
+        "(default: 1048576)",
+        "--open-timeout S",
+        "(default: 10.0)",
+        "--ping-interval S keepalive pings to both sides; 0 is off (default: 20.0)",
+        "--ping-timeout S",
+        "--idle-timeout S",
+        "(default: 600.0)",
+        "--admin-port PORT admin listener's port (default: 9098)",
+        "--admin-host HOST",
+        "--port-offset N added to every port (ws, wss, admin) (default: 0)",
+        "--on-throttle {reply,close}",
+        "(default: reply)",
+    ]:
+        assert stated in text, stated
+    # and generically: every option with a default states it
+    from asyncapi_gw.cli.main import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    serve = commands.choices["serve"]
+    shown = " ".join(serve.format_help().split())
+    for action in serve._actions:
+        default = action.default
+        if not action.option_strings or any(
+            default is nothing for nothing in (None, False, argparse.SUPPRESS)
+        ):
+            continue
+        if default == []:
+            continue
+        assert f"(default: {default})" in shown, action.dest
+
+
+def test_timers_are_set_from_the_command_line(tmp_path: Path, echo_backend: str) -> None:
+    """An idle timeout of 0.5 s closes a silent connection (1001); pings off are off."""
+    doc = _doc(tmp_path, echo_backend)
+    server = Serve(
+        str(doc),
+        "--ws-port",
+        "0",
+        "--idle-timeout",
+        "0.5",
+        "--ping-interval",
+        "0",
+        "--open-timeout",
+        "2",
+    )
+    try:
+        port = int(server.wait_for(LISTENING).group(3))
+        with connect(f"ws://127.0.0.1:{port}/echo/1.0/room") as ws:
+            ws.send("one")
+            assert ws.recv(5) == "one"
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosed):
+                ws.recv(10)
+            assert ws.close_code == 1001
+            assert ws.close_reason == "idle timeout"
+            assert time.monotonic() - started < 5
+    finally:
+        assert server.stop() == 0
 
 
 @pytest.mark.parametrize(
@@ -217,6 +305,9 @@ def test_port_in_use_is_exit_2(tmp_path: Path) -> None:
         (["{doc}", "--jwt-secret", "short"], "at least 32 bytes"),
         (["missing.yaml"], ""),
         (["{doc}", "--api-keys", "missing.json"], "API key file"),
+        (["{doc}", "--idle-timeout", "-1"], "positive number of seconds"),
+        (["{doc}", "--open-timeout", "0"], "positive number of seconds"),
+        (["{doc}", "--principal-header", "bad name"], "principal_header"),
     ],
 )
 def test_usage_errors_are_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -356,11 +447,12 @@ def test_a_plain_save_of_the_document_keeps_its_connections(
         assert server.stop() == 0
 
 
-def _hs256(secret: str) -> str:
+def _hs256(secret: str, claims: dict[str, object] | None = None) -> str:
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-    head = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(b'{"sub":"me"}')
+    body = json.dumps({"sub": "me"} if claims is None else claims).encode()
+    head = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(body)
     signature = hmac.new(secret.encode(), head.encode(), hashlib.sha256).digest()
     return f"{head}.{b64(signature)}"
 
@@ -471,5 +563,41 @@ def test_sighup_reloads_the_tls_certificate_and_keeps_it_when_broken(tmp_path: P
         failed = server.wait_for(re.compile("TLS reload failed.*"))
         assert "still using the previous certificate" in failed.group(0)
         assert _served_certificate(port) == Path(new_cert).read_text()
+    finally:
+        assert server.stop() == 0
+
+
+def test_an_api_from_new_serves_without_hand_edits(tmp_path: Path, echo_backend: str) -> None:
+    """``new`` with scopes, an open topic and a per-principal quota, then ``serve``: each
+    setting takes effect as written."""
+    doc = tmp_path / "chats.yaml"
+    created = subprocess.run(
+        [sys.executable, "-m", "asyncapi_gw", "new", "--name", "Chats", "--version", "1",
+         "--endpoint", echo_backend, "--auth", "oauth2",
+         "--topic", "/rooms/{roomId}", "--topic", "/news",
+         "--scope", "/rooms/{roomId}=chat:write", "--open-topic", "/news",
+         "--throttling", "100/minute", "--per-principal", "2", "-o", str(doc)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    secret = "k" * 32
+    server = Serve(str(doc), "--ws-port", "0", "--jwt-secret", secret)
+    try:
+        base = f"ws://127.0.0.1:{int(server.wait_for(LISTENING).group(3))}/chats/1"
+        with connect(f"{base}/news") as ws:  # open: no credential
+            ws.send("news")
+            assert ws.recv(5) == "news"
+        for claims, status in [(None, 401), ({"sub": "bob", "scope": "chat:read"}, 403)]:
+            query = "" if claims is None else f"?access_token={_hs256(secret, claims)}"
+            with pytest.raises(InvalidStatus) as refused:
+                connect(f"{base}/rooms/1{query}")
+            assert refused.value.response.status_code == status
+        token = _hs256(secret, {"sub": "alice", "scope": "chat:write"})
+        with connect(f"{base}/rooms/1?access_token={token}") as ws:
+            answers = []
+            for n in range(3):
+                ws.send(f"m{n}")
+                answers.append(ws.recv(5))
+        assert answers == ["m0", "m1", "Error code: 4003 reason: Websocket frame throttled out"]
     finally:
         assert server.stop() == 0

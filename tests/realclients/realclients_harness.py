@@ -112,7 +112,7 @@ def _free_port() -> int:
 
 @attrs.define
 class Stack:
-    """The relay (``ws`` and ``wss`` listeners) in front of the backends, on ``loop``.
+    """The relay (``ws``, ``wss`` and admin listeners) in front of the backends, on ``loop``.
 
     APIs: ``/chat/1.0`` (API key; topics ``/*`` and ``/admin``, whose publish needs scope
     ``admin``) to the echo backend; ``/dead/1.0`` to a closed port; ``/refusing/1.0`` to a
@@ -133,6 +133,10 @@ class Stack:
     @property
     def wss(self) -> int:
         return self.relay.ports["wss"]
+
+    @property
+    def admin(self) -> int:
+        return self.relay.ports["admin"]
 
     def stats(self) -> RelayStats:
         async def read() -> RelayStats:
@@ -246,6 +250,7 @@ async def start_stack(loop: LoopThread, directory: Path) -> Stack:
             wss_port=0,
             tls_cert=cert,
             tls_key=key,
+            admin_port=0,
             auth=AuthConfig(api_keys={KEY: ApiKeyInfo()}),
             drain_timeout=2,
         )

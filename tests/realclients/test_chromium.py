@@ -108,6 +108,45 @@ def test_large_messages_cross_intact(chromium: Browser, stack: Stack, scheme: st
 
 
 @pytest.fixture(scope="module")
+def small_relay(loop_thread: LoopThread, stack: Stack) -> Iterator[int]:
+    """A relay with a 64 KiB message limit in front of the echo backend (whose own limit is
+    1 MiB): ``/free/1.0``. Yields its ws port."""
+
+    async def start() -> Relay:
+        relay = Relay([open_api("Free", stack.echo_url)], ws_port=0, max_message_size=64 * 1024)
+        await relay.start()
+        return relay
+
+    relay = loop_thread.run(start())
+    yield relay.ports["ws"]
+    loop_thread.run(relay.close())
+
+
+def test_the_limit_holds_on_what_the_page_s_compressed_messages_inflate_to(
+    chromium: Browser, stack: Stack, small_relay: int
+) -> None:
+    url = f"ws://127.0.0.1:{small_relay}/free/1.0/x"
+    # similar messages under the limit, both ways: Chromium and the backend take over context
+    similar = [f"message {n} " + "similar words " * 4000 for n in range(4)]
+    run, page = chromium.scenario(url, send=similar, expect=len(similar))
+    assert page["received"] == [digest(m) for m in similar], page
+    assert page["extensions"].startswith("permessage-deflate")
+    assert stack.closed_seen(run).close_code == 1000
+    # 2 MiB of one letter crosses the wire in a few KB: refused by what it inflates to
+    run, page = chromium.scenario(url, send=[{"repeat": "a", "times": 2 << 20}], close=None)
+    assert page["close"] == {
+        "code": 1009,
+        "reason": "compressed message inflates past 65536 bytes",
+        "clean": True,
+    }, page
+    seen = stack.closed_seen(run)
+    assert (seen.close_code, seen.close_reason) == (  # the message never reached the backend
+        1001,
+        "client message too big: compressed message inflates past 65536 bytes",
+    )
+
+
+@pytest.fixture(scope="module")
 def policy_relay(loop_thread: LoopThread, stack: Stack) -> Iterator[int]:
     """A relay with fast keepalive pings: ``/quota/1.0`` (2 events a minute), ``/free/1.0`` and
     ``/readonly/1.0`` (subscribe only), all to the echo backend. Yields its ws port."""

@@ -1,9 +1,11 @@
 """PyPI's websocket-client (synchronous) through the relay: the HTTP status of every refused
-upgrade is the one PRODUCT.md section 3 names, and an accepted session relays both ways."""
+upgrade is the one docs/relay.md names, and an accepted session relays both ways; the
+standard library's HTTP client finds /health and /metrics on the admin listener only."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import ssl
 import uuid
 
@@ -112,3 +114,25 @@ def test_session_relays_both_ways_with_header_key_and_subprotocol(
     seen = stack.closed_seen(run)
     assert seen.headers["X-Forwarded-Proto"] == scheme
     assert (seen.close_code, seen.close_reason) == (4000, "client done")
+
+
+def _http_get(port: int, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+    finally:
+        connection.close()
+
+
+def test_health_and_metrics_are_on_the_admin_listener_only(stack: Stack) -> None:
+    for path in ("/health", "/metrics"):
+        status, body = _http_get(stack.ws, path)
+        assert status == 404, path
+        assert "admin listener" in body
+        assert _refused(f"ws://127.0.0.1:{stack.ws}{path}").status_code == 404
+    assert _http_get(stack.admin, "/health") == (200, "ok\n")
+    status, body = _http_get(stack.admin, "/metrics")
+    assert status == 200
+    assert "asyncapi_gw_connections_open" in body

@@ -566,7 +566,7 @@ def test_no_jwt_key_refuses_every_token_and_says_why() -> None:
 
 
 KEYS_DATA = {
-    "prod-key": {"scopes": ["chat:read"], "environment": "production"},
+    "prod-key": {"name": "reporting", "scopes": ["chat:read"], "environment": "production"},
     "sandbox-key": {"scopes": ["chat:write"], "environment": "sandbox"},
     "bare-key": None,
 }
@@ -576,6 +576,7 @@ def check_api_keys(authenticator: Authenticator) -> None:
     prod = auth(authenticator, headers=[("apikey", "prod-key")], topic=SCOPED)
     assert prod == Principal(
         kind=AuthKind.API_KEY,
+        subject="reporting",  # the key's name, never the key
         scopes=frozenset({"chat:read"}),
         environment="production",
         credential_id=hashlib.sha256(b"prod-key").digest(),  # the key's digest, not the key
@@ -583,6 +584,7 @@ def check_api_keys(authenticator: Authenticator) -> None:
     sandbox = auth(authenticator, query=[("apikey", "sandbox-key")], topic=SCOPED)
     assert sandbox == Principal(
         kind=AuthKind.API_KEY,
+        subject="key-" + hashlib.sha256(b"sandbox-key").hexdigest()[:12],  # unnamed: a digest
         scopes=frozenset({"chat:write"}),
         environment="sandbox",
         credential_id=hashlib.sha256(b"sandbox-key").digest(),
@@ -606,7 +608,7 @@ def test_api_keys_from_a_json_file(tmp_path: Path) -> None:
 def test_api_keys_from_a_yaml_file(tmp_path: Path) -> None:
     path = tmp_path / "keys.yaml"
     path.write_text(
-        "prod-key:\n  scopes: [chat:read]\n  environment: production\n"
+        "prod-key:\n  name: reporting\n  scopes: [chat:read]\n  environment: production\n"
         "sandbox-key:\n  scopes:\n    - chat:write\n  environment: sandbox\n"
         "bare-key:\n"
     )
@@ -621,7 +623,9 @@ def test_api_keys_from_a_callable() -> None:
         return infos.get(key)
 
     infos = {
-        "prod-key": ApiKeyInfo(scopes=frozenset({"chat:read"}), environment="production"),
+        "prod-key": ApiKeyInfo(
+            scopes=frozenset({"chat:read"}), environment="production", name="reporting"
+        ),
         "sandbox-key": ApiKeyInfo(scopes=frozenset({"chat:write"}), environment="sandbox"),
         "bare-key": ApiKeyInfo(),
     }
@@ -642,6 +646,8 @@ def test_api_key_info_checks_its_environment() -> None:
         ('{"k": {"scopes": "chat:read"}}', "entry #1: 'scopes' must be a list"),
         ('{"a": {}, "k": {"environment": "staging"}}', "entry #2: 'environment'"),
         ('{"k": {"enviroment": "sandbox"}}', "unknown field"),
+        ('{"k": {"name": ""}}', "'name' must be a non-empty string"),
+        ('{"k": {"name": 7}}', "'name' must be a non-empty string"),
         ('{"k": [1]}', "must be a mapping"),
         ('{"": {}}', "non-empty string"),
         ("{not json", "API key file"),

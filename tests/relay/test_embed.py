@@ -1,4 +1,5 @@
-"""The two embedding examples, run as scripts against a real backend, and the handler path."""
+"""The two embedding examples, run as scripts against a real backend (the shipped API keys
+file included), and the handler path."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -22,32 +23,41 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
 
+from asyncapi_gw.documents import read_document
 from asyncapi_gw.model import AuthKind, SecurityScheme
-from asyncapi_gw.relay import ApiKeyInfo, AuthConfig, Relay
+from asyncapi_gw.relay import ApiKeyInfo, AuthConfig, Relay, load_auth_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture
-def echo_url() -> Iterator[str]:
+def echo() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """An echo backend's URL, and the headers of each handshake it accepted."""
+    seen: list[dict[str, str]] = []
+
     def pick(_conn: ServerConnection, offered: list[str]) -> str | None:
         return "chat.v1" if "chat.v1" in offered else None
 
-    def echo(ws: ServerConnection) -> None:
+    def handler(ws: ServerConnection) -> None:
+        if ws.request is not None:
+            seen.append(dict(ws.request.headers.raw_items()))
         for message in ws:
             ws.send(message)
 
-    with serve(echo, "127.0.0.1", 0, select_subprotocol=pick) as server:
+    with serve(handler, "127.0.0.1", 0, select_subprotocol=pick) as server:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
-        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}", seen
         server.shutdown()
         thread.join(5)
 
 
 def _start(script: str, doc: Path) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / script), str(doc), "0"], stdout=subprocess.PIPE
+        [sys.executable, str(EXAMPLES / script), str(doc), "0"],
+        stdout=subprocess.PIPE,
+        # the package under test, not whichever copy the interpreter has installed
+        env={**os.environ, "PYTHONPATH": str(EXAMPLES.parent)},
     )
     assert proc.stdout is not None
     out, deadline = b"", time.monotonic() + 10
@@ -60,7 +70,10 @@ def _start(script: str, doc: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 
 @pytest.mark.parametrize("script", ["embedded_relay.py", "websockets_handler.py"])
-def test_example_relays_messages(tmp_path: Path, echo_url: str, script: str) -> None:
+def test_example_relays_messages(
+    tmp_path: Path, echo: tuple[str, list[dict[str, str]]], script: str
+) -> None:
+    echo_url = echo[0]
     doc = tmp_path / "echo.json"
     doc.write_text(
         json.dumps(
@@ -78,6 +91,67 @@ def test_example_relays_messages(tmp_path: Path, echo_url: str, script: str) -> 
             assert ws.subprotocol == "chat.v1"
             ws.send("embedded")
             assert ws.recv(5) == "embedded"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_the_shipped_api_keys_file_loads() -> None:
+    keys = read_document(EXAMPLES / "api-keys.yaml").data
+    config = load_auth_config(api_keys_file=EXAMPLES / "api-keys.yaml")
+    assert isinstance(config.api_keys, Mapping)
+    assert set(config.api_keys) == set(keys)
+    assert {info.name for info in config.api_keys.values()} == {
+        "dashboard",
+        "moderation-bot",
+        "staging-tests",
+    }
+
+
+def test_embedded_example_authenticates_with_the_shipped_keys(
+    tmp_path: Path, echo: tuple[str, list[dict[str, str]]]
+) -> None:
+    url, seen = echo
+    doc = tmp_path / "chat.json"
+    doc.write_text(
+        json.dumps(
+            {
+                "asyncapi": "2.6.0",
+                "info": {"title": "Chat", "version": "1.0"},
+                "servers": {"production": {"url": url, "protocol": "ws"}},
+                "channels": {
+                    "/rooms/{room}": {
+                        "parameters": {"room": {"schema": {"type": "string"}}},
+                        "publish": {"x-scopes": ["chat:write"]},
+                        "subscribe": {"x-scopes": ["chat:write"]},
+                    }
+                },
+                "components": {
+                    "securitySchemes": {
+                        "key": {"type": "httpApiKey", "name": "apikey", "in": "header"}
+                    }
+                },
+            }
+        )
+    )
+    keys = read_document(EXAMPLES / "api-keys.yaml").data
+    writer = next(k for k, v in keys.items() if "chat:write" in v["scopes"] and len(v) == 2)
+    reader = next(k for k, v in keys.items() if v["scopes"] == ["chat:read"])
+    proc, port = _start("embedded_relay.py", doc)
+    try:
+        base = f"ws://127.0.0.1:{port}/chat/1.0/rooms/lobby"
+        for headers, status in [({}, 401), ({"apikey": reader}, 403)]:
+            with pytest.raises(InvalidStatus) as refused:
+                connect(base, additional_headers=headers, open_timeout=5)
+            assert refused.value.response.status_code == status
+        with connect(base, additional_headers={"apikey": writer}, open_timeout=5) as ws:
+            ws.send("hello")
+            assert ws.recv(5) == "hello"
+        principal = json.loads(seen[0]["X-Asyncapi-Gw-Principal"])
+        assert principal["principal"] == keys[writer]["name"]
+        assert "apikey" not in {name.lower() for name in seen[0]}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -139,5 +213,25 @@ def test_handler_path_connections_are_judged_by_a_reload() -> None:
                         1008,
                         "topic does not allow publish",
                     )
+
+    run(main())
+
+
+def test_handler_path_tells_the_backend_who_connected() -> None:
+    async def main() -> None:
+        async with backend() as b:
+            relay = Relay([api(b.url)], principal_header="X-Who")
+            async with embedded(relay) as port:
+                headers = {"X-Who": "forged"}
+                async with aconnect(
+                    f"ws://127.0.0.1:{port}/chat/1.0/x", additional_headers=headers
+                ) as ws:
+                    await ws.send("x")
+                    assert await ws.recv() == "x"
+            assert json.loads(b.headers[0]["X-Who"]) == {
+                "auth": "none",
+                "principal": None,
+                "scopes": [],
+            }
 
     run(main())

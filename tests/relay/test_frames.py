@@ -14,6 +14,7 @@ from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode as WsOpcode
 from websockets.streams import StreamReader
 
+from asyncapi_gw.relay.deflate import Compression
 from asyncapi_gw.relay.frames import (
     FrameEvent,
     FrameScanner,
@@ -52,12 +53,12 @@ def scan(
     *,
     masked: bool,
     collect: bool = False,
-    extensions: bool = False,
+    deflate: Compression | None = None,
     max_message_size: int | None = None,
 ) -> tuple[FrameScanner, list[FrameEvent]]:
     scanner = FrameScanner(
         masked=masked,
-        extensions=extensions,
+        deflate=deflate,
         max_message_size=max_message_size,
         report=True,
         collect=collect,
@@ -230,10 +231,22 @@ def test_close_frame_is_collected_unmasked_and_ends_the_scan() -> None:
         assert scanner.closed
 
 
-def test_extensions_let_rsv_bits_through() -> None:
+def test_permessage_deflate_lets_rsv1_through_on_first_frames_only() -> None:
     data = raw_frame(Opcode.TEXT, b"compressed", mask=True, rsv=4)
-    _, events = scan([data], masked=True, extensions=True)
+    _, events = scan([data], masked=True, deflate=Compression())
     assert [e.opcode for e in events] == [Opcode.TEXT]
+    for opcode, fin, rsv, reason in [
+        (Opcode.TEXT, True, 2, "RSV2 or RSV3"),
+        (Opcode.TEXT, True, 1, "RSV2 or RSV3"),
+        (Opcode.PING, True, 4, "RSV1 set on a continuation or control frame"),
+    ]:
+        bad = raw_frame(opcode, b"x", fin=fin, mask=True, rsv=rsv)
+        with pytest.raises(ProtocolViolation, match=reason):
+            scan([bad], masked=True, deflate=Compression())
+    first = raw_frame(Opcode.TEXT, b"a", fin=False, mask=True, rsv=4)
+    continued = raw_frame(Opcode.CONT, b"b", mask=True, rsv=4)
+    with pytest.raises(ProtocolViolation, match="RSV1 set on a continuation"):
+        scan([first + continued], masked=True, deflate=Compression())
 
 
 def test_collected_message_is_unmasked_per_frame() -> None:

@@ -1,4 +1,5 @@
-"""Event quotas: fixed windows, refill, and the per-API quota shared by connections."""
+"""Event quotas: fixed windows, refill, the per-API quota shared by connections and the
+per-principal quotas, with their bounded memory (an injected clock throughout)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota, Quota, Q
 
 def api(throttling: Throttling | None, context: str = "/feed") -> StreamingAPI:
     return StreamingAPI(name="Feed", version="1", context=context, throttling=throttling)
+
+
+def day(events: int) -> StreamingAPI:
+    return api(Throttling(events=events, unit=ThrottlingUnit.DAY))
 
 
 def test_wso2_throttled_text() -> None:
@@ -142,9 +147,10 @@ def test_take_many_is_takes_until_the_first_refusal(
 def test_registry_shares_one_quota_per_api() -> None:
     registry = QuotaRegistry()
     throttled = api(Throttling(events=2, unit=ThrottlingUnit.SECOND))
-    one = registry.for_connection(throttled)
-    two = registry.for_connection(throttled)
-    other = registry.for_connection(api(throttled.throttling, context="/other"))
+    one = registry.for_connection(throttled, principal="p", now=0.0)
+    two = registry.for_connection(throttled, principal="p", now=0.0)
+    other_api = api(throttled.throttling, context="/other")
+    other = registry.for_connection(other_api, principal="p", now=0.0)
     assert one is not None
     assert two is not None
     assert other is not None
@@ -159,23 +165,23 @@ def test_registry_shares_one_quota_per_api() -> None:
 
 
 def test_registry_without_throttling() -> None:
-    assert QuotaRegistry().for_connection(api(None)) is None
+    assert QuotaRegistry().for_connection(api(None), principal="p", now=0.0) is None
 
 
 def test_registry_restarts_an_api_quota_when_its_throttling_changes() -> None:
     registry = QuotaRegistry()
-    before = registry.for_connection(api(Throttling(events=1, unit=ThrottlingUnit.DAY)))
+    before = registry.for_connection(day(1), principal="p", now=0.0)
     assert before is not None
     assert before.take(0.0)
-    after = registry.for_connection(api(Throttling(events=5, unit=ThrottlingUnit.DAY)))
+    after = registry.for_connection(day(5), principal="p", now=0.0)
     assert after is not None
     assert after.api is not before.api
     assert after.take(1.0)
-    same = registry.for_connection(api(Throttling(events=5, unit=ThrottlingUnit.DAY)))
+    same = registry.for_connection(day(5), principal="p", now=0.0)
     assert same is not None
     assert same.api is after.api
-    assert registry.for_connection(api(None)) is None
-    fresh = registry.for_connection(api(Throttling(events=5, unit=ThrottlingUnit.DAY)))
+    assert registry.for_connection(api(None), principal="p", now=0.0) is None
+    fresh = registry.for_connection(day(5), principal="p", now=0.0)
     assert fresh is not None
     assert fresh.api is not after.api
 
@@ -187,3 +193,93 @@ def test_a_window_step_that_rounds_down_still_ends_in_the_window_of_now() -> Non
     quota.remaining(5.359683559272953)
     assert quota.take(10.359683559272952)
     assert not quota.take(10.359683559272952)
+
+
+def per_principal(
+    events: int, limit: int, unit: ThrottlingUnit = ThrottlingUnit.MINUTE
+) -> StreamingAPI:
+    return api(Throttling(events=events, unit=unit, per_principal=limit))
+
+
+def test_a_principal_cannot_spend_the_whole_api_quota() -> None:
+    registry = QuotaRegistry()
+    feed = per_principal(10, 3)
+    # anonymous clients of one address, over several connections, share one principal
+    anonymous = [
+        registry.for_connection(feed, principal="address:10.0.0.9", now=0.0) for _ in range(3)
+    ]
+    granted = sum(q.take(0.0) for q in anonymous for _ in range(5) if q is not None)
+    assert granted == 3
+    alice = registry.for_connection(feed, principal="oauth2:alice", now=0.0)
+    assert alice is not None
+    assert alice.take_many(0.0, 5) == 3  # her own limit, with API quota to spare
+    bob = registry.for_connection(feed, principal="api_key:bob", now=0.0)
+    assert bob is not None
+    assert bob.take_many(0.0, 5) == 3
+    carol = registry.for_connection(feed, principal="oauth2:carol", now=0.0)
+    assert carol is not None
+    assert carol.take_many(0.0, 5) == 1  # the API's 10 are spent
+    assert alice.take(60.0)  # a new window
+
+
+def test_a_principal_refusal_spends_no_other_quota() -> None:
+    registry = QuotaRegistry()
+    quota = registry.for_connection(per_principal(10, 1), principal="p", now=0.0)
+    assert quota is not None
+    assert quota.take(0.0)
+    assert not quota.take(0.0)
+    assert quota.connection.remaining(0.0) == 9
+    assert quota.api.remaining(0.0) == 9
+
+
+def test_without_per_principal_there_is_no_principal_quota() -> None:
+    quota = QuotaRegistry().for_connection(day(5), principal="p", now=0.0)
+    assert quota is not None
+    assert quota.principal is None
+
+
+def test_the_relay_override_applies_to_every_throttled_api() -> None:
+    registry = QuotaRegistry(principal_limit=2)
+    quota = registry.for_connection(day(5), principal="p", now=0.0)
+    assert quota is not None
+    assert quota.take_many(0.0, 5) == 2
+    overridden = registry.for_connection(per_principal(10, 7), principal="q", now=0.0)
+    assert overridden is not None
+    assert overridden.principal is not None
+    assert overridden.principal.limit == 2
+
+
+def test_idle_principals_are_forgotten_held_ones_are_kept() -> None:
+    registry = QuotaRegistry(sweep_interval=1.0)
+    feed = per_principal(100, 2, ThrottlingUnit.SECOND)
+    held = registry.for_connection(feed, principal="held", now=0.0)
+    gone = registry.for_connection(feed, principal="gone", now=0.0)
+    assert held is not None
+    assert gone is not None
+    assert held.take(0.0)
+    assert gone.take(0.0)
+    gone.release()
+    gone.release()  # twice is once
+    assert len(registry) == 2
+    registry.for_connection(feed, principal="new", now=0.5)  # within gone's window: kept
+    assert len(registry) == 3
+    later = registry.for_connection(feed, principal="held", now=1.5)
+    assert len(registry) == 2  # "gone" swept; "new" is held by its connection
+    assert later is not None
+    assert later.principal is held.principal  # one quota for the principal's connections
+
+
+def test_principals_beyond_the_maximum_share_one_quota() -> None:
+    registry = QuotaRegistry(max_principals=3, sweep_interval=1000.0)
+    feed = per_principal(1000, 2)
+    quotas = [
+        registry.for_connection(feed, principal=f"address:10.0.0.{n}", now=float(n))
+        for n in range(10)
+    ]
+    assert len(registry) == 3 + 1  # three principals and the shared overflow
+    first = quotas[0]
+    assert first is not None
+    assert first.take_many(10.0, 5) == 2  # a flood did not reset an earlier principal
+    overflow = [q for q in quotas[3:] if q is not None]
+    assert len({id(q.principal) for q in overflow}) == 1
+    assert sum(q.take(10.0) for q in overflow) == 2

@@ -116,6 +116,7 @@ def test_access_log_has_one_json_line_per_connection(tmp_path: Path) -> None:
     assert first["close_code"] == 1000
     assert first["closed_by"] == "client"
     assert first["duration_ms"] >= 0
+    assert (first["auth"], first["principal"]) == ("none", None)  # an open API
     assert second["status"] == 404
 
 
@@ -131,6 +132,7 @@ def test_dropped_messages_are_counted_in_metrics_and_access_log(tmp_path: Path) 
                 ws_port=0,
                 on_wrong_direction="drop",
                 access_log=str(log),
+                admin_port=0,
             ) as relay,
         ):
             async with client(relay.ports["ws"], "/chat/1.0/x") as ws:
@@ -139,7 +141,7 @@ def test_dropped_messages_are_counted_in_metrics_and_access_log(tmp_path: Path) 
                 with pytest.raises(TimeoutError):
                     await asyncio.wait_for(ws.recv(), 0.3)
             await asyncio.sleep(0.05)
-            return (await http_get(relay.ports["ws"], "/metrics"))[2]
+            return (await http_get(relay.ports["admin"], "/metrics"))[2]
 
     metrics = run(main())
     # the echoes of the publish-only topic are dropped, and the drops are visible

@@ -144,7 +144,8 @@ def test_throttling_added_by_a_reload_applies_to_the_open_connection() -> None:
             throttled = attrs.evolve(free, throttling=Throttling(events=1))
             async with (
                 Relay([free], ws_port=0) as relay,
-                client(relay.ports["ws"], "/chat/1.0/x") as ws,
+                # uncompressed: see the next test for a client that compresses
+                client(relay.ports["ws"], "/chat/1.0/x", compression=None) as ws,
             ):
                 for _ in range(3):
                     assert await echoes(ws)
@@ -155,6 +156,29 @@ def test_throttling_added_by_a_reload_applies_to_the_open_connection() -> None:
                 relay.reload([throttled])  # unchanged throttling: the quota keeps its count
                 await ws.send("still too many")
                 assert await ws.recv() == THROTTLED_MESSAGE
+
+    run(main())
+
+
+def test_throttling_added_by_a_reload_closes_a_compressing_client_instead_of_dropping() -> None:
+    """A client that compresses with context takeover (it connected to an unthrottled API)
+    would have its next message inflate to garbage at the backend after a dropped one: the
+    message over the quota closes it (4003) instead."""
+
+    async def main() -> None:
+        async with backend() as b:
+            free = api(b.url)
+            throttled = attrs.evolve(free, throttling=Throttling(events=1))
+            async with (
+                Relay([free], ws_port=0) as relay,
+                client(relay.ports["ws"], "/chat/1.0/x") as ws,
+            ):
+                (extension,) = ws.protocol.extensions
+                assert not extension.local_no_context_takeover  # type: ignore[attr-defined]
+                relay.reload([throttled])
+                assert await echoes(ws, "the quota's one")
+                await ws.send("one too many")
+                assert await closed_code(ws) == (4003, "Websocket frame throttled out")
 
     run(main())
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from raw_frames import raw_frame
 
 from asyncapi_gw.errors import RelayError
+from asyncapi_gw.relay.deflate import Compression
 from asyncapi_gw.relay.frames import MAX_HEADER, FrameScanner, Opcode, close_frame, text_frame
 from asyncapi_gw.relay.quota import ConnectionQuota, Quota
 from asyncapi_gw.relay.stream import (
@@ -227,7 +228,7 @@ def test_forward_whole_changes_nothing_but_the_cost(
         if kind == "limit":
             options["max_message_size"] = 100
         if kind == "deflate":
-            options["extensions"] = True
+            options["deflate"] = Compression()
         return Pump(policy(stream, **options), clock=lambda: 5.0)
 
     reference, shell = make(), make()
@@ -270,7 +271,7 @@ def test_a_close_frame_alone_is_taken_as_the_full_scan_takes_it(
         if kind == "validator":
             options["validator"] = lambda _o, p: True
         if kind == "deflate":
-            options["extensions"] = True
+            options["deflate"] = Compression()
         policy = StreamPolicy(from_client=masked, **options)  # type: ignore[arg-type]
         return Pump(policy, clock=lambda: 1.0)
 
@@ -493,7 +494,9 @@ def test_close_inside_a_held_message_drops_the_fragments() -> None:
 
 def test_validator_refuses_compression() -> None:
     with pytest.raises(RelayError):
-        StreamPolicy(from_client=True, allowed=True, validator=lambda _o, _p: True, extensions=True)
+        StreamPolicy(
+            from_client=True, allowed=True, validator=lambda _o, _p: True, deflate=Compression()
+        )
 
 
 @pytest.mark.parametrize("field", ["on_wrong_direction", "on_throttle", "on_invalid"])
@@ -573,7 +576,7 @@ def test_garbage_only_yields_actions(
         options["validator"] = lambda _o, p: len(p) % 2 == 0
         options["on_invalid"] = "drop"
     else:
-        options["extensions"] = extensions
+        options["deflate"] = Compression() if extensions else None
     if kind == "limit":
         options["max_message_size"] = 50
     pump = Pump(StreamPolicy(from_client=from_client, **options))  # type: ignore[arg-type]
@@ -684,9 +687,9 @@ def test_a_quota_can_be_swapped_in_and_out() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", [{"from_client": False}, {"extensions": True}, {"max_message_size": 10}]
+    "field", [{"from_client": False}, {"deflate": Compression()}, {"max_message_size": 10}]
 )
-def test_an_update_keeps_direction_extensions_and_size_limit(field: dict[str, object]) -> None:
+def test_an_update_keeps_direction_compression_and_size_limit(field: dict[str, object]) -> None:
     pump = Pump(StreamPolicy(from_client=True, allowed=True))
     options: dict[str, object] = {"from_client": True, "allowed": True, **field}
     with pytest.raises(RelayError, match="cannot change"):
