@@ -667,7 +667,8 @@ _YAML11_RESOLVERS: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
     if first is not None
 }
 _YAML11_Y_N = frozenset("yYnN")
-_YAML11_START = frozenset(_YAML11_RESOLVERS) | _YAML11_Y_N
+# The first characters of plain scalars that a YAML 1.2 or a YAML 1.1 reader may type.
+_TYPED_START = frozenset(_YAML11_RESOLVERS) | _YAML11_Y_N | _NUMBER_START | set("~nNtTfF")
 _YAML11_CONSTRUCTOR = SafeConstructor()
 _YAML11_CONSTRUCT: dict[str, Callable[[ScalarNode], Any]] = {
     _INT: _YAML11_CONSTRUCTOR.construct_yaml_int,
@@ -704,7 +705,7 @@ def _yaml11_tag(text: str) -> str:
 def _typed(text: str) -> bool:
     """Whether a YAML 1.2 (core schema) or a YAML 1.1 reader reads plain `text` as anything but
     a string."""
-    return (
+    return text[:1] in _TYPED_START and (
         (len(text) <= _LONGEST_CONSTANT and text in _CORE_CONSTANTS)
         or (
             text[:1] in _NUMBER_START
@@ -770,9 +771,7 @@ def _resolve_plain(text: str) -> Any:
     reads its text as something else."""
     value = _core_value(text)
     if value is text:
-        if text[:1] in _YAML11_START and _yaml11_tag(text) != _STR:
-            return _PlainStr(text)
-        return text
+        return _PlainStr(text) if _yaml11_tag(text) != _STR else text
     if type(value) is int:
         digits = text.lstrip("+-")
         if digits[:1] != "0" or digits == "0" or _yaml11_reads_alike(text, value):
@@ -864,8 +863,8 @@ def _resolve_scalar(event: ScalarEvent) -> Any:
     tag = event.tag
     text = event.value
     if tag is None:
-        if not event.implicit[0]:
-            return text  # quoted, or a block scalar
+        if not event.implicit[0] or text[:1] not in _TYPED_START:
+            return text  # quoted, a block scalar, or a plain string
         if text == "<<":
             return _MERGE
         return _resolve_plain(text)
@@ -984,7 +983,7 @@ class _YamlComposer:
                     )
                 source = event.value
                 style = None
-                if value is not source:  # not a string, or a styled one
+                if value is not source:  # a typed or styled plain scalar, or a tagged one
                     is_key = (
                         stack and stack[-1].key is _NO_KEY and isinstance(stack[-1].container, dict)
                     )
@@ -993,8 +992,13 @@ class _YamlComposer:
                     value_style = key_style = None
                     if type(value) in _STYLED_TYPES:
                         value_style = value
-                        value = _STYLED_TYPES[type(value)](value)
-                    if event.tag is None and value is not _MERGE:
+                        value = (
+                            source
+                            if type(value) is _PlainStr
+                            else _STYLED_TYPES[type(value)](value)
+                        )
+                    if event.tag is None and value is not _MERGE and (is_key or event.anchor):
+                        # a plain key that a reader would type: written plain again
                         key_style = (
                             value_style if type(value_style) is _PlainStr else _PlainStr(source)
                         )
