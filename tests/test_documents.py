@@ -155,6 +155,7 @@ YAML12_PLAIN: list[tuple[str, Any, Any]] = [
     ("2001-12-14t21:59:43.10-05:00", "2001-12-14t21:59:43.10-05:00", DATE),
     ("=", "=", SAME),
     ("<<", "<<", SAME),
+    ("plain text", "plain text", SAME),
 ]
 
 
