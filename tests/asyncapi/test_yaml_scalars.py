@@ -50,7 +50,10 @@ def test_an_example_outside_an_on_off_enum_is_still_refused() -> None:
     text = STREETLIGHTS.read_text(encoding="utf-8").replace("command: on", "command: dim")
     report = validate_document(parse_document(text))
     assert [p.rule for p in report.errors] == ["asyncapi2-message-examples"]
-    assert "'dim'" in report.errors[0].message
+    message = report.errors[0].message
+    assert "dim" in message
+    assert "on" in message
+    assert "true" not in message.lower()  # the enum holds strings, not booleans
 
 
 # The scalars whose lines an unchanged export must keep byte for byte.
