@@ -1,4 +1,4 @@
-"""Reading and writing YAML/JSON documents, with line and column positions.
+r"""Reading and writing YAML/JSON documents, with line and column positions.
 
 This is the package's only file and format I/O and the only module that imports PyYAML.
 
@@ -7,14 +7,29 @@ int, float, bool, None) plus a way to turn a JSON pointer back into a line and c
 
 - Format: JSON when the first character that is not whitespace is ``{`` or ``[``, else YAML.
 - Encoding: UTF-8; a UTF-8 BOM is skipped; UTF-16 and UTF-32 are read when they start with a BOM.
-- YAML is read from PyYAML's event stream, without recursion and without constructing objects:
-  the core scalar types resolve as ``yaml.SafeLoader`` resolves them (null, bool, int, float,
-  str) except that timestamps and ``!!binary`` stay strings. Mapping keys are always strings,
-  spelled as the source wrote them (``200:`` gives ``"200"``). Merge keys (``<<``) merge as with
-  ``SafeLoader``: the mapping's own keys win, then earlier merged mappings over later ones. An
-  anchor may be redefined; an alias refers to the latest definition. Aliased collections are
-  shared, not copied (as with ``SafeLoader``), and count towards ``Limits.max_nodes`` once per
-  use. PyYAML's C parser (libyaml) is used when built, else the pure-Python one.
+- YAML is read from PyYAML's event stream, without recursion and without constructing objects.
+  Plain scalars resolve by the YAML 1.2 core schema, as the official AsyncAPI parser's YAML
+  reader resolves them, whatever ``%YAML`` directive the document has: null is ``~``, ``null``,
+  ``Null``, ``NULL`` or nothing; bool is ``true``, ``True``, ``TRUE``, ``false``, ``False`` or
+  ``FALSE``; int is ``[-+]?[0-9]+`` (``0755`` is 755), ``0o[0-7]+`` or ``0x[0-9a-fA-F]+``; float
+  is ``[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?``, ``[-+]?.inf`` or ``.nan`` (each
+  also with an initial capital or in capitals).  Everything else is a string: ``on``, ``off``,
+  ``yes``, ``no``, ``y``, ``n``, ``1_000``, ``0b101``, ``1:20``, ``2024-01-01``.  Explicitly
+  tagged ``!!str``, ``!!binary`` and ``!!timestamp`` scalars are strings, ``!!null`` is null, and
+  ``!!bool``, ``!!int`` and ``!!float`` take the plain forms of their type (``!!float`` an
+  integer's too).  Mapping keys are always strings, spelled as the source wrote them (``200:``
+  gives ``"200"``). Merge keys (``<<``) merge as with ``SafeLoader``: the mapping's own keys win,
+  then earlier merged mappings over later ones. An anchor may be redefined; an alias refers to
+  the latest definition. Aliased collections are shared, not copied (as with ``SafeLoader``),
+  and count towards ``Limits.max_nodes`` once per use. PyYAML's C parser (libyaml) is used when
+  built, else the pure-Python one.
+- Styles: a plain scalar that a YAML 1.1 reader (such as PyYAML's ``yaml.safe_load``) reads as
+  something else (``on`` as true, ``2024-01-01`` as a date, ``0755`` as 493, ``1e3`` as a
+  string) and a plain mapping key that either reader would type (``200``, ``true``) are noted;
+  :meth:`SourceDocument.styled_data` gives the data with them as ``str``, ``int`` and ``float``
+  values that remember their text, and :func:`dump_document` writes those as they were read, so
+  that every reader reads the output as it read the source.  It quotes any other string that a
+  YAML 1.2 or a YAML 1.1 reader would read as something else.
 - JSON is read with the ``json`` module; ``NaN`` and ``Infinity`` are refused (not JSON). Its
   positions are computed from the text the first time ``locate`` is called, so the document
   keeps its text until then.
@@ -189,6 +204,18 @@ class SourceDocument:
     _positions: _Positions | _LazyJsonPositions | None = attrs.field(
         default=None, eq=False, repr=False
     )
+    _styles: _Styles | None = attrs.field(default=None, eq=False, repr=False)
+
+    def styled_data(self) -> Any:
+        """The data, with each scalar that YAML 1.1 and YAML 1.2 read differently kept as
+        written: ``on``, ``2024-01-01`` or ``1_000`` as a ``str``, ``0755`` as an ``int``, ``1e3``
+        as a ``float`` that remember their plain text, and a plain mapping key that a reader would
+        type (``200``, ``true``) as a ``str`` that remembers it is plain.  They equal the plain
+        values and :func:`dump_document` writes them as they were read.  Only the collections
+        holding them are copied; the data itself stays plain."""
+        if not self._styles:
+            return self.data
+        return _restyled(self.data, self._styles)
 
     def locate(self, pointer: str) -> tuple[int, int] | None:
         """1-based (line, column) of the node at RFC 6901 JSON pointer `pointer` ("" = root);
@@ -201,6 +228,65 @@ class SourceDocument:
             positions = positions.get()
         packed = positions.find(self.data, pointer)
         return packed >> 32, packed & 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------------------------------------
+# Styles: scalars to write as they were read
+
+# (key or index, styled scalar, whether it is the key) of one member of a collection
+_Style = tuple[str | int, Any, bool]
+# id(collection) -> (collection, its styled members); a collection that holds no styled member
+# but holds a collection that does is listed with none
+_Styles = dict[int, tuple[Any, tuple[_Style, ...]]]
+
+
+def _restyled(data: Any, styles: _Styles) -> Any:
+    """`data` with the styled scalars in place: each collection that holds one, or holds a
+    collection that does, copied (once, if shared); a styled value only where the data still
+    holds the value it stands for."""
+
+    def listed(node: Any) -> bool:
+        entry = styles.get(id(node))
+        return entry is not None and entry[0] is node
+
+    if not listed(data):
+        return data
+    copies: dict[int, Any] = {}
+    todo = [data]
+    while todo:
+        node = todo[-1]
+        waiting = [
+            child
+            for child in (node.values() if isinstance(node, dict) else node)
+            if id(child) not in copies and listed(child)
+        ]
+        if waiting:
+            todo.extend(waiting)
+            continue
+        todo.pop()
+        if id(node) not in copies:
+            copies[id(node)] = _restyle(node, styles[id(node)][1], copies)
+    return copies[id(data)]
+
+
+def _restyle(node: Any, entries: tuple[_Style, ...], copies: dict[int, Any]) -> Any:
+    def stands_for(style: Any, value: Any) -> bool:
+        return style is not None and type(value) is _STYLED_TYPES[type(style)] and style == value
+
+    if isinstance(node, list):
+        items = [copies.get(id(item), item) for item in node]
+        for index, style, _ in entries:
+            if isinstance(index, int) and index < len(items) and stands_for(style, items[index]):
+                items[index] = style
+        return items
+    values = {slot: style for slot, style, is_key in entries if not is_key}
+    keys = {slot: style for slot, style, is_key in entries if is_key}
+    members = {}
+    for key, item in node.items():
+        value = copies.get(id(item), item)
+        style = values.get(key)
+        members[keys.get(key, key)] = style if stands_for(style, value) else value
+    return members
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,8 +426,10 @@ def parse_document(
     if first in ("{", "["):
         data, lazy = _parse_json(text, name, limits)
         return SourceDocument(data=data, name=name, uri=uri, format="json", positions=lazy)
-    data, positions = _parse_yaml(text, name, limits)
-    return SourceDocument(data=data, name=name, uri=uri, format="yaml", positions=positions)
+    data, positions, styles = _parse_yaml(text, name, limits)
+    return SourceDocument(
+        data=data, name=name, uri=uri, format="yaml", positions=positions, styles=styles
+    )
 
 
 _LEADING_SPACE = re.compile(r"[ \t\r\n]*")
@@ -551,23 +639,149 @@ _parser_factory: Callable[[str], _EventSource] = (
 
 _CORE = "tag:yaml.org,2002:"
 _STR, _NULL, _BOOL, _INT, _FLOAT = (_CORE + t for t in ("str", "null", "bool", "int", "float"))
-_MERGE_TAG = _CORE + "merge"
-_STRING_TAGS = frozenset(_CORE + t for t in ("str", "timestamp", "binary", "value", "yaml"))
-_IMPLICIT: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
-    first: tuple(resolvers) + tuple(Resolver.yaml_implicit_resolvers.get(None, ()))
+_STRING_TAGS = frozenset(
+    _CORE + t for t in ("str", "timestamp", "binary", "value", "yaml", "merge")
+)
+_TAG_TYPES: dict[str, type] = {_BOOL: bool, _INT: int, _FLOAT: float}
+
+# The YAML 1.2 core schema (YAML 1.2.2, section 10.3): every other plain scalar is a string.
+_CORE_CONSTANTS: dict[str, Any] = {
+    **dict.fromkeys(("", "~", "null", "Null", "NULL")),
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
+    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
+    **dict.fromkeys((".nan", ".NaN", ".NAN"), math.nan),
+}
+_LONGEST_CONSTANT = max(map(len, _CORE_CONSTANTS))
+_CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_CORE_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_NUMBER_START = frozenset("0123456789+-.")
+
+# A YAML 1.1 reader's view of a plain scalar: PyYAML's resolvers (those of yaml.SafeLoader, each
+# filed under the characters its text can start with), and the YAML 1.1 booleans y, Y, n and N,
+# which PyYAML reads as strings but other YAML 1.1 readers do not.
+_YAML11_RESOLVERS: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    first: tuple(resolvers)
     for first, resolvers in Resolver.yaml_implicit_resolvers.items()
     if first is not None
 }
-_NO_RESOLVERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    Resolver.yaml_implicit_resolvers.get(None, ())
-)
-_CONSTRUCTOR = SafeConstructor()
-_CONSTRUCT: dict[str, Callable[[ScalarNode], Any]] = {
-    _NULL: lambda node: None,
-    _BOOL: _CONSTRUCTOR.construct_yaml_bool,
-    _INT: _CONSTRUCTOR.construct_yaml_int,
-    _FLOAT: _CONSTRUCTOR.construct_yaml_float,
+_YAML11_Y_N = frozenset("yYnN")
+# The first characters of plain scalars that a YAML 1.2 or a YAML 1.1 reader may type.
+_TYPED_START = frozenset(_YAML11_RESOLVERS) | _YAML11_Y_N | _NUMBER_START | set("~nNtTfF")
+_YAML11_CONSTRUCTOR = SafeConstructor()
+_YAML11_CONSTRUCT: dict[str, Callable[[ScalarNode], Any]] = {
+    _INT: _YAML11_CONSTRUCTOR.construct_yaml_int,
+    _FLOAT: _YAML11_CONSTRUCTOR.construct_yaml_float,
 }
+
+
+def _core_value(text: str) -> Any:
+    """What the YAML 1.2 core schema reads plain scalar `text` as: None, a bool, an int, a
+    float, or `text` itself.  ValueError for an integer with more digits than Python reads."""
+    if len(text) <= _LONGEST_CONSTANT and text in _CORE_CONSTANTS:
+        return _CORE_CONSTANTS[text]
+    if text[:1] in _NUMBER_START:
+        if _CORE_INT.fullmatch(text):
+            prefix = text[:2]
+            if prefix == "0o":
+                return int(text[2:], 8)
+            if prefix == "0x":
+                return int(text[2:], 16)
+            return int(text)
+        if _CORE_FLOAT.fullmatch(text):
+            return float(text)
+    return text
+
+
+def _yaml11_tag(text: str) -> str:
+    """The tag a YAML 1.1 reader resolves plain scalar `text` to."""
+    for tag, pattern in _YAML11_RESOLVERS.get(text[:1], ()):
+        if pattern.match(text):
+            return tag
+    return _BOOL if text in _YAML11_Y_N else _STR
+
+
+def _typed(text: str) -> bool:
+    """Whether a YAML 1.2 (core schema) or a YAML 1.1 reader reads plain `text` as anything but
+    a string."""
+    return text[:1] in _TYPED_START and (
+        (len(text) <= _LONGEST_CONSTANT and text in _CORE_CONSTANTS)
+        or (
+            text[:1] in _NUMBER_START
+            and (_CORE_INT.fullmatch(text) is not None or _CORE_FLOAT.fullmatch(text) is not None)
+        )
+        or _yaml11_tag(text) != _STR
+    )
+
+
+def _yaml11_reads_alike(text: str, value: float) -> bool:
+    """Whether a YAML 1.1 reader reads plain `text` as the number `value`, as YAML 1.2 does."""
+    tag = _yaml11_tag(text)
+    if tag != (_INT if type(value) is int else _FLOAT):
+        return False
+    try:
+        other = _YAML11_CONSTRUCT[tag](ScalarNode(tag, text))
+    except ValueError:
+        return False
+    return bool(
+        other == value or (isinstance(other, float) and math.isnan(other) and math.isnan(value))
+    )
+
+
+class _PlainStr(str):
+    """A string read from a plain scalar that a YAML 1.1 reader reads as something else
+    (``on``, ``2024-01-01``, ``1_000``), or a plain mapping key that a reader would type
+    (``200``, ``true``).  :func:`dump_document` writes it plain again."""
+
+    __slots__ = ()
+
+
+class _PlainInt(int):
+    """An integer read from plain text that a YAML 1.1 reader reads otherwise (``0755``,
+    ``0o17``).  :func:`dump_document` writes that text again."""
+
+    text: str
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _plain_number, (int(self), self.text)
+
+
+class _PlainFloat(float):
+    """A float read from plain text that a YAML 1.1 reader reads otherwise (``1e3``, ``-.5``).
+    :func:`dump_document` writes that text again."""
+
+    text: str
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _plain_number, (float(self), self.text)
+
+
+def _plain_number(value: float, text: str) -> _PlainInt | _PlainFloat:
+    number = _PlainInt(value) if type(value) is int else _PlainFloat(value)
+    number.text = text
+    return number
+
+
+_STYLED_TYPES = {_PlainStr: str, _PlainInt: int, _PlainFloat: float}
+
+
+def _resolve_plain(text: str) -> Any:
+    """The YAML 1.2 value of a plain scalar; styled (see _STYLED_TYPES) when a YAML 1.1 reader
+    reads its text as something else."""
+    value = _core_value(text)
+    if value is text:
+        return _PlainStr(text) if _yaml11_tag(text) != _STR else text
+    if type(value) is int:
+        digits = text.lstrip("+-")
+        if digits[:1] != "0" or digits == "0" or _yaml11_reads_alike(text, value):
+            return value
+        return _plain_number(value, text)
+    if type(value) is float and not _yaml11_reads_alike(text, value):
+        return _plain_number(value, text)
+    return value
+
+
 _MERGE = object()
 _NO_KEY = object()
 
@@ -584,6 +798,8 @@ class _Frame:
         "nodes_before",
         "positions",
         "start",
+        "styled_inside",
+        "styles",
     )
 
     def __init__(
@@ -597,15 +813,31 @@ class _Frame:
         self.key: Any = _NO_KEY
         self.key_pos = 0
         self.merges: list[dict[str, Any]] | None = None
+        self.styles: list[_Style] | None = None
+        self.styled_inside = False
+
+    def add_style(self, slot: str | int, style: Any, *, is_key: bool) -> None:
+        if self.styles is None:
+            self.styles = []
+        self.styles.append((slot, style, is_key))
 
 
 class _Anchor:
-    __slots__ = ("size", "source", "value")
+    __slots__ = ("key_style", "size", "source", "value", "value_style")
 
-    def __init__(self, value: Any, source: str | None, size: int) -> None:
+    def __init__(
+        self,
+        value: Any,
+        source: str | None,
+        size: int,
+        value_style: Any = None,
+        key_style: _PlainStr | None = None,
+    ) -> None:
         self.value = value
         self.source = source
         self.size = size
+        self.value_style = value_style
+        self.key_style = key_style
 
 
 def _tag_error(tag: str, name: str | None, pointer: str, mark: Any) -> DocumentError:
@@ -625,30 +857,33 @@ class _UnknownTagError(Exception):
 
 
 def _resolve_scalar(event: ScalarEvent) -> Any:
-    """The value of a scalar (or _MERGE for a plain ``<<``); ValueError or LookupError when the
-    text does not fit its explicit tag, _UnknownTagError for a tag outside the core ones."""
+    """The value of a scalar by the YAML 1.2 core schema (styled, see _resolve_plain), or _MERGE
+    for a plain ``<<``.  ValueError when the text does not fit its explicit tag (or is an
+    integer too long to read), _UnknownTagError for a tag outside the core ones."""
     tag = event.tag
-    value = event.value
-    if tag is None or tag == "!":
-        if not event.implicit[0]:
-            return value
-        for candidate, pattern in _IMPLICIT.get(value[:1], _NO_RESOLVERS):
-            if pattern.match(value):
-                tag = candidate
-                break
-        else:
-            return value
-        if tag == _MERGE_TAG:
+    text = event.value
+    if tag is None:
+        if not event.implicit[0] or text[:1] not in _TYPED_START:
+            return text  # quoted, a block scalar, or a plain string
+        if text == "<<":
             return _MERGE
-    if tag in _STRING_TAGS or tag == _MERGE_TAG:
-        return value
-    construct = _CONSTRUCT.get(tag)
-    if construct is None:
+        return _resolve_plain(text)
+    if tag == "!" or tag in _STRING_TAGS:
+        return text
+    if tag == _NULL:
+        return None
+    expected = _TAG_TYPES.get(tag)
+    if expected is None:
         raise _UnknownTagError(tag)
-    return construct(ScalarNode(tag, value))
+    value = _core_value(text)
+    if expected is float and type(value) is int and _CORE_FLOAT.fullmatch(text):
+        value = float(text)
+    if type(value) is not expected:
+        raise ValueError(text)
+    return value
 
 
-def _parse_yaml(text: str, name: str | None, limits: Limits) -> tuple[Any, _Positions]:
+def _parse_yaml(text: str, name: str | None, limits: Limits) -> tuple[Any, _Positions, _Styles]:
     composer = _YamlComposer(name, limits)
     parser: _EventSource | None = None
     try:
@@ -688,6 +923,7 @@ class _YamlComposer:
         self.anchors: dict[str, _Anchor] = {}
         self.nodes = 0
         self.children: dict[int, array[int]] = {}
+        self.styles: _Styles = {}
 
     def pointer(self, extra: str | None = None) -> str:
         parts = []
@@ -712,7 +948,7 @@ class _YamlComposer:
             column=mark.column + 1,
         )
 
-    def compose(self, parser: _EventSource) -> tuple[Any, _Positions]:
+    def compose(self, parser: _EventSource) -> tuple[Any, _Positions, _Styles]:
         get_event = parser.get_event
         get_event()  # StreamStartEvent
         if isinstance(get_event(), StreamEndEvent):
@@ -746,14 +982,33 @@ class _YamlComposer:
                         "document-encoding", "a string holds an unpaired surrogate escape", mark
                     )
                 source = event.value
-                if value is _MERGE and not (
-                    stack and stack[-1].key is _NO_KEY and isinstance(stack[-1].container, dict)
-                ):
-                    value = source
-                if event.anchor is not None:
-                    self.anchors[event.anchor] = _Anchor(
-                        source if value is _MERGE else value, source, 1
+                style = None
+                if value is not source:  # a typed or styled plain scalar, or a tagged one
+                    is_key = (
+                        stack and stack[-1].key is _NO_KEY and isinstance(stack[-1].container, dict)
                     )
+                    if value is _MERGE and not is_key:
+                        value = _PlainStr(source)  # a string, that YAML 1.1 reads as a merge
+                    value_style = key_style = None
+                    if type(value) in _STYLED_TYPES:
+                        value_style = value
+                        value = (
+                            source
+                            if type(value) is _PlainStr
+                            else _STYLED_TYPES[type(value)](value)
+                        )
+                    if event.tag is None and value is not _MERGE and (is_key or event.anchor):
+                        # a plain key that a reader would type: written plain again
+                        key_style = (
+                            value_style if type(value_style) is _PlainStr else _PlainStr(source)
+                        )
+                    style = key_style if is_key else value_style
+                    if event.anchor is not None:
+                        self.anchors[event.anchor] = _Anchor(
+                            source if value is _MERGE else value, source, 1, value_style, key_style
+                        )
+                elif event.anchor is not None:
+                    self.anchors[event.anchor] = _Anchor(value, source, 1)
             elif isinstance(event, MappingStartEvent | SequenceStartEvent):
                 is_map = isinstance(event, MappingStartEvent)
                 tag = event.tag
@@ -777,6 +1032,9 @@ class _YamlComposer:
                 frame = stack.pop()
                 value = self.finish(frame)
                 pos = frame.start
+                style = None
+                if stack and id(value) in self.styles:
+                    stack[-1].styled_inside = True
                 if frame.anchor is not None:
                     self.anchors[frame.anchor] = _Anchor(
                         value, None, self.nodes - frame.nodes_before
@@ -794,10 +1052,15 @@ class _YamlComposer:
                 self.count(anchor.size, mark, alias=True)
                 value = anchor.value
                 source = anchor.source
+                style = anchor.value_style
+                if stack and stack[-1].key is _NO_KEY and isinstance(stack[-1].container, dict):
+                    style = anchor.key_style
+                if stack and id(value) in self.styles:
+                    stack[-1].styled_inside = True
             else:
                 raise self.fail("document-syntax", f"unexpected {type(event).__name__}", mark)
             if stack:
-                self.attach(stack[-1], value, source, pos, mark)
+                self.attach(stack[-1], value, source, pos, mark, style=style)
             else:
                 root, root_pos = value, pos
         if (
@@ -818,7 +1081,7 @@ class _YamlComposer:
                 mark,
                 pointer="",
             )
-        return root, _Positions(root=root_pos, children=self.children)
+        return root, _Positions(root=root_pos, children=self.children), self.styles
 
     def count(self, nodes: int, mark: Any, *, alias: bool) -> None:
         self.nodes += nodes
@@ -836,13 +1099,21 @@ class _YamlComposer:
             )
 
     def bad_scalar(self, event: ScalarEvent) -> DocumentError:
-        return self.fail(
-            "document-syntax", f"{event.value!r} is not a valid {event.tag}", event.start_mark
-        )
+        text = event.value if len(event.value) <= 40 else event.value[:40] + "..."
+        if event.tag is None:  # an integer, as the YAML 1.2 core schema reads it
+            message = f"the integer {text!r} has too many digits ({len(event.value)}) to read"
+        else:
+            message = f"{text!r} is not a valid {event.tag.replace(_CORE, '!!')}"
+        return self.fail("document-syntax", message, event.start_mark)
 
-    def attach(self, frame: _Frame, value: Any, source: str | None, pos: int, mark: Any) -> None:
+    def attach(
+        self, frame: _Frame, value: Any, source: str | None, pos: int, mark: Any, *, style: Any
+    ) -> None:
+        """Add a node to the open collection; `style` is the node's styled value or key."""
         container = frame.container
         if isinstance(container, list):
+            if style is not None:
+                frame.add_style(len(container), style, is_key=False)
             container.append(value)
             frame.positions.append(pos)
             return
@@ -864,6 +1135,8 @@ class _YamlComposer:
                 )
             else:
                 frame.key = source
+                if style is not None:
+                    frame.add_style(source, style, is_key=True)
             frame.key_pos = pos
             return
         if key is _MERGE:
@@ -880,12 +1153,16 @@ class _YamlComposer:
         else:
             container[key] = value
             frame.positions.append(frame.key_pos)
+            if style is not None:
+                frame.add_style(key, style, is_key=False)
         frame.key = _NO_KEY
 
     def finish(self, frame: _Frame) -> Any:
         container = frame.container
         positions = frame.positions
+        styles = frame.styles
         if frame.merges and isinstance(container, dict):
+            styles = self.merged_styles(frame)
             merged: dict[str, Any] = {}
             merged_pos: dict[str, int] = {}
             for source in reversed(frame.merges):
@@ -900,16 +1177,38 @@ class _YamlComposer:
             container = merged
             positions = array("Q", (merged_pos.get(key, frame.key_pos) for key in merged))
         self.children[id(container)] = positions
+        if styles or frame.styled_inside:
+            self.styles[id(container)] = (container, tuple(styles or ()))
         return container
+
+    def merged_styles(self, frame: _Frame) -> list[_Style] | None:
+        """The styled members of a mapping with merge keys: its own, and those of each merged
+        mapping for the keys it gives (the mapping's own keys first, then earlier mappings')."""
+        styles = frame.styles
+        merges = frame.merges or []
+        for source in merges:
+            listed = self.styles.get(id(source))
+            if listed is None:
+                continue
+            frame.styled_inside = True
+            givers = (frame.container, *merges)
+            styles = [
+                *(styles or ()),
+                *(e for e in listed[1] if next(g for g in givers if e[0] in g) is source),
+            ]
+        return styles
 
 
 # ---------------------------------------------------------------------------------------------
 # From data, to text
 
 
-def _plain_scalar(value: Any) -> Any:
-    """The plain JSON scalar equal to `value`; raises TypeError for anything else."""
+def _plain_scalar(value: Any, *, styled: bool) -> Any:
+    """The plain JSON scalar equal to `value` (`value` itself when `styled` and it is one of
+    SourceDocument.styled_data's); raises TypeError for anything else."""
     if value is None or value is True or value is False:
+        return value
+    if styled and type(value) in _STYLED_TYPES:
         return value
     if isinstance(value, str):
         if not value.isascii() and _SURROGATE.search(value):
@@ -929,10 +1228,10 @@ def document_from_data(data: Mapping[str, Any], *, name: str | None = None) -> S
     Mappings become dicts and lists/tuples lists; anything else that is not JSON data, a cycle
     or nesting deeper than ``DEFAULT_LIMITS.max_depth`` raises ``document-unrepresentable``.
     """
-    return SourceDocument(data=_plain(data, name), name=name, uri=None, format="yaml")
+    return SourceDocument(data=_plain(data, name, styled=False), name=name, uri=None, format="yaml")
 
 
-def _plain(data: Any, name: str | None) -> Any:
+def _plain(data: Any, name: str | None, *, styled: bool) -> Any:
     max_depth = DEFAULT_LIMITS.max_depth
     result: list[Any] = []
     # Per open container: the source's items still to copy, the copy, its id, its pointer.
@@ -945,22 +1244,26 @@ def _plain(data: Any, name: str | None) -> Any:
     while True:
         for key, value in items:
             here = pointer if not stack else f"{pointer}/{escape_token(key)}"
-            if stack and isinstance(target, dict) and not isinstance(key, str):
-                raise _unrepresentable(f"a {type(key).__name__} mapping key", here, name)
+            slot = key
+            if stack and isinstance(target, dict):
+                if not isinstance(key, str):
+                    raise _unrepresentable(f"a {type(key).__name__} mapping key", here, name)
+                if type(key) is not str and not (styled and type(key) is _PlainStr):
+                    slot = str.__str__(key)
             if isinstance(value, Mapping | list | tuple):
                 if id(value) in open_ids:
                     raise _unrepresentable("a cycle", here, name)
                 if len(stack) >= max_depth:
                     raise _unrepresentable(f"nesting deeper than {max_depth}", here, name)
                 copy: dict[str, Any] | list[Any] = {} if isinstance(value, Mapping) else []
-                _store(target, key, copy)
+                _store(target, slot, copy)
                 stack.append((items, target, id(value), pointer))
                 open_ids.add(id(value))
                 items = iter(value.items()) if isinstance(value, Mapping) else enumerate(value)
                 target, pointer = copy, here
                 break
             try:
-                _store(target, key, _plain_scalar(value))
+                _store(target, slot, _plain_scalar(value, styled=styled))
             except TypeError as exc:
                 raise _unrepresentable(str(exc.args[0]), here, name) from None
         else:
@@ -990,7 +1293,7 @@ def _unrepresentable(what: str, pointer: str, name: str | None) -> DocumentError
 def dump_document(data: Any, fmt: str = "yaml") -> str:
     """YAML (block style, keys in order, unicode kept, lines not folded) or JSON (indent 2)
     text for JSON data that :func:`parse_document` reads back equal."""
-    plain = _plain(data, None)
+    plain = _plain(data, None, styled=fmt == "yaml")
     if fmt == "json":
         try:
             return json.dumps(plain, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -1019,24 +1322,23 @@ _UNFOLDED = 2**31 - 1
 _ASTRAL = re.compile(r"\\U[0-9A-F]{8}")
 
 
-def _implicit_tag(value: str) -> str:
-    for tag, pattern in _IMPLICIT.get(value[:1], _NO_RESOLVERS):
-        if pattern.match(value):
-            return tag
-    return _STR
-
-
 def _scalar_event(value: Any, *, key: bool = False) -> ScalarEvent:
+    """A scalar as both YAML 1.2 and YAML 1.1 readers read it: a string that either would read
+    as another type is quoted, unless it was read plain (see SourceDocument.styled_data)."""
     if isinstance(value, str):
         style = "|" if "\n" in value and not key else None
-        return ScalarEvent(None, _STR, (_implicit_tag(value) == _STR, True), value, style=style)
+        if type(value) is _PlainStr:
+            return ScalarEvent(None, _STR, (True, True), str.__str__(value), style=style)
+        return ScalarEvent(None, _STR, (not _typed(value), True), value, style=style)
     if value is None:
         return ScalarEvent(None, _NULL, (True, False), "null")
     if isinstance(value, bool):
         return ScalarEvent(None, _BOOL, (True, False), "true" if value else "false")
     if isinstance(value, int):
-        text = str(value)
+        text = value.text if type(value) is _PlainInt else str(value)
         return ScalarEvent(None, _INT, (True, False), text)
+    if type(value) is _PlainFloat:
+        return ScalarEvent(None, _FLOAT, (True, False), value.text)
     if math.isnan(value):
         text = ".nan"
     elif math.isinf(value):
@@ -1045,7 +1347,7 @@ def _scalar_event(value: Any, *, key: bool = False) -> ScalarEvent:
         text = repr(value).lower()
         if "." not in text and "e" in text:
             text = text.replace("e", ".0e", 1)
-    return ScalarEvent(None, _FLOAT, (_implicit_tag(text) == _FLOAT, False), text)
+    return ScalarEvent(None, _FLOAT, (_yaml11_tag(text) == _FLOAT, False), text)
 
 
 def _yaml_events(data: Any) -> Iterator[Event]:

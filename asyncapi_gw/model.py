@@ -42,12 +42,15 @@ def freeze(value: Any) -> Any:
     """Deep read-only copy of JSON data: mappings as ``MappingProxyType``, lists as tuples.
 
     A ``MappingProxyType`` counts as frozen already and is kept as it is, so that evolving a
-    model value does not copy its documents again.
+    model value does not copy its documents again.  Scalars and string keys are kept as they
+    are (the source document's remember how they were written); other keys become strings.
     """
     if isinstance(value, types.MappingProxyType):
         return value
     if isinstance(value, Mapping):
-        return types.MappingProxyType({str(k): freeze(v) for k, v in value.items()})
+        return types.MappingProxyType(
+            {(k if isinstance(k, str) else str(k)): freeze(v) for k, v in value.items()}
+        )
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
     return value

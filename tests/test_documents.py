@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import copy as copy_module
 import json
 import math
 import pathlib
+import pickle
 import types
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from javascript_yaml import as_javascript, read_with_javascript, same_reading
 
 from asyncapi_gw import documents
 from asyncapi_gw.documents import (
@@ -91,39 +95,110 @@ def test_json_array_root_and_yaml_scalar_root() -> None:
     assert parse_document("hello").data == "hello"
 
 
+# Plain scalars as the YAML 1.2 core schema reads them, which is what the official parser's YAML
+# reader (@stoplight/yaml, over @stoplight/yaml-ast-parser) reads: ours. js-yaml 4, which the
+# official parser depends on but does not read documents with, differs where its column says.
+# test_the_official_readers_agree_with_the_table runs both JavaScript readers on this table.
+SAME = object()
+DATE = object()  # js-yaml's default schema reads a timestamp as a Date
+YAML12_PLAIN: list[tuple[str, Any, Any]] = [
+    # text, ours (YAML 1.2 core; @stoplight/yaml), js-yaml 4 (DEFAULT_SCHEMA)
+    ("on", "on", SAME),
+    ("Off", "Off", SAME),
+    ("yes", "yes", SAME),
+    ("NO", "NO", SAME),
+    ("y", "y", SAME),
+    ("n", "n", SAME),
+    ("true", True, SAME),
+    ("True", True, SAME),
+    ("FALSE", False, SAME),
+    ("tRUE", "tRUE", SAME),
+    ("~", None, SAME),
+    ("null", None, SAME),
+    ("NULL", None, SAME),
+    ("nUll", "nUll", SAME),
+    ("12", 12, SAME),
+    ("+12", 12, SAME),
+    ("-0", 0, SAME),
+    ("0755", 755, SAME),
+    ("09", 9, SAME),
+    ("0o17", 15, SAME),
+    ("0O17", "0O17", SAME),
+    ("-0o7", "-0o7", -7),
+    ("0x1F", 31, SAME),
+    ("0X1F", "0X1F", SAME),
+    ("-0x1F", "-0x1F", -31),
+    ("0b101", "0b101", 5),
+    ("1_000", "1_000", SAME),
+    ("1_000.5", "1_000.5", SAME),
+    ("1:20", "1:20", SAME),
+    ("190:20:30.5", "190:20:30.5", SAME),
+    ("1.5", 1.5, SAME),
+    ("1.", 1.0, SAME),
+    ("1e3", 1000.0, SAME),
+    ("1.0e+3", 1000.0, SAME),
+    ("+1E-3", 0.001, SAME),
+    (".5", 0.5, SAME),
+    ("-.5", -0.5, "-.5"),
+    ("+.5", 0.5, "+.5"),
+    (".", ".", SAME),
+    ("1e", "1e", SAME),
+    (".inf", math.inf, SAME),
+    ("-.Inf", -math.inf, SAME),
+    ("+.INF", math.inf, SAME),
+    (".NaN", math.nan, SAME),
+    ("-.nan", "-.nan", SAME),
+    (".Nan", ".Nan", SAME),
+    ("NaN", "NaN", SAME),
+    ("Infinity", "Infinity", SAME),
+    ("2024-01-01", "2024-01-01", DATE),
+    ("2001-12-14t21:59:43.10-05:00", "2001-12-14t21:59:43.10-05:00", DATE),
+    ("=", "=", SAME),
+    ("<<", "<<", SAME),
+    ("plain text", "plain text", SAME),
+]
+
+
+@pytest.mark.parametrize(("source", "value", "js_yaml"), YAML12_PLAIN)
+def test_plain_scalars_resolve_by_the_yaml_1_2_core_schema(
+    source: str, value: Any, js_yaml: Any
+) -> None:
+    assert same(parse_document(f"v: {source}\n").data, {"v": value})
+
+
+def test_the_official_readers_agree_with_the_table() -> None:
+    readings = read_with_javascript([f"v: {source}\n" for source, _, _ in YAML12_PLAIN])
+    for (source, value, js_yaml), (official, jsyaml) in zip(YAML12_PLAIN, readings, strict=True):
+        assert same_reading(official, {"v": as_javascript(value)}), source
+        if js_yaml is DATE:
+            assert isinstance(jsyaml["v"], tuple), source
+            assert jsyaml["v"][0] == "date", source
+        else:
+            expected = value if js_yaml is SAME else js_yaml
+            assert same_reading(jsyaml, {"v": as_javascript(expected)}), source
+
+
 @pytest.mark.parametrize(
     ("source", "value"),
     [
-        ("~", None),
-        ("null", None),
-        ("yes", True),
-        ("Off", False),
-        ("12", 12),
-        ("0x10", 16),
-        ("0b11", 3),
-        ("1_000", 1000),
-        ("1.5", 1.5),
-        ("1.0e+3", 1000.0),
-        (".inf", math.inf),
-        ("-.inf", -math.inf),
-        ("2020-01-01", "2020-01-01"),
-        ("2020-01-01T10:00:00Z", "2020-01-01T10:00:00Z"),
         ("'12'", "12"),
         ('"yes"', "yes"),
+        ("'on'", "on"),
         ("!!str 12", "12"),
+        ("!!str true", "true"),
         ("!!int '12'", 12),
+        ("!!int 0755", 755),
+        ("!!int 0x1F", 31),
         ("!!float '1'", 1.0),
+        ("!!float 1e3", 1000.0),
+        ("!!float .inf", math.inf),
+        ("!!bool 'true'", True),
+        ("!!null ''", None),
         ("!!binary aGk=", "aGk="),
         ("!!timestamp 2020-01-01", "2020-01-01"),
-        ("plain text", "plain text"),
-        ("1e3", "1e3"),
-        ("=", "="),
-        ("<<", "<<"),
     ],
 )
-def test_yaml_scalars_resolve_like_safe_loader_but_dates_stay_strings(
-    source: str, value: Any
-) -> None:
+def test_explicit_tags(source: str, value: Any) -> None:
     assert same(parse_document(f"v: {source}\n").data, {"v": value})
 
 
@@ -333,7 +408,20 @@ def test_json_that_is_yaml_flow_is_still_json() -> None:
     assert problem_of("{a: 1}").rule == "document-syntax"
 
 
-@pytest.mark.parametrize("text", ["v: !!int abc", "v: !!float x", "v: !!bool maybe", "v: !!int ''"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "v: !!int abc",
+        "v: !!float x",
+        "v: !!bool maybe",
+        "v: !!int ''",
+        # YAML 1.1 forms that the YAML 1.2 core schema does not have
+        "v: !!bool yes",
+        "v: !!int 1_000",
+        "v: !!int 0b101",
+        "v: !!float 1:20.5",
+    ],
+)
 def test_scalar_that_does_not_fit_its_tag(text: str) -> None:
     problem = problem_of(text)
     assert (problem.rule, problem.pointer, problem.line, problem.column) == (
@@ -725,6 +813,167 @@ def test_dump_deep_data_without_recursion() -> None:
     assert same(parse_document(dump_document(data, "json")).data, data)
 
 
+# --- YAML 1.2 reading, written back for YAML 1.1 and YAML 1.2 readers ----------------------
+
+# Plain scalars that a YAML 1.1 reader (PyYAML; y and n are YAML 1.1 booleans too) reads as
+# something else than the YAML 1.2 core schema does.
+MISREAD_BY_YAML11 = [
+    "on",
+    "Off",
+    "yes",
+    "NO",
+    "y",
+    "N",
+    "2024-01-01",
+    "2001-12-14t21:59:43.10-05:00",
+    "0755",
+    "-012",
+    "09",
+    "0o17",
+    "1_000",
+    "1_000.5",
+    "0b101",
+    "1:20",
+    "190:20:30.5",
+    "1e3",
+    "1.0e3",
+    "-.5",
+    "+.5",
+]
+UNREADABLE_BY_YAML11 = ["=", "<<"]  # PyYAML's safe_load refuses them as values
+TEXT_KEYS = {text for text, value, _ in YAML12_PLAIN if isinstance(value, str)}
+
+
+def yaml11(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("text", MISREAD_BY_YAML11 + UNREADABLE_BY_YAML11)
+def test_an_unchanged_plain_scalar_is_written_as_it_was_read(text: str) -> None:
+    source = f"v: {text}\nlist:\n- {text}\n- [{text}]\n"
+    doc = parse_document(source)
+    assert dump_document(doc.styled_data()) == f"v: {text}\nlist:\n- {text}\n- - {text}\n"
+    assert dump_document(doc.data) != dump_document(doc.styled_data())
+
+
+@pytest.mark.parametrize(
+    "text", [*MISREAD_BY_YAML11, "=", "true", "~", "null", "12", "0x1F", "1.5", ".inf", "200"]
+)
+def test_an_unchanged_plain_key_is_written_as_it_was_read(text: str) -> None:
+    source = f"{text}: v\nm:\n  {text}: v\n"
+    data = parse_document(source).styled_data()
+    assert list(data) == [text, "m"]
+    assert dump_document(data) == source
+
+
+def test_readers_read_an_export_as_they_read_the_source() -> None:
+    source = "".join(f"k{i}: {text}\n{text}: k{i}\n" for i, text in enumerate(MISREAD_BY_YAML11))
+    exported = dump_document(parse_document(source).styled_data())
+    assert same(parse_document(exported).data, parse_document(source).data)
+    assert yaml11(exported) == yaml11(source)
+
+
+def test_the_official_readers_read_an_export_as_they_read_the_source() -> None:
+    # Keys only where the official reader's key is the text: it spells a number key as
+    # JavaScript writes the number (0755: is "755"); ours keeps the text.
+    source = "".join(
+        f"k{i}: {text}\n" + (f"{text}: k{i}\n" if text != "<<" and text in TEXT_KEYS else "")
+        for i, text in enumerate(MISREAD_BY_YAML11 + UNREADABLE_BY_YAML11)
+    )
+    exported = dump_document(parse_document(source).styled_data())
+    (official, jsyaml), (official_export, jsyaml_export) = read_with_javascript([source, exported])
+    assert same_reading(official_export, official)
+    assert same_reading(jsyaml_export, jsyaml)
+    assert same_reading(official, as_javascript(parse_document(source).data))
+
+
+@pytest.mark.parametrize(
+    "text",
+    dict.fromkeys(
+        [
+            *MISREAD_BY_YAML11,
+            *UNREADABLE_BY_YAML11,
+            *(text for text, value, _ in YAML12_PLAIN if not isinstance(value, str)),
+        ]
+    ),
+)
+def test_a_new_string_that_a_reader_types_is_quoted(text: str) -> None:
+    exported = dump_document({"v": text, text: "k", "list": [text]})
+    assert exported.count(f"'{text}'") == 3
+    assert same(parse_document(exported).data, {"v": text, text: "k", "list": [text]})
+    assert yaml11(exported) == {"v": text, text: "k", "list": [text]}
+
+
+def test_a_new_value_replacing_a_plain_scalar_is_written_as_new() -> None:
+    data = parse_document("v: on\nw: 0755\n").styled_data()
+    data["v"] = "on"
+    data["w"] = 755
+    assert dump_document(data) == "v: 'on'\nw: 755\n"
+
+
+def test_numbers_keep_their_text_only_when_yaml11_reads_it_otherwise() -> None:
+    data = parse_document("a: 0x1F\nb: +12\nc: 1.50\nd: 00\ne: 0755\nf: 1e3\n").styled_data()
+    assert dump_document(data) == "a: 31\nb: 12\nc: 1.5\nd: 0\ne: 0755\nf: 1e3\n"
+
+
+def test_styled_data_is_still_plain_data() -> None:
+    doc = parse_document("a: on\nb: 0755\nc: 1e3\non: x\n")
+    assert same(doc.data, {"a": "on", "b": 755, "c": 1000.0, "on": "x"})
+    data = doc.styled_data()
+    assert data == doc.data
+    assert [type(v) for v in data.values()] != [str, int, float, str]
+    assert (hash(data["a"]), hash(data["b"]), hash(data["c"])) == (hash("on"), 755, 1000.0)
+    assert (repr(data["a"]), repr(data["b"]), repr(data["c"])) == ("'on'", "755", "1000.0")
+    assert (f"{data['a']}", f"{data['b']:04d}", str(data["c"])) == ("on", "0755", "1000.0")
+    assert json.dumps(data) == '{"a": "on", "b": 755, "c": 1000.0, "on": "x"}'
+    assert dump_document(data, "json") == (
+        '{\n  "a": "on",\n  "b": 755,\n  "c": 1000.0,\n  "on": "x"\n}\n'
+    )
+    for copy in (
+        pickle.loads(pickle.dumps(data)),  # noqa: S301 - our own data
+        pickle.loads(pickle.dumps(data, protocol=0)),  # noqa: S301
+        copy_module.deepcopy(data),
+    ):
+        assert same(copy, data)
+        assert dump_document(copy) == dump_document(data) == "a: on\nb: 0755\nc: 1e3\non: x\n"
+    # As plain JSON data (what validators are given) they are plain values again.
+    assert same(document_from_data(data).data, doc.data)
+    assert same(json.loads(json.dumps(data)), doc.data)
+
+
+def test_aliases_and_merges_keep_the_styles() -> None:
+    source = (
+        "a: &s on\nb: *s\n*s : k\n"
+        "l: &l [yes, 0755]\nm: *l\n"
+        "base: &b {off: 1e3, k: y, q: 2024-01-01}\n"
+        "merged:\n  <<: *b\n  k: 12\n  q: '2024-01-01'\n"
+    )
+    doc = parse_document(source)
+    styled = doc.styled_data()
+    assert styled == doc.data
+    assert styled["l"] is styled["m"]  # shared, as in the data
+    assert dump_document(styled) == (
+        "a: on\nb: on\non: k\nl:\n- yes\n- 0755\nm:\n- yes\n- 0755\n"
+        "base:\n  off: 1e3\n  k: y\n  q: 2024-01-01\n"
+        "merged:\n  off: 1e3\n  k: 12\n  q: '2024-01-01'\n"
+    )
+
+
+def test_styles_stand_only_for_the_values_they_were_read_as() -> None:
+    doc = parse_document("v: on\nl: [on, off]\n")
+    doc.data["v"] = "yes"
+    doc.data["l"].insert(0, "off")
+    assert dump_document(doc.styled_data()) == "v: 'yes'\nl:\n- 'off'\n- 'on'\n- 'off'\n"
+    assert dump_document(parse_document("v: on\n").styled_data()) == "v: on\n"
+
+
+def test_the_reader_cannot_read_an_integer_too_long_for_python() -> None:
+    problem = problem_of("v: " + "1" * 5000)
+    assert (problem.rule, problem.line, problem.column) == ("document-syntax", 1, 4)
+    assert "digits" in problem.message
+    assert len(problem.message) < 200
+
+
 # --- properties ----------------------------------------------------------------------------
 
 AWKWARD = st.sampled_from(
@@ -813,6 +1062,60 @@ CONTAINERS = st.one_of(
 @given(data=JSON_VALUES)
 def test_yaml_round_trip(data: Any) -> None:
     assert same(parse_document(dump_document(data)).data, data)
+
+
+# Texts that YAML 1.1, YAML 1.2 or both read as something else than a string, and pieces of them.
+AMBIGUOUS = st.one_of(
+    st.sampled_from([*MISREAD_BY_YAML11, *UNREADABLE_BY_YAML11, *(t for t, _, _ in YAML12_PLAIN)]),
+    st.text(alphabet="0123456789_:.+-eEoxbTtyYnN~=<", min_size=1, max_size=8),
+)
+SCALAR_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), AMBIGUOUS, TEXT
+)
+
+
+def same_for_yaml11(a: Any, b: Any) -> bool:
+    """Equality of two safe_load readings, NaN equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(same_for_yaml11(a[k], b[k]) for k in a)
+    return type(a) is type(b) and bool(a == b)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=st.lists(SCALAR_VALUES, min_size=1, max_size=4), keys=st.lists(AMBIGUOUS, max_size=3))
+def test_new_scalars_read_back_the_same_with_yaml12_and_yaml11(
+    values: list[Any], keys: list[str]
+) -> None:
+    data = {"list": values, **dict.fromkeys(keys, "v")}
+    text = dump_document(data)
+    assert same(parse_document(text).data, data)
+    assert same_for_yaml11(yaml11(text), data)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=AMBIGUOUS)
+def test_a_plain_scalar_reads_alike_after_export(text: str) -> None:
+    source = f"v: {text}\n{text}: k\n"
+    try:
+        doc = parse_document(source)
+    except DocumentError:
+        assume(False)
+    assume(list(doc.data) == ["v", text] and not isinstance(doc.data["v"], dict | list))
+    exported = dump_document(doc.styled_data())
+    assert same(parse_document(exported).data, doc.data)
+    try:
+        before = yaml11(source)
+    except yaml.YAMLError:
+        with pytest.raises(yaml.YAMLError):
+            yaml11(exported)
+    else:
+        assert same_for_yaml11(yaml11(exported), before)
 
 
 @settings(

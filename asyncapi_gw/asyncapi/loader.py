@@ -472,7 +472,7 @@ def import_asyncapi(
     data = analysis.resolved.data
     try:
         api, problems = v2.decode(
-            data, source=doc.data, context=context, lenient=lenient, base_uri=doc.uri
+            data, source=doc.styled_data(), context=context, lenient=lenient, base_uri=doc.uri
         )
     except ConversionError as exc:
         located = [_locate_resolved(analysis.resolved, p) for p in exc.problems]

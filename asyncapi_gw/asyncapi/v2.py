@@ -680,14 +680,16 @@ def _encode_channels(doc: dict[str, Any], api: StreamingAPI, base: StreamingAPI 
     if base is not None and api.topics == base.topics:
         return
     existing: dict[str, Any] = doc.get("channels") or {}
+    spelled = {name: name for name in existing}  # the source's keys, as it wrote them
     before = {t.name: t for t in base.topics} if base else {}
     channels: dict[str, Any] = {}
     for topic in api.topics:
         old = before.get(topic.name)
+        key = spelled.get(topic.name, topic.name)
         if old is not None and old == topic:
-            channels[topic.name] = existing[topic.name]
+            channels[key] = existing[topic.name]
         else:
-            channels[topic.name] = _encode_topic(topic, existing.get(topic.name), old)
+            channels[key] = _encode_topic(topic, existing.get(topic.name), old)
     doc["channels"] = channels
 
 
