@@ -285,7 +285,7 @@ def _operation_messages(
 
 
 def _describe_operation(path: _Path) -> str:
-    return f"the {path[-1]} operation of channel '{path[-2]}'"
+    return f"the {path[-1]} operation of channel {json_excerpt(path[-2])}"
 
 
 def _template_names(template: str) -> list[str]:
@@ -297,7 +297,7 @@ def _template_names(template: str) -> list[str]:
 
 def _server_security(data: Mapping[str, Any]) -> Iterator[Problem]:
     for server_path, server in _children(data.get("servers"), ("servers",)):
-        owner = f"server '{server_path[-1]}'"
+        owner = f"server {json_excerpt(server_path[-1])}"
         security = server.get("security")
         if isinstance(security, list):
             for index, requirement in enumerate(security):
@@ -337,7 +337,7 @@ def _security_requirement(
             yield _problem(
                 (*path, name),
                 rule,
-                f"{owner} requires security scheme '{name}', which is not defined in "
+                f"{owner} requires security scheme {json_excerpt(name)}, which is not defined in "
                 "components.securitySchemes",
             )
         scheme = schemes.get(name)
@@ -349,7 +349,8 @@ def _security_requirement(
                 yield _problem(
                     (*path, name, index),
                     rule,
-                    f"{owner} requires scope {json_excerpt(scope)} of security scheme '{name}', "
+                    f"{owner} requires scope {json_excerpt(scope)} of security scheme "
+                    f"{json_excerpt(name)}, "
                     f"which no flow of it defines (defined: {json_excerpt(available)})",
                 )
 
@@ -380,14 +381,15 @@ def _server_variables(data: Mapping[str, Any]) -> Iterator[Problem]:
             yield _problem(
                 (*server_path, "variables"),
                 _SERVER_VARIABLES,
-                f"server '{name}' has no variable '{missing}' for its url {json_excerpt(url)}",
+                f"server {json_excerpt(name)} has no variable {json_excerpt(missing)} for its url "
+                f"{json_excerpt(url)}",
             )
         for extra in (variable for variable in variables if variable not in used):
             yield _problem(
                 (*server_path, "variables", str(extra)),
                 _SERVER_VARIABLES,
-                f"server '{name}' defines variable '{extra}', which its url {json_excerpt(url)} "
-                "does not use",
+                f"server {json_excerpt(name)} defines variable {json_excerpt(extra)}, which its "
+                f"url {json_excerpt(url)} does not use",
             )
 
 
@@ -407,13 +409,15 @@ def _channel_parameters(data: Mapping[str, Any]) -> Iterator[Problem]:
             yield _problem(
                 (*channel_path, "parameters"),
                 _CHANNEL_PARAMETERS,
-                f"channel '{name}' has no parameter definition for '{missing}'",
+                f"channel {json_excerpt(name)} has no parameter definition for "
+                f"{json_excerpt(missing)}",
             )
         for extra in (parameter for parameter in parameters if parameter not in used):
             yield _problem(
                 (*channel_path, "parameters", str(extra)),
                 _CHANNEL_PARAMETERS,
-                f"channel '{name}' defines parameter '{extra}', which its name does not use",
+                f"channel {json_excerpt(name)} defines parameter {json_excerpt(extra)}, which its "
+                "name does not use",
             )
 
 
@@ -435,8 +439,8 @@ def _channel_servers(data: Mapping[str, Any]) -> Iterator[Problem]:
                 yield _problem(
                     ("channels", channel_name, "servers", index),
                     _CHANNEL_SERVERS,
-                    f"channel '{channel_name}' names server '{server}', which is not defined "
-                    "in servers",
+                    f"channel {json_excerpt(channel_name)} names server {json_excerpt(server)}, "
+                    "which is not defined in servers",
                 )
 
 
@@ -449,7 +453,7 @@ def _channel_names(data: Mapping[str, Any]) -> Iterator[Problem]:
             yield _problem(
                 ("channels", name),
                 _CHANNEL_NAME,
-                f"channel '{name}' contains a query ('?') or fragment ('#') delimiter",
+                f"channel {json_excerpt(name)} contains a query ('?') or fragment ('#') delimiter",
             )
 
 
@@ -770,7 +774,8 @@ def _security_scopes(data: Mapping[str, Any]) -> Iterator[Problem]:
                     yield _warning(
                         (*requirement_path, str(name)),
                         _SECURITY_SCOPES,
-                        f"security scheme '{name}' is of type {json_excerpt(kind)}: only oauth2 "
+                        f"security scheme {json_excerpt(name)} is of type {json_excerpt(kind)}: "
+                        "only oauth2 "
                         f"and openIdConnect requirements list scopes, this one lists "
                         f"{json_excerpt(scopes)}; the specification requires an empty array",
                     )
@@ -874,7 +879,8 @@ def _trait_examples(data: Mapping[str, Any]) -> Iterator[Problem]:
                     yield _warning(
                         (*path, str(key)),
                         _TRAIT_EXAMPLES,
-                        f"'{key}' is not a field of a message example in AsyncAPI {version} "
+                        f"{json_excerpt(key)} is not a field of a message example in AsyncAPI "
+                        f"{version} "
                         f"(fields: {', '.join(fields)})",
                     )
             if fields is _EXAMPLE_FIELDS_2_0:

@@ -171,8 +171,8 @@ def test_messages_name_the_culprit() -> None:
     data = _load("asyncapi2-channel-parameters.yaml")
     messages = [p.message for p in check_rules(data)]
     assert messages == [
-        "channel '/rooms/{roomId}/users/{userId}' has no parameter definition for 'userId'",
-        "channel '/rooms/{roomId}/users/{userId}' defines parameter 'tenant', "
+        'channel "/rooms/{roomId}/users/{userId}" has no parameter definition for "userId"',
+        'channel "/rooms/{roomId}/users/{userId}" defines parameter "tenant", '
         "which its name does not use",
     ]
 
@@ -188,11 +188,11 @@ def test_messages_write_values_as_json() -> None:
         )
     }
     assert messages["asyncapi2-server-security"][1] == (
-        "server 'prod' requires scope \"chat:admin\" of security scheme 'oauth', which no flow "
+        'server "prod" requires scope "chat:admin" of security scheme "oauth", which no flow '
         'of it defines (defined: ["chat:read"])'
     )
     assert messages["asyncapi2-server-variables"][0] == (
-        "server 'prod' has no variable 'port' for its url \"wss://{host}:{port}/ws\""
+        'server "prod" has no variable "port" for its url "wss://{host}:{port}/ws"'
     )
     assert messages["asyncapi2-operation-operationId-uniqueness"][0].startswith(
         'operationId "roomEvents" of the publish operation'
@@ -220,7 +220,7 @@ def test_one_problem_per_missing_name() -> None:
     data = _doc(servers={"s": {"url": "ws://{a}/{b}/{a}", "protocol": "ws", "variables": {}}})
     problems = check_rules(data)
     assert [p.pointer for p in problems] == ["/servers/s/variables"] * 2
-    assert ["'a'" in problems[0].message, "'b'" in problems[1].message] == [True, True]
+    assert ['"a"' in problems[0].message, '"b"' in problems[1].message] == [True, True]
 
 
 def test_component_servers_variables_are_checked() -> None:

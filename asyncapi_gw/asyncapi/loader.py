@@ -127,7 +127,7 @@ def _read(
 def _load_uri(uri: str) -> documents.SourceDocument:
     parts = urlsplit(uri)
     if parts.scheme != "file":
-        message = f"cannot read {uri!r}: only local files are read, nothing is fetched"
+        message = f"cannot read {json_excerpt(uri)}: only local files are read, nothing is fetched"
         raise DocumentError(message, [Problem(pointer="", message=message, rule="asyncapi-ref")])
     return documents.read_document(unquote(parts.path))
 
@@ -647,7 +647,9 @@ def export_asyncapi(
         return out
     gaps = sum(p.rule == v2.VERSION_FEATURE_RULE for p in errors)
     why = f": it uses {gaps} feature{'s' * (gaps != 1)} introduced later" if gaps else ""
-    raise ConversionError(f"API {api.name!r} cannot be written as AsyncAPI {version}{why}", errors)
+    raise ConversionError(
+        f"API {json_excerpt(api.name)} cannot be written as AsyncAPI {version}{why}", errors
+    )
 
 
 def dump_asyncapi(

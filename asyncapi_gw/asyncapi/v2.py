@@ -272,7 +272,8 @@ def _endpoints(
         if not _is_websocket(server):
             decoder.warn(
                 pointer,
-                f"server {server_name!r} uses protocol {server.get('protocol')!r}, not ws or "
+                f"server {json_excerpt(server_name)} uses protocol "
+                f"{json_excerpt(server.get('protocol'))}, not ws or "
                 "wss: the API has no such endpoint and cannot be served through it",
             )
             found.append(None)
@@ -327,7 +328,8 @@ def _auth_type(value: Any, pointer: str, decoder: _Decoder) -> AuthType | None:
     if found is None:
         decoder.fail(
             pointer,
-            f"x-auth-type {value!r} is not one of Any, Application, Application_User, None",
+            f"x-auth-type {json_excerpt(value)} is not one of Any, Application, "
+            "Application_User, None",
         )
     return found
 
@@ -407,7 +409,9 @@ def _topics(data: Mapping[str, Any], decoder: _Decoder) -> list[Topic]:
     seen: dict[str, str] = {}
     for name, channel in _mapping(data.get("channels")).items():
         if not isinstance(channel, Mapping):
-            decoder.fail(pointer_to("channels", name), f"channel {name!r} could not be resolved")
+            decoder.fail(
+                pointer_to("channels", name), f"channel {json_excerpt(name)} could not be resolved"
+            )
             continue
         topic = _topic(str(name), channel, decoder)
         if topic is None:
@@ -415,7 +419,8 @@ def _topics(data: Mapping[str, Any], decoder: _Decoder) -> list[Topic]:
         if topic.path in seen:
             decoder.fail(
                 pointer_to("channels", name),
-                f"channels {seen[topic.path]!r} and {name!r} denote the same topic",
+                f"channels {json_excerpt(seen[topic.path])} and {json_excerpt(name)} denote the "
+                "same topic",
             )
             continue
         seen[topic.path] = topic.name
@@ -465,7 +470,8 @@ def _security(data: Mapping[str, Any], decoder: _Decoder) -> list[SecurityScheme
             if required is not None:
                 decoder.fail(
                     pointer_to("components", "securitySchemes", name),
-                    f"security scheme {name!r} of type {raw.get('type')!r} cannot be enforced "
+                    f"security scheme {json_excerpt(name)} of type {json_excerpt(raw.get('type'))} "
+                    "cannot be enforced "
                     "by the gateway (supported: oauth2, openIdConnect, http bearer, apiKey, "
                     "httpApiKey)",
                 )
@@ -862,10 +868,10 @@ def version_gaps(data: Mapping[str, Any], version: str) -> list[Problem]:
         if kind == _SCHEME:
             kind_name = node.get("type")
             if isinstance(kind_name, str) and kind_name in _SASL_TYPES and later(_SASL_SINCE):
-                gap(path, f"security scheme type {kind_name!r}", _SASL_SINCE)
+                gap(path, f"security scheme type {json_excerpt(kind_name)}", _SASL_SINCE)
             continue
         for member in node:
             since = _INTRODUCED.get((kind, member))
             if since is not None and later(since):
-                gap((*path, member), f"{member!r} ({kind})", since)
+                gap((*path, member), f"{json_excerpt(member)} ({kind})", since)
     return problems

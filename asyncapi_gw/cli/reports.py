@@ -99,12 +99,25 @@ def _headline(report: ValidationReport, file: str, outcome: Verdict) -> str:
     return f"{file}:{version} {state}" + (f" ({', '.join(counts)})" if counts else "")
 
 
+# Characters that end a line for some reader (str.splitlines, editors, terminals) or control
+# the terminal: a document's names reach pointers and messages raw.
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _one_line(text: str) -> str:
+    return _LINE_BREAKING.sub(
+        lambda m: _SHORT_ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), text
+    )
+
+
 def problem_line(problem: Problem, fallback: str) -> str:
-    """``FILE:LINE:COLUMN: POINTER: MESSAGE [RULE]`` (the file alone when there is no line)."""
+    """``FILE:LINE:COLUMN: POINTER: MESSAGE [RULE]`` (the file alone when there is no line), on
+    one line: line breaks and control characters in it are written as escapes (``\\n``)."""
     where = problem.file or fallback
     if problem.line is not None:
         where += f":{problem.line}:{problem.column}"
-    return f"{where}: {problem.pointer or '/'}: {problem.message} [{problem.rule}]"
+    return _one_line(f"{where}: {problem.pointer or '/'}: {problem.message} [{problem.rule}]")
 
 
 def text_lines(report: ValidationReport, file: str) -> Iterator[str]:

@@ -682,6 +682,25 @@ def validate_binding(binding: Any, *, protocol: str, kind: str, pointer: str) ->
         if declared is None
         else f"{json_excerpt(declared)} has no official schema"
     )
+    if problems:
+        # A binding written for an older official version says so: declaring it settles this.
+        matched = next(
+            (
+                version
+                for version in reversed(versions[:-1])
+                if not _run(
+                    _binding_validator(binding_schema_uri(protocol, kind, version)),
+                    binding,
+                    pointer=pointer,
+                    rule=_BINDING_RULE,
+                    what="the binding",
+                    memoize=True,
+                )
+            ),
+            None,
+        )
+        if matched is not None:
+            reason += f'; it matches bindingVersion {matched}: declare bindingVersion: "{matched}"'
     problems = [
         attrs.evolve(
             p,

@@ -786,3 +786,32 @@ def test_encoded_slashes_extension_round_trips() -> None:
     with pytest.raises(ConversionError) as info:
         load_asyncapi({**original, "x-asyncapi-gw-allow-encoded-slashes": "yes"})
     assert [p.pointer for p in info.value.problems] == ["/x-asyncapi-gw-allow-encoded-slashes"]
+
+
+def test_conversion_messages_quote_values_as_json_never_as_python() -> None:
+    # x-auth-type true, a non-ws server without a protocol, two channels for one topic and a
+    # scheme the gateway cannot enforce: every value is written as the document writes it.
+    data = {
+        "asyncapi": "2.6.0", "info": {"title": "T", "version": "1"},
+        "servers": {
+            "production": {"url": "ws://x", "protocol": "ws", "security": [{"k": []}]},
+            "sandbox": {"url": "mqtt://x", "protocol": "mqtt"},
+        },
+        "channels": {
+            "/a": {"x-auth-type": True, "subscribe": {}},
+            "a": {"subscribe": {}},
+        },
+        "components": {"securitySchemes": {"k": {"type": "plain"}}},
+    }
+    result = import_asyncapi(data, lenient=True)
+    warnings: list[Any] = []
+    export_asyncapi(result.api, asyncapi_version="2.0.0", lenient=True, warnings=warnings)
+    messages = [p.message for p in (*result.warnings, *warnings)]
+    text = "\n".join(messages)
+    assert "x-auth-type true " in text
+    assert "True" not in text
+    assert "'" not in text
+    assert '"/a" and "a"' in text
+    assert 'server "sandbox" uses protocol "mqtt"' in text
+    assert 'security scheme "k" of type "plain"' in text
+    assert 'security scheme type "plain" was introduced' in text

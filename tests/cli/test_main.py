@@ -455,9 +455,9 @@ def test_a_conversion_refusal_names_the_feature_its_place_and_version(
     code, _, err = run(capsys, "export", CHAT, "--asyncapi-version", "2.0.0")
     assert code == 1
     assert err.splitlines() == [
-        "error: API 'ChatRoom' cannot be written as AsyncAPI 2.0.0: it uses 1 feature "
+        'error: API "ChatRoom" cannot be written as AsyncAPI 2.0.0: it uses 1 feature '
         "introduced later",
-        f"  {CHAT}:84:7: /components/messages/Notification/messageId: 'messageId' (Message "
+        f"  {CHAT}:84:7: /components/messages/Notification/messageId: \"messageId\" (Message "
         "Object) was introduced in AsyncAPI 2.4.0; AsyncAPI 2.0.0 cannot express it "
         "[asyncapi-version-feature]",
     ]

@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 
 from asyncapi_gw.asyncapi import ValidationReport
 from asyncapi_gw.cli import main
-from asyncapi_gw.cli.reports import describe_rule, github_lines, junit_xml, sarif_log
+from asyncapi_gw.cli.reports import (
+    describe_rule,
+    github_lines,
+    junit_xml,
+    problem_line,
+    sarif_log,
+)
 from asyncapi_gw.errors import Problem, Severity
 from asyncapi_gw.rules import RULE_NAMES
 
@@ -377,3 +383,32 @@ def test_the_command_line_module_runs_each_format() -> None:
             check=False,
         )
         assert proc.returncode == 0, proc.stderr
+
+
+def test_a_hostile_channel_name_cannot_forge_lines_of_the_text_format(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A channel name is raw text in a pointer and in some messages: a line break in it would
+    # start a problem line of its own (a forged "warning:" or "error" that CI greps for).
+    doc = tmp_path / "doc.yaml"
+    doc.write_text(
+        "asyncapi: 2.6.0\ninfo: {title: T, version: '1'}\nservers: {}\nchannels:\n"
+        '  "a?\\n  fake.yaml:1:1: /: forged [x]\\r\\u2028b":\n'
+        "    servers: [nope]\n    subscribe: {message: {payload: {type: strin}}}\n"
+    )
+    code, out, _ = run(capsys, "validate", str(doc))
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) == 1 + len([line for line in lines if line.startswith(f"  {doc}:")])
+    assert "forged" in out
+    assert not any(line.lstrip().startswith("fake.yaml") for line in lines)
+    assert "\u2028" not in out
+    assert "\r" not in out
+
+
+def test_problem_line_is_one_line_whatever_it_holds() -> None:
+    line = problem_line(
+        Problem(pointer="/a\nb\x00", message=f"m\r\n{HOSTILE}\u2028\u2029\x85", rule="r"), "f"
+    )
+    assert len(line.splitlines()) == 1
+    assert "/a\\nb\\u0000" in line

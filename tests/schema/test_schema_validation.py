@@ -382,3 +382,17 @@ def test_content_cache_is_bounded_by_entries_and_size() -> None:
     cache.put("f" * 10, 2)
     assert cache.get("b" * 5) is None
     assert cache.get("e" * 10) == 1
+
+
+def test_an_unversioned_binding_an_older_official_version_accepts_names_that_version() -> None:
+    # The official examples write http operation bindings for 0.1.0 (type: response) without
+    # a bindingVersion: checked against the newest they warn, and the warning says which
+    # official version they match, so that declaring it settles the warning.
+    found = validate_binding({"type": "response"}, protocol="http", kind="operation", pointer="/b")
+    assert [(p.pointer, p.severity) for p in found] == [("/b/type", Severity.WARNING)]
+    assert found[0].message.endswith(
+        "(checked against bindingVersion 0.3.0, the newest: the binding declares none; it "
+        'matches bindingVersion 0.1.0: declare bindingVersion: "0.1.0")'
+    )
+    nowhere = validate_binding({"headers": {}}, protocol="http", kind="operation", pointer="/b")
+    assert "matches" not in nowhere[0].message
