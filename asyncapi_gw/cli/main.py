@@ -54,11 +54,12 @@ from asyncapi_gw.errors import (
     AsyncAPIGwError,
     DocumentError,
     Problem,
+    RelayError,
     Severity,
     UnsupportedVersionError,
 )
 from asyncapi_gw.model import StreamingAPI
-from asyncapi_gw.relay.routing import backend_template
+from asyncapi_gw.relay.routing import RouteTable, backend_template
 from asyncapi_gw.schema import SUPPORTED_VERSIONS
 
 __all__ = [
@@ -268,6 +269,11 @@ def _new(args: argparse.Namespace) -> int:
         if args.throttling is None
         else parse_throttling(args.throttling, args.per_principal),
     )
+    try:  # write only what `serve` loads as written
+        RouteTable.from_apis([api])
+    except RelayError as exc:
+        print(f"asyncapi-gw new: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     text = dump_asyncapi(api, asyncapi_version=args.asyncapi_version, fmt=args.format)
     return _write(text, args.output)
 
@@ -466,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME[:pub|:sub|:pubsub][=URL_MAPPING]",
-        help="a topic (repeatable); none gives the default topic /* with pub and sub",
+        help="a topic (repeatable); none gives the default topic /* with pub and sub; "
+        "the mapping names a path parameter as {uri.var.NAME}, e.g. /rooms/{id}=/r/{uri.var.id}",
     )
     new.add_argument("--auth", choices=AUTH_CHOICES, default="none")
     new.add_argument(

@@ -222,6 +222,27 @@ def test_new_refuses_bad_security_and_throttling(
     assert message in err
 
 
+@pytest.mark.parametrize(
+    ("topics", "message"),
+    [
+        # WSO2's placeholder is {uri.var.NAME}; a bare {room} would be refused by serve
+        (["--topic", "/rooms/{room}=/r/{room}"], "{uri.var.NAME}"),
+        (["--topic", "/rooms/{room}=/r/{uri.var.id}"], "no such parameter"),
+        (["--topic", "/a/{x}", "--topic", "/a/{y}"], "match the same paths"),
+    ],
+)
+def test_new_refuses_what_serve_would_refuse(
+    capsys: pytest.CaptureFixture[str], topics: list[str], message: str
+) -> None:
+    """`new` writes only documents that `serve` loads unedited."""
+    code, out, err = run(
+        capsys, "new", "--name", "X", "--version", "1", "--endpoint", "ws://h", *topics
+    )
+    assert code == 2
+    assert message in err
+    assert out == ""
+
+
 def test_new_bad_values_exit_nonzero(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "new", "--name", "X", "--version", "1", "--endpoint", "http://nope")
     assert code in (1, 2)
