@@ -190,14 +190,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="strip the permessage-deflate offer: messages cross uncompressed",
     )
     limits.add_argument(
-        "--max-connections", type=_positive_int, metavar="N", help="more get HTTP 503"
+        "--max-connections",
+        type=_positive_int,
+        metavar="N",
+        help="more get HTTP 503 (default: no limit)",
     )
     limits.add_argument(
         "--principal-quota",
         type=_positive_int,
         metavar="N",
         help="events per principal per throttling unit on every throttled API "
-        "(overrides the documents' perPrincipal)",
+        "(default: the documents' perPrincipal, if any)",
     )
     limits.add_argument(
         "--on-wrong-direction",
@@ -270,7 +273,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="copy this client handshake header to the backend (repeatable)",
     )
     forwarding.add_argument(
-        "--access-log", metavar="FILE|-", help="JSON line per connection; - is stderr"
+        "--access-log",
+        metavar="FILE|-",
+        help="JSON line per connection; - is stderr (default: no access log)",
     )
     forwarding.add_argument(
         "--no-uvloop", action="store_true", help="use asyncio's default event loop"

@@ -245,6 +245,10 @@ def test_help_states_every_default() -> None:
         "--port-offset N added to every port (ws, wss, admin) (default: 0)",
         "--on-throttle {reply,close}",
         "(default: reply)",
+        # options without a value by default say what that means
+        "--max-connections N more get HTTP 503 (default: no limit)",
+        "(default: the documents' perPrincipal, if any)",
+        "(default: no access log)",
     ]:
         assert stated in text, stated
     # and generically: every option with a default states it
