@@ -38,6 +38,7 @@ from asyncapi_gw.relay.config import (
     DEFAULT_PING_TIMEOUT,
     DEFAULT_PRINCIPAL_HEADER,
 )
+from asyncapi_gw.relay.routing import RouteTable
 
 __all__ = ["JWT_SECRET_ENV", "FileWatch", "register", "run"]
 
@@ -468,8 +469,10 @@ def _reload(relay: Relay, args: argparse.Namespace, groups: list[str]) -> None:
     if DOCUMENTS in groups:
         try:
             apis = _load(args)
+            RouteTable.from_apis(apis)  # the relay refuses clashes: say so before reloading
         except AsyncAPIGwError as exc:
             _say(f"reload failed, still serving the previous APIs: {exc}")
+            apis = None  # the credentials may still reload: a revoked key must not wait
     if CREDENTIALS in groups:
         try:
             auth = _load_auth(args)
@@ -480,8 +483,8 @@ def _reload(relay: Relay, args: argparse.Namespace, groups: list[str]) -> None:
         what += ["the credentials"] if auth is not None else []
         try:
             report = relay.reload(apis, auth=auth)
-        except RelayError as exc:  # the documents clash (the credentials were checked)
-            _say(f"reload failed, still serving the previous APIs: {exc}")
+        except RelayError as exc:
+            _say(f"reload failed, still serving the previous APIs and credentials: {exc}")
         else:
             _say(f"reloaded {' and '.join(what)}: {report.describe()}")
     if TLS in groups:

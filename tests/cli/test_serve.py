@@ -605,3 +605,29 @@ def test_an_api_from_new_serves_without_hand_edits(tmp_path: Path, echo_backend:
         assert answers == ["m0", "m1", "Error code: 4003 reason: Websocket frame throttled out"]
     finally:
         assert server.stop() == 0
+
+
+def test_a_document_the_relay_refuses_does_not_hold_back_a_key_revocation(
+    tmp_path: Path, echo_backend: str
+) -> None:
+    """SIGHUP after a key was revoked and the document gained two topics that match the same
+    paths: the APIs stay as they were, and the revocation still applies."""
+    with _serving_keys(tmp_path, echo_backend, "alice-key", "bob-key") as (server, keys, url):
+        with connect(url + "alice-key") as alice, connect(url + "bob-key") as bob:
+            _keys(keys, "bob-key")
+            doc = tmp_path / "echo.json"
+            document = json.loads(doc.read_text())
+            document["channels"] = {"/a/{x}": {"publish": {}}, "/a/{y}": {"publish": {}}}
+            doc.write_text(json.dumps(document))
+            server.proc.send_signal(signal.SIGHUP)
+            failed = server.wait_for(re.compile("reload failed.*"))
+            assert "still serving the previous APIs" in failed.group(0)
+            assert server.wait_for(RELOADED).group(1) == (
+                "the credentials: 1 connection kept, 1 closed: 1 with 4001 reload: API key revoked"
+            )
+            assert _closed_with(alice) == (4001, "reload: API key revoked")
+            bob.send("still here")
+            assert bob.recv(5) == "still here"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url + "alice-key")
+        assert refused.value.response.status_code == 401
