@@ -89,6 +89,7 @@ class WebsocketsAdapter:
         self._relay = relay
         self._legs: weakref.WeakKeyDictionary[ServerConnection, _Leg] = weakref.WeakKeyDictionary()
         self._open: set[_Leg] = set()  # legs whose handler runs
+        self._reapers: set[asyncio.Task[None]] = set()
 
     def reload(self, judge: Callable[[Session], Keep | Drop]) -> list[Keep | Drop]:
         """Judge every open connection with ``judge`` and act on the verdicts (a reload)."""
@@ -141,8 +142,20 @@ class WebsocketsAdapter:
             return response
         target = origin_form(request.path)[0]  # as _route read it
         session = Session(target=target, route=route, principal=principal, backend_url=url)
-        self._legs[connection] = _Leg(session, backend, generation)
+        leg = self._legs[connection] = _Leg(session, backend, generation)
+        reaper = asyncio.get_running_loop().create_task(self._reap(connection, leg))
+        self._reapers.add(reaper)
+        reaper.add_done_callback(self._reapers.discard)
         return None
+
+    async def _reap(self, client: ServerConnection, leg: _Leg) -> None:
+        """Close ``leg``'s backend once ``client`` is gone if the handler never took it:
+        websockets may still refuse the client after ``process_request`` (a request that is
+        no valid upgrade, the server shutting down, its open timeout, a lost connection)."""
+        await client.wait_closed()
+        if self._legs.get(client) is leg:
+            del self._legs[client]
+            await leg.backend.close()
 
     def process_response(
         self, connection: ServerConnection, request: Request, response: Response

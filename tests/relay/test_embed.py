@@ -3,6 +3,7 @@ file included), and the handler path."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from relay_harness import api, backend, embedded, run
+from relay_harness import api, backend, embedded, http_get, run
 from websockets.asyncio.client import connect as aconnect
 from websockets.asyncio.server import ServerConnection as AsyncServerConnection
 from websockets.exceptions import InvalidStatus
@@ -233,5 +234,25 @@ def test_handler_path_tells_the_backend_who_connected() -> None:
                 "principal": None,
                 "scopes": [],
             }
+
+    run(main())
+
+
+def test_handler_path_closes_the_backend_of_a_client_websockets_refuses() -> None:
+    """A request the relay routes but websockets then refuses (a plain GET: 426) never reaches
+    the handler: the backend connection dialled for it is closed, not left open."""
+
+    async def main() -> None:
+        async with backend() as b:
+            relay = Relay([api(b.url)])
+            async with embedded(relay) as port:
+                for _ in range(3):
+                    status, _, _ = await http_get(port, "/chat/1.0/x")
+                    assert status == 426
+                for _ in range(100):  # until the backend has seen every connection end
+                    if len(b.closes) == len(b.connections):
+                        break
+                    await asyncio.sleep(0.02)
+                assert len(b.closes) == len(b.connections), "backend connections left open"
 
     run(main())
