@@ -319,7 +319,8 @@ def origin_form(target: str) -> tuple[str, str | None]:
     An origin-form target (``/path?query``) is returned as it is, with no authority. An
     absolute-form one with an ``http``, ``https``, ``ws`` or ``wss`` scheme, which a server
     must accept (RFC 9112 section 3.2.2), becomes its path and query (``/`` when the path is
-    empty) with its authority. Raises :class:`HandshakeError` (400) for any other form.
+    empty) with its authority, which must name a host. Raises :class:`HandshakeError` (400)
+    for any other form.
     """
     if target.startswith("/"):
         return target, None
@@ -327,7 +328,12 @@ def origin_form(target: str) -> tuple[str, str | None]:
     if absolute is None:
         raise HandshakeError(400, "invalid request target: neither a path nor an absolute URI")
     authority, rest = absolute.groups()
-    if not _HOST.fullmatch(authority) or rest[:1] not in ("", "/", "?"):
+    if (
+        not _HOST.fullmatch(authority)
+        or authority.startswith(":")  # these schemes require a host (RFC 9110 4.2.1)
+        or not authority
+        or rest[:1] not in ("", "/", "?")
+    ):
         raise HandshakeError(400, "invalid request target: bad authority")
     return (rest if rest.startswith("/") else "/" + rest), authority
 

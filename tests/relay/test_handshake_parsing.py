@@ -600,6 +600,9 @@ def we_refuse(data: bytes) -> int:
         b"GET * HTTP/1.1\r\nHost: h\r\n\r\n",  # asterisk form
         b"GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n",  # an absolute URI of another scheme
         b"GET http://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n",  # userinfo
+        # an empty host in an http or ws URI (RFC 9110 section 4.2.1, RFC 6455 section 3)
+        b"GET ws:///x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http://:80/x HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET http://h#f HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET h:80 HTTP/1.1\r\nHost: h\r\n\r\n",  # authority form
         b"GET  HTTP/1.1\r\n\r\n",  # an empty target
