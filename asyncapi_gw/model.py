@@ -25,6 +25,7 @@ __all__ = [
     "Endpoint",
     "Operation",
     "Parameter",
+    "PointOfView",
     "SecurityScheme",
     "StreamingAPI",
     "Throttling",
@@ -104,6 +105,28 @@ class Operation(enum.Enum):
     @property
     def short(self) -> str:
         return "pub" if self is Operation.PUBLISH else "sub"
+
+
+class PointOfView(enum.Enum):
+    """Whose side the operations of an AsyncAPI 3.x document are written from.
+
+    ``APPLICATION`` is the specification's reading: ``receive`` is what the API receives from
+    clients (publish, client -> backend) and ``send`` what it sends to them (subscribe).
+    ``CLIENT`` is the opposite reading, the one WSO2 API Manager 4.7 writes and reads: ``send``
+    is what clients send (publish), ``receive`` what they receive (subscribe).
+    """
+
+    APPLICATION = "application"
+    CLIENT = "client"
+
+    def operation(self, action: str) -> Operation:
+        """The direction a 3.x ``action`` (``send`` or ``receive``) denotes."""
+        sends = self is PointOfView.CLIENT
+        return Operation.PUBLISH if (action == "send") == sends else Operation.SUBSCRIBE
+
+    def action(self, operation: Operation) -> str:
+        """The 3.x ``action`` that denotes ``operation``."""
+        return "send" if self.operation("send") is operation else "receive"
 
 
 class AuthType(enum.Enum):
@@ -332,7 +355,8 @@ class StreamingAPI:
     """A WebSocket API: what a relay serves and what an AsyncAPI document describes.
 
     ``document`` and ``asyncapi_version`` remember the imported source so that an unchanged
-    API exports back to equal data (unknown fields, extensions, ``components``, ``$ref``).
+    API exports back to equal data (unknown fields, extensions, ``components``, ``$ref``);
+    ``point_of_view`` is the reading of a 3.x source's operations, which export keeps.
     """
 
     name: str = attrs.field()
@@ -348,6 +372,7 @@ class StreamingAPI:
     """Let a path parameter's value hold ``/`` or ``\\`` (sent ``%2F``, ``%5C``); see the
     relay's routing."""
     asyncapi_version: str | None = None
+    point_of_view: PointOfView | None = None
     document: Mapping[str, Any] | None = _json_field(optional=True)
     base_uri: str | None = None  # where the source document lives, for relative $refs
 
