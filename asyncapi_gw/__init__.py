@@ -1,4 +1,4 @@
-"""asyncapi-gw: AsyncAPI 2.x WebSocket APIs — import, validate, create, export and relay."""
+"""asyncapi-gw: AsyncAPI WebSocket APIs — import, validate, create, export and relay."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from asyncapi_gw.model import (
     Endpoint,
     Operation,
     Parameter,
+    PointOfView,
     SecurityScheme,
     StreamingAPI,
     Throttling,
@@ -55,6 +56,7 @@ __all__ = [
     "ImportResult",
     "Operation",
     "Parameter",
+    "PointOfView",
     "Problem",
     "Relay",
     "RelayConfig",

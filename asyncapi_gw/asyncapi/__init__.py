@@ -6,6 +6,7 @@ from __future__ import annotations
 from asyncapi_gw.asyncapi.convert import Conversion
 from asyncapi_gw.asyncapi.loader import (
     DEFAULT_EXPORT_VERSION,
+    EXPORT_VERSIONS,
     ImportResult,
     ValidationReport,
     convert_asyncapi,
@@ -19,6 +20,7 @@ from asyncapi_gw.asyncapi.loader import (
 
 __all__ = [
     "DEFAULT_EXPORT_VERSION",
+    "EXPORT_VERSIONS",
     "Conversion",
     "ImportResult",
     "ValidationReport",

@@ -1,10 +1,11 @@
-"""Load, validate, import and export AsyncAPI 2.x documents.
+"""Load, validate, import and export AsyncAPI documents.
 
 The pipeline for a document: read it (:mod:`asyncapi_gw.documents`), check its declared version,
 resolve its ``$ref``s under the reference policy, validate it against the official schema of its
 own version, then the official parser's semantic rules, then the binding schemas; every problem
 is located (file, line, column) in the source that wrote the offending node.  Importing then
-decodes it into a :class:`StreamingAPI` (:mod:`asyncapi_gw.asyncapi.v2`).
+decodes it into a :class:`StreamingAPI` with the codec of its major version
+(:mod:`asyncapi_gw.asyncapi.v2`, :mod:`asyncapi_gw.asyncapi.v3`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 import attrs
 
 from asyncapi_gw import documents, rules_v3, schema
-from asyncapi_gw.asyncapi import convert, v2
+from asyncapi_gw.asyncapi import convert, v2, v3
 from asyncapi_gw.errors import (
     ConversionError,
     DocumentError,
@@ -31,12 +32,13 @@ from asyncapi_gw.errors import (
     ValidationError,
     json_excerpt,
 )
-from asyncapi_gw.model import StreamingAPI
+from asyncapi_gw.model import PointOfView, StreamingAPI
 from asyncapi_gw.pointers import escape_token, pointer_to, unescape_token
 from asyncapi_gw.rules import check_rules
 
 __all__ = [
     "DEFAULT_EXPORT_VERSION",
+    "EXPORT_VERSIONS",
     "ImportResult",
     "ValidationReport",
     "convert_asyncapi",
@@ -49,6 +51,8 @@ __all__ = [
 ]
 
 DEFAULT_EXPORT_VERSION = "2.6.0"
+# The versions an API can be written as (and, once validated, imported from).
+EXPORT_VERSIONS: tuple[str, ...] = (*schema.SUPPORTED_VERSIONS, *v3.VERSIONS)
 # The model copies JSON data recursively (``model.freeze``): deeper documents are not imported,
 # even leniently.  Deeper ones are not schema-valid anyway (the validator's own guard is 150).
 _MAX_IMPORT_DEPTH = 200
@@ -431,6 +435,7 @@ def import_asyncapi(
     *,
     context: str | None = None,
     lenient: bool = False,
+    point_of_view: PointOfView | None = None,
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
     ref_root: RefRoot = None,
@@ -440,7 +445,10 @@ def import_asyncapi(
     Invalid documents raise :class:`ValidationError` unless ``lenient``, which imports what can
     be represented and returns every problem as a located warning.  What no API can be built
     without (a name, a version) raises :class:`ConversionError` even then; its ``problems`` are
-    the warnings followed by the errors that stopped the import.
+    the warnings followed by the errors that stopped the import.  ``point_of_view`` says how the
+    ``send`` and ``receive`` operations of an AsyncAPI 3 document read (``None``: WSO2 API
+    Manager's documents are recognised and read its way, with a warning; others are read as the
+    specification says); 2.x documents have no such choice.
     """
     doc = _read(source)
     analysis = _analyse(
@@ -471,8 +479,9 @@ def import_asyncapi(
         )
     data = analysis.resolved.data
     try:
-        api, problems = v2.decode(
-            data, source=doc.styled_data(), context=context, lenient=lenient, base_uri=doc.uri
+        api, problems = _decode(
+            data, analysis.version, source=doc.styled_data(), context=context, lenient=lenient,
+            base_uri=doc.uri, point_of_view=point_of_view,
         )
     except ConversionError as exc:
         located = [_locate_resolved(analysis.resolved, p) for p in exc.problems]
@@ -487,8 +496,25 @@ def import_asyncapi(
         raise ConversionError(message, [*warnings, *located]) from None
     warnings.extend(_locate_resolved(analysis.resolved, p) for p in problems)
     if context is None and api.document is not None:
-        _remember_baseline(api.document, api)
+        _remember_baseline(api.document, api, data)
     return ImportResult(api=api, warnings=tuple(warnings), document=doc)
+
+
+def _decode(
+    data: Mapping[str, Any],
+    version: str | None,
+    *,
+    source: Mapping[str, Any],
+    context: str | None = None,
+    lenient: bool,
+    base_uri: str | None,
+    point_of_view: PointOfView | None,
+) -> tuple[StreamingAPI, list[Problem]]:
+    """The API of a resolved document, by the codec of its major version."""
+    if version in v3.VERSIONS:
+        return v3.decode(data, source=source, context=context, lenient=lenient,
+                         base_uri=base_uri, point_of_view=point_of_view)
+    return v2.decode(data, source=source, context=context, lenient=lenient, base_uri=base_uri)
 
 
 def load_asyncapi(
@@ -496,6 +522,7 @@ def load_asyncapi(
     *,
     context: str | None = None,
     lenient: bool = False,
+    point_of_view: PointOfView | None = None,
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
     ref_root: RefRoot = None,
@@ -505,6 +532,7 @@ def load_asyncapi(
         source,
         context=context,
         lenient=lenient,
+        point_of_view=point_of_view,
         allow_remote_refs=allow_remote_refs,
         allow_outside_refs=allow_outside_refs,
         ref_root=ref_root,
@@ -512,44 +540,93 @@ def load_asyncapi(
 
 
 def loads_asyncapi(
-    text: str | bytes, *, context: str | None = None, lenient: bool = False
+    text: str | bytes,
+    *,
+    context: str | None = None,
+    lenient: bool = False,
+    point_of_view: PointOfView | None = None,
 ) -> StreamingAPI:
     """The API described by YAML or JSON text."""
-    return load_asyncapi(documents.parse_document(text), context=context, lenient=lenient)
+    return load_asyncapi(documents.parse_document(text), context=context, lenient=lenient,
+                         point_of_view=point_of_view)
 
 
-_baselines: dict[int, tuple[Mapping[str, Any], StreamingAPI]] = {}
+# What a source document decodes to, and its resolved data, by the document's id.
+_baselines: dict[int, tuple[Mapping[str, Any], StreamingAPI, Mapping[str, Any]]] = {}
 _BASELINE_CACHE = 64
 
 
-def _remember_baseline(source: Mapping[str, Any], baseline: StreamingAPI) -> None:
+def _remember_baseline(
+    source: Mapping[str, Any], baseline: StreamingAPI, resolved: Mapping[str, Any]
+) -> None:
     """Note what a source document decodes to, so that its export needs no second pass."""
     if len(_baselines) >= _BASELINE_CACHE:
         _baselines.pop(next(iter(_baselines)))
-    _baselines[id(source)] = (source, baseline)
+    _baselines[id(source)] = (source, baseline, resolved)
 
 
 def _baseline(
     api: StreamingAPI, *, allow_remote_refs: bool, allow_outside_refs: bool, ref_root: RefRoot
-) -> StreamingAPI | None:
-    """What the API's source document decodes to, so that export rewrites only changes."""
+) -> tuple[StreamingAPI, Mapping[str, Any]] | None:
+    """What the API's source document decodes to (read from the API's point of view), and
+    the source resolved, so that export rewrites only changes."""
     source = api.document
     if source is None:
         return None
     cached = _baselines.get(id(source))
     if cached is not None and cached[0] is source:
-        return cached[1]
+        return cached[1], cached[2]
     doc = attrs.evolve(documents.document_from_data(source), uri=api.base_uri)
     resolved = schema.resolve_refs(
         doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs,
         ref_root=ref_root,
     )
     try:
-        baseline, _ = v2.decode(resolved.data, source=source, lenient=True)
+        baseline, _ = _decode(
+            resolved.data, api.asyncapi_version, source=source, lenient=True, base_uri=None,
+            point_of_view=api.point_of_view,
+        )
     except ConversionError:
         return None
-    _remember_baseline(source, baseline)
-    return baseline
+    _remember_baseline(source, baseline, resolved.data)
+    return baseline, resolved.data
+
+
+def _family(version: str | None) -> str | None:
+    return None if version is None else version.partition(".")[0]
+
+
+def _encode(
+    api: StreamingAPI,
+    version: str,
+    *,
+    point_of_view: PointOfView | None,
+    allow_remote_refs: bool,
+    allow_outside_refs: bool,
+    ref_root: RefRoot,
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The document of ``api`` in ``version`` by the codec of its major version, and what it
+    could not write.  A source of the other major version is not reused: the document is
+    written from the model, and a warning says so."""
+    problems: list[Problem] = []
+    found = None
+    if api.document is not None and _family(api.asyncapi_version) != _family(version):
+        problems.append(Problem(
+            pointer="", rule="model-conversion", severity=Severity.WARNING,
+            message=f"AsyncAPI {api.asyncapi_version} is written as {version} from the API "
+            "model: what the source holds beyond the API is not carried over"
+            + (" (but for its info, root extensions and components.schemas)"
+               if version in v3.VERSIONS else ""),
+        ))
+    elif api.document is not None:
+        found = _baseline(api, allow_remote_refs=allow_remote_refs,
+                          allow_outside_refs=allow_outside_refs, ref_root=ref_root)
+    baseline, resolved = found if found is not None else (None, None)
+    if version in v3.VERSIONS:
+        out, unwritten = v3.encode(api, version=version, baseline=baseline, resolved=resolved,
+                                   point_of_view=point_of_view)
+        return out, problems + unwritten
+    return v2.encode(api, version=version, baseline=baseline), problems
 
 
 def _remove(data: Any, pointer: str) -> None:
@@ -571,7 +648,10 @@ def _export_errors(analysis: _Analysis, version: str) -> list[Problem]:
     """The errors of an exported document: each feature that ``version`` lacks, named with
     the version that introduced it, instead of the schema errors it causes; then any other
     error (schema errors that remain with those features left out, rules, references)."""
-    gaps = v2.version_gaps(analysis.resolved.data, version)
+    gaps = (
+        v2.version_gaps(analysis.resolved.data, version)
+        if version in schema.SUPPORTED_VERSIONS else []
+    )
     if not gaps:
         return list(analysis.errors)
     without = copy.deepcopy(analysis.resolved.data)
@@ -603,6 +683,7 @@ def export_asyncapi(
     api: StreamingAPI,
     *,
     asyncapi_version: str | None = None,
+    point_of_view: PointOfView | None = None,
     lenient: bool = False,
     warnings: list[Problem] | None = None,
     allow_remote_refs: bool = False,
@@ -620,27 +701,39 @@ def export_asyncapi(
     ``warnings``.  The ``$ref`` policy is the one of :func:`import_asyncapi`: kept ``$ref``s are
     followed to validate the result.  ``source_document`` (:attr:`ImportResult.document`) is the
     document the API was imported from: problems are located (file, line, column) in it.
+
+    ``point_of_view`` is how an AsyncAPI 3 document writes ``send`` and ``receive``: by default
+    as the source was read, else from the application's side (the specification's);
+    :attr:`PointOfView.CLIENT` writes what WSO2 API Manager 4.7 reads.  It does not apply to 2.x.
+    A source of the other major version is written from the model (a warning says so).
     """
     version = asyncapi_version or api.asyncapi_version or DEFAULT_EXPORT_VERSION
-    if version not in schema.SUPPORTED_VERSIONS:
-        supported = ", ".join(schema.SUPPORTED_VERSIONS)
+    if version not in EXPORT_VERSIONS:
         raise UnsupportedVersionError(
-            f"cannot export AsyncAPI {version}; supported: {supported}"
+            f"cannot export AsyncAPI {version}; supported: {', '.join(EXPORT_VERSIONS)}"
         )
     policy: dict[str, Any] = {
         "allow_remote_refs": allow_remote_refs,
         "allow_outside_refs": allow_outside_refs,
         "ref_root": ref_root,
     }
-    out = v2.encode(api, version=version, baseline=_baseline(api, **policy))
+    out, unwritten = _encode(api, version, point_of_view=point_of_view, **policy)
     doc = attrs.evolve(documents.document_from_data(out), uri=api.base_uri)
     analysis = _analyse(doc, **policy)
     if warnings is not None:
-        warnings.extend(_in_source(analysis, source_document, p) for p in analysis.warnings)
-    if not analysis.errors:
+        warnings.extend(
+            _in_source(analysis, source_document, p)
+            for p in (*unwritten, *analysis.warnings) if p.severity is Severity.WARNING
+        )
+    errors = [
+        _in_source(analysis, source_document, p)
+        for p in (
+            *(p for p in unwritten if p.severity is Severity.ERROR),
+            *(_export_errors(analysis, version) if analysis.errors else ()),
+        )
+    ]
+    if not errors:
         return out
-    errors = [_in_source(analysis, source_document, p)
-              for p in _export_errors(analysis, version)]
     if lenient:
         if warnings is not None:
             warnings.extend(attrs.evolve(p, severity=Severity.WARNING) for p in errors)
@@ -656,6 +749,7 @@ def dump_asyncapi(
     api: StreamingAPI,
     *,
     asyncapi_version: str | None = None,
+    point_of_view: PointOfView | None = None,
     fmt: str = "yaml",
     lenient: bool = False,
     warnings: list[Problem] | None = None,
@@ -668,6 +762,7 @@ def dump_asyncapi(
     data = export_asyncapi(
         api,
         asyncapi_version=asyncapi_version,
+        point_of_view=point_of_view,
         lenient=lenient,
         warnings=warnings,
         allow_remote_refs=allow_remote_refs,
