@@ -30,6 +30,7 @@ from typing import Any, TextIO
 import attrs
 
 from asyncapi_gw.asyncapi import (
+    EXPORT_VERSIONS,
     ImportResult,
     ValidationReport,
     convert_asyncapi,
@@ -49,6 +50,7 @@ from asyncapi_gw.builder import (
     topic,
 )
 from asyncapi_gw.cli import reports, serve
+from asyncapi_gw.cli.options import WRITE_HELP, add_point_of_view, point_of_view
 from asyncapi_gw.documents import dump_document
 from asyncapi_gw.errors import (
     AsyncAPIGwError,
@@ -58,9 +60,8 @@ from asyncapi_gw.errors import (
     Severity,
     UnsupportedVersionError,
 )
-from asyncapi_gw.model import StreamingAPI
+from asyncapi_gw.model import PointOfView, StreamingAPI
 from asyncapi_gw.relay.routing import RouteTable, backend_template
-from asyncapi_gw.schema import SUPPORTED_VERSIONS
 
 __all__ = [
     "EXIT_CLOSED_PIPE",
@@ -177,8 +178,16 @@ def _validate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- import helpers
 
 
-def _import(args: argparse.Namespace, file: str, policy: dict[str, Any]) -> ImportResult:
-    result = import_asyncapi(file, context=args.context, lenient=args.lenient, **policy)
+def _import(
+    args: argparse.Namespace, file: str, policy: dict[str, Any], reading: str | None
+) -> ImportResult:
+    result = import_asyncapi(
+        file,
+        context=args.context,
+        lenient=args.lenient,
+        point_of_view=point_of_view(reading),
+        **policy,
+    )
     for warning in result.warnings:
         print(f"warning: {reports.problem_line(warning, file)}", file=sys.stderr)
     return result
@@ -201,12 +210,13 @@ def _write(text: str, output: str | None) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     policy = _ref_policy(args)
-    imported = _import(args, args.file, policy)
+    imported = _import(args, args.file, policy, args.input_point_of_view)
     fmt = args.format or _input_format(args.file)
     warnings: list[Problem] = []
     text = dump_asyncapi(
         imported.api,
         asyncapi_version=args.asyncapi_version,
+        point_of_view=point_of_view(args.point_of_view),
         fmt=fmt,
         lenient=args.lenient,
         warnings=warnings,
@@ -274,7 +284,12 @@ def _new(args: argparse.Namespace) -> int:
     except RelayError as exc:
         print(f"asyncapi-gw new: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    text = dump_asyncapi(api, asyncapi_version=args.asyncapi_version, fmt=args.format)
+    text = dump_asyncapi(
+        api,
+        asyncapi_version=args.asyncapi_version,
+        point_of_view=point_of_view(args.point_of_view),
+        fmt=args.format,
+    )
     return _write(text, args.output)
 
 
@@ -289,6 +304,7 @@ def _describe(api: StreamingAPI, host: str, ws_port: int, wss_port: int) -> dict
         "gateway_path": api.gateway_path,
         "description": api.description,
         "asyncapi": api.asyncapi_version,
+        "point_of_view": api.point_of_view.value if api.point_of_view else None,
         "production_endpoint": api.production_endpoint.url if api.production_endpoint else None,
         "sandbox_endpoint": api.sandbox_endpoint.url if api.sandbox_endpoint else None,
         "gateway_urls": [
@@ -326,8 +342,14 @@ def _describe(api: StreamingAPI, host: str, ws_port: int, wss_port: int) -> dict
     }
 
 
+_READINGS = {
+    PointOfView.APPLICATION: "send = clients subscribe, receive = clients publish",
+    PointOfView.CLIENT: "send = clients publish, receive = clients subscribe; WSO2's reading",
+}
+
+
 def _inspect(args: argparse.Namespace) -> int:
-    api = _import(args, args.file, _ref_policy(args)).api
+    api = _import(args, args.file, _ref_policy(args), args.point_of_view).api
     info = _describe(api, "localhost", 9099, 8099)
     if args.format == "json":
         print(json.dumps(info, ensure_ascii=False, indent=2))
@@ -337,6 +359,11 @@ def _inspect(args: argparse.Namespace) -> int:
         f"version:     {info['version']}",
         f"context:     {info['context']}",
         f"asyncapi:    {info['asyncapi'] or '-'}",
+        *(
+            [f"point of view: {api.point_of_view.value} ({_READINGS[api.point_of_view]})"]
+            if api.point_of_view
+            else []
+        ),
         f"production:  {info['production_endpoint'] or '-'}",
         f"sandbox:     {info['sandbox_endpoint'] or '-'}",
         "security:    "
@@ -394,7 +421,8 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="asyncapi-gw",
-        description="Import, validate, create, export and serve AsyncAPI 2.x WebSocket APIs.",
+        description="Import, validate, convert, create, export and serve AsyncAPI 2.x and 3.x "
+        "WebSocket APIs.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -419,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="import a document and write it back out")
     export.add_argument("file", metavar="FILE")
-    export.add_argument("--asyncapi-version", choices=SUPPORTED_VERSIONS)
+    export.add_argument("--asyncapi-version", choices=EXPORT_VERSIONS)
+    add_point_of_view(export, help_text=WRITE_HELP)
+    add_point_of_view(export, flag="--input-point-of-view")
     export.add_argument(
         "--format", choices=("yaml", "json"), help="output format (default: the input's)"
     )
@@ -503,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
         "address) in the same unit",
     )
     new.add_argument("--description")
-    new.add_argument("--asyncapi-version", choices=SUPPORTED_VERSIONS)
+    new.add_argument("--asyncapi-version", choices=EXPORT_VERSIONS)
+    add_point_of_view(new, help_text=WRITE_HELP)
     new.add_argument("--format", choices=("yaml", "json"), default="yaml")
     new.add_argument("-o", "--output", metavar="OUT")
     new.set_defaults(handler=_new)
@@ -511,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="show an API's gateway URLs and topics")
     inspect.add_argument("file", metavar="FILE")
     inspect.add_argument("--format", choices=("text", "json"), default="text")
+    add_point_of_view(inspect)
     _add_load_options(inspect)
     inspect.set_defaults(handler=_inspect)
 

@@ -23,7 +23,9 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from asyncapi_gw.asyncapi import load_asyncapi
+from asyncapi_gw.asyncapi import import_asyncapi
+from asyncapi_gw.cli import reports
+from asyncapi_gw.cli.options import add_point_of_view, point_of_view
 from asyncapi_gw.errors import AsyncAPIGwError, RelayError
 from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay import AuthConfig, Relay, RelayConfig, load_auth_config
@@ -120,6 +122,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--context", metavar="C", help="override the API context (only with a single FILE)"
     )
     p.add_argument("--lenient", action="store_true", help="load documents with problems")
+    add_point_of_view(p)
     listen = p.add_argument_group("listeners")
     listen.add_argument(
         "--host", default="127.0.0.1", metavar="HOST", help="address the ws/wss listeners bind"
@@ -290,7 +293,18 @@ def _usage(message: str) -> int:
 
 
 def _load(args: argparse.Namespace) -> list[StreamingAPI]:
-    return [load_asyncapi(f, context=args.context, lenient=args.lenient) for f in args.files]
+    apis = []
+    for file in args.files:
+        result = import_asyncapi(
+            file,
+            context=args.context,
+            lenient=args.lenient,
+            point_of_view=point_of_view(args.point_of_view),
+        )
+        for warning in result.warnings:
+            print(f"warning: {reports.problem_line(warning, file)}", file=sys.stderr)
+        apis.append(result.api)
+    return apis
 
 
 def _load_auth(args: argparse.Namespace) -> AuthConfig:
