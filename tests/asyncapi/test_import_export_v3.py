@@ -1,0 +1,146 @@
+"""AsyncAPI 3.x through the loader: validated import, export, the Python API's point of view.
+
+The loader validates a document before it decodes it, and refuses AsyncAPI 3.x documents as
+unsupported until 3.x validation is wired in.  These tests state what the loader does with 3.x
+documents once it is: they are expected to fail with UnsupportedVersionError until then, and
+strictly so, so that they turn into failures to look at the moment they pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+from codec_helpers import FIXTURES, V3, WSO2, chat_api
+from document_strategies import SOURCE_FIELDS, edit, v3_documents
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from asyncapi_gw import documents
+from asyncapi_gw.asyncapi import (
+    dump_asyncapi,
+    export_asyncapi,
+    import_asyncapi,
+    load_asyncapi,
+    loads_asyncapi,
+    v3,
+    validate_document,
+)
+from asyncapi_gw.errors import Problem, UnsupportedVersionError
+from asyncapi_gw.model import PointOfView
+
+pytestmark = pytest.mark.xfail(
+    raises=UnsupportedVersionError,
+    strict=True,
+    reason="the loader refuses AsyncAPI 3.x until 3.x validation is wired in",
+)
+
+VALID = [V3 / "chatroom.yaml", V3 / "market-feed.yaml", WSO2]
+
+
+def valid(doc: dict[str, Any]) -> bool:
+    report = validate_document(doc)
+    if any(p.rule == "asyncapi-version" for p in report.errors):  # 3.x validation pending
+        raise UnsupportedVersionError(report.errors[0].message)
+    return report.valid
+
+
+def directions(source: Any, **options: Any) -> dict[str, set[str]]:
+    api = load_asyncapi(source, **options)
+    return {t.name: {op.operation.value for op in t.operations} for t in api.topics}
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_an_unchanged_import_exports_equal_data(path: Any) -> None:
+    exported = export_asyncapi(load_asyncapi(path))
+    source = documents.read_document(path).data
+    assert exported == source
+    assert list(exported) == list(source)
+
+
+def test_wso2_reading_is_recognised_stated_and_located() -> None:
+    result = import_asyncapi(WSO2)
+    assert result.api.point_of_view is PointOfView.CLIENT
+    [stated] = [w for w in result.warnings if w.rule == v3.POINT_OF_VIEW_RULE]
+    assert (stated.file, stated.line) == (str(WSO2), 35)  # where `operations:` is written
+    assert directions(WSO2) == {
+        "/notifications": {"subscribe"},
+        "/chat": {"publish", "subscribe"},
+        "/feed": {"publish"},
+    }
+
+
+def test_the_point_of_view_is_an_import_option() -> None:
+    assert directions(WSO2, point_of_view=PointOfView.APPLICATION)["/feed"] == {"subscribe"}
+    text = WSO2.read_text(encoding="utf-8")
+    api = loads_asyncapi(text, point_of_view=PointOfView.CLIENT)
+    assert api.point_of_view is PointOfView.CLIENT
+
+
+def test_wso2_unescaped_references_import_leniently() -> None:
+    path = V3 / "wso2-4.7-nested.yaml"
+    assert not validate_document(path).valid  # as the official parser says
+    result = import_asyncapi(path, lenient=True)
+    assert [t.name for t in result.api.topics] == ["/rooms/{roomId}"]
+    assert any("WSO2 API Manager's spelling" in w.message for w in result.warnings)
+
+
+@pytest.mark.parametrize("version", ["3.0.0", "3.1.0"])
+@pytest.mark.parametrize("pov", list(PointOfView))
+def test_a_new_api_dumps_as_3x_and_loads_back(version: str, pov: PointOfView) -> None:
+    api = chat_api()
+    text = dump_asyncapi(api, asyncapi_version=version, point_of_view=pov)
+    back = loads_asyncapi(text)
+    assert back.point_of_view is pov
+    assert attrs.evolve(back, point_of_view=None, **SOURCE_FIELDS) == api
+
+
+@pytest.mark.parametrize("version", ["3.0.0", "3.1.0"])
+def test_a_2x_document_exports_as_3x_with_a_word(version: str) -> None:
+    warnings: list[Problem] = []
+    out = export_asyncapi(
+        load_asyncapi(FIXTURES / "wso2-chats.yaml"),
+        asyncapi_version=version,
+        point_of_view=PointOfView.CLIENT,
+        warnings=warnings,
+    )
+    assert any("written as" in w.message for w in warnings)
+    assert set(out["operations"]) == {
+        "receive_/notifications",
+        "send_/chat",
+        "receive_/chat",
+        "send_/feed",
+    }
+    assert directions(out) == directions(FIXTURES / "wso2-chats.yaml")
+
+
+def test_a_3x_document_exports_as_2x() -> None:
+    out = export_asyncapi(load_asyncapi(WSO2), asyncapi_version="2.6.0")
+    assert out["channels"]["/feed"] == {
+        "publish": {"x-uri-mapping": "/feed"},
+        "x-auth-type": "None",
+    }
+    assert directions(out) == directions(WSO2)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(v3_documents())
+def test_round_trip_is_identity_on_valid_documents(doc: dict[str, Any]) -> None:
+    assume(valid(doc))
+    assert export_asyncapi(import_asyncapi(doc).api) == doc
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(v3_documents(), st.data())
+def test_an_edited_api_exports_to_a_document_that_imports_as_the_edit(
+    doc: dict[str, Any], data: st.DataObject
+) -> None:
+    assume(valid(doc))
+    edited = edit(import_asyncapi(doc).api, data)
+    back = import_asyncapi(export_asyncapi(edited)).api
+    if edited.topics:
+        assert back.point_of_view is edited.point_of_view
+    assert attrs.evolve(back, point_of_view=None, **SOURCE_FIELDS) == attrs.evolve(
+        edited, point_of_view=None, **SOURCE_FIELDS
+    )
