@@ -36,7 +36,7 @@ def decode(source: Path | dict[str, Any], **options: Any) -> tuple[StreamingAPI,
 def export(api: StreamingAPI, **options: Any) -> tuple[dict[str, Any], list[Problem]]:
     """``api`` written as 3.x, with what its source decodes to as the baseline."""
     version = options.pop("version", api.asyncapi_version or "3.0.0")
-    if api.document is None or not str(api.document["asyncapi"]).startswith("3."):
+    if api.document is None or not str(api.document.get("asyncapi")).startswith("3."):
         return v3.encode(api, version=version, **options)
     data, resolved = resolve(dict(api.document))
     baseline, _ = v3.decode(resolved, source=data, point_of_view=api.point_of_view, lenient=True)
@@ -61,5 +61,3 @@ def chat_api() -> StreamingAPI:
             builder_topic("/feed", "pub", auth_type=AuthType.NONE),
         ],
     )
-
-

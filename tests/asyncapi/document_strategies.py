@@ -176,6 +176,22 @@ def v3_documents(draw: st.DrawFn, pov: PointOfView | None = None) -> dict[str, A
     return doc
 
 
+def mutate(doc: Any, data: st.DataObject) -> Any:
+    """Delete, replace or retype one node somewhere in ``doc``."""
+    if not isinstance(doc, (dict, list)) or not doc or data.draw(st.integers(0, 3)) == 0:
+        return data.draw(JSON)
+    if isinstance(doc, dict):
+        key = data.draw(st.sampled_from(sorted(doc)))
+        copy = dict(doc)
+        if data.draw(st.booleans()):
+            del copy[key]
+        else:
+            copy[key] = mutate(doc[key], data)
+        return copy
+    index = data.draw(st.integers(0, len(doc) - 1))
+    return [mutate(v, data) if i == index else v for i, v in enumerate(doc)]
+
+
 def edit(api: StreamingAPI, data: st.DataObject) -> StreamingAPI:
     """One random change a user could make to an imported API."""
     choice = data.draw(st.integers(-4, 7))

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from document_strategies import EXTENSIONS, JSON, SOURCE_FIELDS, TEXT, WORD, edit, info, x_scopes
+from document_strategies import (
+    EXTENSIONS,
+    SOURCE_FIELDS,
+    TEXT,
+    WORD,
+    edit,
+    info,
+    mutate,
+    x_scopes,
+)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -78,22 +87,6 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
 def test_round_trip_is_identity_on_valid_documents(doc: dict[str, Any]) -> None:
     assume(validate_document(doc).valid)
     assert export_asyncapi(import_asyncapi(doc).api) == doc
-
-
-def mutate(doc: Any, data: st.DataObject) -> Any:
-    """Delete, replace or retype one node somewhere in ``doc``."""
-    if not isinstance(doc, (dict, list)) or not doc or data.draw(st.integers(0, 3)) == 0:
-        return data.draw(JSON)
-    if isinstance(doc, dict):
-        key = data.draw(st.sampled_from(sorted(doc)))
-        copy = dict(doc)
-        if data.draw(st.booleans()):
-            del copy[key]
-        else:
-            copy[key] = mutate(doc[key], data)
-        return copy
-    index = data.draw(st.integers(0, len(doc) - 1))
-    return [mutate(v, data) if i == index else v for i, v in enumerate(doc)]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import pytest
 from codec_helpers import FIXTURES, V3, WSO2, chat_api, decode, export
-from document_strategies import SOURCE_FIELDS, edit, v3_documents
+from document_strategies import SOURCE_FIELDS, edit, mutate, v3_documents
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -449,3 +449,18 @@ def test_an_edited_api_reads_back_as_the_edit(
             for t in edited.topics
         )
     assert source_free(back) == source_free(expected)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(v3_documents(), st.data(), st.booleans(), st.sampled_from([None, *PointOfView]))
+def test_any_mutation_decodes_and_encodes_or_gives_a_typed_error(
+    doc: dict[str, Any], data: st.DataObject, lenient: bool, pov: PointOfView | None
+) -> None:
+    broken = mutate(doc, data)
+    if not isinstance(broken, dict):
+        return
+    try:
+        api, _ = decode(broken, lenient=lenient)
+        export(api, point_of_view=pov)
+    except ConversionError:
+        pass
