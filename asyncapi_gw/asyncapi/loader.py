@@ -460,14 +460,6 @@ def import_asyncapi(
         raise ValidationError(
             f"{name} is not a valid AsyncAPI {analysis.version} document", analysis.errors
         )
-    if analysis.version not in schema.SUPPORTED_VERSIONS:
-        message = (f"import of AsyncAPI 3.x is not supported yet; validation is (this document "
-                   f"declares {analysis.version}; imports read "
-                   f"{', '.join(schema.SUPPORTED_VERSIONS)})")
-        raise UnsupportedVersionError(
-            f"{name} cannot be imported: {message}",
-            [_locate(doc, Problem(pointer="/asyncapi", message=message, rule="asyncapi-version"))],
-        )
     warnings = [attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems]
     if analysis.depth > _MAX_IMPORT_DEPTH:
         message = (f"the document is nested {analysis.depth} levels deep; at most "

@@ -1,9 +1,7 @@
 """AsyncAPI 3.x through the loader: validated import, export, the Python API's point of view.
 
-The loader validates a document before it decodes it, and refuses AsyncAPI 3.x documents as
-unsupported until 3.x validation is wired in.  These tests state what the loader does with 3.x
-documents once it is: they are expected to fail with UnsupportedVersionError until then, and
-strictly so, so that they turn into failures to look at the moment they pass.
+The codec on its own is tested in test_v3.py; here documents go through validation first, and
+what export writes is validated against the target version's official schema.
 """
 
 from __future__ import annotations
@@ -27,23 +25,10 @@ from asyncapi_gw.asyncapi import (
     v3,
     validate_document,
 )
-from asyncapi_gw.errors import Problem, UnsupportedVersionError
+from asyncapi_gw.errors import Problem
 from asyncapi_gw.model import PointOfView
 
-pytestmark = pytest.mark.xfail(
-    raises=UnsupportedVersionError,
-    strict=True,
-    reason="the loader refuses AsyncAPI 3.x until 3.x validation is wired in",
-)
-
 VALID = [V3 / "chatroom.yaml", V3 / "market-feed.yaml", WSO2]
-
-
-def valid(doc: dict[str, Any]) -> bool:
-    report = validate_document(doc)
-    if any(p.rule == "asyncapi-version" for p in report.errors):  # 3.x validation pending
-        raise UnsupportedVersionError(report.errors[0].message)
-    return report.valid
 
 
 def directions(source: Any, **options: Any) -> dict[str, set[str]]:
@@ -127,7 +112,7 @@ def test_a_3x_document_exports_as_2x() -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(v3_documents())
 def test_round_trip_is_identity_on_valid_documents(doc: dict[str, Any]) -> None:
-    assume(valid(doc))
+    assume(validate_document(doc).valid)
     assert export_asyncapi(import_asyncapi(doc).api) == doc
 
 
@@ -136,7 +121,7 @@ def test_round_trip_is_identity_on_valid_documents(doc: dict[str, Any]) -> None:
 def test_an_edited_api_exports_to_a_document_that_imports_as_the_edit(
     doc: dict[str, Any], data: st.DataObject
 ) -> None:
-    assume(valid(doc))
+    assume(validate_document(doc).valid)
     edited = edit(import_asyncapi(doc).api, data)
     back = import_asyncapi(export_asyncapi(edited)).api
     if edited.topics:

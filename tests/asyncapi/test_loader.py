@@ -310,7 +310,7 @@ def test_lenient_import_of_a_schema_invalid_wso2_document() -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("asyncapi: 3.0.0\ninfo: {title: x, version: '1'}\n", UnsupportedVersionError),
+        ("asyncapi: 4.0.0\ninfo: {title: x, version: '1'}\n", UnsupportedVersionError),
         ("asyncapi: 1.2.0\ninfo: {title: x, version: '1'}\n", UnsupportedVersionError),
         ("info: {title: x, version: '1'}\n", ValidationError),  # not an AsyncAPI document
         ("asyncapi: 2.6\ninfo: {title: x, version: '1'}\n", ValidationError),

@@ -1,5 +1,6 @@
 """AsyncAPI 3.0.0 and 3.1.0 documents through the loader and the command line: validated like
-2.x documents (official schema, official rules, located problems), not imported yet."""
+2.x documents (official schema, official rules, located problems) before they are imported
+(the import itself is tested in test_import_export_v3.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ import pytest
 from asyncapi_gw import documents
 from asyncapi_gw.asyncapi import import_asyncapi, load_asyncapi, validate_document
 from asyncapi_gw.cli import main
-from asyncapi_gw.cli.main import EXIT_UNSUPPORTED
-from asyncapi_gw.errors import UnsupportedVersionError, ValidationError
+from asyncapi_gw.errors import ValidationError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CHAT = FIXTURES / "chatroom-3.0.yaml"
-NOT_YET = "import of AsyncAPI 3.x is not supported yet; validation is"
 
 
 def chat(version: str = "3.0.0") -> dict[str, Any]:
@@ -130,23 +129,22 @@ def test_a_binding_without_a_version_is_checked_against_the_latest() -> None:
     ]
 
 
-# --- import: not yet ---------------------------------------------------------------------------
+# --- import: validated first ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("lenient", [False, True])
-def test_import_of_a_valid_document_is_refused_with_a_typed_error(lenient: bool) -> None:
-    with pytest.raises(UnsupportedVersionError) as info:
-        import_asyncapi(CHAT, lenient=lenient)
-    assert NOT_YET in str(info.value)
-    problem = info.value.problems[0]
-    assert (problem.pointer, problem.rule, problem.line) == ("/asyncapi", "asyncapi-version", 1)
+def test_a_valid_document_imports(lenient: bool) -> None:
+    result = import_asyncapi(CHAT, lenient=lenient)
+    assert (result.api.name, result.api.asyncapi_version) == ("ChatRoom", "3.0.0")
+    assert [t.name for t in result.api.topics] == ["/notifications", "/rooms/{roomId}", "/lobby"]
 
 
 def test_import_of_an_invalid_document_reports_its_problems_first() -> None:
+    path = FIXTURES / "invalid" / "asyncapi3-channel-parameters.yaml"
     with pytest.raises(ValidationError):
-        load_asyncapi(FIXTURES / "invalid" / "asyncapi3-channel-parameters.yaml")
-    with pytest.raises(UnsupportedVersionError):
-        load_asyncapi(FIXTURES / "invalid" / "asyncapi3-channel-parameters.yaml", lenient=True)
+        load_asyncapi(path)
+    result = import_asyncapi(path, lenient=True)
+    assert {w.rule for w in result.warnings} >= {"asyncapi3-channel-parameters"}
 
 
 # --- the command line --------------------------------------------------------------------------
@@ -183,11 +181,13 @@ def test_validate_reports_a_3x_document_like_any_other(capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("command", ["inspect", "export"])
-def test_commands_that_import_refuse_a_3x_document(
+def test_commands_that_import_read_a_3x_document(
     capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
     code, out, err = run(capsys, command, str(CHAT))
-    assert code == EXIT_UNSUPPORTED
-    assert out == ""
-    assert NOT_YET in err
+    assert code == 0
     assert "Traceback" not in err
+    if command == "export":
+        assert documents.parse_document(out).data == documents.read_document(CHAT).data
+    else:
+        assert "point of view: application" in out

@@ -2,7 +2,7 @@
 
 These tests call :mod:`asyncapi_gw.asyncapi.v3` directly, on documents the official parser
 (``@asyncapi/parser``) accepts; the loader's 3.x path (validation first) is in
-``test_loader_v3.py``.
+``test_import_export_v3.py``.
 """
 
 from __future__ import annotations

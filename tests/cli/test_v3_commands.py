@@ -1,9 +1,4 @@
-"""The commands that load or write AsyncAPI 3 documents, and their point-of-view options.
-
-Until 3.x validation is wired into the loader, loading or writing a 3.x document ends in
-"not supported" (exit 1): the tests that need it are expected to fail until then, strictly, so
-that they are looked at the moment they pass.
-"""
+"""The commands that load or write AsyncAPI 3 documents, and their point-of-view options."""
 
 from __future__ import annotations
 
@@ -20,9 +15,6 @@ from asyncapi_gw.cli.main import build_parser
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CHATS = str(FIXTURES / "wso2-chats.yaml")  # 2.0.0, the twin of WSO2
 WSO2 = str(FIXTURES / "v3" / "wso2-4.7.yaml")
-PENDING = pytest.mark.xfail(
-    strict=True, reason="the loader refuses AsyncAPI 3.x until 3.x validation is wired in"
-)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -53,7 +45,6 @@ def test_commands_that_load_or_write_3x_take_a_point_of_view(argv: list[str], op
     assert usage.value.code == 2
 
 
-@PENDING
 def test_inspect_states_the_point_of_view(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "inspect", WSO2)
     assert code == 0
@@ -65,7 +56,6 @@ def test_inspect_states_the_point_of_view(capsys: pytest.CaptureFixture[str]) ->
     assert operations(info)["/feed"] == ["publish"]
 
 
-@PENDING
 def test_inspect_reads_as_told(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(
         capsys, "inspect", WSO2, "--format", "json", "--point-of-view", "application"
@@ -77,7 +67,6 @@ def test_inspect_reads_as_told(capsys: pytest.CaptureFixture[str]) -> None:
     assert operations(info)["/feed"] == ["subscribe"]
 
 
-@PENDING
 def test_export_writes_for_wso2_and_reads_back(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -104,7 +93,6 @@ def test_export_writes_for_wso2_and_reads_back(
     assert operations(info) == operations(json.loads(original))
 
 
-@PENDING
 def test_export_turns_a_wso2_document_and_back(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -116,7 +104,6 @@ def test_export_turns_a_wso2_document_and_back(
     assert json.loads(out) == documents.read_document(Path(WSO2)).data
 
 
-@PENDING
 def test_new_writes_3x_from_either_side(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys,
