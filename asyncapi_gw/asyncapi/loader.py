@@ -843,7 +843,7 @@ def convert_asyncapi(
     source: str | os.PathLike[str] | Mapping[str, Any] | documents.SourceDocument,
     to: str,
     *,
-    point_of_view: str = "application",
+    point_of_view: PointOfView | str = PointOfView.APPLICATION,
     lossy: bool = False,
     allow_remote_refs: bool = False,
     allow_outside_refs: bool = False,
@@ -859,8 +859,11 @@ def convert_asyncapi(
     column), unless ``lossy``, which drops it with a warning. The result is validated against
     the target's official schema when this package validates that version; ``$ref``s to other
     files are followed under the reference policy of :func:`import_asyncapi` (``ref_root``
-    included).
+    included).  ``point_of_view`` is a :class:`PointOfView` or its value, as for
+    :func:`export_asyncapi`.
     """
+    if isinstance(point_of_view, PointOfView):
+        point_of_view = point_of_view.value
     doc = _read(source)
     policy: dict[str, Any] = {"allow_remote_refs": allow_remote_refs,
                               "allow_outside_refs": allow_outside_refs, "ref_root": ref_root}

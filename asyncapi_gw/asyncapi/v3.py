@@ -18,10 +18,12 @@ Mapping:
   specification's (``application``: ``receive`` = clients publish to the API, ``send`` = clients
   subscribe), or WSO2 API Manager 4.7's opposite one (``client``).  Without one given, a
   document whose every operation is named ``<action>_<channel address>`` (``send_/rooms``) is
-  recognised as WSO2's and read its way, with a warning saying so; anything else is read the
-  specification's way.  An operation's ``reply`` adds the opposite direction to the reply's
-  channel (to the operation's own channel when the reply names none, or only a runtime
-  ``address``, with a warning).
+  recognised as WSO2's and read its way, with a warning saying so; so is one whose every
+  operation has the official converter's name, ``<channel key>.publish|subscribe``, with the
+  action a conversion from the client's side gives (``publish`` written ``send``); anything
+  else is read the specification's way.  An operation's ``reply`` adds the opposite direction
+  to the reply's channel (to the operation's own channel when the reply names none, or only a
+  runtime ``address``, with a warning).
 - ``$ref`` to a channel: ``#/channels/<key>`` with ``~1`` for ``/``; WSO2's unescaped form
   (``#/channels/rooms/{id}`` for the key ``rooms/{id}``) and its form without the key's leading
   ``/`` are read too, with a warning.
@@ -290,10 +292,47 @@ def _wso2_named(key: str, op: Mapping[str, Any], channels: Mapping[str, Any]) ->
     return address is not None and key == f"{op.get('action')}_{address}"
 
 
+def _converter_reading(
+    key: str, op: Mapping[str, Any], keys: Mapping[int, str]
+) -> PointOfView | None:
+    """The point of view an operation named as the official converter names it,
+    ``<channel key>.publish|subscribe``, was written from: the name keeps its 2.x direction,
+    the action says from whose side (``publish`` written ``receive``: the application's)."""
+    channel_key = keys.get(id(op.get("channel")))
+    action = op.get("action")
+    for kind in ("publish", "subscribe"):
+        if (
+            channel_key is not None
+            and key == f"{channel_key}.{kind}"
+            and action
+            in (
+                "send",
+                "receive",
+            )
+        ):
+            application = (kind == "publish") == (action == "receive")
+            return PointOfView.APPLICATION if application else PointOfView.CLIENT
+    return None
+
+
 def _detect(data: Mapping[str, Any], decoder: Decoder) -> PointOfView:
     channels = mapping(data.get("channels"))
+    keys = {id(c): str(k) for k, c in channels.items()}
     ops = {str(k): v for k, v in mapping(data.get("operations")).items() if isinstance(v, Mapping)}
     named = [key for key, op in ops.items() if _wso2_named(key, op, channels)]
+    converted = {_converter_reading(key, op, keys) for key, op in ops.items()}
+    if ops and converted == {PointOfView.CLIENT}:
+        example = next(iter(ops))
+        decoder.warn(
+            "/operations",
+            f"read from the client's point of view: the operations are named as the official "
+            f"converter names them, after the 2.x direction ({example!r}), and their actions "
+            f"are those of a conversion from the client's side ('publish' written 'send'). To "
+            "read them as the AsyncAPI specification does ('receive' = clients publish), give "
+            "the point of view application (CLI: --point-of-view application)",
+            rule=POINT_OF_VIEW_RULE,
+        )
+        return PointOfView.CLIENT
     if not named:
         return PointOfView.APPLICATION
     if len(named) == len(ops):

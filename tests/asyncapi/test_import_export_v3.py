@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from asyncapi_gw import documents
 from asyncapi_gw.asyncapi import (
+    convert_asyncapi,
     dump_asyncapi,
     export_asyncapi,
     import_asyncapi,
@@ -129,3 +130,11 @@ def test_an_edited_api_exports_to_a_document_that_imports_as_the_edit(
     assert attrs.evolve(back, point_of_view=None, **SOURCE_FIELDS) == attrs.evolve(
         edited, point_of_view=None, **SOURCE_FIELDS
     )
+
+
+def test_conversion_takes_the_same_point_of_view() -> None:
+    converted = convert_asyncapi(
+        FIXTURES / "wso2-chats.yaml", "3.0.0", point_of_view=PointOfView.CLIENT
+    )
+    assert directions(converted.data) == directions(FIXTURES / "wso2-chats.yaml")
+    assert load_asyncapi(converted.data).point_of_view is PointOfView.CLIENT

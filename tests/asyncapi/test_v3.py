@@ -105,6 +105,34 @@ def test_a_document_partly_named_as_wso2_names_operations_is_read_as_the_spec_sa
 
 
 @pytest.mark.parametrize(
+    ("publish", "pov"),
+    [
+        ("receive", PointOfView.APPLICATION),
+        ("send", PointOfView.CLIENT),
+    ],
+)
+def test_the_official_converters_names_keep_the_2x_direction(
+    publish: str, pov: PointOfView
+) -> None:
+    subscribe = "send" if publish == "receive" else "receive"
+    doc = {
+        "asyncapi": "3.0.0",
+        "info": {"title": "T", "version": "1"},
+        "channels": {"/in": {"address": "/in"}, "/out": {"address": "/out"}},
+        "operations": {
+            "/in.publish": {"action": publish, "channel": {"$ref": "#/channels/~1in"}},
+            "/out.subscribe": {"action": subscribe, "channel": {"$ref": "#/channels/~1out"}},
+        },
+    }
+    api, problems = decode(doc)
+    assert api.point_of_view is pov
+    assert directions(api) == {"/in": {"publish"}, "/out": {"subscribe"}}
+    stated = [p.message for p in problems if p.rule == v3.POINT_OF_VIEW_RULE]
+    assert len(stated) == (pov is PointOfView.CLIENT)
+    assert all("official converter" in m for m in stated)
+
+
+@pytest.mark.parametrize(
     ("twin_3x", "twin_2x", "pov"),
     [
         ("chatroom.yaml", "chatroom.yaml", PointOfView.APPLICATION),
