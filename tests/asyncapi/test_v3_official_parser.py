@@ -1,7 +1,8 @@
 """What the 3.x codec writes, checked by the official JavaScript parser (``@asyncapi/parser``).
 
-Needs Node.js and the parser: set ``ASYNCAPI_PARSER_MODULES`` to a ``node_modules`` folder that
-holds ``@asyncapi/parser`` (for instance after ``npm install @asyncapi/parser@3``).  One parser
+Needs Node.js and the parser, found as by ``test_official_parser_v3.py``: in
+``ASYNCAPI_PARSER_NODE_MODULES``, else in ``bench/build/node_modules`` (which
+``bench/validation.py`` fills).  One parser
 run checks every document: the fixtures, edits of them (topics added, removed and changed,
 security dropped, the point of view turned), new APIs from both points of view and 2.x
 documents written as 3.0.0 and 3.1.0.
@@ -24,12 +25,14 @@ from asyncapi_gw.asyncapi import load_asyncapi, v3
 from asyncapi_gw.builder import topic as builder_topic
 from asyncapi_gw.model import PointOfView, StreamingAPI
 
-_MODULES = os.environ.get("ASYNCAPI_PARSER_MODULES")
+_MODULES = os.environ.get("ASYNCAPI_PARSER_NODE_MODULES") or str(
+    Path(__file__).resolve().parents[2] / "bench/build/node_modules"
+)
 _NODE = shutil.which("node")
 
 pytestmark = pytest.mark.skipif(
-    not (_MODULES and _NODE),
-    reason="set ASYNCAPI_PARSER_MODULES to a node_modules folder with @asyncapi/parser",
+    _NODE is None or not (Path(_MODULES) / "@asyncapi" / "parser").is_dir(),
+    reason="needs node and @asyncapi/parser (set ASYNCAPI_PARSER_NODE_MODULES)",
 )
 
 _SCRIPT = """
