@@ -11,9 +11,7 @@ from typing import Any
 import attrs
 import pytest
 from codec_helpers import FIXTURES, V3, WSO2, chat_api
-from document_strategies import SOURCE_FIELDS, edit, v3_documents
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from document_strategies import SOURCE_FIELDS
 
 from asyncapi_gw import documents
 from asyncapi_gw.asyncapi import (
@@ -108,28 +106,6 @@ def test_a_3x_document_exports_as_2x() -> None:
         "x-auth-type": "None",
     }
     assert directions(out) == directions(WSO2)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(v3_documents())
-def test_round_trip_is_identity_on_valid_documents(doc: dict[str, Any]) -> None:
-    assume(validate_document(doc).valid)
-    assert export_asyncapi(import_asyncapi(doc).api) == doc
-
-
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(v3_documents(), st.data())
-def test_an_edited_api_exports_to_a_document_that_imports_as_the_edit(
-    doc: dict[str, Any], data: st.DataObject
-) -> None:
-    assume(validate_document(doc).valid)
-    edited = edit(import_asyncapi(doc).api, data)
-    back = import_asyncapi(export_asyncapi(edited)).api
-    if edited.topics:
-        assert back.point_of_view is edited.point_of_view
-    assert attrs.evolve(back, point_of_view=None, **SOURCE_FIELDS) == attrs.evolve(
-        edited, point_of_view=None, **SOURCE_FIELDS
-    )
 
 
 def test_conversion_takes_the_same_point_of_view() -> None:
