@@ -232,7 +232,7 @@ def expand_variables(template: str, variables: Mapping[str, Any]) -> str:
         if default is None and isinstance(variable.get("enum"), list) and variable["enum"]:
             default = variable["enum"][0]
         if not isinstance(default, str):
-            raise ValueError(f"server variable {match.group(1)!r} has no default value")
+            raise ValueError(f"server variable {json_excerpt(match.group(1))} has no default value")
         return default
 
     return _VARIABLE.sub(expand, template)

@@ -154,7 +154,10 @@ class _Layout:
             if isinstance(channel, Mapping) and not _unresolved(channel):
                 self._group(str(key), channel)
             else:
-                decoder.fail(pointer_to("channels", key), f"channel {key!r} could not be resolved")
+                decoder.fail(
+                    pointer_to("channels", key),
+                    f"channel {json_excerpt(key)} could not be resolved",
+                )
         for key, op in mapping(data.get("operations")).items():
             self._operation(str(key), op, pov)
 
@@ -181,19 +184,22 @@ class _Layout:
         ref = value["$ref"]
         key = _wso2_channel_key(ref, self.channels)
         if key is None:
-            self.decoder.fail(pointer, f"$ref {ref!r} leads to no channel of the document")
+            self.decoder.fail(
+                pointer, f"$ref {json_excerpt(ref)} leads to no channel of the document"
+            )
             return None
         self.decoder.warn(
             pointer + "/$ref",
-            f"$ref {ref!r} is WSO2 API Manager's spelling of a reference to channel {key!r}, "
-            f"read as such (the JSON pointer is {_CHANNELS + escape_token(key)!r})",
+            f"$ref {json_excerpt(ref)} is WSO2 API Manager's spelling of a reference to channel "
+            f"{json_excerpt(key)}, read as such (the JSON pointer is "
+            f"{json_excerpt(_CHANNELS + escape_token(key))})",
         )
         return key, self.channels[key]
 
     def _operation(self, key: str, op: Any, pov: PointOfView) -> None:
         pointer = pointer_to("operations", key)
         if not isinstance(op, Mapping) or _unresolved(op):
-            self.decoder.fail(pointer, f"operation {key!r} could not be resolved")
+            self.decoder.fail(pointer, f"operation {json_excerpt(key)} could not be resolved")
             return
         action = op.get("action")
         found = self.channel(op.get("channel"), pointer + "/channel")
@@ -228,8 +234,9 @@ class _Layout:
             target = own
             self.decoder.warn(
                 pointer,
-                f"operation {key!r} replies on an address known only at runtime; the model "
-                "has no such addresses, so its replies are allowed on the operation's own topic",
+                f"operation {json_excerpt(key)} replies on an address known only at runtime; "
+                "the model has no such addresses, so its replies are allowed on the operation's "
+                "own topic",
             )
         opposite = Operation.SUBSCRIBE if direction is Operation.PUBLISH else Operation.PUBLISH
         side = self._group(*target).side(opposite)
@@ -326,8 +333,9 @@ def _detect(data: Mapping[str, Any], decoder: Decoder) -> PointOfView:
         decoder.warn(
             "/operations",
             f"read from the client's point of view: the operations are named as the official "
-            f"converter names them, after the 2.x direction ({example!r}), and their actions "
-            f"are those of a conversion from the client's side ('publish' written 'send'). To "
+            f"converter names them, after the 2.x direction ({json_excerpt(example)}), and their "
+            "actions are those of a conversion from the client's side ('publish' written "
+            "'send'). To "
             "read them as the AsyncAPI specification does ('receive' = clients publish), give "
             "the point of view application (CLI: --point-of-view application)",
             rule=POINT_OF_VIEW_RULE,
@@ -339,8 +347,8 @@ def _detect(data: Mapping[str, Any], decoder: Decoder) -> PointOfView:
         decoder.warn(
             "/operations",
             f"read from the client's point of view, as WSO2 API Manager writes and reads "
-            f"AsyncAPI 3: the operations are named as WSO2 names them ({named[0]!r}: action, "
-            "'_', channel address), and WSO2 means 'send' for what clients send to the API "
+            f"AsyncAPI 3: the operations are named as WSO2 names them ({json_excerpt(named[0])}: "
+            "action, '_', channel address), and WSO2 means 'send' for what clients send to the API "
             "(publish) and 'receive' for what they receive (subscribe). To read them as the "
             "AsyncAPI specification does ('receive' = clients publish), give the point of view "
             "application (CLI: --point-of-view application)",
@@ -352,8 +360,8 @@ def _detect(data: Mapping[str, Any], decoder: Decoder) -> PointOfView:
         f"read from the application's point of view, as the AsyncAPI specification says "
         f"('receive' = clients publish to the API, 'send' = clients subscribe), though "
         f"{len(named)} of {len(ops)} operations are named as WSO2 API Manager names them "
-        f"({named[0]!r}), which reads them the other way; if WSO2 wrote the document, give the "
-        "point of view client (CLI: --point-of-view client)",
+        f"({json_excerpt(named[0])}), which reads them the other way; if WSO2 wrote the "
+        "document, give the point of view client (CLI: --point-of-view client)",
         rule=POINT_OF_VIEW_RULE,
     )
     return PointOfView.APPLICATION
@@ -414,8 +422,9 @@ def _side(
         (first, a), (second, b) = list(mappings.items())[:2]
         decoder.fail(
             pointer_to("operations", b, "x-uri-mapping"),
-            f"operations {a!r} and {b!r} both {direction.value} on topic {group.name!r} with "
-            f"different x-uri-mapping ({first!r}, {second!r}); a topic has one per direction",
+            f"operations {json_excerpt(a)} and {json_excerpt(b)} both {direction.value} on topic "
+            f"{json_excerpt(group.name)} with different x-uri-mapping ({json_excerpt(first)}, "
+            f"{json_excerpt(second)}); a topic has one per direction",
         )
     operation_id = None
     if side.ops:
@@ -456,15 +465,16 @@ def _topic_auth(group: _Group, decoder: Decoder) -> AuthType | None:
         (first, a), (second, b) = list(stated.items())[:2]
         decoder.fail(
             pointer_to("channels", b, "x-auth-type"),
-            f"channels {a!r} and {b!r} are both topic {group.name!r} but give different "
-            f"x-auth-type ({first.value}, {second.value})",
+            f"channels {json_excerpt(a)} and {json_excerpt(b)} are both topic "
+            f"{json_excerpt(group.name)} but give different x-auth-type ({first.value}, "
+            f"{second.value})",
         )
     found = next(iter(stated), None)
     if opened and found not in (None, AuthType.NONE):
         decoder.warn(
             pointer_to("channels", stated[found], "x-auth-type"),
-            f"x-auth-type {found.value!r} is overridden by {DISABLE_SECURITY_EXTENSION}: true; "
-            "the topic is open",
+            f"x-auth-type {json_excerpt(found.value)} is overridden by "
+            f"{DISABLE_SECURITY_EXTENSION}: true; the topic is open",
         )
     return AuthType.NONE if opened else found
 
@@ -476,8 +486,9 @@ def _topic(group: _Group, channels: Mapping[str, Any], decoder: Decoder) -> Topi
         if key is not None and not (isinstance(channel.get("address"), str) and channel["address"]):
             decoder.warn(
                 pointer_to("channels", key, "address"),
-                f"channel {key!r} has no address ({json_excerpt(channel.get('address'))}: "
-                f"unknown until runtime); its topic is named after its key, {key!r}",
+                f"channel {json_excerpt(key)} has no address "
+                f"({json_excerpt(channel.get('address'))}: unknown until runtime); its topic is "
+                f"named after its key, {json_excerpt(key)}",
             )
     parameters: dict[str, Parameter] = {}
     for _, channel in group.channels:
@@ -520,7 +531,8 @@ def _topics(data: Mapping[str, Any], layout: _Layout, decoder: Decoder) -> list[
             keys = [key for key, _ in group.channels if key is not None]
             decoder.warn(
                 pointer_to("channels", keys[0]),
-                f"no operation sends or receives on channel {keys[0]!r}: it is no topic of the API",
+                f"no operation sends or receives on channel {json_excerpt(keys[0])}: it is no "
+                "topic of the API",
             )
             continue
         topic = _topic(group, layout.channels, decoder)
@@ -632,7 +644,9 @@ def _server(endpoint: Endpoint, existing: Any, writer: _Writer, pointer: str) ->
     if parts.path:
         out["pathname"] = parts.path
     if parts.query:
-        writer.fail(pointer, f"endpoint {endpoint.url!r}: an AsyncAPI 3 server has no query")
+        writer.fail(
+            pointer, f"endpoint {json_excerpt(endpoint.url)}: an AsyncAPI 3 server has no query"
+        )
     out["protocol"] = "wss" if endpoint.secure else "ws"
     return {**out, **server}
 
@@ -765,8 +779,9 @@ class _Writer:
                             self.note(
                                 pointer_to("operations", key),
                                 (
-                                    f"operation {key!r} keeps its name ({wanted!r} is taken): "
-                                    "importing the document needs the point of view client"
+                                    f"operation {json_excerpt(key)} keeps its name "
+                                    f"({json_excerpt(wanted)} is taken): importing the "
+                                    "document needs the point of view client"
                                 ),
                             )
                         continue
@@ -926,8 +941,8 @@ class _Writer:
         ):
             self.fail(
                 pointer_to("channels", channel_key, "parameters", param.name),
-                f"parameter {param.name!r} has the schema {json_excerpt(schema)}: an AsyncAPI 3 "
-                "parameter is a string with enum, default and examples only",
+                f"parameter {json_excerpt(param.name)} has the schema {json_excerpt(schema)}: "
+                "an AsyncAPI 3 parameter is a string with enum, default and examples only",
             )
         return out
 

@@ -58,7 +58,7 @@ def test_a_wso2_document_is_read_from_the_client_side_and_says_so() -> None:
     assert stated.severity is Severity.WARNING
     assert stated.pointer == "/operations"
     assert "client's point of view" in stated.message
-    assert "'receive_/notifications'" in stated.message
+    assert '"receive_/notifications"' in stated.message
     assert "--point-of-view application" in stated.message
     notifications = api.topic("/notifications")
     assert notifications.subscribe is not None
@@ -210,8 +210,8 @@ def test_spec_style_websocket_examples() -> None:
     assert len(root.publish.message["oneOf"]) == 2  # ping, subscribe
     assert len(root.subscribe.message["oneOf"]) == 3  # heartbeat, pong, subscriptionStatus
     warned = {p.pointer: p.message for p in problems}
-    assert "its topic is named after its key, 'status'" in warned["/channels/status/address"]
-    assert "no operation sends or receives on channel 'audit'" in warned["/channels/audit"]
+    assert 'its topic is named after its key, "status"' in warned["/channels/status/address"]
+    assert 'no operation sends or receives on channel "audit"' in warned["/channels/audit"]
 
 
 def test_a_reply_to_a_runtime_address_is_allowed_on_the_operations_topic() -> None:
@@ -245,7 +245,7 @@ def test_wso2_unescaped_channel_references_are_read_with_a_warning() -> None:
     assert api.topic("/rooms/{roomId}").publish.uri_mapping == "/rooms/{uri.var.roomId}"
     read = [p for p in problems if p.pointer.endswith("/channel/$ref")]
     assert len(read) == 2
-    assert "'#/channels/rooms~1{roomId}'" in read[0].message
+    assert '"#/channels/rooms~1{roomId}"' in read[0].message
 
 
 def _two_channels(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
@@ -272,7 +272,7 @@ def _two_channels(first: dict[str, Any], second: dict[str, Any]) -> dict[str, An
     ("first", "second", "named"),
     [
         ({"x-auth-type": "Any"}, {"x-auth-type": "None"}, "different x-auth-type (Any, None)"),
-        ({"x-test-mapping": "/two"}, {}, "different x-uri-mapping ('/one', '/two')"),
+        ({"x-test-mapping": "/two"}, {}, 'different x-uri-mapping ("/one", "/two")'),
     ],
 )
 def test_channels_of_one_topic_that_disagree_cannot_be_one_topic(
