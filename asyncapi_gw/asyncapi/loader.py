@@ -58,6 +58,7 @@ EXPORT_VERSIONS: tuple[str, ...] = (*schema.SUPPORTED_VERSIONS, *v3.VERSIONS)
 _MAX_IMPORT_DEPTH = 200
 _SCHEMA_RULE = "asyncapi-schema"  # the official JSON Schema's problems
 
+
 @attrs.frozen(kw_only=True)
 class ValidationReport:
     """The verdict on one document: every error and warning, located."""
@@ -141,8 +142,16 @@ def _version(doc: documents.SourceDocument) -> str:
     if not isinstance(data, Mapping):
         raise DocumentError(
             "an AsyncAPI document must be a mapping at its root",
-            [_locate(doc, Problem(pointer="", message="the document root is not a mapping",
-                                  rule="document-not-mapping"))],
+            [
+                _locate(
+                    doc,
+                    Problem(
+                        pointer="",
+                        message="the document root is not a mapping",
+                        rule="document-not-mapping",
+                    ),
+                )
+            ],
         )
     declared = data.get("asyncapi")
     if isinstance(declared, str) and declared in schema.VALIDATION_VERSIONS:
@@ -153,12 +162,16 @@ def _version(doc: documents.SourceDocument) -> str:
         if release != declared and release in schema.VALIDATION_VERSIONS:
             # A pre-release (2.0.0-rc1, -rc2) differs from its release; the official parser
             # refuses it as well.
-            message = (f"AsyncAPI {json_excerpt(declared)} is a pre-release of {release}: "
-                       "pre-releases are not supported (nor by the official parser); declare a "
-                       f"released version: {supported}")
+            message = (
+                f"AsyncAPI {json_excerpt(declared)} is a pre-release of {release}: "
+                "pre-releases are not supported (nor by the official parser); declare a "
+                f"released version: {supported}"
+            )
         else:
-            message = (f"AsyncAPI version {json_excerpt(declared)} is not supported; "
-                       f"supported: {supported}")
+            message = (
+                f"AsyncAPI version {json_excerpt(declared)} is not supported; "
+                f"supported: {supported}"
+            )
         raise UnsupportedVersionError(
             f"{doc.name or 'the document'}: {message}",
             [_locate(doc, Problem(pointer="/asyncapi", message=message, rule="asyncapi-version"))],
@@ -174,9 +187,7 @@ def _version(doc: documents.SourceDocument) -> str:
     )
 
 
-def _locate(
-    doc: documents.SourceDocument, problem: Problem, pointer: str | None = None
-) -> Problem:
+def _locate(doc: documents.SourceDocument, problem: Problem, pointer: str | None = None) -> Problem:
     """``problem`` with the file, line and column of ``pointer`` (its own) in ``doc``."""
     position = doc.locate(problem.pointer if pointer is None else pointer)
     line, column = position if position is not None else (None, None)
@@ -237,7 +248,9 @@ def _check_bindings(data: Mapping[str, Any]) -> list[Problem]:
         for protocol, binding in bindings.items():
             problems.extend(
                 schema.validate_binding(
-                    binding, protocol=str(protocol), kind=kind,
+                    binding,
+                    protocol=str(protocol),
+                    kind=kind,
                     pointer=f"{pointer}/{escape_token(protocol)}",
                 )
             )
@@ -257,7 +270,8 @@ def _measure(data: Any, max_nodes: int) -> tuple[int, int]:
             pending.pop()
             continue
         children = [
-            child for child in (node.values() if isinstance(node, dict) else node)
+            child
+            for child in (node.values() if isinstance(node, dict) else node)
             if isinstance(child, (dict, list))
         ]
         if id(node) not in entered:
@@ -284,8 +298,10 @@ def _check_expansion(doc: documents.SourceDocument, data: Any) -> int:
     if depth < 0:
         # The resolver closes a cycle at the $ref it meets again, but not one that re-enters
         # a node being copied from below, through a $ref to one of that node's ancestors.
-        message = ("a $ref leads to a mapping or list that contains the reference itself "
-                   "(a cycle through an ancestor); the document cannot be resolved")
+        message = (
+            "a $ref leads to a mapping or list that contains the reference itself "
+            "(a cycle through an ancestor); the document cannot be resolved"
+        )
         raise DocumentError(
             f"cannot read {doc.name or 'the document'}: {message}",
             [Problem(pointer="", message=message, rule="asyncapi-ref", file=doc.name)],
@@ -312,7 +328,10 @@ def _analyse(
 ) -> _Analysis:
     version = _version(doc)
     resolved = schema.resolve_refs(
-        doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs,
+        doc,
+        load=_load_uri,
+        allow_remote=allow_remote_refs,
+        allow_outside=allow_outside_refs,
         ref_root=ref_root,
     )
     depth = _check_expansion(doc, resolved.data)
@@ -356,12 +375,14 @@ def _once_where_written(
         if entry is None:
             located = _locate(origin, attrs.evolve(problem, pointer=pointer))
             found[key] = entry = (located, set())
-        if not (origin is doc and problem.pointer == pointer
-                and pointer.startswith("/components/")):
+        if not (
+            origin is doc and problem.pointer == pointer and pointer.startswith("/components/")
+        ):
             entry[1].add(problem.pointer)
     return tuple(
         attrs.evolve(problem, message=f"{problem.message} (used in {len(uses)} places)")
-        if len(uses) > 1 else problem
+        if len(uses) > 1
+        else problem
         for problem, uses in found.values()
     )
 
@@ -410,7 +431,9 @@ def validate_document(
     doc = _read(source)
     try:
         analysis = _analyse(
-            doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs,
+            doc,
+            allow_remote_refs=allow_remote_refs,
+            allow_outside_refs=allow_outside_refs,
             ref_root=ref_root,
         )
     except UnsupportedVersionError as exc:
@@ -418,9 +441,7 @@ def validate_document(
             file=doc.name, asyncapi=doc.data["asyncapi"], errors=exc.problems, supported=False
         )
     except ValidationError as exc:  # no version declared
-        return ValidationReport(
-            file=doc.name, asyncapi=None, errors=exc.problems, supported=None
-        )
+        return ValidationReport(file=doc.name, asyncapi=None, errors=exc.problems, supported=None)
     return ValidationReport(
         file=doc.name,
         asyncapi=analysis.version,
@@ -452,7 +473,9 @@ def import_asyncapi(
     """
     doc = _read(source)
     analysis = _analyse(
-        doc, allow_remote_refs=allow_remote_refs, allow_outside_refs=allow_outside_refs,
+        doc,
+        allow_remote_refs=allow_remote_refs,
+        allow_outside_refs=allow_outside_refs,
         ref_root=ref_root,
     )
     name = doc.name or "the document"
@@ -462,18 +485,27 @@ def import_asyncapi(
         )
     warnings = [attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems]
     if analysis.depth > _MAX_IMPORT_DEPTH:
-        message = (f"the document is nested {analysis.depth} levels deep; at most "
-                   f"{_MAX_IMPORT_DEPTH} can be imported")
+        message = (
+            f"the document is nested {analysis.depth} levels deep; at most "
+            f"{_MAX_IMPORT_DEPTH} can be imported"
+        )
         raise ConversionError(
             f"{name} cannot be imported: {message}",
-            [*warnings, Problem(pointer="", message=message, rule="document-too-deep",
-                                file=doc.name)],
+            [
+                *warnings,
+                Problem(pointer="", message=message, rule="document-too-deep", file=doc.name),
+            ],
         )
     data = analysis.resolved.data
     try:
         api, problems = _decode(
-            data, analysis.version, source=doc.styled_data(), context=context, lenient=lenient,
-            base_uri=doc.uri, point_of_view=point_of_view,
+            data,
+            analysis.version,
+            source=doc.styled_data(),
+            context=context,
+            lenient=lenient,
+            base_uri=doc.uri,
+            point_of_view=point_of_view,
         )
     except ConversionError as exc:
         located = [_locate_resolved(analysis.resolved, p) for p in exc.problems]
@@ -483,8 +515,10 @@ def import_asyncapi(
             reason = "; ".join(dict.fromkeys(p.message for p in fatal))
             message = f"{name} cannot be imported, even leniently: {reason}"
         else:
-            message = (f"{name} is valid AsyncAPI {analysis.version} but cannot be represented "
-                       "as a WebSocket API")
+            message = (
+                f"{name} is valid AsyncAPI {analysis.version} but cannot be represented "
+                "as a WebSocket API"
+            )
         raise ConversionError(message, [*warnings, *located]) from None
     warnings.extend(_locate_resolved(analysis.resolved, p) for p in problems)
     if context is None and api.document is not None:
@@ -504,8 +538,14 @@ def _decode(
 ) -> tuple[StreamingAPI, list[Problem]]:
     """The API of a resolved document, by the codec of its major version."""
     if version in v3.VERSIONS:
-        return v3.decode(data, source=source, context=context, lenient=lenient,
-                         base_uri=base_uri, point_of_view=point_of_view)
+        return v3.decode(
+            data,
+            source=source,
+            context=context,
+            lenient=lenient,
+            base_uri=base_uri,
+            point_of_view=point_of_view,
+        )
     return v2.decode(data, source=source, context=context, lenient=lenient, base_uri=base_uri)
 
 
@@ -539,8 +579,12 @@ def loads_asyncapi(
     point_of_view: PointOfView | None = None,
 ) -> StreamingAPI:
     """The API described by YAML or JSON text."""
-    return load_asyncapi(documents.parse_document(text), context=context, lenient=lenient,
-                         point_of_view=point_of_view)
+    return load_asyncapi(
+        documents.parse_document(text),
+        context=context,
+        lenient=lenient,
+        point_of_view=point_of_view,
+    )
 
 
 # What a source document decodes to, and its resolved data, by the document's id.
@@ -570,12 +614,19 @@ def _baseline(
         return cached[1], cached[2]
     doc = attrs.evolve(documents.document_from_data(source), uri=api.base_uri)
     resolved = schema.resolve_refs(
-        doc, load=_load_uri, allow_remote=allow_remote_refs, allow_outside=allow_outside_refs,
+        doc,
+        load=_load_uri,
+        allow_remote=allow_remote_refs,
+        allow_outside=allow_outside_refs,
         ref_root=ref_root,
     )
     try:
         baseline, _ = _decode(
-            resolved.data, api.asyncapi_version, source=source, lenient=True, base_uri=None,
+            resolved.data,
+            api.asyncapi_version,
+            source=source,
+            lenient=True,
+            base_uri=None,
             point_of_view=api.point_of_view,
         )
     except ConversionError:
@@ -603,20 +654,32 @@ def _encode(
     problems: list[Problem] = []
     found = None
     if api.document is not None and _family(api.asyncapi_version) != _family(version):
-        problems.append(Problem(
-            pointer="", rule="model-conversion", severity=Severity.WARNING,
-            message=f"AsyncAPI {api.asyncapi_version} is written as {version} from the API "
-            "model: what the source holds beyond the API is not carried over"
-            + (" (but for its info, root extensions and components.schemas)"
-               if version in v3.VERSIONS else ""),
-        ))
+        problems.append(
+            Problem(
+                pointer="",
+                rule="model-conversion",
+                severity=Severity.WARNING,
+                message=f"AsyncAPI {api.asyncapi_version} is written as {version} from the API "
+                "model: what the source holds beyond the API is not carried over"
+                + (
+                    " (but for its info, root extensions and components.schemas)"
+                    if version in v3.VERSIONS
+                    else ""
+                ),
+            )
+        )
     elif api.document is not None:
-        found = _baseline(api, allow_remote_refs=allow_remote_refs,
-                          allow_outside_refs=allow_outside_refs, ref_root=ref_root)
+        found = _baseline(
+            api,
+            allow_remote_refs=allow_remote_refs,
+            allow_outside_refs=allow_outside_refs,
+            ref_root=ref_root,
+        )
     baseline, resolved = found if found is not None else (None, None)
     if version in v3.VERSIONS:
-        out, unwritten = v3.encode(api, version=version, baseline=baseline, resolved=resolved,
-                                   point_of_view=point_of_view)
+        out, unwritten = v3.encode(
+            api, version=version, baseline=baseline, resolved=resolved, point_of_view=point_of_view
+        )
         return out, problems + unwritten
     return v2.encode(api, version=version, baseline=baseline), problems
 
@@ -642,7 +705,8 @@ def _export_errors(analysis: _Analysis, version: str) -> list[Problem]:
     error (schema errors that remain with those features left out, rules, references)."""
     gaps = (
         v2.version_gaps(analysis.resolved.data, version)
-        if version in schema.SUPPORTED_VERSIONS else []
+        if version in schema.SUPPORTED_VERSIONS
+        else []
     )
     if not gaps:
         return list(analysis.errors)
@@ -650,8 +714,7 @@ def _export_errors(analysis: _Analysis, version: str) -> list[Problem]:
     for gap in gaps:
         _remove(without, gap.pointer)
     remaining = [
-        _locate_resolved(analysis.resolved, p)
-        for p in schema.validate_asyncapi(without, version)
+        _locate_resolved(analysis.resolved, p) for p in schema.validate_asyncapi(without, version)
     ]
     others = [p for p in analysis.errors if p.rule != _SCHEMA_RULE]
     return [*(_locate_resolved(analysis.resolved, p) for p in gaps), *remaining, *others]
@@ -715,7 +778,8 @@ def export_asyncapi(
     if warnings is not None:
         warnings.extend(
             _in_source(analysis, source_document, p)
-            for p in (*unwritten, *analysis.warnings) if p.severity is Severity.WARNING
+            for p in (*unwritten, *analysis.warnings)
+            if p.severity is Severity.WARNING
         )
     errors = [
         _in_source(analysis, source_document, p)
@@ -784,8 +848,9 @@ def _documents_lookup() -> convert.Lookup:
         node = schema.node_at(doc.data, unquote(fragment))
         if node is schema.NOWHERE:
             message = f"$ref {ref!r}: {fragment!r} is not a JSON pointer to a node of {uri}"
-            raise ConversionError(message, [Problem(pointer="", message=message,
-                                                    rule="asyncapi-ref")])
+            raise ConversionError(
+                message, [Problem(pointer="", message=message, rule="asyncapi-ref")]
+            )
         return target, node
 
     return lookup
@@ -793,8 +858,9 @@ def _documents_lookup() -> convert.Lookup:
 
 # Problems that make a document unreadable as AsyncAPI; the semantic rules' problems (an example
 # that does not match its schema, ...) do not stop a conversion: they become warnings.
-_STRUCTURAL_RULES = frozenset({"asyncapi-schema", "asyncapi-ref", "asyncapi-ref-placement",
-                               "asyncapi-version"})
+_STRUCTURAL_RULES = frozenset(
+    {"asyncapi-schema", "asyncapi-ref", "asyncapi-ref-placement", "asyncapi-version"}
+)
 
 
 def _check_source(
@@ -807,19 +873,24 @@ def _check_source(
     """The semantic problems of a document to convert, as warnings; ValidationError when it
     breaks its version's schema or a reference cannot be resolved."""
     declared = doc.data.get("asyncapi") if isinstance(doc.data, Mapping) else None
-    problems = _analyse(doc, allow_remote_refs=allow_remote_refs,
-                        allow_outside_refs=allow_outside_refs, ref_root=ref_root).problems
-    errors = [p for p in problems
-              if p.severity is Severity.ERROR and p.rule in _STRUCTURAL_RULES]
+    problems = _analyse(
+        doc,
+        allow_remote_refs=allow_remote_refs,
+        allow_outside_refs=allow_outside_refs,
+        ref_root=ref_root,
+    ).problems
+    errors = [p for p in problems if p.severity is Severity.ERROR and p.rule in _STRUCTURAL_RULES]
     if errors:
         raise ValidationError(
-            f"{doc.name or 'the document'} is not a valid AsyncAPI {declared} document",
-            errors)
+            f"{doc.name or 'the document'} is not a valid AsyncAPI {declared} document", errors
+        )
     return [attrs.evolve(p, severity=Severity.WARNING) for p in problems]
 
 
-_REFUSED = re.compile(r"""property ["']([^"']+)["'] is not allowed here|["']([^"']+)["'] does """
-                      r"not match any of the regexes")
+_REFUSED = re.compile(
+    r"""property ["']([^"']+)["'] is not allowed here|["']([^"']+)["'] does """
+    r"not match any of the regexes"
+)
 
 
 def _drop_refused(data: dict[str, Any], problems: tuple[Problem, ...]) -> list[str]:
@@ -865,13 +936,20 @@ def convert_asyncapi(
     if isinstance(point_of_view, PointOfView):
         point_of_view = point_of_view.value
     doc = _read(source)
-    policy: dict[str, Any] = {"allow_remote_refs": allow_remote_refs,
-                              "allow_outside_refs": allow_outside_refs, "ref_root": ref_root}
+    policy: dict[str, Any] = {
+        "allow_remote_refs": allow_remote_refs,
+        "allow_outside_refs": allow_outside_refs,
+        "ref_root": ref_root,
+    }
     found = _check_source(doc, **policy)
     try:
         result = convert.convert_document(
-            doc.data, to, point_of_view=point_of_view, lossy=lossy,
-            lookup=_documents_lookup(), base_uri=doc.uri,
+            doc.data,
+            to,
+            point_of_view=point_of_view,
+            lossy=lossy,
+            lookup=_documents_lookup(),
+            base_uri=doc.uri,
         )
     except ConversionError as exc:
         raise ConversionError(exc.message, [_locate(doc, p) for p in exc.problems]) from None
@@ -880,8 +958,12 @@ def convert_asyncapi(
         return attrs.evolve(result, warnings=tuple(warnings))
     data = result.data
     for _ in range(8):  # each pass drops the members the schema refused at one level
-        out = attrs.evolve(documents.document_from_data(
-            data, name=f"{doc.name or 'the document'} as AsyncAPI {to}"), uri=doc.uri)
+        out = attrs.evolve(
+            documents.document_from_data(
+                data, name=f"{doc.name or 'the document'} as AsyncAPI {to}"
+            ),
+            uri=doc.uri,
+        )
         errors = tuple(p for p in _analyse(out, **policy).errors if p.rule in _STRUCTURAL_RULES)
         if not errors:
             break
@@ -890,9 +972,16 @@ def convert_asyncapi(
             raise ConversionError(
                 f"{doc.name or 'the document'} cannot be written as AsyncAPI {to}: its schema "
                 "refuses these parts of the result, which later versions hold (pointers into "
-                "the result; --lossy drops them)", errors)
-        warnings.extend(Problem(
-            pointer=p, rule="asyncapi-conversion", severity=Severity.WARNING,
-            message=f"dropped: AsyncAPI {to} has no place for it (pointer into the result)")
-            for p in dropped)
+                "the result; --lossy drops them)",
+                errors,
+            )
+        warnings.extend(
+            Problem(
+                pointer=p,
+                rule="asyncapi-conversion",
+                severity=Severity.WARNING,
+                message=f"dropped: AsyncAPI {to} has no place for it (pointer into the result)",
+            )
+            for p in dropped
+        )
     return convert.Conversion(data=data, warnings=tuple(warnings))

@@ -792,7 +792,8 @@ def test_conversion_messages_quote_values_as_json_never_as_python() -> None:
     # x-auth-type true, a non-ws server without a protocol, two channels for one topic and a
     # scheme the gateway cannot enforce: every value is written as the document writes it.
     data = {
-        "asyncapi": "2.6.0", "info": {"title": "T", "version": "1"},
+        "asyncapi": "2.6.0",
+        "info": {"title": "T", "version": "1"},
         "servers": {
             "production": {"url": "ws://x", "protocol": "ws", "security": [{"k": []}]},
             "sandbox": {"url": "mqtt://x", "protocol": "mqtt"},

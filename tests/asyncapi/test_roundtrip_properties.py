@@ -42,8 +42,9 @@ def channel(draw: st.DrawFn, name: str, params: list[str], scopes: list[str]) ->
         if (found := x_scopes(draw, scopes)) is not None:
             operation["x-scopes"] = found
         if draw(st.booleans()):
-            operation["message"] = {"payload": {"type": draw(st.sampled_from(
-                ["string", "object", "number"]))}}
+            operation["message"] = {
+                "payload": {"type": draw(st.sampled_from(["string", "object", "number"]))}
+            }
         operation.update(draw(EXTENSIONS))
         body[op] = operation
     if draw(st.booleans()):
@@ -59,11 +60,18 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     doc: dict[str, Any] = {"asyncapi": version, "info": draw(info())}
     if draw(st.booleans()):
         doc["x-asyncapi-gw-context"] = "/" + draw(WORD)
-    servers = {"production": {"url": "ws://localhost:" + str(draw(st.integers(1, 65535))),
-                              "protocol": "ws"}}
+    servers = {
+        "production": {
+            "url": "ws://localhost:" + str(draw(st.integers(1, 65535))),
+            "protocol": "ws",
+        }
+    }
     if draw(st.booleans()):
-        servers["sandbox"] = {"url": "wss://sandbox.example/x", "protocol": "wss",
-                              "description": draw(TEXT)}
+        servers["sandbox"] = {
+            "url": "wss://sandbox.example/x",
+            "protocol": "wss",
+            "description": draw(TEXT),
+        }
     doc["servers"] = servers
     channels: dict[str, Any] = {}
     for _ in range(draw(st.integers(0, 4))):
@@ -77,9 +85,19 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         channels[name] = draw(channel(name, params, scopes))
     doc["channels"] = channels
     if scopes or draw(st.booleans()):
-        doc["components"] = {"securitySchemes": {"oauth2": {"type": "oauth2", "flows": {
-            "implicit": {"authorizationUrl": "http://localhost:9999",
-                         "scopes": {s: draw(TEXT) for s in scopes}}}}}}
+        doc["components"] = {
+            "securitySchemes": {
+                "oauth2": {
+                    "type": "oauth2",
+                    "flows": {
+                        "implicit": {
+                            "authorizationUrl": "http://localhost:9999",
+                            "scopes": {s: draw(TEXT) for s in scopes},
+                        }
+                    },
+                }
+            }
+        }
     doc.update(draw(EXTENSIONS))
     return doc
 
