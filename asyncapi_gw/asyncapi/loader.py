@@ -32,7 +32,7 @@ from asyncapi_gw.errors import (
     ValidationError,
     json_excerpt,
 )
-from asyncapi_gw.model import PointOfView, StreamingAPI
+from asyncapi_gw.model import PointOfView, StreamingAPI, thaw
 from asyncapi_gw.pointers import escape_token, pointer_to, unescape_token
 from asyncapi_gw.rules import check_rules
 
@@ -601,6 +601,24 @@ def _remember_baseline(
     _baselines[id(source)] = (source, baseline, resolved)
 
 
+def _resolve_source(
+    source: Mapping[str, Any],
+    base_uri: str | None,
+    *,
+    allow_remote_refs: bool,
+    allow_outside_refs: bool,
+    ref_root: RefRoot,
+) -> schema.Resolved:
+    """A source document (living at ``base_uri``) with its ``$ref``s resolved under the policy."""
+    return schema.resolve_refs(
+        attrs.evolve(documents.document_from_data(source), uri=base_uri),
+        load=_load_uri,
+        allow_remote=allow_remote_refs,
+        allow_outside=allow_outside_refs,
+        ref_root=ref_root,
+    )
+
+
 def _baseline(
     api: StreamingAPI, *, allow_remote_refs: bool, allow_outside_refs: bool, ref_root: RefRoot
 ) -> tuple[StreamingAPI, Mapping[str, Any]] | None:
@@ -612,12 +630,11 @@ def _baseline(
     cached = _baselines.get(id(source))
     if cached is not None and cached[0] is source:
         return cached[1], cached[2]
-    doc = attrs.evolve(documents.document_from_data(source), uri=api.base_uri)
-    resolved = schema.resolve_refs(
-        doc,
-        load=_load_uri,
-        allow_remote=allow_remote_refs,
-        allow_outside=allow_outside_refs,
+    resolved = _resolve_source(
+        source,
+        api.base_uri,
+        allow_remote_refs=allow_remote_refs,
+        allow_outside_refs=allow_outside_refs,
         ref_root=ref_root,
     )
     try:
@@ -639,42 +656,91 @@ def _family(version: str | None) -> str | None:
     return None if version is None else version.partition(".")[0]
 
 
+def _converted(
+    api: StreamingAPI,
+    source: Mapping[str, Any],
+    version: str,
+    *,
+    point_of_view: PointOfView | None,
+    lossy: bool,
+    source_document: documents.SourceDocument | None,
+    policy: Mapping[str, Any],
+) -> tuple[StreamingAPI, Mapping[str, Any], list[Problem]]:
+    """``api`` with its source (of the other major version) converted to ``version`` as by
+    :func:`convert_asyncapi`, that conversion resolved, and the conversion's warnings:
+    exported against them, what the API did not change is written as the conversion writes
+    it.  A 3.x target is written from ``point_of_view`` (by default the application's); a 3.x
+    source is read as the API reads it.  What the target cannot hold raises the conversion's
+    :class:`ConversionError`, located in ``source_document``, unless ``lossy``.  ``policy`` is
+    the ``$ref`` policy of the export."""
+    pov = (
+        point_of_view or PointOfView.APPLICATION
+        if version in v3.VERSIONS
+        else api.point_of_view or PointOfView.APPLICATION
+    )
+    # other files are followed only when the policy lets the source reach every one
+    reachable = not _resolve_source(source, api.base_uri, **policy).problems
+
+    def located(problem: Problem) -> Problem:
+        return problem if source_document is None else _locate(source_document, problem)
+
+    try:
+        result = convert.convert_document(
+            thaw(source),
+            version,
+            point_of_view=pov.value,
+            lossy=lossy,
+            lookup=_documents_lookup() if reachable else None,
+            base_uri=api.base_uri,
+        )
+    except ConversionError as exc:
+        raise ConversionError(exc.message, [located(p) for p in exc.problems]) from None
+    warnings = [located(p) for p in result.warnings]
+    converted = attrs.evolve(
+        api,
+        document=result.data,
+        asyncapi_version=version,
+        point_of_view=pov if version in v3.VERSIONS else None,
+    )
+    return converted, _resolve_source(result.data, api.base_uri, **policy).data, warnings
+
+
 def _encode(
     api: StreamingAPI,
     version: str,
     *,
     point_of_view: PointOfView | None,
+    lossy: bool,
+    source_document: documents.SourceDocument | None,
     allow_remote_refs: bool,
     allow_outside_refs: bool,
     ref_root: RefRoot,
 ) -> tuple[dict[str, Any], list[Problem]]:
     """The document of ``api`` in ``version`` by the codec of its major version, and what it
-    could not write.  A source of the other major version is not reused: the document is
-    written from the model, and a warning says so."""
+    could not write.  A source of the other major version is converted first (see
+    :func:`_converted`)."""
+    policy: dict[str, Any] = {
+        "allow_remote_refs": allow_remote_refs,
+        "allow_outside_refs": allow_outside_refs,
+        "ref_root": ref_root,
+    }
     problems: list[Problem] = []
-    found = None
-    if api.document is not None and _family(api.asyncapi_version) != _family(version):
-        problems.append(
-            Problem(
-                pointer="",
-                rule="model-conversion",
-                severity=Severity.WARNING,
-                message=f"AsyncAPI {api.asyncapi_version} is written as {version} from the API "
-                "model: what the source holds beyond the API is not carried over"
-                + (
-                    " (but for its info, root extensions and components.schemas)"
-                    if version in v3.VERSIONS
-                    else ""
-                ),
-            )
-        )
-    elif api.document is not None:
-        found = _baseline(
+    source = api.document
+    found = _baseline(api, **policy) if source is not None else None
+    cross = _family(api.asyncapi_version) != _family(version)
+    if source is not None and found is not None and cross:
+        # the baseline stays what the API was imported as: what the API left unchanged is
+        # written as the converted source has it
+        api, converted, problems = _converted(
             api,
-            allow_remote_refs=allow_remote_refs,
-            allow_outside_refs=allow_outside_refs,
-            ref_root=ref_root,
+            source,
+            version,
+            point_of_view=point_of_view,
+            lossy=lossy,
+            source_document=source_document,
+            policy=policy,
         )
+        found = attrs.evolve(found[0], point_of_view=api.point_of_view), converted
     baseline, resolved = found if found is not None else (None, None)
     if version in v3.VERSIONS:
         out, unwritten = v3.encode(
@@ -760,7 +826,10 @@ def export_asyncapi(
     ``point_of_view`` is how an AsyncAPI 3 document writes ``send`` and ``receive``: by default
     as the source was read, else from the application's side (the specification's);
     :attr:`PointOfView.CLIENT` writes what WSO2 API Manager 4.7 reads.  It does not apply to 2.x.
-    A source of the other major version is written from the model (a warning says so).
+    A source of the other major version is converted to ``version`` as by
+    :func:`convert_asyncapi` (from ``point_of_view`` for a 3.x target) and the API written on
+    top of it: unchanged, the result is the conversion's.  What the target cannot hold raises
+    the conversion's :class:`ConversionError`; ``lenient`` drops it with a warning instead.
     """
     version = asyncapi_version or api.asyncapi_version or DEFAULT_EXPORT_VERSION
     if version not in EXPORT_VERSIONS:
@@ -772,7 +841,14 @@ def export_asyncapi(
         "allow_outside_refs": allow_outside_refs,
         "ref_root": ref_root,
     }
-    out, unwritten = _encode(api, version, point_of_view=point_of_view, **policy)
+    out, unwritten = _encode(
+        api,
+        version,
+        point_of_view=point_of_view,
+        lossy=lenient,
+        source_document=source_document,
+        **policy,
+    )
     doc = attrs.evolve(documents.document_from_data(out), uri=api.base_uri)
     analysis = _analyse(doc, **policy)
     if warnings is not None:

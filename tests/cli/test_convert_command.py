@@ -59,3 +59,22 @@ def test_convert_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path
     code, _, err = run(capsys, "convert", str(tmp_path / "missing.yaml"), "--to", "3.0.0")
     assert code == 2
     assert "cannot open" in err
+
+
+@pytest.mark.parametrize("pov", ["application", "client"])
+def test_export_across_majors_writes_what_convert_writes(
+    capsys: pytest.CaptureFixture[str], pov: str
+) -> None:
+    common = ("--point-of-view", pov, "--format", "json")
+    code, converted, _ = run(capsys, "convert", FEATURES, "--to", "3.0.0", *common)
+    assert code == 0
+    code, exported, err = run(capsys, "export", FEATURES, "--asyncapi-version", "3.0.0", *common)
+    assert code == 0, err
+    assert json.loads(exported) == json.loads(converted)
+
+
+def test_export_across_majors_refuses_as_convert_does(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "export", REQUEST_REPLY, "--asyncapi-version", "2.6.0")
+    assert (code, out) == (1, "")
+    assert f"{REQUEST_REPLY}:28:5: /operations/ping/reply:" in err
+    assert "[asyncapi-conversion]" in err
