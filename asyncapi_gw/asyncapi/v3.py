@@ -17,7 +17,8 @@ Mapping:
   ``send`` and ``receive`` denote is the point of view (:class:`PointOfView`): the
   specification's (``application``: ``receive`` = clients publish to the API, ``send`` = clients
   subscribe), or WSO2 API Manager 4.7's opposite one (``client``).  Without one given, a
-  document whose every operation is named ``<action>_<channel address>`` (``send_/rooms``) is
+  document whose every operation is named ``<action>_<channel address>`` (``send_/rooms``), and
+  that carries another mark of WSO2 (a topic starting with ``/`` in those names, its extensions), is
   recognised as WSO2's and read its way, with a warning saying so; so is one whose every
   operation has the official converter's name, ``<channel key>.publish|subscribe``, with the
   action a conversion from the client's side gives (``publish`` written ``send``); anything
@@ -299,6 +300,34 @@ def _wso2_named(key: str, op: Mapping[str, Any], channels: Mapping[str, Any]) ->
     return address is not None and key == f"{op.get('action')}_{address}"
 
 
+_WSO2_OPERATION_FIELDS = ("x-uri-mapping", "x-scopes")
+_WSO2_CHANNEL_FIELDS = ("x-auth-type", "x-wso2-disable-security")
+
+
+def _wso2_marked(
+    data: Mapping[str, Any], ops: Mapping[str, Mapping[str, Any]], channels: Mapping[str, Any]
+) -> bool:
+    """Whether a document whose operations all have WSO2's names carries something else only
+    WSO2 API Manager writes: a topic starting with ``/`` in those names (its publisher starts
+    every topic with one), its extensions on operations or channels, or ``x-scopes-bindings``
+    in a security scheme's flow.  Names alone (``send_message`` on channel address
+    ``message``) are common in documents written by hand and do not suffice."""
+    if any((_address(op, channels) or "").startswith("/") for op in ops.values()):
+        return True
+    if any(field in op for op in ops.values() for field in _WSO2_OPERATION_FIELDS):
+        return True
+    if any(
+        field in mapping(channel) for channel in channels.values() for field in _WSO2_CHANNEL_FIELDS
+    ):
+        return True
+    schemes = mapping(mapping(data.get("components")).get("securitySchemes"))
+    return any(
+        "x-scopes-bindings" in mapping(flow)
+        for scheme in schemes.values()
+        for flow in mapping(mapping(scheme).get("flows")).values()
+    )
+
+
 def _converter_reading(
     key: str, op: Mapping[str, Any], keys: Mapping[int, str]
 ) -> PointOfView | None:
@@ -342,6 +371,18 @@ def _detect(data: Mapping[str, Any], decoder: Decoder) -> PointOfView:
         )
         return PointOfView.CLIENT
     if not named:
+        return PointOfView.APPLICATION
+    if len(named) == len(ops) and not _wso2_marked(data, ops, channels):
+        decoder.warn(
+            "/operations",
+            f"read from the application's point of view, as the AsyncAPI specification says "
+            f"('receive' = clients publish to the API, 'send' = clients subscribe), though the "
+            f"operations are named as WSO2 API Manager names them ({json_excerpt(named[0])}): "
+            "nothing else in the document is WSO2's (no topic starting with '/', no x-uri-mapping, "
+            "x-scopes, x-auth-type or x-scopes-bindings); if WSO2 wrote the document, give the "
+            "point of view client (CLI: --point-of-view client)",
+            rule=POINT_OF_VIEW_RULE,
+        )
         return PointOfView.APPLICATION
     if len(named) == len(ops):
         decoder.warn(

@@ -104,6 +104,28 @@ def test_a_document_partly_named_as_wso2_names_operations_is_read_as_the_spec_sa
     assert "--point-of-view client" in stated.message
 
 
+def test_wso2_like_names_alone_do_not_make_a_document_wso2s() -> None:
+    # Hand-written operation names that happen to be <action>_<address>, and nothing else
+    # WSO2 writes: the specification's reading, with a warning naming the option.
+    doc = {
+        "asyncapi": "3.0.0",
+        "info": {"title": "T", "version": "1"},
+        "channels": {"message": {"address": "message"}, "updates": {"address": "updates"}},
+        "operations": {
+            "send_message": {"action": "send", "channel": {"$ref": "#/channels/message"}},
+            "receive_updates": {"action": "receive", "channel": {"$ref": "#/channels/updates"}},
+        },
+    }
+    api, problems = decode(doc)
+    assert api.point_of_view is PointOfView.APPLICATION
+    assert directions(api) == {"message": {"subscribe"}, "updates": {"publish"}}
+    [stated] = [p for p in problems if p.rule == v3.POINT_OF_VIEW_RULE]
+    assert "--point-of-view client" in stated.message
+    # One WSO2 marker (its x-auth-type on a channel) and the names are WSO2's.
+    doc["channels"]["message"]["x-auth-type"] = "Any"
+    assert decode(doc)[0].point_of_view is PointOfView.CLIENT
+
+
 @pytest.mark.parametrize(
     ("publish", "pov"),
     [
