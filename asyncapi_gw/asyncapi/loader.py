@@ -480,9 +480,15 @@ def import_asyncapi(
     )
     name = doc.name or "the document"
     if analysis.errors and not lenient:
-        raise ValidationError(
-            f"{name} is not a valid AsyncAPI {analysis.version} document", analysis.errors
-        )
+        message = f"{name} is not a valid AsyncAPI {analysis.version} document"
+        spelled = v3.wso2_spelled_channels(doc.data) if analysis.version in v3.VERSIONS else []
+        if spelled:
+            message += (
+                f"; its operations reference channel {json_excerpt(spelled[0])} in WSO2 API "
+                "Manager's spelling, which a lenient import reads as WSO2 meant it "
+                "(lenient=True, CLI: --lenient)"
+            )
+        raise ValidationError(message, analysis.errors)
     warnings = [attrs.evolve(p, severity=Severity.WARNING) for p in analysis.problems]
     if analysis.depth > _MAX_IMPORT_DEPTH:
         message = (

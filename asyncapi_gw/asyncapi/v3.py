@@ -87,7 +87,7 @@ from asyncapi_gw.model import (
 )
 from asyncapi_gw.pointers import escape_token, pointer_to, unescape_token
 
-__all__ = ["POINT_OF_VIEW_RULE", "VERSIONS", "decode", "encode"]
+__all__ = ["POINT_OF_VIEW_RULE", "VERSIONS", "decode", "encode", "wso2_spelled_channels"]
 
 VERSIONS = ("3.0.0", "3.1.0")
 POINT_OF_VIEW_RULE = "point-of-view"
@@ -140,6 +140,24 @@ def _wso2_channel_key(ref: str, channels: Mapping[str, Any]) -> str | None:
         if isinstance(channels.get(key), Mapping) and not _unresolved(channels[key]):
             return key
     return None
+
+
+def wso2_spelled_channels(data: Any) -> list[str]:
+    """The channels an unresolved document's operations reference in one of WSO2 API Manager's
+    spellings (see :func:`_wso2_channel_key`), which only a lenient import reads so."""
+    if not isinstance(data, Mapping):
+        return []
+    channels = mapping(data.get("channels"))
+    found = []
+    for op in mapping(data.get("operations")).values():
+        ref = mapping(mapping(op).get("channel")).get("$ref")
+        if not isinstance(ref, str) or not ref.startswith(_CHANNELS):
+            continue
+        rest = unquote(ref[len(_CHANNELS) :])
+        key = _wso2_channel_key(ref, channels)
+        if key is not None and ("/" in rest or key != unescape_token(rest)) and key not in found:
+            found.append(key)
+    return found
 
 
 class _Layout:

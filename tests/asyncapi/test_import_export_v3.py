@@ -24,7 +24,7 @@ from asyncapi_gw.asyncapi import (
     v3,
     validate_document,
 )
-from asyncapi_gw.errors import Problem
+from asyncapi_gw.errors import Problem, ValidationError
 from asyncapi_gw.model import PointOfView
 
 VALID = [V3 / "chatroom.yaml", V3 / "market-feed.yaml", WSO2]
@@ -68,6 +68,13 @@ def test_wso2_unescaped_references_import_leniently() -> None:
     result = import_asyncapi(path, lenient=True)
     assert [t.name for t in result.api.topics] == ["/rooms/{roomId}"]
     assert any("WSO2 API Manager's spelling" in w.message for w in result.warnings)
+
+
+def test_a_strict_import_of_wso2_references_says_how_to_read_them() -> None:
+    with pytest.raises(ValidationError) as raised:
+        import_asyncapi(V3 / "wso2-4.7-nested.yaml")
+    assert "WSO2 API Manager's spelling" in raised.value.message
+    assert "--lenient" in raised.value.message
 
 
 @pytest.mark.parametrize("version", ["3.0.0", "3.1.0"])
