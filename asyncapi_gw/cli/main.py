@@ -50,7 +50,13 @@ from asyncapi_gw.builder import (
     topic,
 )
 from asyncapi_gw.cli import reports, serve
-from asyncapi_gw.cli.options import WRITE_HELP, add_point_of_view, point_of_view
+from asyncapi_gw.cli.options import (
+    WRITE_HELP,
+    add_point_of_view,
+    add_ref_options,
+    point_of_view,
+    ref_policy,
+)
 from asyncapi_gw.documents import dump_document
 from asyncapi_gw.errors import (
     AsyncAPIGwError,
@@ -128,17 +134,6 @@ def _report_error(error: AsyncAPIGwError, out: TextIO) -> None:
             print(f"  {reports.problem_line(problem, '<document>')}", file=out)
 
 
-def _ref_policy(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``$ref`` policy of the command line: relative references may also lead anywhere
-    under the current directory; the rest only with --allow-outside-refs."""
-    if args.allow_remote_refs:
-        print(
-            "note: --allow-remote-refs has no effect: remote $refs are never fetched",
-            file=sys.stderr,
-        )
-    return {"allow_outside_refs": args.allow_outside_refs, "ref_root": os.getcwd()}
-
-
 # ---------------------------------------------------------------- validate
 
 
@@ -151,7 +146,7 @@ def _check(file: str, policy: dict[str, Any]) -> ValidationReport:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    policy = _ref_policy(args)
+    policy = ref_policy(args)
     fail_on_warnings = args.fail_on == "warning"
     base = os.getcwd()
     checked: list[tuple[ValidationReport, str]] = []
@@ -209,7 +204,7 @@ def _write(text: str, output: str | None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    policy = _ref_policy(args)
+    policy = ref_policy(args)
     imported = _import(args, args.file, policy, args.input_point_of_view)
     fmt = args.format or _input_format(args.file)
     warnings: list[Problem] = []
@@ -245,7 +240,7 @@ def _convert(args: argparse.Namespace) -> int:
         args.to,
         point_of_view=args.point_of_view,
         lossy=args.lossy,
-        **_ref_policy(args),
+        **ref_policy(args),
     )
     for warning in result.warnings:
         print(f"warning: {reports.problem_line(warning, args.file)}", file=sys.stderr)
@@ -349,7 +344,7 @@ _READINGS = {
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    api = _import(args, args.file, _ref_policy(args), args.point_of_view).api
+    api = _import(args, args.file, ref_policy(args), args.point_of_view).api
     info = _describe(api, "localhost", 9099, 8099)
     if args.format == "json":
         print(json.dumps(info, ensure_ascii=False, indent=2))
@@ -397,18 +392,7 @@ def _add_load_options(parser: argparse.ArgumentParser, *, context: bool = True) 
         action="store_true",
         help="import what can be represented and report the problems as warnings",
     )
-    _add_ref_options(parser)
-
-
-def _add_ref_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--allow-outside-refs",
-        action="store_true",
-        help="let $refs lead outside the document's folder and the current directory, "
-        "including absolute paths and file: URLs (nothing is ever fetched from the network)",
-    )
-    # Kept so that existing scripts still run; remote references are never fetched.
-    parser.add_argument("--allow-remote-refs", action="store_true", help=argparse.SUPPRESS)
+    add_ref_options(parser)
 
 
 def _version() -> str:
@@ -442,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="error",
         help="exit 1 on errors only (default), or on warnings too",
     )
-    _add_ref_options(validate)
+    add_ref_options(validate)
     validate.set_defaults(handler=_validate)
 
     export = commands.add_parser("export", help="import a document and write it back out")
@@ -488,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("yaml", "json"), help="output format (default: the input's)"
     )
     converter.add_argument("-o", "--output", metavar="OUT")
-    _add_ref_options(converter)
+    add_ref_options(converter)
     converter.set_defaults(handler=_convert)
 
     new = commands.add_parser("new", help="create an AsyncAPI document for a new API")

@@ -25,7 +25,7 @@ from typing import Any
 
 from asyncapi_gw.asyncapi import import_asyncapi
 from asyncapi_gw.cli import reports
-from asyncapi_gw.cli.options import add_point_of_view, point_of_view
+from asyncapi_gw.cli.options import add_point_of_view, add_ref_options, point_of_view, ref_policy
 from asyncapi_gw.errors import AsyncAPIGwError, RelayError
 from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay import AuthConfig, Relay, RelayConfig, load_auth_config
@@ -117,12 +117,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "Times are in seconds; 0 turns a keepalive or idle timer off.",
         formatter_class=_DefaultsFormatter,
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="AsyncAPI 2.x documents")
+    p.add_argument("files", nargs="+", metavar="FILE", help="AsyncAPI 2.x or 3.x documents")
     p.add_argument(
         "--context", metavar="C", help="override the API context (only with a single FILE)"
     )
     p.add_argument("--lenient", action="store_true", help="load documents with problems")
     add_point_of_view(p)
+    add_ref_options(p)
     listen = p.add_argument_group("listeners")
     listen.add_argument(
         "--host", default="127.0.0.1", metavar="HOST", help="address the ws/wss listeners bind"
@@ -294,12 +295,14 @@ def _usage(message: str) -> int:
 
 def _load(args: argparse.Namespace) -> list[StreamingAPI]:
     apis = []
+    policy = ref_policy(args)
     for file in args.files:
         result = import_asyncapi(
             file,
             context=args.context,
             lenient=args.lenient,
             point_of_view=point_of_view(args.point_of_view),
+            **policy,
         )
         for warning in result.warnings:
             print(f"warning: {reports.problem_line(warning, file)}", file=sys.stderr)

@@ -88,12 +88,15 @@ def echo_backend() -> Iterator[str]:
 class Serve:
     """A running ``asyncapi-gw serve``; ``lines`` holds its stderr read so far."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "asyncapi_gw", "serve", *_own_ports(args)],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=env,
+            cwd=cwd,
         )
         self.lines: list[str] = []
         self._partial = ""
@@ -135,13 +138,14 @@ def _get(port: int, path: str) -> bytes:
         return s.recv(100)
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "asyncapi_gw", "serve", *_own_ports(args)],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -336,6 +340,21 @@ def test_invalid_document_is_exit_1(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"asyncapi": "2.6.0", "info": {"title": "X"}, "channels": {}}))
     done = _run(str(bad), "--ws-port", "0")
     assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_refs_may_lead_anywhere_under_the_working_directory() -> None:
+    # The AsyncAPI specification's multi-file layout: service/asyncapi.yaml -> ../common/...
+    project = Path(__file__).resolve().parents[2] / "fixtures" / "multi-file"
+    server = Serve("chat-service/asyncapi.yaml", "--ws-port", "0", cwd=project)
+    try:
+        server.wait_for(LISTENING)
+    finally:
+        assert server.stop() == 0
+    # From inside the service's folder, ../common is outside: refused without the flag.
+    done = _run("asyncapi.yaml", "--ws-port", "0", cwd=project / "chat-service")
+    assert done.returncode == 1, done.stderr
+    assert "--allow-outside-refs" in done.stderr
     assert "Traceback" not in done.stderr
 
 
