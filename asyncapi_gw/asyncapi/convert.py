@@ -46,7 +46,7 @@ import functools
 import json
 import posixpath
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import attrs
@@ -195,6 +195,32 @@ def _relative(target: str, root: str) -> str:
     if path == urldefrag(root)[0]:
         rel = ""
     return rel + (f"#{fragment}" if fragment else "")
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _object_of(kind: str) -> Callable[[_Method], _Method]:
+    """A converter method of one ``kind`` of object, ``(node, pointer, base, **options)``: a
+    ``$ref`` is followed (:meth:`_Converter.referenced`), an object carrying the reference it was
+    converted from is restored (:meth:`_Converter.restored`), a value that is not an object is
+    left as it is; the method itself converts an object."""
+
+    def decorate(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def convert(self: _Converter, node: Any, pointer: str, base: str, **options: Any) -> Any:
+            again = getattr(self, method.__name__)
+            if _is_ref(node):
+                return self.referenced(node, kind, pointer, base, again)
+            if isinstance(node, dict) and f"{self.restore}ref" in node:
+                return self.restored(node, pointer, base, again)
+            if not isinstance(node, dict):
+                return node
+            return method(self, node, pointer, base, **options)
+
+        return cast(_Method, convert)
+
+    return decorate
 
 
 class _Converter:
@@ -490,13 +516,8 @@ class _Upgrade(_Converter):
         )
 
     # -- servers -------------------------------------------------------------------------------
+    @_object_of("server")
     def server(self, server: Any, pointer: str, base: str) -> Any:
-        if _is_ref(server):
-            return self.referenced(server, "server", pointer, base, self.server)
-        if isinstance(server, dict) and f"{self.restore}ref" in server:
-            return self.restored(server, pointer, base, self.server)
-        if not isinstance(server, dict):
-            return server
         out = self.restore_fields(server, pointer)
         url = out.pop("url", None)
         if isinstance(url, str):
@@ -539,13 +560,8 @@ class _Upgrade(_Converter):
         return out
 
     # -- security ------------------------------------------------------------------------------
+    @_object_of("securityScheme")
     def scheme(self, node: Any, pointer: str, base: str) -> Any:
-        if _is_ref(node):
-            return self.referenced(node, "securityScheme", pointer, base, self.scheme)
-        if isinstance(node, dict) and f"{self.restore}ref" in node:
-            return self.restored(node, pointer, base, self.scheme)
-        if not isinstance(node, dict):
-            return node
         out = copy.deepcopy(node)
         flows = out.get("flows")
         if isinstance(flows, dict):
@@ -806,15 +822,10 @@ class _Upgrade(_Converter):
         return None
 
     # -- messages, traits, parameters ----------------------------------------------------------
+    @_object_of("message")
     def message(
         self, message: Any, pointer: str, base: str, *, channel_key: str | None = None
     ) -> Any:
-        if _is_ref(message):
-            return self.referenced(message, "message", pointer, base, self.message)
-        if isinstance(message, dict) and f"{self.restore}ref" in message:
-            return self.restored(message, pointer, base, self.message)
-        if not isinstance(message, dict):
-            return message
         out = self.restore_fields(message, pointer)
         message_id = out.pop("messageId", None)
         if message_id is not None and message_id != channel_key:
@@ -833,13 +844,8 @@ class _Upgrade(_Converter):
             out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings", base)
         return self.rebase(out, base)
 
+    @_object_of("messageTrait")
     def message_trait(self, trait: Any, pointer: str, base: str) -> Any:
-        if _is_ref(trait):
-            return self.referenced(trait, "messageTrait", pointer, base, self.message_trait)
-        if isinstance(trait, dict) and f"{self.restore}ref" in trait:
-            return self.restored(trait, pointer, base, self.message_trait)
-        if not isinstance(trait, dict):
-            return trait
         out = self.restore_fields(trait, pointer)
         for key in ("messageId", "schemaFormat"):
             if key in out:
@@ -848,13 +854,8 @@ class _Upgrade(_Converter):
             out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings", base)
         return self.rebase(out, base)
 
+    @_object_of("operationTrait")
     def operation_trait(self, trait: Any, pointer: str, base: str) -> Any:
-        if _is_ref(trait):
-            return self.referenced(trait, "operationTrait", pointer, base, self.operation_trait)
-        if isinstance(trait, dict) and f"{self.restore}ref" in trait:
-            return self.restored(trait, pointer, base, self.operation_trait)
-        if not isinstance(trait, dict):
-            return trait
         out = self.restore_fields(trait, pointer)
         if "operationId" in out:
             out[f"{V2}operationId"] = out.pop("operationId")
@@ -866,13 +867,8 @@ class _Upgrade(_Converter):
             )
         return self.rebase(out, base)
 
+    @_object_of("parameter")
     def parameter(self, parameter: Any, pointer: str, base: str) -> Any:
-        if _is_ref(parameter):
-            return self.referenced(parameter, "parameter", pointer, base, self.parameter)
-        if isinstance(parameter, dict) and f"{self.restore}ref" in parameter:
-            return self.restored(parameter, pointer, base, self.parameter)
-        if not isinstance(parameter, dict):
-            return parameter
         out: dict[str, Any] = {}
         if "description" in parameter:
             out["description"] = parameter["description"]
@@ -1093,13 +1089,8 @@ class _Downgrade(_Converter):
         return out
 
     # -- servers and security ------------------------------------------------------------------
+    @_object_of("server")
     def server(self, server: Any, pointer: str, base: str) -> Any:
-        if _is_ref(server):
-            return self.referenced(server, "server", pointer, base, self.server)
-        if isinstance(server, dict) and f"{self.restore}ref" in server:
-            return self.restored(server, pointer, base, self.server)
-        if not isinstance(server, dict):
-            return server
         out = self.carry_fields(server, ("title", "summary", "externalDocs"), pointer)
         host = out.pop("host", None)
         pathname = out.pop("pathname", None)
@@ -1128,13 +1119,8 @@ class _Downgrade(_Converter):
             ),
         )
 
+    @_object_of("securityScheme")
     def scheme(self, node: Any, pointer: str, base: str) -> Any:
-        if _is_ref(node):
-            return self.referenced(node, "securityScheme", pointer, base, self.scheme)
-        if isinstance(node, dict) and f"{self.restore}ref" in node:
-            return self.restored(node, pointer, base, self.scheme)
-        if not isinstance(node, dict):
-            return node
         out = copy.deepcopy(node)
         out.pop("scopes", None)
         flows = out.get("flows")
@@ -1415,15 +1401,10 @@ class _Downgrade(_Converter):
         )
 
     # -- messages, traits, parameters ----------------------------------------------------------
+    @_object_of("message")
     def message(
         self, message: Any, pointer: str, base: str, *, message_id: str | None = None
     ) -> Any:
-        if _is_ref(message):
-            return self.referenced(message, "message", pointer, base, self.message)
-        if isinstance(message, dict) and f"{self.restore}ref" in message:
-            return self.restored(message, pointer, base, self.message)
-        if not isinstance(message, dict):
-            return message
         out = self.carry_fields(message, (), pointer)
         if message_id is not None and "messageId" not in out:
             out = {"messageId": message_id, **out}
@@ -1455,13 +1436,8 @@ class _Downgrade(_Converter):
             out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings", base)
         return self.rebase(out, base)
 
+    @_object_of("messageTrait")
     def message_trait(self, trait: Any, pointer: str, base: str) -> Any:
-        if _is_ref(trait):
-            return self.referenced(trait, "messageTrait", pointer, base, self.message_trait)
-        if isinstance(trait, dict) and f"{self.restore}ref" in trait:
-            return self.restored(trait, pointer, base, self.message_trait)
-        if not isinstance(trait, dict):
-            return trait
         out = self.carry_fields(trait, (), pointer)
         if "bindings" in out:
             out["bindings"] = self.bindings(out["bindings"], "message", f"{pointer}/bindings", base)
@@ -1470,13 +1446,8 @@ class _Downgrade(_Converter):
                 out[key] = self.inline_refs(out[key], f"{pointer}/{key}")
         return self.rebase(out, base)
 
+    @_object_of("operationTrait")
     def operation_trait(self, trait: Any, pointer: str, base: str) -> Any:
-        if _is_ref(trait):
-            return self.referenced(trait, "operationTrait", pointer, base, self.operation_trait)
-        if isinstance(trait, dict) and f"{self.restore}ref" in trait:
-            return self.restored(trait, pointer, base, self.operation_trait)
-        if not isinstance(trait, dict):
-            return trait
         out = self.carry_fields(trait, ("title",), pointer)
         if "security" in out:
             out["security"] = self.security(out["security"], f"{pointer}/security")
@@ -1489,13 +1460,8 @@ class _Downgrade(_Converter):
                 out[key] = self.inline_refs(out[key], f"{pointer}/{key}")
         return self.rebase(out, base)
 
+    @_object_of("parameter")
     def parameter(self, parameter: Any, pointer: str, base: str) -> Any:
-        if _is_ref(parameter):
-            return self.referenced(parameter, "parameter", pointer, base, self.parameter)
-        if isinstance(parameter, dict) and f"{self.restore}ref" in parameter:
-            return self.restored(parameter, pointer, base, self.parameter)
-        if not isinstance(parameter, dict):
-            return parameter
         out: dict[str, Any] = {}
         if "description" in parameter:
             out["description"] = parameter["description"]
