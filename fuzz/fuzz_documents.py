@@ -61,19 +61,73 @@ CRASHES = ROOT / "fuzz" / "crashes"
 _MAX_CORPUS_BYTES = 64 * 1024
 _MAX_CASE_BYTES = 256 * 1024
 _INTERESTING = [
-    b"\x00", b"\xff", b"\xef\xbb\xbf", b"\xed\xa0\x80", b"*a", b"&a ", b"<<: ",
-    b"!!python/object:os.system ", b"!!binary ", b"!!int ", b"---\n", b"...\n", b"{", b"}", b"[",
-    b"]", b": ", b"- ", b"\n  ", b"\t",
-    b"'", b'"', b"\\u", b"#", b"%YAML 1.1\n", b"$ref: ", b"'#/components/messages/x'",
-    b"'../x.yaml'", b"'/etc/passwd'", b"'file:///etc/passwd'", b"'http://127.0.0.1:9/x'",
-    b"1e400", b"-0", b"0x1F", b".nan", b"~", b"null", b"true", b"2001-12-14",
+    b"\x00",
+    b"\xff",
+    b"\xef\xbb\xbf",
+    b"\xed\xa0\x80",
+    b"*a",
+    b"&a ",
+    b"<<: ",
+    b"!!python/object:os.system ",
+    b"!!binary ",
+    b"!!int ",
+    b"---\n",
+    b"...\n",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b": ",
+    b"- ",
+    b"\n  ",
+    b"\t",
+    b"'",
+    b'"',
+    b"\\u",
+    b"#",
+    b"%YAML 1.1\n",
+    b"$ref: ",
+    b"'#/components/messages/x'",
+    b"'../x.yaml'",
+    b"'/etc/passwd'",
+    b"'file:///etc/passwd'",
+    b"'http://127.0.0.1:9/x'",
+    b"1e400",
+    b"-0",
+    b"0x1F",
+    b".nan",
+    b"~",
+    b"null",
+    b"true",
+    b"2001-12-14",
 ]
 _VALUES: list[Any] = [
-    None, True, False, 0, -1, 2**70, 1.5, float("1e300"), "", "x", "ws://", "{a}", "#/x",
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**70,
+    1.5,
+    float("1e300"),
+    "",
+    "x",
+    "ws://",
+    "{a}",
+    "#/x",
     "/a/{b}",
-    [], {}, ["x"], {"$ref": "#/components"}, {"$ref": "#"}, {"$ref": "#/nope"},
-    {"$ref": "other.yaml"}, {"$ref": "/etc/passwd"}, {"$ref": "http://127.0.0.1:9/x"},
-    {"type": "object"}, {"oneOf": []}, "x" * 1000,
+    [],
+    {},
+    ["x"],
+    {"$ref": "#/components"},
+    {"$ref": "#"},
+    {"$ref": "#/nope"},
+    {"$ref": "other.yaml"},
+    {"$ref": "/etc/passwd"},
+    {"$ref": "http://127.0.0.1:9/x"},
+    {"type": "object"},
+    {"oneOf": []},
+    "x" * 1000,
 ]
 
 
@@ -254,42 +308,64 @@ def run_case(raw: bytes, entry: str) -> tuple[str, frozenset[str]]:
 def document_strategy() -> st.SearchStrategy[dict[str, Any]]:
     """AsyncAPI-shaped mappings with random members (hypothesis)."""
     scalars = (
-        st.none() | st.booleans() | st.integers()
-        | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=20)
     )
     json_data = st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=4)
-        | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+        ),
         max_leaves=20,
     )
     names = st.sampled_from(["/a", "/rooms/{roomId}", "x", "", "/{a}/{b}", "/a?b#c"])
-    message = st.fixed_dictionaries({}, optional={
-        "payload": json_data, "name": st.text(max_size=8), "bindings": json_data,
-        "examples": json_data, "messageId": st.text(max_size=3),
-    })
-    operation = st.fixed_dictionaries({}, optional={
-        "message": message | st.fixed_dictionaries({"oneOf": st.lists(message, max_size=3)}),
-        "operationId": st.text(max_size=3), "security": json_data, "bindings": json_data,
-    })
-    channel = st.fixed_dictionaries({}, optional={
-        "publish": operation, "subscribe": operation | json_data,
-        "parameters": st.dictionaries(st.text(max_size=5), json_data, max_size=2),
-        "bindings": st.fixed_dictionaries({}, optional={"ws": json_data}),
-        "servers": json_data,
-    })
-    return st.fixed_dictionaries({
-        "asyncapi": st.sampled_from(["2.0.0", "2.3.0", "2.6.0", "3.0.0", "1"]),
-        "info": st.fixed_dictionaries(
-            {"title": st.text(max_size=10), "version": st.text(max_size=5)},
-            optional={"x-wso2": json_data},
-        ),
-        "channels": st.dictionaries(names, channel, max_size=3),
-    }, optional={
-        "servers": st.dictionaries(st.text(max_size=5), json_data, max_size=2),
-        "components": json_data,
-        "x-wso2-auth-header": json_data,
-    })
+    message = st.fixed_dictionaries(
+        {},
+        optional={
+            "payload": json_data,
+            "name": st.text(max_size=8),
+            "bindings": json_data,
+            "examples": json_data,
+            "messageId": st.text(max_size=3),
+        },
+    )
+    operation = st.fixed_dictionaries(
+        {},
+        optional={
+            "message": message | st.fixed_dictionaries({"oneOf": st.lists(message, max_size=3)}),
+            "operationId": st.text(max_size=3),
+            "security": json_data,
+            "bindings": json_data,
+        },
+    )
+    channel = st.fixed_dictionaries(
+        {},
+        optional={
+            "publish": operation,
+            "subscribe": operation | json_data,
+            "parameters": st.dictionaries(st.text(max_size=5), json_data, max_size=2),
+            "bindings": st.fixed_dictionaries({}, optional={"ws": json_data}),
+            "servers": json_data,
+        },
+    )
+    return st.fixed_dictionaries(
+        {
+            "asyncapi": st.sampled_from(["2.0.0", "2.3.0", "2.6.0", "3.0.0", "1"]),
+            "info": st.fixed_dictionaries(
+                {"title": st.text(max_size=10), "version": st.text(max_size=5)},
+                optional={"x-wso2": json_data},
+            ),
+            "channels": st.dictionaries(names, channel, max_size=3),
+        },
+        optional={
+            "servers": st.dictionaries(st.text(max_size=5), json_data, max_size=2),
+            "components": json_data,
+            "x-wso2-auth-header": json_data,
+        },
+    )
 
 
 def hypothesis_documents(count: int, seed: int) -> list[bytes]:
@@ -297,8 +373,13 @@ def hypothesis_documents(count: int, seed: int) -> list[bytes]:
     drawn: list[bytes] = []
 
     @hypothesis_seed(seed)
-    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(document_strategy(), st.sampled_from(["yaml", "json"]))
     def draw(value: dict[str, Any], fmt: str) -> None:
         drawn.append(dump_document(value, fmt).encode())
@@ -337,8 +418,14 @@ class Tally:
 
 
 def campaign(
-    *, seed: int, cases: int, seconds: float, case_seconds: float = 2.0,
-    max_rss_mib: float = 512.0, hypothesis_share: float = 0.1, hypothesis_count: int = 1000,
+    *,
+    seed: int,
+    cases: int,
+    seconds: float,
+    case_seconds: float = 2.0,
+    max_rss_mib: float = 512.0,
+    hypothesis_share: float = 0.1,
+    hypothesis_count: int = 1000,
 ) -> Tally:
     """Run up to ``cases`` cases for at most ``seconds``, in this process."""
     started = time.monotonic()
@@ -397,9 +484,12 @@ def campaign(
             tally.failures.append(f"{_save(raw, 'rss ' + entry)}: peak RSS over {max_rss_mib} MiB")
             break
         if tally.cases % 5000 == 0:
-            print(f"... seed {seed}: {tally.cases} cases, {time.monotonic() - started:.0f} s, "
-                  f"{len(corpus)} corpus, {len(tally.failures)} failures",
-                  file=sys.stderr, flush=True)
+            print(
+                f"... seed {seed}: {tally.cases} cases, {time.monotonic() - started:.0f} s, "
+                f"{len(corpus)} corpus, {len(tally.failures)} failures",
+                file=sys.stderr,
+                flush=True,
+            )
     tally.seconds = time.monotonic() - started
     tally.corpus = len(corpus)
     tally.peak_rss_mib = _peak_rss_mib()
@@ -409,8 +499,12 @@ def campaign(
 def _worker(job: tuple[int, int, float, argparse.Namespace]) -> Tally:
     seed, cases, seconds, args = job
     return campaign(
-        seed=seed, cases=cases, seconds=seconds, case_seconds=args.case_seconds,
-        max_rss_mib=args.max_rss_mib, hypothesis_share=args.hypothesis_share,
+        seed=seed,
+        cases=cases,
+        seconds=seconds,
+        case_seconds=args.case_seconds,
+        max_rss_mib=args.max_rss_mib,
+        hypothesis_share=args.hypothesis_share,
         hypothesis_count=args.hypothesis_documents,
     )
 
@@ -444,11 +538,15 @@ def main(argv: list[str] | None = None) -> int:
     origins = sum((t.origins for t in tallies), collections.Counter[str]())
     failures = [f for t in tallies for f in t.failures]
     slowest = max(t.slowest for t in tallies)
-    print(f"cases: {cases} in {total:.1f} s wall ({cases / total:.0f}/s), "
-          f"{args.workers} processes, seeds {args.seed}..{args.seed + args.workers - 1}")
+    print(
+        f"cases: {cases} in {total:.1f} s wall ({cases / total:.0f}/s), "
+        f"{args.workers} processes, seeds {args.seed}..{args.seed + args.workers - 1}"
+    )
     print(f"origins: {dict(origins)}")
-    print(f"corpus per process: {[t.corpus for t in tallies]}; "
-          f"{len(signatures)} distinct outcome signatures")
+    print(
+        f"corpus per process: {[t.corpus for t in tallies]}; "
+        f"{len(signatures)} distinct outcome signatures"
+    )
     print("outcomes (entry point, outcome):")
     for name, count in sorted(outcomes.items()):
         print(f"  {count:7d}  {name}")

@@ -30,7 +30,10 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             ["npm", "pack", f"@asyncapi/specs@{version}", "--json"],
-            cwd=tmp, check=True, capture_output=True, text=True,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         info = json.loads(out.stdout)[0]
         with tarfile.open(Path(tmp) / info["filename"]) as tar:
@@ -47,7 +50,8 @@ def main(argv: list[str]) -> int:
         for name in ("LICENSE", "NOTICE"):
             shutil.copyfile(package / name, TARGET / name)
     files = sorted(
-        p for p in TARGET.rglob("*")
+        p
+        for p in TARGET.rglob("*")
         if p.is_file() and p.name not in ("PROVENANCE.json", "README.md")
     )
     provenance = {

@@ -29,8 +29,13 @@ def api(**kw: object) -> StreamingAPI:
 
 @pytest.mark.parametrize(
     ("title", "context"),
-    [("ChatRoom", "/chatroom"), ("Market Feed", "/market-feed"), ("  A--b!!c ", "/a-b-c"),
-     ("!!!", "/api"), ("Ünïcode Feed", "/n-code-feed")],
+    [
+        ("ChatRoom", "/chatroom"),
+        ("Market Feed", "/market-feed"),
+        ("  A--b!!c ", "/a-b-c"),
+        ("!!!", "/api"),
+        ("Ünïcode Feed", "/n-code-feed"),
+    ],
 )
 def test_default_context(title: str, context: str) -> None:
     assert default_context(title) == context
@@ -46,8 +51,21 @@ def test_valid_contexts(context: str) -> None:
 
 @pytest.mark.parametrize(
     "context",
-    ["chat", "/", "/chat/", "/chat{version}", "/{ver}/x", "//chat", "/a/../b", "/a/./b",
-     "/chat room", "/chat?x", "/chat#x", "/ch%41t", ""],
+    [
+        "chat",
+        "/",
+        "/chat/",
+        "/chat{version}",
+        "/{ver}/x",
+        "//chat",
+        "/a/../b",
+        "/a/./b",
+        "/chat room",
+        "/chat?x",
+        "/chat#x",
+        "/ch%41t",
+        "",
+    ],
 )
 def test_invalid_contexts(context: str) -> None:
     with pytest.raises(ValueError, match="context"):
@@ -82,7 +100,10 @@ def test_topic_kinds_and_paths() -> None:
     wildcard = Topic(name="/feeds/*", publish=PUB, subscribe=SUB)
     assert exact.path == "/notifications"
     assert (exact.kind, template.kind, wildcard.kind) == (
-        TopicKind.EXACT, TopicKind.TEMPLATE, TopicKind.WILDCARD)
+        TopicKind.EXACT,
+        TopicKind.TEMPLATE,
+        TopicKind.WILDCARD,
+    )
     assert Topic(name="/*", publish=PUB).kind is TopicKind.WILDCARD
     assert template.template_parameters == ("roomId",)
     assert wildcard.allows(Operation.PUBLISH)

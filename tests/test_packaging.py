@@ -25,7 +25,11 @@ def probe(pythonpath: Path | None, cwd: Path) -> list[str]:
         env["PYTHONPATH"] = str(pythonpath)
     out = subprocess.run(
         [sys.executable, "-c", PROBE, str(ROOT / "fixtures" / "chatroom.yaml")],
-        cwd=cwd, env=env, capture_output=True, text=True, check=True,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.split()
 
@@ -33,16 +37,37 @@ def probe(pythonpath: Path | None, cwd: Path) -> list[str]:
 def test_from_a_wheel(tmp_path: Path) -> None:
     pytest.importorskip("hatchling")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path / "dist"), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next((tmp_path / "dist").glob("asyncapi_gw-*.whl"))
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
-         str(wheel)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     package, root, valid = probe(site, tmp_path)
     assert Path(package).is_relative_to(site)

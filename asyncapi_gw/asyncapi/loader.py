@@ -21,8 +21,9 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import attrs
 
-from asyncapi_gw import documents, rules_v3, schema
-from asyncapi_gw.asyncapi import convert, v2, v3
+from asyncapi_gw import documents, schema
+from asyncapi_gw.asyncapi import convert, rules_v3, v2, v3
+from asyncapi_gw.asyncapi.rules import check_rules
 from asyncapi_gw.errors import (
     ConversionError,
     DocumentError,
@@ -34,7 +35,6 @@ from asyncapi_gw.errors import (
 )
 from asyncapi_gw.model import PointOfView, StreamingAPI, thaw
 from asyncapi_gw.pointers import escape_token, pointer_to, unescape_token
-from asyncapi_gw.rules import check_rules
 
 __all__ = [
     "DEFAULT_EXPORT_VERSION",

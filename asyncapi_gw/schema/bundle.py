@@ -34,7 +34,13 @@ __all__ = [
 
 # The versions documents import from and export to.
 SUPPORTED_VERSIONS: tuple[str, ...] = (
-    "2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0",
+    "2.0.0",
+    "2.1.0",
+    "2.2.0",
+    "2.3.0",
+    "2.4.0",
+    "2.5.0",
+    "2.6.0",
 )
 # The versions whose official schema is bundled: documents of these versions validate.
 VALIDATION_VERSIONS: tuple[str, ...] = (*SUPPORTED_VERSIONS, "3.0.0", "3.1.0")

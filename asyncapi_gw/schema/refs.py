@@ -25,8 +25,10 @@ from asyncapi_gw.pointers import escape_token, unescape_token
 __all__ = ["NOWHERE", "Resolved", "node_at", "resolve_refs"]
 
 _RULE = "asyncapi-ref"
-_NOT_FETCHED = ("remote references are not followed: nothing is fetched from the network; "
-                "save the file beside the document and refer to it by a relative path")
+_NOT_FETCHED = (
+    "remote references are not followed: nothing is fetched from the network; "
+    "save the file beside the document and refer to it by a relative path"
+)
 _ALLOW_OUTSIDE = "allow them with allow_outside_refs=True (CLI: --allow-outside-refs)"
 
 # (target document, pointer in it, target node) of each followed reference, by id of the
@@ -49,8 +51,12 @@ def node_at(data: Any, pointer: str) -> Any:
         key = unescape_token(token)
         if isinstance(node, dict) and key in node:
             node = node[key]
-        elif isinstance(node, list) and key.isdigit() and (key == "0" or key[0] != "0") \
-                and int(key) < len(node):
+        elif (
+            isinstance(node, list)
+            and key.isdigit()
+            and (key == "0" or key[0] != "0")
+            and int(key) < len(node)
+        ):
             node = node[int(key)]
         else:
             return NOWHERE
@@ -178,8 +184,12 @@ class _Resolution:
             if urlsplit(base).scheme in ("http", "https") and self.allow_remote:
                 return True
             if not base and not written.scheme:
-                self.refuse(ref, pointer, "the document has no location, so a reference to "
-                            "another file cannot be resolved")
+                self.refuse(
+                    ref,
+                    pointer,
+                    "the document has no location, so a reference to "
+                    "another file cannot be resolved",
+                )
                 return False
             self.refuse(ref, pointer, f"the {scheme or 'relative'} reference cannot be followed")
             return False
@@ -195,8 +205,11 @@ class _Resolution:
         where = "the document's folder"
         if self.ref_root is not None:
             where += f" and outside {self.ref_root}"
-        self.refuse(ref, pointer, f"the file is outside {where}; such references are refused; "
-                    f"{_ALLOW_OUTSIDE}")
+        self.refuse(
+            ref,
+            pointer,
+            f"the file is outside {where}; such references are refused; {_ALLOW_OUTSIDE}",
+        )
         return False
 
     def document(self, uri: str, ref: str, pointer: str) -> SourceDocument | None:
@@ -237,11 +250,19 @@ class _Resolution:
             if node is NOWHERE:
                 where = "this document" if target == base else target
                 meant = _unescaped_slash(found, pointer) if pointer.startswith("/") else None
-                hint = "" if meant is None else (
-                    "; a '/' in a key is written '~1' in a JSON pointer: did you mean "
-                    f"{json_excerpt(ref.partition('#')[0] + '#' + meant)}?")
-                self.refuse(ref, frame.pointer, f"{json_excerpt(pointer)} is not a JSON pointer "
-                            f"to a node of {where}{hint}")
+                hint = (
+                    ""
+                    if meant is None
+                    else (
+                        "; a '/' in a key is written '~1' in a JSON pointer: did you mean "
+                        f"{json_excerpt(ref.partition('#')[0] + '#' + meant)}?"
+                    )
+                )
+                self.refuse(
+                    ref,
+                    frame.pointer,
+                    f"{json_excerpt(pointer)} is not a JSON pointer to a node of {where}{hint}",
+                )
                 return None
             base = target
             if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
@@ -274,8 +295,9 @@ class _Resolution:
                         site = (found[0], found[2], found[3])
                         if id(site[2]) not in self.active:
                             self.sites[id(node)] = site
-                            frame = _Frame(site[2], site[0], found[1], frame.pointer,
-                                           frame.parent, frame.key)
+                            frame = _Frame(
+                                site[2], site[0], found[1], frame.pointer, frame.parent, frame.key
+                            )
                 if site is None or id(site[2]) in self.active:
                     self.place(frame, dict(node))
                     continue
@@ -307,8 +329,16 @@ class _Resolution:
         pending.append(id(node))
         for key, value in reversed(items):
             if isinstance(value, (dict, list)):
-                pending.append(_Frame(value, frame.doc, frame.base,
-                                      f"{frame.pointer}/{escape_token(key)}", copy, key))
+                pending.append(
+                    _Frame(
+                        value,
+                        frame.doc,
+                        frame.base,
+                        f"{frame.pointer}/{escape_token(key)}",
+                        copy,
+                        key,
+                    )
+                )
             else:
                 copy[key] = value
 
@@ -327,8 +357,10 @@ def resolve_refs(
     Relative file references may lead anywhere under the root document's folder and, when
     given, under ``ref_root`` (a command line passes its working directory).
     """
-    resolution = _Resolution(root, load, allow_remote=allow_remote, allow_outside=allow_outside,
-                             ref_root=ref_root)
+    resolution = _Resolution(
+        root, load, allow_remote=allow_remote, allow_outside=allow_outside, ref_root=ref_root
+    )
     data = resolution.run()
-    return Resolved(data=data, problems=tuple(resolution.problems), root=root,
-                    sites=resolution.sites)
+    return Resolved(
+        data=data, problems=tuple(resolution.problems), root=root, sites=resolution.sites
+    )

@@ -27,11 +27,24 @@ pytestmark = pytest.mark.skipif(
 VERSIONS = ("2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0")
 
 # Wrapped documents the official parser rejects (mostly $refs to components the fragment lacks).
-OFFICIALLY_INVALID = frozenset({
-    "ReferenceObject-0", "SecurityRequirement-0", "channelItem-0", "channelItem-1",
-    "channelItem-2", "channels-0", "components-0", "info-0", "message-0", "message-1",
-    "operation-0", "parameter-0", "parameters-0", "schema-1",
-})
+OFFICIALLY_INVALID = frozenset(
+    {
+        "ReferenceObject-0",
+        "SecurityRequirement-0",
+        "channelItem-0",
+        "channelItem-1",
+        "channelItem-2",
+        "channels-0",
+        "components-0",
+        "info-0",
+        "message-0",
+        "message-1",
+        "operation-0",
+        "parameter-0",
+        "parameters-0",
+        "schema-1",
+    }
+)
 
 # Valid 2.6.0 documents that use features older versions lack: export must refuse those.
 NOT_WRITABLE = {
@@ -42,7 +55,9 @@ NOT_WRITABLE = {
 
 def _wrap(kind: str, obj: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "asyncapi": "2.6.0", "info": {"title": "Example", "version": "1.0.0"}, "channels": {},
+        "asyncapi": "2.6.0",
+        "info": {"title": "Example", "version": "1.0.0"},
+        "channels": {},
     }
     placed: dict[str, Any] = {
         "info": {"info": obj},
@@ -96,6 +111,7 @@ def write(tmp_path: Path) -> Any:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         return path
+
     return _write
 
 
@@ -121,7 +137,10 @@ VALID = [(name, doc) for name, doc in DOCUMENTS if name not in OFFICIALLY_INVALI
 
 @pytest.mark.parametrize(("name", "doc"), VALID, ids=[name for name, _ in VALID])
 def test_valid_examples_round_trip(
-    capsys: pytest.CaptureFixture[str], write: Any, tmp_path: Path, name: str,
+    capsys: pytest.CaptureFixture[str],
+    write: Any,
+    tmp_path: Path,
+    name: str,
     doc: dict[str, Any],
 ) -> None:
     source = write(name, doc)
@@ -137,14 +156,18 @@ def test_valid_examples_round_trip(
 
 @pytest.mark.parametrize(("name", "doc"), VALID, ids=[name for name, _ in VALID])
 def test_valid_examples_export_to_every_version(
-    capsys: pytest.CaptureFixture[str], write: Any, tmp_path: Path, name: str,
+    capsys: pytest.CaptureFixture[str],
+    write: Any,
+    tmp_path: Path,
+    name: str,
     doc: dict[str, Any],
 ) -> None:
     source = write(name, doc)
     for version in VERSIONS:
         target = tmp_path / f"{version}.yaml"
-        code, _, err = _cli(capsys, "export", str(source), "--asyncapi-version", version,
-                            "-o", str(target))
+        code, _, err = _cli(
+            capsys, "export", str(source), "--asyncapi-version", version, "-o", str(target)
+        )
         assert "Traceback" not in err
         if version in NOT_WRITABLE.get(name, set()):
             assert code == 1

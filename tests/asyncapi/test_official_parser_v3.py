@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from asyncapi_gw.asyncapi import validate_document
-from asyncapi_gw.rules_v3 import ERROR_RULES
+from asyncapi_gw.asyncapi.rules_v3 import ERROR_RULES
 
 ROOT = Path(__file__).resolve().parents[2]
 _MODULES = os.environ.get("ASYNCAPI_PARSER_NODE_MODULES") or str(ROOT / "bench/build/node_modules")

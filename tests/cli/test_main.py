@@ -478,7 +478,7 @@ def test_a_conversion_refusal_names_the_feature_its_place_and_version(
     assert err.splitlines() == [
         'error: API "ChatRoom" cannot be written as AsyncAPI 2.0.0: it uses 1 feature '
         "introduced later",
-        f"  {CHAT}:84:7: /components/messages/Notification/messageId: \"messageId\" (Message "
+        f'  {CHAT}:84:7: /components/messages/Notification/messageId: "messageId" (Message '
         "Object) was introduced in AsyncAPI 2.4.0; AsyncAPI 2.0.0 cannot express it "
         "[asyncapi-version-feature]",
     ]

@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncapi_gw.asyncapi import ValidationReport
+from asyncapi_gw.asyncapi.rules import RULE_NAMES
 from asyncapi_gw.cli import main
 from asyncapi_gw.cli.reports import (
     describe_rule,
@@ -31,7 +32,6 @@ from asyncapi_gw.cli.reports import (
     sarif_log,
 )
 from asyncapi_gw.errors import Problem, Severity
-from asyncapi_gw.rules import RULE_NAMES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SARIF_SCHEMA = json.loads(

@@ -32,8 +32,15 @@ def _fuzz_module() -> ModuleType:
 fuzz = _fuzz_module()
 SEEDS: list[tuple[str, bytes]] = fuzz.fixture_seeds()
 ENTRIES = list(fuzz.ENTRY_POINTS)
-OUTCOMES = {"valid", "invalid", "imported", "DocumentError", "ValidationError",
-            "UnsupportedVersionError", "ConversionError"}
+OUTCOMES = {
+    "valid",
+    "invalid",
+    "imported",
+    "DocumentError",
+    "ValidationError",
+    "UnsupportedVersionError",
+    "ConversionError",
+}
 
 
 def test_every_fixture_is_a_seed() -> None:

@@ -58,8 +58,13 @@ def ref_bomb() -> str:
         f"{{$ref: '#/components/schemas/S{i + 1}'}}]}}\n"
         for i in range(40)
     )
-    return (HEAD + message("{$ref: '#/components/schemas/S0'}")
-            + "components:\n  schemas:\n" + schemas + "    S40: {type: string}\n")
+    return (
+        HEAD
+        + message("{$ref: '#/components/schemas/S0'}")
+        + "components:\n  schemas:\n"
+        + schemas
+        + "    S40: {type: string}\n"
+    )
 
 
 def ref_tower(_: pathlib.Path) -> dict[str, bytes]:
@@ -109,57 +114,100 @@ def duplicate_keys() -> bytes:
 def ref_to_an_ancestor() -> str:
     """A message, reached first through a channel, whose member refers to ``#/components``
     (found by the fuzzer: resolution re-entered the message while copying it)."""
-    return (HEAD + message("{type: string}").replace(
-        "        payload: {type: string}\n",
-        "        $ref: '#/components/messages/M'\n")
-        + "components:\n  messages:\n    M:\n      contentType: {$ref: '#/components'}\n")
+    return (
+        HEAD
+        + message("{type: string}").replace(
+            "        payload: {type: string}\n", "        $ref: '#/components/messages/M'\n"
+        )
+        + "components:\n  messages:\n    M:\n      contentType: {$ref: '#/components'}\n"
+    )
 
 
 _ROOT_DEEP = "document-too-deep"
 HOSTILE: dict[str, Hostile] = {
-    "alias-bomb": Hostile(files=one(alias_bomb()), rule="document-alias-bomb",
-                          cause="aliases expand to more than the limit"),
-    "alias-tower": Hostile(files=one(alias_tower()), rule=_ROOT_DEEP,
-                           cause="aliases and $refs expanded, the document is nested deeper"),
-    "100k-deep-flow": Hostile(files=one("[" * 100_000 + "]" * 100_000), rule=_ROOT_DEEP,
-                              cause="nested deeper than the limit of 512"),
-    "100k-deep-json": Hostile(files=one('{"a":' * 100_000 + "1" + "}" * 100_000),
-                              rule=_ROOT_DEEP, cause="nested deeper than the limit of 512"),
-    "3k-deep-block": Hostile(files=one("".join(" " * i + "a:\n" for i in range(3_000))),
-                              rule=_ROOT_DEEP, cause="nested deeper than the limit of 512"),
-    "10k-deep-in-payload": Hostile(files=one(HEAD + message("[" * 10_000 + "]" * 10_000)),
-                                   rule=_ROOT_DEEP, cause="nesting depth"),
-    "50-MB-string": Hostile(files=one(HEAD + 'x-s: "' + "x" * 50_000_000 + '"\n'),
-                            rule="document-too-large", cause="larger than the limit"),
-    "invalid-utf8": Hostile(files=one(HEAD.encode() + b"x-s: caf\xe9\n"),
-                            rule="document-encoding", cause="not valid UTF-8"),
-    "nul-byte": Hostile(files=one(HEAD + "x-s: a\x00b\n"), rule="document-encoding",
-                        cause="NUL"),
-    "python-object-tag": Hostile(files=unsafe_tag, rule="document-unsafe-tag",
-                                 cause="unsafe tag"),
-    "duplicate-key": Hostile(files=one(duplicate_keys()), rule="document-duplicate-key",
-                             cause="duplicate key 'info'"),
-    "ref-bomb": Hostile(files=one(ref_bomb()), rule="document-too-large",
-                        cause="$refs expanded, the document is more than the limit"),
-    "ref-to-an-ancestor": Hostile(files=one(ref_to_an_ancestor()), rule="asyncapi-ref",
-                                  cause="contains the reference itself"),
-    "ref-tower": Hostile(files=ref_tower, rule=_ROOT_DEEP,
-                         cause="$refs expanded, the document is nested deeper"),
+    "alias-bomb": Hostile(
+        files=one(alias_bomb()),
+        rule="document-alias-bomb",
+        cause="aliases expand to more than the limit",
+    ),
+    "alias-tower": Hostile(
+        files=one(alias_tower()),
+        rule=_ROOT_DEEP,
+        cause="aliases and $refs expanded, the document is nested deeper",
+    ),
+    "100k-deep-flow": Hostile(
+        files=one("[" * 100_000 + "]" * 100_000),
+        rule=_ROOT_DEEP,
+        cause="nested deeper than the limit of 512",
+    ),
+    "100k-deep-json": Hostile(
+        files=one('{"a":' * 100_000 + "1" + "}" * 100_000),
+        rule=_ROOT_DEEP,
+        cause="nested deeper than the limit of 512",
+    ),
+    "3k-deep-block": Hostile(
+        files=one("".join(" " * i + "a:\n" for i in range(3_000))),
+        rule=_ROOT_DEEP,
+        cause="nested deeper than the limit of 512",
+    ),
+    "10k-deep-in-payload": Hostile(
+        files=one(HEAD + message("[" * 10_000 + "]" * 10_000)),
+        rule=_ROOT_DEEP,
+        cause="nesting depth",
+    ),
+    "50-MB-string": Hostile(
+        files=one(HEAD + 'x-s: "' + "x" * 50_000_000 + '"\n'),
+        rule="document-too-large",
+        cause="larger than the limit",
+    ),
+    "invalid-utf8": Hostile(
+        files=one(HEAD.encode() + b"x-s: caf\xe9\n"),
+        rule="document-encoding",
+        cause="not valid UTF-8",
+    ),
+    "nul-byte": Hostile(files=one(HEAD + "x-s: a\x00b\n"), rule="document-encoding", cause="NUL"),
+    "python-object-tag": Hostile(files=unsafe_tag, rule="document-unsafe-tag", cause="unsafe tag"),
+    "duplicate-key": Hostile(
+        files=one(duplicate_keys()), rule="document-duplicate-key", cause="duplicate key 'info'"
+    ),
+    "ref-bomb": Hostile(
+        files=one(ref_bomb()),
+        rule="document-too-large",
+        cause="$refs expanded, the document is more than the limit",
+    ),
+    "ref-to-an-ancestor": Hostile(
+        files=one(ref_to_an_ancestor()), rule="asyncapi-ref", cause="contains the reference itself"
+    ),
+    "ref-tower": Hostile(
+        files=ref_tower, rule=_ROOT_DEEP, cause="$refs expanded, the document is nested deeper"
+    ),
 }
 # Readable documents whose references are refused: reported, never followed.
 REFUSED: dict[str, Hostile] = {
-    "ref-loop-through-files": Hostile(files=ref_loop, rule="asyncapi-ref",
-                                      cause="loop that leads nowhere"),
-    "ref-absolute-path": Hostile(files=absolute, rule="asyncapi-ref",
-                                 cause="absolute file references are refused"),
-    "ref-parent-folder": Hostile(files=in_subfolder("../../etc/passwd#/S"), rule="asyncapi-ref",
-                                 cause="outside the document's folder"),
-    "ref-file-url": Hostile(files=file_url, rule="asyncapi-ref",
-                            cause="absolute file references are refused"),
-    "ref-invalid-url": Hostile(files=in_subfolder("http://127.0[.0.1:9/x#/S"), rule="asyncapi-ref",
-                               cause="not a valid URI reference"),
-    "ref-http-url": Hostile(files=in_subfolder("http://127.0.0.1:9/s.yaml#/S"),
-                            rule="asyncapi-ref", cause="remote references are not followed"),
+    "ref-loop-through-files": Hostile(
+        files=ref_loop, rule="asyncapi-ref", cause="loop that leads nowhere"
+    ),
+    "ref-absolute-path": Hostile(
+        files=absolute, rule="asyncapi-ref", cause="absolute file references are refused"
+    ),
+    "ref-parent-folder": Hostile(
+        files=in_subfolder("../../etc/passwd#/S"),
+        rule="asyncapi-ref",
+        cause="outside the document's folder",
+    ),
+    "ref-file-url": Hostile(
+        files=file_url, rule="asyncapi-ref", cause="absolute file references are refused"
+    ),
+    "ref-invalid-url": Hostile(
+        files=in_subfolder("http://127.0[.0.1:9/x#/S"),
+        rule="asyncapi-ref",
+        cause="not a valid URI reference",
+    ),
+    "ref-http-url": Hostile(
+        files=in_subfolder("http://127.0.0.1:9/s.yaml#/S"),
+        rule="asyncapi-ref",
+        cause="remote references are not followed",
+    ),
 }
 
 
@@ -177,8 +225,7 @@ def test_hostile_document_is_refused_by_validate_and_load(
 ) -> None:
     case = HOSTILE[name]
     path = write(case, tmp_path)
-    for call in (validate_document, load_asyncapi,
-                 lambda p: import_asyncapi(p, lenient=True)):
+    for call in (validate_document, load_asyncapi, lambda p: import_asyncapi(p, lenient=True)):
         with pytest.raises(DocumentError) as caught:
             call(path)
         [problem] = caught.value.problems
@@ -204,9 +251,7 @@ def test_hostile_document_through_the_cli(
 
 
 @pytest.mark.parametrize("name", list(REFUSED))
-def test_refused_references_are_reported_not_followed(
-    name: str, tmp_path: pathlib.Path
-) -> None:
+def test_refused_references_are_reported_not_followed(name: str, tmp_path: pathlib.Path) -> None:
     case = REFUSED[name]
     path = write(case, tmp_path)
     report = validate_document(path)

@@ -39,8 +39,12 @@ def test_vendored_files_match_provenance() -> None:
     ("protocol", "kind", "version", "expected"),
     [
         ("ws", "channel", "0.1.0", "http://asyncapi.com/bindings/websockets/0.1.0/channel.json"),
-        ("websockets", "channel", "0.1.0",
-         "http://asyncapi.com/bindings/websockets/0.1.0/channel.json"),
+        (
+            "websockets",
+            "channel",
+            "0.1.0",
+            "http://asyncapi.com/bindings/websockets/0.1.0/channel.json",
+        ),
         ("kafka", "server", "0.3.0", "http://asyncapi.com/bindings/kafka/0.3.0/server.json"),
         ("ws", "server", "0.1.0", None),
         ("ws", "channel", "9.9.9", None),

@@ -17,14 +17,21 @@ from asyncapi_gw.schema import VALIDATION_VERSIONS, resolve_refs, validation
 pytest.importorskip("jsonschema_rs")
 
 FIXTURES = sorted(
-    p for p in (Path(__file__).resolve().parents[2] / "fixtures").rglob("*")
+    p
+    for p in (Path(__file__).resolve().parents[2] / "fixtures").rglob("*")
     if p.suffix in (".yaml", ".json")
 )
 
 
 def slow_problems(data: Any, version: str, resolved: bool = True) -> list[Any]:
-    return validation._run(validation._document_validator(version, resolved), data, pointer="",
-                           rule="asyncapi-schema", what="the document", memoize=True)
+    return validation._run(
+        validation._document_validator(version, resolved),
+        data,
+        pointer="",
+        rule="asyncapi-schema",
+        what="the document",
+        memoize=True,
+    )
 
 
 def check(data: Any) -> None:
@@ -54,25 +61,36 @@ def test_fixtures(path: Path) -> None:
 
 def test_the_bundled_meta_schema_decides() -> None:
     """jsonschema-rs's built-in draft-07 meta-schema accepts ``enum: []``; the bundle's does not."""
-    doc = {"asyncapi": "2.6.0", "info": {"title": "t", "version": "1"},
-           "channels": {"/a": {"subscribe": {"message": {"payload": {"enum": []}}}}}}
+    doc = {
+        "asyncapi": "2.6.0",
+        "info": {"title": "t", "version": "1"},
+        "channels": {"/a": {"subscribe": {"message": {"payload": {"enum": []}}}}},
+    }
     assert not validation._fast_valid(validation._fast_document_validator("2.6.0"), doc)
     assert slow_problems(doc, "2.6.0")
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
     | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                               max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
 
 def mutate(node: Any, data: st.DataObject) -> Any:
     if not isinstance(node, (dict, list)) or not node or data.draw(st.integers(0, 4)) == 0:
-        return data.draw(JSON | st.sampled_from(["", "x-a", "ws", "2.6.0", {"$ref": "#/x"},
-                                                 {"type": "string"}, {"enum": []}]))
+        return data.draw(
+            JSON
+            | st.sampled_from(
+                ["", "x-a", "ws", "2.6.0", {"$ref": "#/x"}, {"type": "string"}, {"enum": []}]
+            )
+        )
     if isinstance(node, dict):
         key = data.draw(st.sampled_from(sorted(node)))
         copy = dict(node)

@@ -52,7 +52,9 @@ def test_relative_files_local_refs_and_cycles() -> None:
     assert local["properties"]["next"] == {"$ref": "#/components/schemas/Local"}
     # Each other file is read once.
     assert sorted(pathlib.Path(u).name for u in loader.reads) == [
-        "messages.yaml", "node.yaml", "tree.yaml"
+        "messages.yaml",
+        "node.yaml",
+        "tree.yaml",
     ]
     assert validate_asyncapi(data, "2.6.0") == []
 
@@ -103,8 +105,13 @@ def test_parent_folder_is_refused_unless_allowed() -> None:
 def test_broken_and_refused_refs() -> None:
     resolved, loader = resolve("broken.yaml")
     found = {p.pointer.split("/")[2]: p.message for p in resolved.problems}
-    assert set(found) == {"~1missing-pointer", "~1missing-file", "~1remote", "~1file-url",
-                          "~1absolute"}
+    assert set(found) == {
+        "~1missing-pointer",
+        "~1missing-file",
+        "~1remote",
+        "~1file-url",
+        "~1absolute",
+    }
     assert found["~1missing-pointer"].startswith(
         '$ref "#/components/messages/Nope": "/components/messages/Nope" is not a JSON pointer '
         "to a node"
@@ -127,13 +134,15 @@ def test_remote_allowed_goes_to_the_loader() -> None:
 
 
 def test_document_without_location() -> None:
-    doc = document_from_data({
-        "a": {"$ref": "#/b"},
-        "b": [1, {"$ref": "#/b/0"}],
-        "c": {"$ref": "other.yaml"},
-        "d": {"$ref": "#/e"},
-        "e": {"$ref": "#/d"},
-    })
+    doc = document_from_data(
+        {
+            "a": {"$ref": "#/b"},
+            "b": [1, {"$ref": "#/b/0"}],
+            "c": {"$ref": "other.yaml"},
+            "d": {"$ref": "#/e"},
+            "e": {"$ref": "#/d"},
+        }
+    )
     resolved = resolve_refs(doc, load=Loader())
     assert resolved.data["a"] == [1, 1]
     assert resolved.data["a"] is resolved.data["b"]

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asyncapi_gw import Severity, documents, validate_document
-from asyncapi_gw.rules_v3 import ERROR_RULES, WARNING_RULES, check_written
+from asyncapi_gw.asyncapi.rules_v3 import ERROR_RULES, WARNING_RULES, check_written
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "invalid"
+FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "invalid"
 
 # (rule, pointer) of what each rule's fixture breaks: errors for the official rules, warnings
 # for the others.  For the official rules these are the official parser's errors on the fixture

@@ -60,9 +60,7 @@ from typing import Any
 
 import attrs
 
-from asyncapi_gw.errors import Problem, Severity, json_excerpt
-from asyncapi_gw.pointers import pointer_to
-from asyncapi_gw.rules import (
+from asyncapi_gw.asyncapi.rules import (
     _ASYNCAPI_SCHEMA_FORMATS,
     _channel_names,
     _channel_servers,
@@ -75,6 +73,8 @@ from asyncapi_gw.rules import (
     _problem,
     _validate,
 )
+from asyncapi_gw.errors import Problem, Severity, json_excerpt
+from asyncapi_gw.pointers import pointer_to
 from asyncapi_gw.schema import is_uri_reference
 
 __all__ = ["ERROR_RULES", "WARNING_RULES", "check_rules", "check_written"]

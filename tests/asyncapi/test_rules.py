@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncapi_gw import validate_document
+from asyncapi_gw.asyncapi.rules import RULE_NAMES, check_rules
 from asyncapi_gw.errors import Severity
-from asyncapi_gw.rules import RULE_NAMES, check_rules
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "invalid"
+FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "invalid"
 
 # The pointers of the official parser's errors on each fixture (it was run on every one).
 EXPECTED: dict[str, list[str]] = {
@@ -139,7 +139,7 @@ def test_fixed_fixture_passes(rule: str) -> None:
 
 
 def _fixture_rules() -> list[str]:
-    """The 2.x fixtures (the 3.x ones, ``asyncapi3-*``, are tests/test_rules_v3.py's)."""
+    """The 2.x fixtures (the 3.x ones, ``asyncapi3-*``, are tests/asyncapi/test_rules_v3.py's)."""
     return sorted(
         p.name.removesuffix(".yaml")
         for p in FIXTURES.glob("*.yaml")
