@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from asyncapi_gw.relay.auth import ApiKeyInfo, AuthConfig, load_auth_config
+from asyncapi_gw.relay.closecode import CloseCode
 from asyncapi_gw.relay.config import RelayConfig
 from asyncapi_gw.relay.metrics import RelayStats
 from asyncapi_gw.relay.reload import ReloadReport
@@ -15,6 +16,7 @@ from asyncapi_gw.relay.server import Relay
 __all__ = [
     "ApiKeyInfo",
     "AuthConfig",
+    "CloseCode",
     "Relay",
     "RelayConfig",
     "RelayStats",

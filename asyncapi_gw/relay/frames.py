@@ -15,6 +15,7 @@ import sys
 import zlib
 from typing import NamedTuple, cast
 
+from asyncapi_gw.relay.closecode import CloseCode, is_sendable
 from asyncapi_gw.relay.deflate import Compression, Inflater
 
 __all__ = [
@@ -81,7 +82,6 @@ _LAST = 4  # continuation, FIN set
 _CONTROL = 5  # ping or pong
 _CLOSE = 6
 
-_VALID_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 _CLOSE_REASON_MAX = 123
 
 
@@ -163,14 +163,14 @@ def parse_close_payload(payload: bytes) -> tuple[int | None, str]:
     if not payload:
         return None, ""
     if len(payload) == 1:
-        raise ProtocolViolation(1002, "close frame with a 1-byte payload")
+        raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "close frame with a 1-byte payload")
     code = int.from_bytes(payload[:2], "big")
-    if code not in _VALID_CODES and not 3000 <= code < 5000:
-        raise ProtocolViolation(1002, f"invalid close code {code}")
+    if not is_sendable(code):
+        raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
     try:
         reason = payload[2:].decode()
     except UnicodeDecodeError:
-        raise ProtocolViolation(1007, "close reason is not valid UTF-8") from None
+        raise ProtocolViolation(CloseCode.INVALID_DATA, "close reason is not valid UTF-8") from None
     return code, reason
 
 
@@ -438,7 +438,9 @@ class FrameScanner:
                     length = int.from_bytes(buf[i + 2 : i + 10], "big")
                     if length >> 63:
                         raise ProtocolViolation(
-                            1002, "64-bit payload length with its MSB set", base + i
+                            CloseCode.PROTOCOL_ERROR,
+                            "64-bit payload length with its MSB set",
+                            base + i,
                         )
                     size = 10
                 if mask_bit:
@@ -478,7 +480,9 @@ class FrameScanner:
                     gather = collect
                     inflate = self._compressed
                 elif length > 125:
-                    raise ProtocolViolation(1002, "control frame payload over 125 bytes", base + i)
+                    raise ProtocolViolation(
+                        CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes", base + i
+                    )
                 else:
                     gather = kind == _CLOSE
                 if inflate:  # before the frame is reported: a refused one is not
@@ -543,10 +547,14 @@ class FrameScanner:
         try:
             fits = cast(Inflater, self._inflater).feed(piece, self._limit, last=last)
         except zlib.error:
-            raise ProtocolViolation(1002, "invalid compressed data", self._frame_start) from None
+            raise ProtocolViolation(
+                CloseCode.PROTOCOL_ERROR, "invalid compressed data", self._frame_start
+            ) from None
         if not fits:
             raise ProtocolViolation(
-                1009, f"compressed message inflates past {self._limit} bytes", self._frame_start
+                CloseCode.MESSAGE_TOO_BIG,
+                f"compressed message inflates past {self._limit} bytes",
+                self._frame_start,
             )
 
     def _refusal(self, b0: int, offset: int) -> ProtocolViolation:
@@ -568,8 +576,10 @@ class FrameScanner:
             reason = "new data frame inside a fragmented message"
         else:
             reason = "unmasked frame from the client" if self._mask_bit else "masked frame"
-        return ProtocolViolation(1002, reason, offset)
+        return ProtocolViolation(CloseCode.PROTOCOL_ERROR, reason, offset)
 
 
 def _too_big(size: int, limit: int, offset: int) -> ProtocolViolation:
-    return ProtocolViolation(1009, f"message of {size} bytes exceeds {limit}", offset)
+    return ProtocolViolation(
+        CloseCode.MESSAGE_TOO_BIG, f"message of {size} bytes exceeds {limit}", offset
+    )

@@ -41,22 +41,16 @@ import attrs
 
 from asyncapi_gw.model import Operation
 from asyncapi_gw.relay.auth import Authenticator, Principal, Rejection
+from asyncapi_gw.relay.closecode import CloseCode
 from asyncapi_gw.relay.routing import Environment, NoRoute, Route, RouteTable, backend_for
 
 __all__ = [
-    "RELOAD_CLOSE_CODE",
-    "REVOKED_CLOSE_CODE",
     "Drop",
     "Keep",
     "ReloadReport",
     "Session",
     "reconcile",
 ]
-
-RELOAD_CLOSE_CODE = 1012
-"""The connection's topic, route or backend changed: reconnect."""
-REVOKED_CLOSE_CODE = 4001
-"""The connection's credential is no longer accepted on its topic."""
 
 
 @attrs.frozen(kw_only=True)
@@ -125,7 +119,7 @@ def reconcile(
         return _reload(_route_change(route, found, table))
     again = authenticator.reauthorize(session.principal, api=found.api, topic=found.topic)
     if isinstance(again, Rejection):
-        return Drop(code=REVOKED_CLOSE_CODE, reason=f"reload: {again.reason}")
+        return Drop(code=CloseCode.REVOKED, reason=f"reload: {again.reason}")
     environment: Environment = "sandbox" if again.environment == "sandbox" else "production"
     built = backend_for(found, environment, forward_query=forward_query)
     if isinstance(built, NoRoute):
@@ -155,7 +149,7 @@ def _route_change(route: Route, found: Route | NoRoute, table: RouteTable) -> st
 
 
 def _reload(why: str) -> Drop:
-    return Drop(code=RELOAD_CLOSE_CODE, reason=f"reload: {why}")
+    return Drop(code=CloseCode.SERVICE_RESTART, reason=f"reload: {why}")
 
 
 @attrs.frozen(kw_only=True)

@@ -24,24 +24,24 @@ import sys
 import time
 from collections.abc import Iterable
 from typing import IO, Any, cast
-from urllib.parse import parse_qsl
 
 import attrs
 
 from asyncapi_gw.errors import RelayError
-from asyncapi_gw.model import Operation, StreamingAPI, Topic, thaw
+from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay import frames
 from asyncapi_gw.relay.admin import AdminConnection
-from asyncapi_gw.relay.auth import AuthConfig, Authenticator, Principal, Rejection
+from asyncapi_gw.relay.auth import AuthConfig
+from asyncapi_gw.relay.closecode import CloseCode
 from asyncapi_gw.relay.config import RelayConfig
-from asyncapi_gw.relay.deflate import Agreement, Compression
+from asyncapi_gw.relay.deflate import Agreement
 from asyncapi_gw.relay.embed import WebsocketsAdapter
+from asyncapi_gw.relay.gate import Admission, Gate, Refusal
 from asyncapi_gw.relay.handshake import (
     BackendHandshake,
     HandshakeError,
     HttpRequest,
     HttpResponse,
-    RequestLike,
     RequestParser,
     ResponseParser,
     check_upgrade,
@@ -50,35 +50,10 @@ from asyncapi_gw.relay.handshake import (
     plain_response,
     switching_protocols,
 )
-from asyncapi_gw.relay.metrics import Metrics, RelayStats, Traffic
-from asyncapi_gw.relay.principal import auth_label, header_value, quota_key
-from asyncapi_gw.relay.quota import ConnectionQuota, QuotaRegistry
-from asyncapi_gw.relay.reload import (
-    REVOKED_CLOSE_CODE,
-    Drop,
-    Keep,
-    ReloadReport,
-    Session,
-    reconcile,
-)
-from asyncapi_gw.relay.routing import (
-    BackendURL,
-    Environment,
-    NoRoute,
-    Route,
-    RouteTable,
-    backend_for,
-)
-from asyncapi_gw.relay.stream import (
-    Close,
-    CloseSeen,
-    Forward,
-    Pump,
-    QuotaLike,
-    Reply,
-    StreamPolicy,
-)
-from asyncapi_gw.schema import validate_instance
+from asyncapi_gw.relay.metrics import RelayStats, Traffic
+from asyncapi_gw.relay.principal import auth_label
+from asyncapi_gw.relay.reload import Drop, Keep, ReloadReport
+from asyncapi_gw.relay.stream import Close, CloseSeen, Forward, Pump, Reply
 
 __all__ = ["Relay"]
 
@@ -107,27 +82,6 @@ def _server_tls(config: RelayConfig) -> ssl.SSLContext | None:
     return context
 
 
-class _MessageCheck:
-    """Validates one topic direction's messages against the topic's payload schema."""
-
-    def __init__(self, topic: Topic, operation: Operation) -> None:
-        side = topic.publish if operation is Operation.PUBLISH else topic.subscribe
-        message = side.message if side is not None else None
-        payload = None if message is None else message.get("payload")
-        self.schema = None if payload is None else thaw(payload)
-        self.pointer = f"/channels/{topic.name}/{operation.value}/message/payload"
-
-    def __call__(self, opcode: int, payload: bytes) -> bool:
-        """Whether a whole message (text as JSON) fits the schema; binary never does."""
-        if opcode != frames.Opcode.TEXT:
-            return False
-        try:
-            instance = json.loads(payload)
-        except ValueError:
-            return False
-        return not validate_instance(instance, self.schema, pointer=self.pointer, rule="message")
-
-
 class Relay:
     """A WebSocket gateway serving AsyncAPI-described APIs.
 
@@ -146,36 +100,31 @@ class Relay:
         **options: Any,
     ) -> None:
         try:
-            self.config = attrs.evolve(config or RelayConfig(), **options)
+            config = attrs.evolve(config or RelayConfig(), **options)
         except (TypeError, ValueError) as exc:
             raise RelayError(f"invalid relay configuration: {exc}") from None
-        self._table = RouteTable.from_apis(apis)
-        self._authenticator = Authenticator(self.config.auth or AuthConfig())
-        for api in self._table.apis:
-            for warning in self._authenticator.config_warnings(api):
-                log.warning("%s", warning)
-        self._quotas = QuotaRegistry(principal_limit=self.config.principal_quota)
-        # Per topic, built once: message checks and the policies that hold no quota. Keyed by
-        # the topic's id; the topic is kept beside its entry so that the id stays its own.
-        self._checks: dict[tuple[int, Operation], tuple[Topic, _MessageCheck | None]] = {}
-        self._policies: dict[tuple[int, bool, Compression | None], tuple[Topic, StreamPolicy]] = {}
-        self._metrics = Metrics()
+        self._gate = gate = Gate(apis, config)
+        for warning in gate.warnings():
+            log.warning("%s", warning)
         self._connections: set[_Connection] = set()  # relayed (past the 101)
         self._live: set[_Connection] = set()  # every client socket, handshakes included
-        self._pending = 0  # handshakes holding a connection slot
         self._servers: dict[str, asyncio.Server] = {}  # ws, wss, admin
         self._admin_clients: set[asyncio.Transport] = set()
         self._tls: ssl.SSLContext | None = None  # what new wss handshakes use (reload_tls)
-        self._generation = 0  # reloads so far: a handshake begun before one is judged again
         self._access_log: IO[str] | None = None
         self._closing = False
-        self._adapter = adapter = WebsocketsAdapter(self)
+        self._adapter = adapter = WebsocketsAdapter(gate)
         self.process_request = adapter.process_request
         """For ``websockets.asyncio.server.serve(process_request=...)``; see :mod:`.embed`."""
         self.process_response = adapter.process_response
         """For ``websockets.asyncio.server.serve(process_response=...)``."""
         self.handler = adapter.handler
         """The connection handler for ``websockets.asyncio.server.serve``."""
+
+    @property
+    def config(self) -> RelayConfig:
+        """The settings; a reload with new credentials changes its ``auth``."""
+        return self._gate.config
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -237,12 +186,13 @@ class Relay:
         if self._closing:
             return
         self._closing = True
+        self._gate.close()
         for scheme, server in self._servers.items():
             if scheme != "admin":  # it answers /health with 503 while the relay drains
                 server.close()
         live = list(self._live)
         for connection in live:
-            connection.shut(1001, "relay shutting down")
+            connection.shut(CloseCode.GOING_AWAY, "relay shutting down")
         pending = [c.done for c in live if not c.done.done()]
         if pending:
             await asyncio.wait(pending, timeout=self.config.drain_timeout)
@@ -289,11 +239,11 @@ class Relay:
 
     @property
     def apis(self) -> tuple[StreamingAPI, ...]:
-        return self._table.apis
+        return self._gate.apis
 
     @property
     def stats(self) -> RelayStats:
-        return self._metrics.stats(self._live_traffic())
+        return self._gate.metrics.stats(self._live_traffic())
 
     @property
     def draining(self) -> bool:
@@ -302,7 +252,7 @@ class Relay:
 
     def metrics_text(self) -> str:
         """The Prometheus text served at the admin listener's ``/metrics``."""
-        return self._metrics.render(self._live_traffic())
+        return self._gate.metrics.render(self._live_traffic())
 
     def _live_traffic(self) -> Iterable[Traffic]:
         for connection in self._connections:
@@ -322,22 +272,16 @@ class Relay:
         :class:`RelayError`, and changes nothing, when the new APIs or credentials are invalid.
         Call it on the relay's event loop.
         """
-        table = self._table if apis is None else RouteTable.from_apis(apis)
-        authenticator = self._authenticator if auth is None else Authenticator(auth)
-        config = self.config if auth is None else attrs.evolve(self.config, auth=auth)
-        for api in table.apis:
-            for warning in authenticator.config_warnings(api):
-                log.warning("%s", warning)
-        self.config, self._table, self._authenticator = config, table, authenticator
-        self._generation += 1
-        self._checks.clear()
-        self._policies.clear()
-        verdicts = self._adapter.reload(lambda session: self._judge(session, compressed=False))
+        gate = self._gate
+        gate.reload(apis, auth=auth)
+        for warning in gate.warnings():
+            log.warning("%s", warning)
+        verdicts = self._adapter.reload()
         for connection in list(self._connections):
-            session = connection.session
-            if connection.state != _OPEN or session is None:
+            admission = connection.admission
+            if connection.state != _OPEN or admission is None:
                 continue
-            verdict = self._judge(session, compressed=connection.compressed)
+            verdict = gate.rejudge(admission, compressed=connection.compressed)
             connection.reloaded(verdict)
             verdicts.append(verdict)
         return ReloadReport.tally(verdicts)
@@ -358,55 +302,6 @@ class Relay:
         if self._tls is not None and self._tls is not context:
             ssl_object.context = self._tls
 
-    def _judge(self, session: Session, *, compressed: bool) -> Keep | Drop:
-        return reconcile(
-            session,
-            compressed=compressed,
-            table=self._table,
-            authenticator=self._authenticator,
-            forward_query=self.config.forward_query,
-            validated=self._validated,
-        )
-
-    # -- per-connection services ---------------------------------------------------------------
-
-    def _route(self, request: RequestLike) -> Route:
-        """The route of an upgrade request, whose target may be in absolute form. Raises
-        :class:`HandshakeError` (400, 404)."""
-        route = self._table.match(origin_form(request.path)[0])
-        if isinstance(route, NoRoute):
-            raise HandshakeError(route.status, route.reason)
-        return route
-
-    def _authorize(self, route: Route, request: RequestLike) -> tuple[Principal, BackendURL]:
-        """Who connects and the backend URL. Raises :class:`HandshakeError` (401/403/503)."""
-        principal = self._authenticator.authenticate(
-            api=route.api,
-            topic=route.topic,
-            headers=list(request.headers.raw_items()),
-            query=parse_qsl(route.query, keep_blank_values=True),
-            now=time.time(),
-        )
-        if isinstance(principal, Rejection):
-            # one header line: clients that keep one value per header name see every challenge
-            challenges = ", ".join(principal.challenges)
-            headers = [("WWW-Authenticate", challenges)] if challenges else []
-            raise HandshakeError(principal.status, principal.reason, headers)
-        environment: Environment = "sandbox" if principal.environment == "sandbox" else "production"
-        url = backend_for(route, environment, forward_query=self.config.forward_query)
-        if isinstance(url, NoRoute):
-            raise HandshakeError(url.status, url.reason)
-        if url.overridden:
-            self._metrics.query_overridden(route.api.name, len(url.overridden))
-        return principal, url
-
-    def _admit(self) -> bool:
-        limit = self.config.max_connections
-        if limit is not None and len(self._connections) + self._pending >= limit:
-            return False
-        self._pending += 1
-        return True
-
     def _write_access_log(self, entry: dict[str, Any]) -> None:
         if self._access_log is None:
             return
@@ -414,69 +309,6 @@ class Relay:
             self._access_log.write(json.dumps(entry, separators=(",", ":")) + "\n")
         except (OSError, ValueError) as exc:
             log.warning("cannot write the access log: %s", exc)
-
-    def _validated(self, route: Route) -> bool:
-        """Whether messages on ``route`` are validated in either direction."""
-        return any(self._validator(route, op) is not None for op in Operation)
-
-    def _validator(self, route: Route, operation: Operation) -> _MessageCheck | None:
-        if not self.config.validate_messages:
-            return None
-        topic = route.topic
-        known = self._checks.get((id(topic), operation))
-        if known is None:
-            check = _MessageCheck(topic, operation)
-            known = self._checks[id(topic), operation] = (
-                topic,
-                check if check.schema is not None else None,
-            )
-        return known[1]
-
-    def _policies_for(
-        self,
-        route: Route,
-        *,
-        deflate: tuple[Compression | None, Compression | None],
-        quota: QuotaLike | None,
-    ) -> tuple[StreamPolicy, StreamPolicy]:
-        """The client side's and the backend side's policies on ``route``; ``deflate``: how
-        each side compresses (permessage-deflate agreed), ``quota``: the connection's (taken
-        from the client side). A client that compresses each message with the context of its
-        earlier ones (it learnt of no throttling when it connected) is closed (4003) rather than
-        have a message dropped: the backend could not inflate the next one."""
-        client = self._policy(route, from_client=True, deflate=deflate[0], quota=quota)
-        if quota is not None and deflate[0] is not None and deflate[0].context_takeover:
-            client = attrs.evolve(client, on_throttle="close")
-        return client, self._policy(route, from_client=False, deflate=deflate[1], quota=None)
-
-    def _policy(
-        self,
-        route: Route,
-        *,
-        from_client: bool,
-        deflate: Compression | None,
-        quota: QuotaLike | None,
-    ) -> StreamPolicy:
-        key = (id(route.topic), from_client, deflate)
-        known = self._policies.get(key) if quota is None else None
-        if known is not None:
-            return known[1]
-        config = self.config
-        operation = Operation.PUBLISH if from_client else Operation.SUBSCRIBE
-        policy = StreamPolicy(
-            from_client=from_client,
-            allowed=route.topic.allows(operation),
-            on_wrong_direction=config.on_wrong_direction,
-            max_message_size=config.max_message_size,
-            quota=quota,
-            on_throttle=config.on_throttle,
-            validator=self._validator(route, operation),
-            on_invalid=config.on_invalid,
-            deflate=deflate,
-        )
-        if quota is None:
-            self._policies[key] = (route.topic, policy)
-        return policy
 
 
 # -- the connection ----------------------------------------------------------------------------
@@ -541,33 +373,28 @@ class _Connection(asyncio.Protocol):
         "_close_from",
         "_close_sent",
         "_gone",
-        "_holding_slot",
         "_idle_since",
         "_ignore",
         "_messages_at_tick",
         "_parser",
         "_pumps",
-        "_quota",
         "_response",
         "_task",
         "_timers",
         "_transports",
+        "admission",
         "backend",
-        "backend_url",
         "client",
         "close_code",
         "close_reason",
         "closed_by",
         "done",
         "error",
-        "generation",
         "loop",
         "peer",
-        "query_dropped",
+        "refusal",
         "relay",
-        "route",
         "secure",
-        "session",
         "started",
         "state",
         "status",
@@ -583,10 +410,8 @@ class _Connection(asyncio.Protocol):
         self.secure = secure
         self.state = _HANDSHAKE
         self.done: asyncio.Future[None] = self.loop.create_future()
-        self.route: Route | None = None
-        self.backend_url: str | None = None
-        self.session: Session | None = None  # once routed and authorized
-        self.generation = relay._generation
+        self.admission: Admission | None = None  # once admitted by the gate
+        self.refusal: Refusal | None = None  # the gate's refusal, for the access log
         self.started = time.monotonic()
         self.status = 0  # the HTTP status the client got
         self.close_code: int | None = None
@@ -594,13 +419,10 @@ class _Connection(asyncio.Protocol):
         self.closed_by = ""
         self.error = ""
         self.peer = ""
-        self.query_dropped: tuple[str, ...] = ()  # client query names the backend URL fixes
-        self._holding_slot = False
         self._parser: RequestParser | None = RequestParser()  # until the request is read
         self._backend_ready: asyncio.Future[tuple[HttpResponse, bytes]] | None = None
         self._response: ResponseParser | None = None
         self._pumps: list[Pump] = []  # client's, backend's
-        self._quota: ConnectionQuota | None = None
         self._ignore = [False, False]  # drop what this side sends (only while _CLOSING)
         self._close_sent = [False, False]  # a close frame was written to this side
         self._close_from = [False, False]  # this side sent a close frame
@@ -663,7 +485,7 @@ class _Connection(asyncio.Protocol):
             try:
                 request = self._parser.feed(data)
             except HandshakeError as exc:
-                self._refuse(exc.status, exc.reason)
+                self._refuse(self.relay._gate.refuse(exc.status, exc.reason))
                 return
             if request is None:
                 return
@@ -677,77 +499,62 @@ class _Connection(asyncio.Protocol):
         """Answer ``request``. Bytes the client sent after it (``early``) are never read as
         another request: an HTTP answer closes the connection (RFC 9112 section 9.6); after a
         101 they are the first of the client's frames, as websockets' server reads them."""
+        gate = self.relay._gate
         try:
-            await self._handshake(request, early)
+            refusal = await self._handshake(request, early)
         except HandshakeError as exc:
-            self._refuse(exc.status, exc.reason, exc.headers)
+            refusal = gate.refuse(exc.status, exc.reason, exc.headers)
         except Exception as exc:  # a per-connection failure must not escape the relay
             log.exception("handshake failed")
             self.error = f"{type(exc).__name__}: {exc}"
-            self._refuse(500, "internal error")
+            refusal = gate.refuse(500, "internal error")
+        if refusal is not None:
+            self._refuse(refusal)
 
-    async def _handshake(self, request: HttpRequest, early: bytes) -> None:
+    async def _handshake(self, request: HttpRequest, early: bytes) -> Refusal | None:
         relay = self.relay
+        gate = relay._gate
         if not is_upgrade(request) and request.path.split("?", 1)[0] in _ADMIN_PATHS:
             raise HandshakeError(404, "not found: /health and /metrics are on the admin listener")
         problem = check_upgrade(request)
         if problem is not None:
             raise problem
-        self.generation = relay._generation
-        self.route = route = relay._route(request)
-        principal, backend = relay._authorize(route, request)
-        self.backend_url = url = backend.url
-        self.query_dropped = backend.overridden
-        self.session = Session(
-            target=request.path, route=route, principal=principal, backend_url=url
+        admitted = gate.admit(
+            origin_form(request.path)[0], list(request.headers.raw_items()), peer=self.peer
         )
-        if relay._closing:
-            raise HandshakeError(503, "the relay is shutting down")
-        if not relay._admit():
-            raise HandshakeError(503, "too many connections")
-        self._holding_slot = True
-        config = relay.config
+        if isinstance(admitted, Refusal):
+            return admitted
+        self.admission = admission = admitted
+        config = gate.config
         plan = BackendHandshake.build(
-            url,
+            admission.backend_url,
             request,
             forward_headers=config.forward_headers,
-            offer_extensions=config.compression and not relay._validated(route),
+            offer_extensions=admission.offer_compression,
             client_host=self.peer,
             secure_client=self.secure,
-            relay_headers=()
-            if config.principal_header is None
-            else [(config.principal_header, header_value(principal))],
+            relay_headers=admission.backend_headers,
         )
         try:  # bounded by the open timer (connection_made), not asyncio.wait_for: no 2nd task
             leftover, (subprotocol, agreement) = await self._dial(plan)
         except OSError as exc:
             raise HandshakeError(502, f"cannot reach the backend: {exc.strerror or exc}") from None
-        if self.generation != relay._generation:  # a reload came while the backend was dialled
-            route, principal = self._judged_again(agreement is not None)
-        self._accept(request, route, subprotocol, agreement, leftover)
+        refusal = gate.accept(admission, compressed=agreement is not None)
+        if refusal is not None:
+            return refusal
+        self._accept(request, subprotocol, agreement, leftover)
         if early:
             self.client_data(early)
-        if principal.expires_at is not None:
-            delay = max(0.0, principal.expires_at - time.time())
-            self._later(delay, self._token_expired)
+        expires_in = gate.expires_in(admission)
+        if expires_in is not None:
+            self._later(expires_in, self._token_expired)
+        return None
 
     def _token_expired(self) -> None:
         """The token's ``exp`` (with the leeway) has passed: 4001, unless a reload put the
         connection on a topic that no longer asks for a credential."""
-        if self.session is not None and self.session.principal.expires_at is not None:
-            self.shut(REVOKED_CLOSE_CODE, "token expired")
-
-    def _judged_again(self, compressed: bool) -> tuple[Route, Principal]:
-        """The route and principal of a handshake a reload overtook, judged as an open
-        connection is; raises :class:`HandshakeError` (401 or 503) when it would be closed."""
-        session = cast(Session, self.session)  # set before the backend is dialled
-        verdict = self.relay._judge(session, compressed=compressed)
-        if isinstance(verdict, Drop):
-            status = 401 if verdict.code == REVOKED_CLOSE_CODE else 503
-            raise HandshakeError(status, verdict.reason)
-        self.route = verdict.route
-        self.session = attrs.evolve(session, route=verdict.route, principal=verdict.principal)
-        return verdict.route, verdict.principal
+        if self.admission is not None and self.relay._gate.expires_in(self.admission) is not None:
+            self.shut(CloseCode.REVOKED, "token expired")
 
     def reloaded(self, verdict: Keep | Drop) -> None:
         """Close as a reload decided, or go on under the route and principal it gave: a
@@ -755,22 +562,11 @@ class _Connection(asyncio.Protocol):
         if isinstance(verdict, Drop):
             self.shut(verdict.code, verdict.reason)
             return
-        session = cast(Session, self.session)  # open connections have one
-        self.route = verdict.route
-        self.session = attrs.evolve(session, route=verdict.route, principal=verdict.principal)
-        if verdict.policy_changed:
-            relay, route = self.relay, verdict.route
-            quota = self._pumps[_CLIENT].policy.quota
-            if verdict.quota_changed:
-                if self._quota is not None:
-                    self._quota.release()
-                quota = self._quota = relay._quotas.for_connection(
-                    route.api,
-                    principal=quota_key(verdict.principal, self.peer),
-                    now=time.monotonic(),
-                )
+        if verdict.policy_changed:  # the gate moved the admission to its new route and quota
             client, backend = (pump.policy.deflate for pump in self._pumps)
-            policies = relay._policies_for(route, deflate=(client, backend), quota=quota)
+            policies = self.relay._gate.policies(
+                cast(Admission, self.admission), deflate=(client, backend)
+            )
             for pump, policy in zip(self._pumps, policies, strict=True):
                 pump.update(policy)
 
@@ -821,32 +617,23 @@ class _Connection(asyncio.Protocol):
     def _accept(
         self,
         request: HttpRequest,
-        route: Route,
         subprotocol: str | None,
         agreement: Agreement | None,
         leftover: bytes,
     ) -> None:
         relay = self.relay
-        config = relay.config
-        principal = cast(Session, self.session).principal
-        quota = relay._quotas.for_connection(
-            route.api, principal=quota_key(principal, self.peer), now=time.monotonic()
-        )
-        self._quota = quota
-        if agreement is not None and quota is not None and config.on_throttle == "reply":
+        gate = relay._gate
+        config = gate.config
+        admission = cast(Admission, self.admission)
+        if agreement is not None and admission.quota is not None and config.on_throttle == "reply":
             # a throttled message is dropped: the client's next one must not refer to it
             agreement = agreement.without_client_takeover()
         deflate = (None, None) if agreement is None else (agreement.client, agreement.backend)
-        self._pumps = [
-            Pump(policy) for policy in relay._policies_for(route, deflate=deflate, quota=quota)
-        ]
+        self._pumps = [Pump(policy) for policy in gate.policies(admission, deflate=deflate)]
         self._cancel_timers()
         # an idle relayed connection keeps nothing of its handshakes
         self._response = self._backend_ready = self._task = None
-        relay._pending -= 1
-        self._holding_slot = False
         relay._connections.add(self)
-        relay._metrics.opened(route.api.name)
         self.status = 101
         self.state = _OPEN
         self.client.write(
@@ -863,15 +650,15 @@ class _Connection(asyncio.Protocol):
         if leftover:
             self.backend_data(leftover)
 
-    def _refuse(self, status: int, reason: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+    def _refuse(self, refusal: Refusal) -> None:
         if self.state not in (_HANDSHAKE, _DIALLING):
             return
-        self.status = status
-        self.error = self.error or reason
-        self.relay._metrics.rejected(status)
+        self.status = refusal.status
+        self.error = self.error or refusal.reason
+        self.refusal = refusal
         if not self.client.is_closing():
-            text = reason.rstrip("\n") + "\n"
-            self.client.write(plain_response(status, text, headers=headers))
+            text = refusal.reason.rstrip("\n") + "\n"
+            self.client.write(plain_response(refusal.status, text, headers=refusal.headers))
         self._finish_http()
 
     def _finish_http(self) -> None:
@@ -892,7 +679,9 @@ class _Connection(asyncio.Protocol):
         elif self.state == _DIALLING:
             if self._task is not None:  # it may not have started: it must not be relied on
                 self._task.cancel()
-            self._refuse(504, "the backend did not complete its handshake in time")
+            self._refuse(
+                self.relay._gate.refuse(504, "the backend did not complete its handshake in time")
+            )
 
     # -- the splice ----------------------------------------------------------------------------
 
@@ -927,7 +716,7 @@ class _Connection(asyncio.Protocol):
         self._close_from[side] = True
         self._close_sent[1 - side] = True
         if self.close_code is None:
-            self.close_code = 1005 if code is None else code
+            self.close_code = CloseCode.NO_STATUS_RCVD if code is None else code
             self.close_reason = reason
             self.closed_by = "client" if side == _CLIENT else "backend"
         if all(self._close_from):
@@ -937,13 +726,17 @@ class _Connection(asyncio.Protocol):
             self._later(self.relay.config.close_timeout, self.abort, "close timeout")
 
     def shut(
-        self, code: int, reason: str, *, backend: tuple[int, str] = (1001, "relay closing")
+        self,
+        code: int,
+        reason: str,
+        *,
+        backend: tuple[int, str] = (CloseCode.GOING_AWAY, "relay closing"),
     ) -> None:
         """The relay closes: ``code`` to the client, ``backend`` to the backend, then waits."""
         if self.state in (_HANDSHAKE, _DIALLING):
             if self._task is not None:
                 self._task.cancel()
-            self._refuse(503, reason)
+            self._refuse(self.relay._gate.refuse(503, reason))
             return
         if self.state == _CLOSED or all(self._ignore):
             return
@@ -985,7 +778,7 @@ class _Connection(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
         if self.close_code is None and self.status == 101:
-            self.close_code, self.closed_by = 1006, "relay"
+            self.close_code, self.closed_by = CloseCode.ABNORMAL_CLOSURE, "relay"
         self.client.abort()
         if self.backend is not None:
             self.backend.abort()
@@ -1014,14 +807,14 @@ class _Connection(asyncio.Protocol):
             return
         if self.close_code is None:
             if side == _CLIENT:
-                self.close_code, self.closed_by = 1006, "client"
+                self.close_code, self.closed_by = CloseCode.ABNORMAL_CLOSURE, "client"
             else:
-                self.close_code, self.closed_by = 1014, "backend"
+                self.close_code, self.closed_by = CloseCode.BAD_GATEWAY, "backend"
                 self.close_reason = "backend connection lost"
         if side == _CLIENT:
-            self._send_close(_BACKEND, 1001, "client went away")
+            self._send_close(_BACKEND, CloseCode.GOING_AWAY, "client went away")
         else:
-            self._send_close(_CLIENT, 1014, "backend connection lost")
+            self._send_close(_CLIENT, CloseCode.BAD_GATEWAY, "backend connection lost")
         self._end()
 
     def _hang_up(self) -> None:
@@ -1071,7 +864,7 @@ class _Connection(asyncio.Protocol):
         if messages != self._messages_at_tick:
             self._messages_at_tick, self._idle_since = messages, now
         elif config.idle_timeout is not None and now - self._idle_since >= config.idle_timeout:
-            self.shut(1001, "idle timeout")
+            self.shut(CloseCode.GOING_AWAY, "idle timeout")
             return
         if config.ping_interval is not None:
             self._ping(config.ping_timeout)
@@ -1096,7 +889,7 @@ class _Connection(asyncio.Protocol):
             return
         now = self._received()
         if any(p and n == r for p, n, r in zip(pinged, now, received, strict=True)):
-            self.shut(1011, "keepalive ping timeout")
+            self.shut(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     def _received(self) -> tuple[int, int]:
         """The bytes each side has sent so far."""
@@ -1105,9 +898,10 @@ class _Connection(asyncio.Protocol):
     # -- accounting ----------------------------------------------------------------------------
 
     def traffic(self) -> tuple[Traffic, ...]:
-        if self.route is None or not self._pumps:
+        if self.admission is None or not self._pumps:
             return ()
-        api, topic = self.route.api.name, self.route.topic.name
+        route = self.admission.route
+        api, topic = route.api.name, route.topic.name
         inbound, outbound = self._pumps[_CLIENT].stats, self._pumps[_BACKEND].stats
         return tuple(
             Traffic(
@@ -1128,18 +922,12 @@ class _Connection(asyncio.Protocol):
 
     def _finalize(self) -> None:
         self._cancel_timers()
-        if self._quota is not None:
-            self._quota.release()
-            self._quota = None
         relay = self.relay
-        if self._holding_slot:
-            relay._pending -= 1
-            self._holding_slot = False
         traffic = self.traffic()
+        if self.admission is not None:
+            relay._gate.release(self.admission, self.close_code, traffic)
         relay._live.discard(self)
-        if self in relay._connections:
-            relay._connections.discard(self)
-            relay._metrics.closed(self.close_code or 1006, traffic)
+        relay._connections.discard(self)
         if not self.done.done():
             self.done.set_result(None)
         if relay._access_log is not None:
@@ -1151,17 +939,19 @@ class _Connection(asyncio.Protocol):
             "peer": self.peer,
             "status": self.status,
         }
-        if self.route is not None:
-            entry["api"] = self.route.api.name
-            entry["version"] = self.route.api.version
-            entry["topic"] = self.route.topic.name
-        if self.session is not None:
-            entry["auth"] = auth_label(self.session.principal)
-            entry["principal"] = self.session.principal.subject
-        if self.backend_url is not None:
-            entry["backend"] = self.backend_url
-        if self.query_dropped:
-            entry["query_dropped"] = list(self.query_dropped)
+        admission, refusal = self.admission, self.refusal
+        session = admission.session if admission is not None else refusal and refusal.session
+        route = session.route if session else refusal and refusal.route
+        if route:
+            entry["api"] = route.api.name
+            entry["version"] = route.api.version
+            entry["topic"] = route.topic.name
+        if session:
+            entry["auth"] = auth_label(session.principal)
+            entry["principal"] = session.principal.subject
+            entry["backend"] = session.backend_url
+        if admission is not None and admission.backend.overridden:
+            entry["query_dropped"] = list(admission.backend.overridden)
         entry["duration_ms"] = round((time.monotonic() - self.started) * 1000, 1)
         for t in traffic:
             entry[f"messages_{t.direction}"] = t.messages

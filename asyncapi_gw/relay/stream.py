@@ -22,6 +22,7 @@ from typing import Protocol, cast
 import attrs
 
 from asyncapi_gw.errors import RelayError
+from asyncapi_gw.relay.closecode import CloseCode
 from asyncapi_gw.relay.deflate import Compression
 from asyncapi_gw.relay.frames import (
     FrameEvent,
@@ -34,7 +35,6 @@ from asyncapi_gw.relay.frames import (
 from asyncapi_gw.relay.quota import THROTTLED_MESSAGE
 
 __all__ = [
-    "THROTTLE_CLOSE_CODE",
     "Action",
     "Close",
     "CloseSeen",
@@ -45,9 +45,6 @@ __all__ = [
     "Reply",
     "StreamPolicy",
 ]
-
-THROTTLE_CLOSE_CODE = 4003
-"""Close code for ``on_throttle="close"``: WSO2's throttling error code, in the private range."""
 
 
 @attrs.frozen
@@ -83,17 +80,17 @@ class Close:
         client with 1014 (bad gateway), the backend with 1001 (going away)."""
         what = f"{_FAULTS.get(self.code, 'error')}: {self.reason}"
         if from_client:
-            return (self.code, self.reason), (1001, f"client {what}")
-        return (1014, f"bad gateway: backend {what}"), (self.code, self.reason)
+            return (self.code, self.reason), (CloseCode.GOING_AWAY, f"client {what}")
+        return (CloseCode.BAD_GATEWAY, f"bad gateway: backend {what}"), (self.code, self.reason)
 
 
 # What a Close's code says about the side at fault, in the other side's close reason.
-_FAULTS = {
-    1002: "protocol error",
-    1007: "invalid data",
-    1008: "policy violation",
-    1009: "message too big",
-    THROTTLE_CLOSE_CODE: "throttled",
+_FAULTS: dict[int, str] = {
+    CloseCode.PROTOCOL_ERROR: "protocol error",
+    CloseCode.INVALID_DATA: "invalid data",
+    CloseCode.POLICY_VIOLATION: "policy violation",
+    CloseCode.MESSAGE_TOO_BIG: "message too big",
+    CloseCode.THROTTLED: "throttled",
 }
 
 
@@ -135,7 +132,7 @@ class StreamPolicy:
     closes (1008) or is dropped.  ``max_message_size`` bounds a whole message's payload
     (1009).  ``quota`` is taken once per message; a refused message is dropped with WSO2's
     throttling text frame as a :class:`Reply` (from the client; silently from the backend) or
-    closes with :data:`THROTTLE_CLOSE_CODE`.  ``validator(opcode, payload)`` sees each whole
+    closes with :attr:`CloseCode.THROTTLED`.  ``validator(opcode, payload)`` sees each whole
     unmasked message, buffered until complete (bounded by ``max_message_size`` only);
     an invalid one closes (1007) or is dropped.  ``deflate``: permessage-deflate negotiated,
     and how this side compresses; ``max_message_size`` then bounds the inflated size too.
@@ -157,6 +154,27 @@ class StreamPolicy:
                 raise RelayError(f"{name} must be one of {', '.join(choices)}")
         if self.validator is not None and self.deflate is not None:
             raise RelayError("message validation needs uncompressed frames (no permessage-deflate)")
+
+    # What a refused message does, by the policy's modes: the Close, or ``None`` (dropped).
+
+    def wrong_direction(self) -> Close | None:
+        """A message against the topic's direction: close 1008, or drop it."""
+        if self.on_wrong_direction != "close":
+            return None
+        operation = "publish" if self.from_client else "subscribe"
+        return Close(CloseCode.POLICY_VIOLATION, f"topic does not allow {operation}")
+
+    def over_quota(self) -> Close | None:
+        """A message the quota refuses: close 4003, or drop it (with WSO2's reply)."""
+        if self.on_throttle != "close":
+            return None
+        return Close(CloseCode.THROTTLED, "Websocket frame throttled out")
+
+    def invalid(self) -> Close | None:
+        """A message that fails validation: close 1007, or drop it."""
+        if self.on_invalid != "close":
+            return None
+        return Close(CloseCode.INVALID_DATA, "message failed validation")
 
 
 @attrs.frozen(kw_only=True)
@@ -547,14 +565,15 @@ class Pump:
         if event.opcode != Opcode.CONT:
             policy = self.policy
             if not policy.allowed:
-                if policy.on_wrong_direction == "close":
-                    operation = "publish" if policy.from_client else "subscribe"
-                    self._stop(out, Close(1008, f"topic does not allow {operation}"))
+                close = policy.wrong_direction()
+                if close is not None:
+                    self._stop(out, close)
                     return None
                 self._message_disposition = _DROP
             elif self._throttled():
-                if policy.on_throttle == "close":
-                    self._stop(out, Close(THROTTLE_CLOSE_CODE, "Websocket frame throttled out"))
+                close = policy.over_quota()
+                if close is not None:
+                    self._stop(out, close)
                     return None
                 if policy.from_client:
                     out.add(Reply(text_frame(THROTTLED_MESSAGE, mask=False)))
@@ -621,9 +640,10 @@ class Pump:
         held, self._held = self._held, []
         if validator(event.opcode, event.payload or b""):
             out.add(Forward(b"".join(held)))
-        elif self.policy.on_invalid == "close":
-            self._stop(out, Close(1007, "message failed validation"))
+            return True
+        close = self.policy.invalid()
+        if close is not None:
+            self._stop(out, close)
             return False
-        else:
-            self._dropped += 1
+        self._dropped += 1
         return True

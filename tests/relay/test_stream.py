@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from raw_frames import raw_frame
 
 from asyncapi_gw.errors import RelayError
+from asyncapi_gw.relay.closecode import CloseCode
 from asyncapi_gw.relay.deflate import Compression
 from asyncapi_gw.relay.frames import MAX_HEADER, FrameScanner, Opcode, close_frame, text_frame
 from asyncapi_gw.relay.quota import ConnectionQuota, Quota
 from asyncapi_gw.relay.stream import (
-    THROTTLE_CLOSE_CODE,
     Action,
     Close,
     CloseSeen,
@@ -403,7 +403,7 @@ def test_throttle_close() -> None:
     first, second = text_frame("a", mask=True), text_frame("b", mask=True)
     assert pump.receive(first + second) == [
         Forward(first),
-        Close(THROTTLE_CLOSE_CODE, "Websocket frame throttled out"),
+        Close(CloseCode.THROTTLED, "Websocket frame throttled out"),
     ]
     assert pump.receive(first) == []
 

@@ -166,7 +166,7 @@ def test_connections_past_the_maximum_are_503_and_slots_come_back(limit: int, fl
             for _, writer, _ in held:
                 writer.write(raw_frame(8, struct.pack("!H", 1000)))
             assert await until(lambda: not relay._live, 10)
-            assert relay._pending == 0
+            assert relay._gate.held == 0
             await _still_serves(port)  # the slots came back
 
     run(main(), timeout=300)

@@ -327,7 +327,7 @@ def test_clients_resetting_mid_frame_or_mid_handshake_leave_nothing_behind(
 
                 await asyncio.gather(*(one(i) for i in range(connections)))
                 assert await until(lambda: not relay._live, 10)
-                assert relay._pending == 0
+                assert relay._gate.held == 0
                 relayed = (connections + 3) // 4 + (connections + 0) // 4
                 assert await until(lambda: len(b.closes) >= relayed, 10)
                 assert None not in b.closes  # every backend connection was closed
