@@ -35,8 +35,6 @@ from asyncapi_gw.asyncapi import (
     ValidationReport,
     convert_asyncapi,
     dump_asyncapi,
-    import_asyncapi,
-    validate_document,
 )
 from asyncapi_gw.asyncapi.convert import POINTS_OF_VIEW, V2_VERSIONS, V3_VERSIONS
 from asyncapi_gw.builder import (
@@ -57,6 +55,7 @@ from asyncapi_gw.cli.options import (
     point_of_view,
     ref_policy,
 )
+from asyncapi_gw.cli.sources import import_source, validate_source
 from asyncapi_gw.documents import dump_document
 from asyncapi_gw.errors import (
     AsyncAPIGwError,
@@ -68,6 +67,7 @@ from asyncapi_gw.errors import (
 )
 from asyncapi_gw.model import PointOfView, StreamingAPI
 from asyncapi_gw.relay.routing import RouteTable, backend_template
+from asyncapi_gw.wso2 import DEFAULT_WSO2_VERSION, ProjectImport, export_project
 
 __all__ = [
     "EXIT_CLOSED_PIPE",
@@ -112,11 +112,13 @@ def _exit_code(error: AsyncAPIGwError) -> int:
     readable but bad document is invalid."""
     if isinstance(error, UnsupportedVersionError):
         return EXIT_UNSUPPORTED
-    if isinstance(error, DocumentError) and any(
-        p.rule == "document-unreadable" for p in error.problems
-    ):
+    if isinstance(error, DocumentError) and any(p.rule in _USAGE_RULES for p in error.problems):
         return EXIT_USAGE
     return EXIT_INVALID
+
+
+# Unreadable files (and folders that are not API projects), unwritable projects.
+_USAGE_RULES = {"document-unreadable", "project-unwritable"}
 
 
 def _worst(codes: Iterable[int]) -> int:
@@ -139,7 +141,7 @@ def _report_error(error: AsyncAPIGwError, out: TextIO) -> None:
 
 def _check(file: str, policy: dict[str, Any]) -> ValidationReport:
     try:
-        return validate_document(file, **policy)
+        return validate_source(file, policy)
     except DocumentError as exc:
         problems = exc.problems or (Problem(pointer="", message=exc.message, rule="document"),)
         return ValidationReport(file=file, asyncapi=None, errors=problems, supported=None)
@@ -175,13 +177,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _import(
     args: argparse.Namespace, file: str, policy: dict[str, Any], reading: str | None
-) -> ImportResult:
-    result = import_asyncapi(
+) -> ImportResult | ProjectImport:
+    result = import_source(
         file,
         context=args.context,
         lenient=args.lenient,
         point_of_view=point_of_view(reading),
-        **policy,
+        policy=policy,
     )
     for warning in result.warnings:
         print(f"warning: {reports.problem_line(warning, file)}", file=sys.stderr)
@@ -206,6 +208,11 @@ def _write(text: str, output: str | None) -> int:
 def _export(args: argparse.Namespace) -> int:
     policy = ref_policy(args)
     imported = _import(args, args.file, policy, args.input_point_of_view)
+    if args.wso2_project is not None:
+        return _export_project(args, imported, policy)
+    if args.wso2_version is not None:
+        print("asyncapi-gw export: error: --wso2-version needs --wso2-project", file=sys.stderr)
+        return EXIT_USAGE
     fmt = args.format or _input_format(args.file)
     warnings: list[Problem] = []
     text = dump_asyncapi(
@@ -225,6 +232,44 @@ def _export(args: argparse.Namespace) -> int:
         if attrs.evolve(warning, severity=Severity.WARNING) not in seen:
             print(f"warning: {reports.problem_line(warning, args.file)}", file=sys.stderr)
     return _write(text, args.output)
+
+
+def _export_project(
+    args: argparse.Namespace, imported: ImportResult | ProjectImport, policy: dict[str, Any]
+) -> int:
+    """``export --wso2-project OUT``: api.yaml and the definition WSO2 API Manager imports."""
+    refused = [
+        flag
+        for flag, value in (
+            ("--asyncapi-version", args.asyncapi_version),
+            ("--point-of-view", args.point_of_view),
+            ("--format", args.format),
+            ("--output", args.output),
+        )
+        if value is not None
+    ]
+    if refused:
+        print(
+            f"asyncapi-gw export: error: {', '.join(refused)} cannot be used with "
+            "--wso2-project: the WSO2 version decides the definition",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    warnings: list[Problem] = []
+    export_project(
+        imported.api,
+        args.wso2_project,
+        source=imported.project if isinstance(imported, ProjectImport) else None,
+        version=args.wso2_version,
+        lenient=args.lenient,
+        warnings=warnings,
+        **policy,
+    )
+    seen = {attrs.evolve(w, severity=Severity.WARNING) for w in imported.warnings}
+    for warning in dict.fromkeys(warnings):
+        if attrs.evolve(warning, severity=Severity.WARNING) not in seen:
+            print(f"warning: {reports.problem_line(warning, args.file)}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _input_format(file: str) -> str:
@@ -438,6 +483,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("yaml", "json"), help="output format (default: the input's)"
     )
     export.add_argument("-o", "--output", metavar="OUT")
+    export.add_argument(
+        "--wso2-project",
+        metavar="OUT[.zip]",
+        help="write a WSO2 API Manager API project (api.yaml and Definitions/asyncapi.yaml) "
+        "into the folder OUT, or the zip OUT.zip, for apictl import api",
+    )
+    export.add_argument(
+        "--wso2-version",
+        metavar="4.x",
+        help="the API Manager version the project is for: up to 4.6 an AsyncAPI 2.x "
+        "definition, from 4.7 on AsyncAPI 3.0.0 as 4.7 reads it (default: a project's own "
+        f"version, else {DEFAULT_WSO2_VERSION})",
+    )
     _add_load_options(export)
     export.set_defaults(handler=_export)
 

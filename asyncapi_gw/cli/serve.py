@@ -23,9 +23,9 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from asyncapi_gw.asyncapi import import_asyncapi
 from asyncapi_gw.cli import reports
 from asyncapi_gw.cli.options import add_point_of_view, add_ref_options, point_of_view, ref_policy
+from asyncapi_gw.cli.sources import import_source
 from asyncapi_gw.errors import AsyncAPIGwError, RelayError
 from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay import AuthConfig, Relay, RelayConfig, load_auth_config
@@ -297,12 +297,12 @@ def _load(args: argparse.Namespace) -> list[StreamingAPI]:
     apis = []
     policy = ref_policy(args)
     for file in args.files:
-        result = import_asyncapi(
+        result = import_source(
             file,
             context=args.context,
             lenient=args.lenient,
             point_of_view=point_of_view(args.point_of_view),
-            **policy,
+            policy=policy,
         )
         for warning in result.warnings:
             print(f"warning: {reports.problem_line(warning, file)}", file=sys.stderr)

@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 import attrs
 
 from asyncapi_gw.errors import DocumentError, Problem
-from asyncapi_gw.wso2.project import ProjectFiles
+from asyncapi_gw.wso2.project import API_FILES, ProjectFiles, missing_api_error
 
 __all__ = [
     "DEFAULT_ARCHIVE_LIMITS",
@@ -95,6 +95,8 @@ def read_project(
     """The files of the project at ``path`` (a folder or a zip), checked against ``limits``."""
     name = os.fspath(path)
     if os.path.isdir(name):
+        if not any(os.path.isfile(os.path.join(name, path)) for path in API_FILES):
+            raise missing_api_error(name, folder=True)  # nothing else is read
         return ProjectFiles(
             files=dict(_read_folder(Path(name), name, limits)),
             name=name,

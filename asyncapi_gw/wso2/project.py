@@ -85,6 +85,7 @@ __all__ = [
     "check_project",
     "decode_project",
     "encode_project",
+    "missing_api_error",
     "wso2_version",
 ]
 
@@ -204,15 +205,23 @@ def _source(files: ProjectFiles, path: str) -> documents.SourceDocument:
     return documents.parse_document(files.files[path], name=name, uri=uri)
 
 
+def missing_api_error(name: str, *, folder: bool = False) -> DocumentError:
+    """What a project without api.yaml or api.json is, in WSO2's words; a folder without
+    either is no project at all, and as unreadable as any other folder."""
+    message = "Cannot find API definition. api.yaml or api.json should present"
+    if folder:
+        message = f"a folder, and no API project: {message}"
+    rule = "document-unreadable" if folder else "wso2-missing-api"
+    return DocumentError(
+        f"{name}: {message}", [Problem(pointer="", message=message, rule=rule, file=name)]
+    )
+
+
 def _api_document(files: ProjectFiles) -> tuple[str, documents.SourceDocument]:
     for path in API_FILES:
         if path in files.files:
             return path, _source(files, path)
-    message = "Cannot find API definition. api.yaml or api.json should present"
-    raise DocumentError(
-        f"{files.name}: {message}",
-        [Problem(pointer="", message=message, rule="wso2-missing-api", file=files.name)],
-    )
+    raise missing_api_error(files.name)
 
 
 def _definition_document(files: ProjectFiles) -> tuple[str, documents.SourceDocument]:
