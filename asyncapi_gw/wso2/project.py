@@ -73,7 +73,7 @@ from asyncapi_gw.model import (
     freeze,
     thaw,
 )
-from asyncapi_gw.pointers import pointer_to
+from asyncapi_gw.pointers import escape_token, pointer_to
 
 __all__ = [
     "API_FILES",
@@ -917,6 +917,10 @@ def encode_project(
             ref_root=ref_root,
         ),
     )
+    if asyncapi_version == "3.0.0" and not current.startswith("3."):
+        _wso2_channel_keys(definition)  # converted from 2.x: keyed as API Manager 4.7 keys them
+    if str(definition.get("asyncapi", "")).startswith("3.") and warnings is not None:
+        warnings.extend(_unreadable_references(definition))
     api_data = _api_yaml(api, source, target or _default_version(source), warnings)
     api_file = source.api_file if source else API_FILES[0]
     definition_file = source.definition_file if source else DEFINITION_FILES[1]
@@ -940,6 +944,66 @@ def _without_our_extensions(source: Project | None, definition: dict[str, Any]) 
         if had is None or key not in had:
             definition.pop(key, None)
     return definition
+
+
+def _wso2_channel_keys(definition: dict[str, Any]) -> None:
+    """Channels keyed ``/topic`` (a 2.x document's names) keyed ``topic`` instead, as API
+    Manager 4.7 writes them: its importer takes the text after ``#/channels/`` of an operation's
+    reference as the channel's key, without JSON pointer unescaping, so ``#/channels/~1topic``
+    finds nothing.  Every reference into a renamed channel follows it."""
+    channels = definition.get("channels")
+    if not isinstance(channels, dict):
+        return
+    renamed: dict[str, str] = {}
+    for key in list(channels):
+        new = key.lstrip("/")
+        if key != new and new and new not in channels and new not in renamed.values():
+            renamed[key] = new
+    if not renamed:
+        return
+    definition["channels"] = {renamed.get(key, key): value for key, value in channels.items()}
+    prefixes = {
+        f"#/channels/{escape_token(old)}": f"#/channels/{escape_token(new)}"
+        for old, new in renamed.items()
+    }
+
+    def follow(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                for old, new in prefixes.items():
+                    if ref == old or ref.startswith(old + "/"):
+                        node["$ref"] = new + ref[len(old) :]
+                        break
+            for value in node.values():
+                follow(value)
+        elif isinstance(node, list):
+            for value in node:
+                follow(value)
+
+    follow(definition)
+
+
+def _unreadable_references(definition: dict[str, Any]) -> list[Problem]:
+    """A warning for each operation whose channel reference API Manager 4.7 cannot follow: a
+    channel key with ``/`` inside, escaped ``~1`` as JSON pointers require, which 4.7's
+    importer does not unescape (it then leaves the operation out)."""
+    found = []
+    for name, op in mapping(definition.get("operations")).items():
+        ref = mapping(mapping(op).get("channel")).get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/channels/") and "~" in ref:
+            found.append(
+                Problem(
+                    pointer=pointer_to("operations", name, "channel", "$ref"),
+                    message=f"API Manager 4.7 reads the reference {json_excerpt(ref)} without "
+                    "JSON pointer unescaping and would leave this operation out; a topic with "
+                    "'/' inside its name imports into 4.7 only after editing the reference to "
+                    "WSO2's unescaped spelling (which the AsyncAPI schema refuses)",
+                    rule="wso2-reference",
+                    severity=Severity.WARNING,
+                )
+            )
+    return found
 
 
 def _default_version(source: Project | None) -> str:

@@ -15,6 +15,7 @@ from asyncapi_gw import (
     DocumentError,
     Endpoint,
     Operation,
+    Problem,
     Throttling,
     ThrottlingUnit,
     UnsupportedVersionError,
@@ -303,3 +304,27 @@ def test_wso2_versions() -> None:
     assert wso2_version("v4.2.0") == "4.2.0"
     with pytest.raises(UnsupportedVersionError):
         wso2_version("3.2.0")
+
+
+def test_a_20_project_exported_for_47_is_keyed_as_47_reads_it(market: Path, tmp_path: Path) -> None:
+    """API-M 4.7 takes the text after ``#/channels/`` as the channel's key, unescaped."""
+    result = import_project(market)
+    warnings: list[Problem] = []
+    written = encode_project(result.api, source=result.project, version="4.7", warnings=warnings)
+    definition = _data(written.files["Definitions/asyncapi.yaml"])
+    assert isinstance(definition, dict)
+    assert definition["asyncapi"] == "3.0.0"
+    assert list(definition["channels"]) == ["prices", "orders/{account}", "status"]
+    refs = {op["channel"]["$ref"] for op in definition["operations"].values()}
+    assert refs == {"#/channels/prices", "#/channels/orders~1{account}", "#/channels/status"}
+    # The one 4.7 cannot follow is said, not hidden.
+    assert [w.rule for w in warnings] == ["wso2-reference"]
+    out = tmp_path / "out"
+    out.mkdir()
+    for path, raw in written.files.items():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_bytes(raw)
+    assert validate_project(out).valid
+    again = import_project(out).api
+    assert [t.path for t in again.topics] == [t.path for t in result.api.topics]
+    assert again.topic("/status").publish is None
