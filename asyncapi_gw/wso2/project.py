@@ -395,7 +395,7 @@ def _operations(value: Any, decoder: Decoder) -> tuple[_Operation, ...] | None:
                 pointer + "/target", "an operation needs a 'target' (its topic)", "wso2-api-field"
             )
             continue
-        if verb not in _VERBS:
+        if not isinstance(verb, str) or verb not in _VERBS:
             decoder.fail(
                 pointer + "/verb",
                 f"verb {json_excerpt(verb)}: a WebSocket API's operations are PUBLISH or SUBSCRIBE",
@@ -796,7 +796,11 @@ def _throttling(
         )
         return stated
     events = int(found[1]) * (1000 if found[2] else 1)
-    return Throttling(events=events, unit=_POLICY_UNITS[found[3]])
+    quota: Throttling | None = decoder.attempt(
+        "/data/apiThrottlingPolicy",
+        lambda: Throttling(events=events, unit=_POLICY_UNITS[found[3]]),
+    )
+    return quota
 
 
 def _policy_name(throttling: Throttling | None) -> str | None:
@@ -1090,7 +1094,11 @@ def _write_endpoints(data: dict[str, Any], api: StreamingAPI) -> None:
 
 def _write_security(data: dict[str, Any], api: StreamingAPI) -> None:
     stated = data.get("securityScheme")
-    others = [s for s in stated if s not in _SECURITY] if isinstance(stated, list) else []
+    others = (
+        [s for s in stated if not isinstance(s, str) or s not in _SECURITY]
+        if isinstance(stated, list)
+        else []
+    )
     data["securityScheme"] = [
         *(name for name, kind in _SECURITY.items() if kind in api.auth_kinds),
         *others,
@@ -1100,14 +1108,17 @@ def _write_security(data: dict[str, Any], api: StreamingAPI) -> None:
         return
     stated_scopes = data.get("scopes")
     kept = {
-        mapping(mapping(entry).get("scope")).get("name"): entry
+        name: entry
         for entry in (stated_scopes if isinstance(stated_scopes, list) else [])
+        if isinstance(name := mapping(mapping(entry).get("scope")).get("name"), str)
     }
     scopes = []
     for name, description in oauth2.scopes.items():
         entry = kept.get(name)
         entry = entry if isinstance(entry, dict) else {"scope": {}, "shared": False}
-        scope = entry.setdefault("scope", {})
+        scope = entry.get("scope")
+        if not isinstance(scope, dict):
+            scope = entry["scope"] = {}
         roles = oauth2.scope_bindings.get(name, "")
         scope.update(
             name=name,
@@ -1121,9 +1132,11 @@ def _write_security(data: dict[str, Any], api: StreamingAPI) -> None:
 
 def _write_operations(api: StreamingAPI, stated: Any) -> list[dict[str, Any]]:
     kept = {
-        (mapping(op).get("verb"), mapping(op).get("target")): op
+        (op["verb"], op["target"]): op
         for op in (stated if isinstance(stated, list) else [])
         if isinstance(op, dict)
+        and isinstance(op.get("verb"), str)
+        and isinstance(op.get("target"), str)
     }
     out = []
     for topic in api.topics:
