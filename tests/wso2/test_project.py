@@ -328,3 +328,17 @@ def test_a_20_project_exported_for_47_is_keyed_as_47_reads_it(market: Path, tmp_
     again = import_project(out).api
     assert [t.path for t in again.topics] == [t.path for t in result.api.topics]
     assert again.topic("/status").publish is None
+
+
+def test_a_47_project_exported_for_46_gets_a_20_definition(chats: Path) -> None:
+    result = import_project(chats)
+    written = encode_project(result.api, source=result.project, version="4.6")
+    definition = _data(written.files["Definitions/asyncapi.json"])
+    assert isinstance(definition, dict)
+    assert definition["asyncapi"] == "2.0.0"
+    assert set(definition["channels"]["/chat"]) >= {"publish", "subscribe"}
+    assert "publish" not in definition["channels"]["/notifications"]
+    meta = _data(written.files["api.yaml"])
+    assert isinstance(meta, dict)
+    assert meta["version"] == "v4.6.0"
+    assert meta["data"]["context"] == "/{version}/chats"
