@@ -923,11 +923,14 @@ def encode_project(
     )
     if asyncapi_version == "3.0.0" and not current.startswith("3."):
         _wso2_channel_keys(definition)  # converted from 2.x: keyed as API Manager 4.7 keys them
-    if str(definition.get("asyncapi", "")).startswith("3.") and warnings is not None:
-        warnings.extend(_unreadable_references(definition))
-    api_data = _api_yaml(api, source, target or _default_version(source), warnings)
     api_file = source.api_file if source else API_FILES[0]
     definition_file = source.definition_file if source else DEFINITION_FILES[1]
+    if str(definition.get("asyncapi", "")).startswith("3.") and warnings is not None:
+        # Located in the project written: a path relative to its root.
+        warnings.extend(
+            attrs.evolve(p, file=definition_file) for p in _unreadable_references(definition)
+        )
+    api_data = _api_yaml(api, source, target or _default_version(source), warnings)
     files = {
         api_file: _dump(api_data, api_file),
         definition_file: _dump(definition, definition_file),
@@ -1068,6 +1071,7 @@ def _api_yaml(
                         "apiThrottlingPolicy to a policy defined in API Manager",
                         rule="wso2-not-enforced",
                         severity=Severity.WARNING,
+                        file=source.api_file if source else API_FILES[0],
                     )
                 )
         else:
