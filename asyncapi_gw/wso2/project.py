@@ -221,6 +221,15 @@ def _api_document(files: ProjectFiles) -> tuple[str, documents.SourceDocument]:
     for path in API_FILES:
         if path in files.files:
             return path, _source(files, path)
+    if any(path.startswith("Meta-information/") for path in files.files):
+        message = (
+            "an API Manager 3.x project (Meta-information/api.yaml) is not supported: export "
+            "the API from API Manager 4.x, or migrate the project with apictl first"
+        )
+        raise DocumentError(
+            f"{files.name}: {message}",
+            [Problem(pointer="", message=message, rule="wso2-api-type", file=files.name)],
+        )
     raise missing_api_error(files.name)
 
 
@@ -395,7 +404,7 @@ def _operations(value: Any, decoder: Decoder) -> tuple[_Operation, ...] | None:
                 pointer + "/target", "an operation needs a 'target' (its topic)", "wso2-api-field"
             )
             continue
-        if not isinstance(verb, str) or verb not in _VERBS:
+        if not isinstance(verb, str) or verb.upper() not in _VERBS:
             decoder.fail(
                 pointer + "/verb",
                 f"verb {json_excerpt(verb)}: a WebSocket API's operations are PUBLISH or SUBSCRIBE",
@@ -416,7 +425,7 @@ def _operations(value: Any, decoder: Decoder) -> tuple[_Operation, ...] | None:
             _Operation(
                 pointer=pointer,
                 target=target if target.startswith("/") else "/" + target,
-                verb=_VERBS[verb],
+                verb=_VERBS[verb.upper()],
                 auth_type=auth_type,
                 scopes=_strings(op.get("scopes"), pointer + "/scopes", decoder, "'scopes'"),
                 uri_mapping=mapped if isinstance(mapped, str) and mapped else None,

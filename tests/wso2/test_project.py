@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import attrs
@@ -342,3 +343,21 @@ def test_a_47_project_exported_for_46_gets_a_20_definition(chats: Path) -> None:
     assert isinstance(meta, dict)
     assert meta["version"] == "v4.6.0"
     assert meta["data"]["context"] == "/{version}/chats"
+
+
+def test_verbs_read_in_any_case_and_a_3x_layout_is_named(market: Path, tmp_path: Path) -> None:
+    _edit(market / "api.yaml", "verb: PUBLISH", "verb: publish")
+    assert import_project(market).warnings == ()
+    old = tmp_path / "Old-1.0.0"
+    (old / "Meta-information").mkdir(parents=True)
+    (old / "Meta-information" / "api.yaml").write_text("id: {apiName: Old}\n")
+    with pytest.raises(DocumentError, match=r"3\.x project"):
+        import_project(_zip_folder(old, tmp_path / "old.zip"))
+
+
+def _zip_folder(folder: Path, out: Path) -> Path:
+    with zipfile.ZipFile(out, "w") as archive:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+    return out
