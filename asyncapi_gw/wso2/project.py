@@ -132,6 +132,8 @@ _API_YAML_FIELDS = (
     "security",
     "throttling",
 )
+# The rules that only ever warn: WSO2 imports such projects.
+_WARNING_RULES = frozenset({"wso2-precedence", "wso2-not-enforced", "wso2-version"})
 # What api.yaml alone says for a project: the definition keeps its own.
 _DEFINITION_NEVER = ("context", "throttling")
 
@@ -502,9 +504,9 @@ def decode_project(
     (``point_of_view`` :attr:`PointOfView.CLIENT`) unless ``point_of_view`` says otherwise.
     """
     api_file, api_doc = _api_document(files)
-    decoder = Decoder(lenient=lenient)
+    decoder = Decoder(lenient=True)
     meta = _read_meta(api_doc.styled_data(), decoder)
-    _raise_errors(decoder, api_doc, files.name)
+    _raise_errors(decoder, api_doc, files.name, lenient=lenient)
     definition_file, definition_doc = _definition_document(files)
     imported = import_asyncapi(
         definition_doc,
@@ -515,7 +517,7 @@ def decode_project(
         ref_root=ref_root,
     )
     api = _overlay(imported, meta, decoder, api_doc, context)
-    _raise_errors(decoder, api_doc, files.name)
+    _raise_errors(decoder, api_doc, files.name, lenient=lenient)
     assert api is not None  # noqa: S101 - _raise_errors raised when it could not be built
     project = Project(
         api_file=api_file,
@@ -543,16 +545,18 @@ def decode_project(
     )
 
 
-def _raise_errors(decoder: Decoder, api_doc: documents.SourceDocument, name: str) -> None:
-    errors = [_located(api_doc, p) for p in decoder.errors]
-    if not errors:
-        return
+def _raise_errors(
+    decoder: Decoder, api_doc: documents.SourceDocument, name: str, *, lenient: bool
+) -> None:
+    """The decoder is lenient: its errors are what no API can be built without; its other
+    problems, but for the rules that only ever warn, are errors of a strict import."""
     located = [_located(api_doc, p) for p in decoder.problems]
-    if any(p.rule == "wso2-api-type" for p in errors) or any(
-        p.rule == "wso2-api-field" and p.pointer.count("/") <= 2 for p in errors
-    ):
+    if decoder.errors:
         raise ConversionError(f"{name}: the project cannot be imported as a WebSocket API", located)
-    raise ValidationError(f"{name}: api.yaml is not a valid WebSocket API", located)
+    if not lenient and any(p.rule not in _WARNING_RULES for p in located):
+        raise ValidationError(
+            f"{name}: api.yaml is not a valid WebSocket API", [_as_error(p) for p in located]
+        )
 
 
 def _overlay(
@@ -849,6 +853,7 @@ def check_project(
         allow_outside_refs=allow_outside_refs,
         ref_root=ref_root,
     )
+    definition_problems: list[Problem] = []
     if report.valid and not any(p.severity is Severity.ERROR for p in problems):
         compare = Decoder(lenient=True)
         try:
@@ -860,12 +865,12 @@ def check_project(
                 allow_outside_refs=allow_outside_refs,
                 ref_root=ref_root,
             )
-        except ConversionError as exc:
-            problems.extend(exc.problems)
+        except ConversionError as exc:  # located in the definition already
+            definition_problems = [_as_error(p) for p in exc.problems]
         else:
             _overlay(imported, meta, compare, api_doc, None)
             problems.extend(_as_error(p) for p in compare.problems if p not in decoder.problems)
-    located = [_located(api_doc, p) for p in problems]
+    located = [*(_located(api_doc, p) for p in problems), *definition_problems]
     return ValidationReport(
         file=files.name,
         asyncapi=report.asyncapi,
@@ -876,7 +881,7 @@ def check_project(
 
 
 def _as_error(problem: Problem) -> Problem:
-    if problem.rule in ("wso2-precedence", "wso2-not-enforced", "wso2-version"):
+    if problem.rule in _WARNING_RULES:
         return problem
     return attrs.evolve(problem, severity=Severity.ERROR)
 

@@ -361,3 +361,19 @@ def _zip_folder(folder: Path, out: Path) -> Path:
             if path.is_file():
                 archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
     return out
+
+
+def test_a_bad_endpoint_is_invalid_and_a_bad_context_stops_even_a_lenient_import(
+    market: Path,
+) -> None:
+    _edit(market / "api.yaml", "url: ws://localhost:7070", "url: http://localhost:7070")
+    with pytest.raises(ValidationError) as caught:
+        import_project(market)
+    assert caught.value.problems[0].pointer == "/data/endpointConfig/production_endpoints/url"
+    lenient = import_project(market, lenient=True)
+    assert lenient.api.production_endpoint is None
+    assert any("ws:// or wss://" in w.message for w in lenient.warnings)
+    _edit(market / "api.yaml", "context: /market", "context: /mar ket")
+    with pytest.raises(ConversionError) as stopped:
+        import_project(market, lenient=True)
+    assert any(p.pointer == "/data/context" for p in stopped.value.problems)
