@@ -102,6 +102,7 @@ _POLICY_UNITS = {
     "Day": ThrottlingUnit.DAY,
 }
 _UNLIMITED = "Unlimited"
+_FOLDER_UNSAFE = re.compile(r"[^\w.\-]+")  # what a zip's folder name may not hold
 # api.yaml's authType spellings (APIMappingUtil) <-> the definition's x-auth-type.
 _AUTH_FROM_API_YAML = {
     "any": AuthType.ANY,
@@ -953,7 +954,11 @@ def encode_project(
     return ProjectFiles(
         files=files,
         name=api.name,
-        folder=source.folder if source and source.folder else f"{api.name}-{api.version}",
+        folder=(
+            source.folder
+            if source and source.folder
+            else _FOLDER_UNSAFE.sub("_", f"{api.name}-{api.version}")
+        ),
     )
 
 

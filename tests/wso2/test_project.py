@@ -377,3 +377,8 @@ def test_a_bad_endpoint_is_invalid_and_a_bad_context_stops_even_a_lenient_import
     with pytest.raises(ConversionError) as stopped:
         import_project(market, lenient=True)
     assert any(p.pointer == "/data/context" for p in stopped.value.problems)
+
+
+def test_a_new_projects_folder_name_stays_one_folder() -> None:
+    api = load_asyncapi(ROOT / "fixtures" / "wso2-chats.yaml", context="/chats")
+    assert encode_project(attrs.evolve(api, name="Chats/../Admin")).folder == "Chats_.._Admin-1.0.0"
