@@ -55,8 +55,8 @@ from asyncapi_gw.cli.options import (
     point_of_view,
     ref_policy,
 )
-from asyncapi_gw.cli.sources import import_source, validate_source
-from asyncapi_gw.documents import dump_document
+from asyncapi_gw.cli.sources import document_source, import_source, validate_source
+from asyncapi_gw.documents import SourceDocument, dump_document
 from asyncapi_gw.errors import (
     AsyncAPIGwError,
     DocumentError,
@@ -213,7 +213,11 @@ def _export(args: argparse.Namespace) -> int:
     if args.wso2_version is not None:
         print("asyncapi-gw export: error: --wso2-version needs --wso2-project", file=sys.stderr)
         return EXIT_USAGE
-    fmt = args.format or _input_format(args.file)
+    fmt = args.format or (
+        imported.document.format
+        if isinstance(imported, ProjectImport) and imported.document
+        else _input_format(args.file)
+    )
     warnings: list[Problem] = []
     text = dump_asyncapi(
         imported.api,
@@ -280,16 +284,19 @@ def _input_format(file: str) -> str:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    source = document_source(args.file)
+    project = source if isinstance(source, SourceDocument) else None
     result = convert_asyncapi(
-        args.file,
+        source,
         args.to,
-        point_of_view=args.point_of_view,
+        point_of_view=args.point_of_view or ("application" if project is None else "client"),
         lossy=args.lossy,
         **ref_policy(args),
     )
     for warning in result.warnings:
         print(f"warning: {reports.problem_line(warning, args.file)}", file=sys.stderr)
-    text = dump_document(result.data, args.format or _input_format(args.file))
+    fmt = args.format or (project.format if project else None)
+    text = dump_document(result.data, fmt or _input_format(args.file))
     return _write(text, args.output)
 
 
@@ -522,9 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     converter.add_argument(
         "--point-of-view",
         choices=POINTS_OF_VIEW,
-        default="application",
         help="3.x operations from the application's side (publish = receive; the default) "
-        "or the client's (publish = send)",
+        "or the client's (publish = send; the default for a WSO2 API project, as API Manager "
+        "reads its definitions)",
     )
     converter.add_argument(
         "--format", choices=("yaml", "json"), help="output format (default: the input's)"

@@ -7,10 +7,25 @@ from __future__ import annotations
 from typing import Any
 
 from asyncapi_gw.asyncapi import ImportResult, ValidationReport, import_asyncapi, validate_document
+from asyncapi_gw.documents import SourceDocument
 from asyncapi_gw.model import PointOfView
-from asyncapi_gw.wso2 import ProjectImport, import_project, is_project_path, validate_project
+from asyncapi_gw.wso2 import (
+    ProjectImport,
+    definition_document,
+    import_project,
+    is_project_path,
+    read_project,
+    validate_project,
+)
 
-__all__ = ["import_source", "validate_source"]
+__all__ = ["document_source", "import_source", "validate_source"]
+
+
+def document_source(file: str) -> str | SourceDocument:
+    """The AsyncAPI document ``file`` names: itself, or a project's definition."""
+    if not is_project_path(file):
+        return file
+    return definition_document(read_project(file))[1]
 
 
 def import_source(

@@ -27,6 +27,7 @@ from asyncapi_gw.wso2.project import (
     ProjectImport,
     check_project,
     decode_project,
+    definition_document,
     encode_project,
     wso2_version,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "ProjectImport",
     "check_project",
     "decode_project",
+    "definition_document",
     "encode_project",
     "export_project",
     "import_project",

@@ -84,6 +84,7 @@ __all__ = [
     "ProjectImport",
     "check_project",
     "decode_project",
+    "definition_document",
     "encode_project",
     "missing_api_error",
     "wso2_version",
@@ -236,7 +237,8 @@ def _api_document(files: ProjectFiles) -> tuple[str, documents.SourceDocument]:
     raise missing_api_error(files.name)
 
 
-def _definition_document(files: ProjectFiles) -> tuple[str, documents.SourceDocument]:
+def definition_document(files: ProjectFiles) -> tuple[str, documents.SourceDocument]:
+    """The project's AsyncAPI definition, as WSO2's importer picks it, and its path."""
     for path in DEFINITION_FILES:
         if path in files.files:
             return path, _source(files, path)
@@ -508,7 +510,7 @@ def decode_project(
     decoder = Decoder(lenient=True)
     meta = _read_meta(api_doc.styled_data(), decoder)
     _raise_errors(decoder, api_doc, files.name, lenient=lenient)
-    definition_file, definition_doc = _definition_document(files)
+    definition_file, definition_doc = definition_document(files)
     imported = import_asyncapi(
         definition_doc,
         lenient=lenient,
@@ -847,7 +849,7 @@ def check_project(
     meta = _read_meta(api_doc.styled_data(), decoder)
     # Strict rules of api.yaml are errors here: the lenient decoder made them warnings.
     problems = [_as_error(p) for p in decoder.problems]
-    _definition_file, definition_doc = _definition_document(files)
+    _definition_file, definition_doc = definition_document(files)
     report = validate_document(
         definition_doc,
         allow_remote_refs=allow_remote_refs,

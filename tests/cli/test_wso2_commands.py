@@ -229,3 +229,16 @@ def test_serve_a_project_zip_with_its_context_and_endpoints(
             proc.kill()
             if proc.stderr:
                 proc.stderr.close()
+
+
+def test_convert_a_projects_definition_as_wso2_reads_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "convert", str(CHATS), "--to", "2.6.0")
+    assert code == 0, err
+    converted = json.loads(out)  # the definition's own format: asyncapi.json
+    assert set(converted["channels"]["/chat"]) >= {"publish", "subscribe"}
+    assert "publish" not in converted["channels"]["/notifications"]  # receive = SUBSCRIBE
+    code, out, _ = run(capsys, "export", str(CHATS), "--asyncapi-version", "3.0.0")
+    assert code == 0
+    assert json.loads(out)["info"]["title"] == "Chats"
