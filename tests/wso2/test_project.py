@@ -107,6 +107,9 @@ def test_an_unchanged_import_exports_equal_data_for_both_files(market: Path, cha
         for path, raw in source.files.items():
             assert _data(written.files[path]) == _data(raw), path
         assert written.folder == folder.name
+    # Scalars are written as read: WSO2's unquoted timestamp stays a plain scalar.
+    written = encode_project(import_project(market).api, source=import_project(market).project)
+    assert b"\n  lastUpdatedTime: 2023-11-14 22:21:40.0\n" in written.files["api.yaml"]
 
 
 def test_changes_reach_api_yaml_and_the_definition_where_each_says_them(market: Path) -> None:
