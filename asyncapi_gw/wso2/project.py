@@ -843,8 +843,7 @@ def check_project(
     """The verdict on a project: api.yaml's problems (required fields, verbs, auth types,
     scopes that exist, operations whose topics the definition has), then the definition's as
     :func:`~asyncapi_gw.asyncapi.validate_document` gives them, each with its own file."""
-    api_file, api_doc = _api_document(files)
-    del api_file
+    _api_file, api_doc = _api_document(files)
     decoder = Decoder(lenient=True)
     meta = _read_meta(api_doc.styled_data(), decoder)
     # Strict rules of api.yaml are errors here: the lenient decoder made them warnings.
