@@ -15,7 +15,8 @@ names the rule, before anything is decompressed past the limits:
 ``project-zip-encrypted``
     an encrypted entry.
 ``project-zip-duplicate``
-    two entries with the same name.
+    two entries that collide when extracted: the same name, in any case (as Windows and
+    macOS compare names), or a file where another entry needs a folder.
 ``project-zip-too-many-files``
     more than ``ArchiveLimits.max_files`` entries.
 ``project-zip-too-large``
@@ -144,7 +145,7 @@ def _read_zip(archive: zipfile.ZipFile, name: str, limits: ArchiveLimits) -> dic
             f"{len(entries)} entries; a project may hold at most {limits.max_files}",
             name,
         )
-    seen: set[str] = set()
+    seen: dict[str, bool] = {}  # each entry's case-folded path: whether it is a folder
     for info in entries:
         entry = _safe_name(info.filename, name)
         if stat.S_ISLNK(info.external_attr >> 16):
@@ -153,9 +154,7 @@ def _read_zip(archive: zipfile.ZipFile, name: str, limits: ArchiveLimits) -> dic
             )
         if info.flag_bits & 0x1:
             raise _refuse("project-zip-encrypted", f"entry {info.filename!r} is encrypted", name)
-        if entry.rstrip("/") in seen:
-            raise _refuse("project-zip-duplicate", f"entry {info.filename!r} appears twice", name)
-        seen.add(entry.rstrip("/"))
+        _check_collision(seen, entry, info.filename, name)
     files: dict[str, bytes] = {}
     total = 0
     for info in entries:
@@ -165,6 +164,27 @@ def _read_zip(archive: zipfile.ZipFile, name: str, limits: ArchiveLimits) -> dic
         total += len(data)
         files[_safe_name(info.filename, name)] = data
     return files
+
+
+def _check_collision(seen: dict[str, bool], entry: str, raw: str, name: str) -> None:
+    """Refuse an entry that another one would overwrite, or be overwritten by, when the zip
+    is extracted: the same path (in any case, as Windows and macOS compare them), or a file
+    where another entry needs a folder."""
+    parts = entry.rstrip("/").casefold().split("/")
+    is_dir = entry.endswith("/")
+    path = "/".join(parts)
+    clash = path in seen and not (is_dir and seen[path])
+    clash = clash or any(seen.get("/".join(parts[:i])) is False for i in range(1, len(parts)))
+    if clash:
+        raise _refuse(
+            "project-zip-duplicate",
+            f"entry {raw!r} collides with another entry when extracted (the same path in "
+            "some case, or a file where a folder is)",
+            name,
+        )
+    for i in range(1, len(parts)):
+        seen.setdefault("/".join(parts[:i]), True)
+    seen[path] = is_dir
 
 
 def _inflate(

@@ -173,3 +173,20 @@ def test_a_folder_with_a_symlink_is_refused(market: Path, tmp_path: Path) -> Non
 def test_a_folder_that_is_no_project_is_unreadable(tmp_path: Path) -> None:
     error = _refused(tmp_path, "document-unreadable")
     assert "api.yaml" in error.message
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "MarketFeed-1.0.0/API.yaml",  # api.yaml on a case-insensitive file system
+        "MarketFeed-1.0.0/definitions/asyncapi.yaml",
+        "MarketFeed-1.0.0/Definitions",  # a file where the project has a folder
+    ],
+)
+def test_entries_that_collide_when_extracted_are_refused(
+    market: Path, tmp_path: Path, entry: str
+) -> None:
+    """Which of two colliding entries an extractor keeps depends on the file system and the
+    order; a project whose meaning depends on that is refused."""
+    archive = _hostile(tmp_path, market, (entry, b"type: api\n"))
+    _refused(archive, "project-zip-duplicate")
