@@ -333,8 +333,9 @@ def _read_meta(root: Any, decoder: Decoder) -> _Meta:
             "/data", "'data' (the API) is required: a mapping", "wso2-api-field", fatal=True
         )
         data = {}
-    name = _required(data, "name", decoder)
-    version = _required(data, "version", decoder)
+    # WSO2's importer drops every space from both before it creates the API.
+    name = _required(data, "name", decoder).replace(" ", "")
+    version = _required(data, "version", decoder).replace(" ", "")
     context = _required(data, "context", decoder)
     kind = _required(data, "type", decoder)
     if kind and kind.upper() != "WS":

@@ -385,3 +385,17 @@ def test_a_bad_endpoint_is_invalid_and_a_bad_context_stops_even_a_lenient_import
 def test_a_new_projects_folder_name_stays_one_folder() -> None:
     api = load_asyncapi(ROOT / "fixtures" / "wso2-chats.yaml", context="/chats")
     assert encode_project(attrs.evolve(api, name="Chats/../Admin")).folder == "Chats_.._Admin-1.0.0"
+
+
+def test_spaces_in_the_name_and_version_are_dropped_as_wso2_imports_them(market: Path) -> None:
+    """WSO2's importer removes every space from data.name and data.version before it creates
+    the API (ImportUtils.processRetrievedDefinition), so "Market Feed" is served as MarketFeed;
+    the project still exports unchanged."""
+    _edit(market / "api.yaml", "  name: MarketFeed\n", "  name: Market Feed\n")
+    _edit(market / "api.yaml", "  version: 1.0.0\n", "  version: 1.0 .0\n")
+    result = import_project(market)
+    assert (result.api.name, result.api.version) == ("MarketFeed", "1.0.0")
+    assert result.api.gateway_path == "/market/1.0.0"
+    assert result.project is not None
+    written = encode_project(result.api, source=result.project)
+    assert _data(written.files["api.yaml"]) == _data((market / "api.yaml").read_bytes())
