@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 _CHUNK = 64 * 1024
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a file header; an empty zip's end record
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -80,7 +81,7 @@ def is_project_path(path: str | os.PathLike[str]) -> bool:
         return True
     try:
         with open(path, "rb") as stream:
-            return stream.read(4) == b"PK\x03\x04"
+            return stream.read(4) in _ZIP_SIGNATURES
     except OSError:
         return False
 
@@ -228,7 +229,7 @@ def _inflate(
 
 def _strip_folder(files: dict[str, bytes], name: str) -> tuple[str, dict[str, bytes]]:
     """The one top-level folder apictl puts a project in, and the files relative to it."""
-    if any("/" not in path for path in files):
+    if not files or any("/" not in path for path in files):
         return "", files
     tops = {path.split("/", 1)[0] for path in files}
     if len(tops) != 1:

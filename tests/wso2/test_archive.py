@@ -190,3 +190,14 @@ def test_entries_that_collide_when_extracted_are_refused(
     order; a project whose meaning depends on that is refused."""
     archive = _hostile(tmp_path, market, (entry, b"type: api\n"))
     _refused(archive, "project-zip-duplicate")
+
+
+def test_an_empty_zip_is_a_project_without_api_yaml(tmp_path: Path) -> None:
+    """An empty zip starts with the end-of-archive record, not a file header: still a zip,
+    and WSO2's own complaint, not a YAML document with NUL characters."""
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(empty, "w").close()
+    assert is_project_path(empty)
+    with pytest.raises(DocumentError) as caught:
+        import_project(empty)
+    assert [p.rule for p in caught.value.problems] == ["wso2-missing-api"]
