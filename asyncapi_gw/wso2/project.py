@@ -595,7 +595,9 @@ def _overlay(
             ("production_endpoints", production, base.production_endpoint),
             ("sandbox_endpoints", sandbox, base.sandbox_endpoint),
         ):
-            if _endpoint_key(ours) != _endpoint_key(theirs):
+            # A definition without the server says nothing (API Manager generates only the
+            # production one): no difference.
+            if theirs is not None and _endpoint_key(ours) != _endpoint_key(theirs):
                 differs(
                     pointer_to("data", "endpointConfig", key),
                     f"the {key.split('_')[0]} endpoint",

@@ -399,3 +399,17 @@ def test_spaces_in_the_name_and_version_are_dropped_as_wso2_imports_them(market:
     assert result.project is not None
     written = encode_project(result.api, source=result.project)
     assert _data(written.files["api.yaml"]) == _data((market / "api.yaml").read_bytes())
+
+
+def test_a_definition_without_a_sandbox_server_is_silent_not_different(market: Path) -> None:
+    """API Manager writes only a production server into the definitions it generates, while
+    api.yaml keeps both endpoints: the definition saying nothing about the sandbox is no
+    difference to warn about, and api.yaml's sandbox is served."""
+    _edit(
+        market / "Definitions" / "asyncapi.yaml",
+        "  sandbox:\n    url: ws://localhost:7071\n    protocol: ws\n",
+        "",
+    )
+    result = import_project(market)
+    assert result.warnings == ()
+    assert result.api.sandbox_endpoint == Endpoint(url="ws://localhost:7071")
