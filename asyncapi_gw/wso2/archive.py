@@ -147,8 +147,10 @@ def _read_zip(archive: zipfile.ZipFile, name: str, limits: ArchiveLimits) -> dic
             name,
         )
     seen: dict[str, bool] = {}  # each entry's case-folded path: whether it is a folder
+    named = []
     for info in entries:
         entry = _safe_name(info.filename, name)
+        named.append((info, entry))
         if stat.S_ISLNK(info.external_attr >> 16):
             raise _refuse(
                 "project-zip-symlink", f"entry {info.filename!r} is a symbolic link", name
@@ -158,12 +160,12 @@ def _read_zip(archive: zipfile.ZipFile, name: str, limits: ArchiveLimits) -> dic
         _check_collision(seen, entry, info.filename, name)
     files: dict[str, bytes] = {}
     total = 0
-    for info in entries:
-        if info.is_dir():
+    for info, entry in named:
+        if entry.endswith("/"):  # a folder, whichever separator the zip wrote
             continue
         data = _inflate(archive, info, name, limits, limits.max_total_bytes - total)
         total += len(data)
-        files[_safe_name(info.filename, name)] = data
+        files[entry] = data
     return files
 
 
@@ -219,8 +221,6 @@ def _inflate(
                         name,
                     )
     except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as exc:
-        if isinstance(exc, DocumentError):  # pragma: no cover - DocumentError is no OSError
-            raise
         raise _refuse(
             "project-zip-invalid", f"entry {info.filename!r} cannot be read: {exc}", name
         ) from None
