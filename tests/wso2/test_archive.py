@@ -201,3 +201,9 @@ def test_an_empty_zip_is_a_project_without_api_yaml(tmp_path: Path) -> None:
     with pytest.raises(DocumentError) as caught:
         import_project(empty)
     assert [p.rule for p in caught.value.problems] == ["wso2-missing-api"]
+
+
+def test_a_folder_entry_written_with_backslashes_is_a_folder(market: Path, tmp_path: Path) -> None:
+    """Windows zip tools may write ``Docs\\`` for a folder: no file of that name is read."""
+    archive = _hostile(tmp_path, market, ("MarketFeed-1.0.0\\Docs\\", b""))
+    assert "Docs/" not in read_project(archive).files
