@@ -47,7 +47,7 @@ from asyncapi_gw.builder import (
     secure_topics,
     topic,
 )
-from asyncapi_gw.cli import reports, serve
+from asyncapi_gw.cli import demo, reports, serve
 from asyncapi_gw.cli.options import (
     WRITE_HELP,
     add_point_of_view,
@@ -596,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(handler=_inspect)
 
     serve.register(commands)
+    demo.register(commands)
     return parser
 
 

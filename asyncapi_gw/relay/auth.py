@@ -78,6 +78,7 @@ __all__ = [
     "Authenticator",
     "Principal",
     "Rejection",
+    "issue_hs256_token",
 ]
 
 JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
@@ -209,6 +210,12 @@ class AuthConfig:
                     )
                 if not isinstance(info, ApiKeyInfo):
                     raise RelayError(f"API key #{number} must map to an ApiKeyInfo")
+
+
+def issue_hs256_token(secret: str, claims: Mapping[str, Any]) -> str:
+    """A JWT signed with ``secret`` (HS256), as an identity provider sharing that secret with
+    the relay would issue it: for demonstrations and local trials (``asyncapi-gw demo``)."""
+    return jwt.encode(dict(claims), secret, algorithm="HS256")
 
 
 def _key_principal(info: ApiKeyInfo, digest: bytes) -> Principal:
