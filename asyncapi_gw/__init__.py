@@ -31,6 +31,7 @@ from asyncapi_gw.model import (
     AuthKind,
     AuthType,
     Endpoint,
+    Environment,
     Operation,
     Parameter,
     PointOfView,
@@ -43,17 +44,31 @@ from asyncapi_gw.model import (
 )
 
 if TYPE_CHECKING:
-    from asyncapi_gw.relay import Relay, RelayConfig
+    from asyncapi_gw.relay import (
+        ApiKeyInfo,
+        AuthConfig,
+        OnInvalid,
+        OnThrottle,
+        OnWrongDirection,
+        Relay,
+        RelayConfig,
+    )
 
 __all__ = [
+    "ApiKeyInfo",
     "AsyncAPIGwError",
+    "AuthConfig",
     "AuthKind",
     "AuthType",
     "Conversion",
     "ConversionError",
     "DocumentError",
     "Endpoint",
+    "Environment",
     "ImportResult",
+    "OnInvalid",
+    "OnThrottle",
+    "OnWrongDirection",
     "Operation",
     "Parameter",
     "PointOfView",
@@ -84,9 +99,23 @@ __all__ = [
 ]
 
 
+# The relay's names, loaded on first use.
+_RELAY = frozenset(
+    {
+        "ApiKeyInfo",
+        "AuthConfig",
+        "OnInvalid",
+        "OnThrottle",
+        "OnWrongDirection",
+        "Relay",
+        "RelayConfig",
+    }
+)
+
+
 def __getattr__(name: str) -> Any:
-    """The relay (and with it ``websockets``) loads only when it is used."""
-    if name in ("Relay", "RelayConfig"):
+    """The relay (and with it ``websockets`` and PyJWT) loads only when it is used."""
+    if name in _RELAY:
         from asyncapi_gw import relay  # noqa: PLC0415 - websockets loads only when used
 
         return getattr(relay, name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Iterable
 
 import attrs
@@ -42,6 +43,18 @@ def json_excerpt(value: object, limit: int = 80) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
+
+
+# Characters that end a line for some reader (str.splitlines, editors, terminals) or control
+# the terminal: a document's names reach pointers and messages raw.
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _one_line(text: str) -> str:
+    return _LINE_BREAKING.sub(
+        lambda m: _SHORT_ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), text
+    )
 
 
 class Severity(enum.Enum):
@@ -75,11 +88,16 @@ class Problem:
         return out
 
     def __str__(self) -> str:
-        where = self.file or "<document>"
+        return self.located()
+
+    def located(self, file: str = "<document>") -> str:
+        """``FILE:LINE:COLUMN: POINTER: MESSAGE [RULE]`` (``FILE`` alone without a line), where
+        ``FILE`` is the problem's own file, else ``file``; on one line whatever the document's
+        names hold: line breaks and control characters are written as escapes (``\\n``)."""
+        where = self.file or file
         if self.line is not None:
             where += f":{self.line}:{self.column}"
-        pointer = self.pointer or "/"
-        return f"{where}: {pointer}: {self.message} [{self.rule}]"
+        return _one_line(f"{where}: {self.pointer or '/'}: {self.message} [{self.rule}]")
 
 
 class AsyncAPIGwError(Exception):

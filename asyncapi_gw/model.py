@@ -23,6 +23,7 @@ __all__ = [
     "AuthKind",
     "AuthType",
     "Endpoint",
+    "Environment",
     "Operation",
     "Parameter",
     "PointOfView",
@@ -143,6 +144,14 @@ class AuthKind(enum.Enum):
 
     OAUTH2 = "oauth2"  # bearer JWT (oauth2, openIdConnect, http bearer)
     API_KEY = "api_key"  # apiKey, httpApiKey
+
+
+class Environment(enum.Enum):
+    """Which of an API's endpoints the relay dials for a connection, as its credential says: an
+    API key's ``environment``, or a JWT whose ``keytype`` claim is ``SANDBOX``."""
+
+    PRODUCTION = "production"  # the production endpoint
+    SANDBOX = "sandbox"  # the sandbox endpoint
 
 
 class TopicKind(enum.Enum):

@@ -75,6 +75,8 @@ def test_from_a_wheel(tmp_path: Path) -> None:
     assert (Path(root) / "2.6.0.json").is_file()
     assert (Path(root) / "LICENSE").is_file()
     assert valid == "True"
+    # the demo's bundled example ships in the wheel
+    assert (site / "asyncapi_gw" / "examples" / "chatroom.yaml").is_file()
 
 
 def test_from_a_checkout(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ from asyncapi_gw.builder import (
     secure_topics,
     topic,
 )
-from asyncapi_gw.cli import reports, serve
+from asyncapi_gw.cli import demo, reports, serve
 from asyncapi_gw.cli.options import (
     WRITE_HELP,
     add_point_of_view,
@@ -129,11 +129,11 @@ def _report_error(error: AsyncAPIGwError, out: TextIO) -> None:
     """The warnings an error carries (a lenient import's), then the error and its problems."""
     warnings = [p for p in error.problems if p.severity is Severity.WARNING]
     for problem in warnings:
-        print(f"warning: {reports.problem_line(problem, '<document>')}", file=out)
+        print(f"warning: {problem}", file=out)
     print(f"error: {error.message}", file=out)
     for problem in error.problems:
         if problem.severity is not Severity.WARNING:
-            print(f"  {reports.problem_line(problem, '<document>')}", file=out)
+            print(f"  {problem}", file=out)
 
 
 # ---------------------------------------------------------------- validate
@@ -186,7 +186,7 @@ def _import(
         policy=policy,
     )
     for warning in result.warnings:
-        print(f"warning: {reports.problem_line(warning, file)}", file=sys.stderr)
+        print(f"warning: {warning.located(file)}", file=sys.stderr)
     return result
 
 
@@ -234,7 +234,7 @@ def _export(args: argparse.Namespace) -> int:
     seen = {attrs.evolve(w, severity=Severity.WARNING) for w in imported.warnings}
     for warning in dict.fromkeys(warnings):
         if attrs.evolve(warning, severity=Severity.WARNING) not in seen:
-            print(f"warning: {reports.problem_line(warning, args.file)}", file=sys.stderr)
+            print(f"warning: {warning.located(args.file)}", file=sys.stderr)
     return _write(text, args.output)
 
 
@@ -272,7 +272,7 @@ def _export_project(
     seen = {attrs.evolve(w, severity=Severity.WARNING) for w in imported.warnings}
     for warning in dict.fromkeys(warnings):
         if attrs.evolve(warning, severity=Severity.WARNING) not in seen:
-            print(f"warning: {reports.problem_line(warning, args.file)}", file=sys.stderr)
+            print(f"warning: {warning.located(args.file)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -294,7 +294,7 @@ def _convert(args: argparse.Namespace) -> int:
         **ref_policy(args),
     )
     for warning in result.warnings:
-        print(f"warning: {reports.problem_line(warning, args.file)}", file=sys.stderr)
+        print(f"warning: {warning.located(args.file)}", file=sys.stderr)
     fmt = args.format or (project.format if project else None)
     text = dump_document(result.data, fmt or _input_format(args.file))
     return _write(text, args.output)
@@ -596,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(handler=_inspect)
 
     serve.register(commands)
+    demo.register(commands)
     return parser
 
 

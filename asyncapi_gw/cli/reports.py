@@ -28,7 +28,7 @@ from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from asyncapi_gw.asyncapi import ValidationReport
-from asyncapi_gw.errors import Problem, Severity
+from asyncapi_gw.errors import Severity
 from asyncapi_gw.schema import SUPPORTED_VERSIONS, VALIDATION_VERSIONS
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "github_lines",
     "json_line",
     "junit_xml",
-    "problem_line",
     "sarif_log",
     "sarif_text",
     "text_lines",
@@ -99,34 +98,13 @@ def _headline(report: ValidationReport, file: str, outcome: Verdict) -> str:
     return f"{file}:{version} {state}" + (f" ({', '.join(counts)})" if counts else "")
 
 
-# Characters that end a line for some reader (str.splitlines, editors, terminals) or control
-# the terminal: a document's names reach pointers and messages raw.
-_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _one_line(text: str) -> str:
-    return _LINE_BREAKING.sub(
-        lambda m: _SHORT_ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), text
-    )
-
-
-def problem_line(problem: Problem, fallback: str) -> str:
-    """``FILE:LINE:COLUMN: POINTER: MESSAGE [RULE]`` (the file alone when there is no line), on
-    one line: line breaks and control characters in it are written as escapes (``\\n``)."""
-    where = problem.file or fallback
-    if problem.line is not None:
-        where += f":{problem.line}:{problem.column}"
-    return _one_line(f"{where}: {problem.pointer or '/'}: {problem.message} [{problem.rule}]")
-
-
 def text_lines(report: ValidationReport, file: str) -> Iterator[str]:
     """The ``text`` format of one file: a headline, then each problem indented."""
     yield _headline(report, file, verdict(report))
     for problem in report.errors:
-        yield f"  {problem_line(problem, file)}"
+        yield f"  {problem.located(file)}"
     for problem in report.warnings:
-        yield f"  warning: {problem_line(problem, file)}"
+        yield f"  warning: {problem.located(file)}"
 
 
 def json_line(report: ValidationReport, file: str) -> str:
@@ -378,8 +356,8 @@ def junit_xml(
         case = ET.SubElement(
             suite, "testcase", name=_xml_text(file), classname=f"{TOOL_NAME}.validate", time="0"
         )
-        lines = [problem_line(p, file) for p in report.errors]
-        notes = [f"warning: {problem_line(p, file)}" for p in report.warnings]
+        lines = [p.located(file) for p in report.errors]
+        notes = [f"warning: {p.located(file)}" for p in report.warnings]
         if outcome is Verdict.FAILED_ON_WARNINGS:
             lines, notes = notes, []
         if outcome in (Verdict.UNREADABLE, Verdict.UNSUPPORTED):

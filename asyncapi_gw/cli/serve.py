@@ -23,7 +23,6 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from asyncapi_gw.cli import reports
 from asyncapi_gw.cli.options import add_point_of_view, add_ref_options, point_of_view, ref_policy
 from asyncapi_gw.cli.sources import import_source
 from asyncapi_gw.errors import AsyncAPIGwError, RelayError
@@ -305,7 +304,7 @@ def _load(args: argparse.Namespace) -> list[StreamingAPI]:
             policy=policy,
         )
         for warning in result.warnings:
-            print(f"warning: {reports.problem_line(warning, file)}", file=sys.stderr)
+            print(f"warning: {warning.located(file)}", file=sys.stderr)
         apis.append(result.api)
     return apis
 
@@ -333,8 +332,6 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; the exit code."""
     if args.context is not None and len(args.files) > 1:
         return _usage("--context applies to a single FILE")
-    if (args.tls_cert is None) != (args.tls_key is None):
-        return _usage("--tls-cert and --tls-key go together")
     if args.no_ws and (args.no_wss or args.tls_cert is None):
         return _usage("no listener left: give --tls-cert/--tls-key or drop --no-ws")
     if args.jwt_secret is not None:

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
-from asyncapi_gw.relay.auth import ApiKeyInfo, AuthConfig, load_auth_config
+from asyncapi_gw.model import Environment
+from asyncapi_gw.relay.auth import ApiKeyInfo, AuthConfig
 from asyncapi_gw.relay.closecode import CloseCode
-from asyncapi_gw.relay.config import RelayConfig
+from asyncapi_gw.relay.config import OnInvalid, OnThrottle, OnWrongDirection, RelayConfig
+from asyncapi_gw.relay.credentials import load_auth_config
 from asyncapi_gw.relay.metrics import RelayStats
 from asyncapi_gw.relay.reload import ReloadReport
 from asyncapi_gw.relay.server import Relay
@@ -17,6 +19,10 @@ __all__ = [
     "ApiKeyInfo",
     "AuthConfig",
     "CloseCode",
+    "Environment",
+    "OnInvalid",
+    "OnThrottle",
+    "OnWrongDirection",
     "Relay",
     "RelayConfig",
     "RelayStats",

@@ -53,7 +53,6 @@ import math
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -66,9 +65,9 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from asyncapi_gw.documents import read_document
-from asyncapi_gw.errors import DocumentError, RelayError
-from asyncapi_gw.model import AuthKind, StreamingAPI, Topic, freeze, thaw
+from asyncapi_gw.errors import RelayError
+from asyncapi_gw.model import AuthKind, Environment, StreamingAPI, Topic, freeze, thaw
+from asyncapi_gw.relay.routing import CREDENTIAL_QUERY_PARAMETERS
 
 __all__ = [
     "DEFAULT_LEEWAY",
@@ -79,7 +78,7 @@ __all__ = [
     "Authenticator",
     "Principal",
     "Rejection",
-    "load_auth_config",
+    "issue_hs256_token",
 ]
 
 JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
@@ -89,7 +88,6 @@ MAX_CREDENTIAL_LENGTH = 8192  # characters; longer tokens and keys are refused u
 MIN_SECRET_BYTES = 32  # RFC 7518 section 3.2: an HS256 key is at least as long as the hash
 MIN_RSA_BITS = 2048
 
-_ENVIRONMENTS = ("production", "sandbox")
 _JWKS_ALGORITHMS = {"RSA": "RS256", "EC": "ES256"}  # by kty; EC keys must be on P-256
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
 
@@ -98,9 +96,12 @@ def _scope_set(scopes: Iterable[str]) -> frozenset[str]:
     return frozenset(scopes)
 
 
-def _check_environment(_inst: object, _attr: object, value: str) -> None:
-    if value not in _ENVIRONMENTS:
-        raise ValueError(f"environment must be 'production' or 'sandbox', not {value!r}")
+def _environment(value: Environment | str) -> Environment:
+    """An :class:`Environment`, from itself or its value (``"production"``, ``"sandbox"``)."""
+    try:
+        return Environment(value)
+    except ValueError:
+        raise ValueError(f"environment must be 'production' or 'sandbox', not {value!r}") from None
 
 
 @attrs.frozen(kw_only=True)
@@ -119,7 +120,7 @@ class Principal:
     kind: AuthKind | None
     subject: str | None = None
     scopes: frozenset[str] = attrs.field(default=frozenset(), converter=_scope_set)
-    environment: str = attrs.field(default="production", validator=_check_environment)
+    environment: Environment = attrs.field(default=Environment.PRODUCTION, converter=_environment)
     expires_at: float | None = None
     credential_id: bytes | None = attrs.field(default=None, repr=False)
 
@@ -146,7 +147,7 @@ class ApiKeyInfo:
     digits of the key's SHA-256."""
 
     scopes: frozenset[str] = attrs.field(default=frozenset(), converter=_scope_set)
-    environment: str = attrs.field(default="production", validator=_check_environment)
+    environment: Environment = attrs.field(default=Environment.PRODUCTION, converter=_environment)
     name: str | None = None
 
 
@@ -211,11 +212,10 @@ class AuthConfig:
                     raise RelayError(f"API key #{number} must map to an ApiKeyInfo")
 
 
-def _read_data(path: str | Path, what: str) -> Any:
-    try:
-        return read_document(path).data
-    except DocumentError as exc:
-        raise RelayError(f"{what}: {exc.message}", exc.problems) from None
+def issue_hs256_token(secret: str, claims: Mapping[str, Any]) -> str:
+    """A JWT signed with ``secret`` (HS256), as an identity provider sharing that secret with
+    the relay would issue it: for demonstrations and local trials (``asyncapi-gw demo``)."""
+    return jwt.encode(dict(claims), secret, algorithm="HS256")
 
 
 def _key_principal(info: ApiKeyInfo, digest: bytes) -> Principal:
@@ -226,97 +226,6 @@ def _key_principal(info: ApiKeyInfo, digest: bytes) -> Principal:
         environment=info.environment,
         credential_id=digest,
     )
-
-
-_KEY_FIELDS = ("name", "scopes", "environment")
-
-
-def _api_keys_from_data(data: Any, where: str) -> dict[str, ApiKeyInfo]:
-    if not isinstance(data, Mapping):
-        raise RelayError(
-            f"API key file {where}: must map each key to {{name, scopes, environment}}"
-        )
-    keys: dict[str, ApiKeyInfo] = {}
-    for number, (key, entry) in enumerate(data.items(), start=1):
-        # Entries are named by position: the key itself is a secret.
-        prefix = f"API key file {where}: entry #{number}"
-        if not isinstance(key, str) or not key:
-            raise RelayError(f"{prefix}: the key must be a non-empty string")
-        fields = {} if entry is None else entry
-        if not isinstance(fields, Mapping):
-            raise RelayError(f"{prefix}: must be a mapping with 'name', 'scopes', 'environment'")
-        unknown = sorted(str(name) for name in fields if name not in _KEY_FIELDS)
-        if unknown:
-            raise RelayError(f"{prefix}: unknown field(s) {', '.join(unknown)}")
-        scopes = fields.get("scopes", [])
-        if not isinstance(scopes, (list, tuple)) or not all(
-            isinstance(s, str) and s for s in scopes
-        ):
-            raise RelayError(f"{prefix}: 'scopes' must be a list of non-empty strings")
-        environment = fields.get("environment", "production")
-        if environment not in _ENVIRONMENTS:
-            raise RelayError(f"{prefix}: 'environment' must be production or sandbox")
-        name = fields.get("name")
-        if name is not None and not (isinstance(name, str) and name):
-            raise RelayError(f"{prefix}: 'name' must be a non-empty string")
-        keys[key] = ApiKeyInfo(scopes=frozenset(scopes), environment=environment, name=name)
-    return keys
-
-
-def load_auth_config(
-    *,
-    jwt_secret: str | None = None,
-    jwt_secret_file: str | Path | None = None,
-    jwt_public_key_file: str | Path | None = None,
-    jwks_file: str | Path | None = None,
-    jwt_issuer: str | None = None,
-    jwt_audience: str | None = None,
-    api_keys_file: str | Path | None = None,
-    leeway: float = DEFAULT_LEEWAY,
-) -> AuthConfig:
-    """An :class:`AuthConfig` from the CLI's options, reading the named files.
-
-    The secret file holds the HS256 secret as UTF-8 text; line breaks at its end are not part
-    of it.  The API key file (YAML or JSON) maps each key to ``{name: WHO, scopes: [...],
-    environment: production|sandbox}`` (all optional; defaults: a fingerprint of the key, no
-    scopes, production).
-    Raises :class:`RelayError` on an unreadable or malformed file.
-    """
-    if jwt_secret_file is not None:
-        if jwt_secret is not None:
-            raise RelayError("give the JWT secret once: as a value or as a file, not both")
-        jwt_secret = _read_text(jwt_secret_file, "JWT secret file", "utf-8").rstrip("\r\n")
-        if not jwt_secret:
-            raise RelayError(f"JWT secret file {jwt_secret_file}: empty")
-    public_key = None
-    if jwt_public_key_file is not None:
-        public_key = _read_text(jwt_public_key_file, "JWT public key file", "ascii")
-    jwks = None
-    if jwks_file is not None:
-        jwks = _read_data(jwks_file, "JWKS file")
-    api_keys = None
-    if api_keys_file is not None:
-        api_keys = _api_keys_from_data(
-            _read_data(api_keys_file, "API key file"), str(api_keys_file)
-        )
-    return AuthConfig(
-        jwt_secret=jwt_secret,
-        jwt_public_key=public_key,
-        jwks=jwks,
-        jwt_issuer=jwt_issuer,
-        jwt_audience=jwt_audience,
-        leeway=leeway,
-        api_keys=api_keys,
-    )
-
-
-def _read_text(path: str | Path, what: str, encoding: str) -> str:
-    try:
-        return Path(path).read_text(encoding=encoding)
-    except OSError as exc:
-        raise RelayError(f"{what} {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:  # its message would quote a byte of the file
-        raise RelayError(f"{what} {path}: not {encoding.upper()} text") from None
 
 
 @attrs.frozen
@@ -465,7 +374,6 @@ def _jwt_scopes(claims: Mapping[str, Any]) -> frozenset[str] | str:
 
 _ANONYMOUS = Principal(kind=None)
 _CREDENTIAL_HEADERS = {"authorization": AuthKind.OAUTH2, "apikey": AuthKind.API_KEY}
-_CREDENTIAL_QUERY = {"access_token": AuthKind.OAUTH2, "apikey": AuthKind.API_KEY}
 _HOW_TO_SEND = {
     AuthKind.OAUTH2: "an 'Authorization: Bearer' header or an access_token query parameter",
     AuthKind.API_KEY: "an apikey header or query parameter",
@@ -563,9 +471,9 @@ class Authenticator:
             if name.isascii() and name.lower() in _CREDENTIAL_HEADERS
         ]
         found += [
-            (_CREDENTIAL_QUERY[name], value, False)
+            (CREDENTIAL_QUERY_PARAMETERS[name], value, False)
             for name, value in query
-            if name in _CREDENTIAL_QUERY
+            if name in CREDENTIAL_QUERY_PARAMETERS
         ]
         if not found:
             ways = " or ".join(_HOW_TO_SEND[kind] for kind in AuthKind if kind in accepted)
@@ -716,7 +624,7 @@ class Authenticator:
             kind=AuthKind.OAUTH2,
             subject=subject,
             scopes=scopes,
-            environment="sandbox" if sandbox else "production",
+            environment=Environment.SANDBOX if sandbox else Environment.PRODUCTION,
             expires_at=times["exp"] + leeway if "exp" in times else None,
             credential_id=key.fingerprint,
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import re
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
@@ -34,9 +35,27 @@ DEFAULT_IDLE_TIMEOUT = 600.0  # 10 minutes without a data message, as AWS API Ga
 DEFAULT_ADMIN_PORT = 9098  # what ``asyncapi-gw serve`` binds on the loopback unless told otherwise
 DEFAULT_PRINCIPAL_HEADER = DEFAULT_HEADER
 
-OnWrongDirection = Literal["close", "drop"]
-OnThrottle = Literal["reply", "close"]
-OnInvalid = Literal["close", "drop"]
+
+class OnWrongDirection(enum.Enum):
+    """What a message against its topic's direction meets: one from the client on a topic
+    without publish, or from the backend on a topic without subscribe."""
+
+    CLOSE = "close"  # close the connection with 1008 (policy violation)
+    DROP = "drop"  # drop the message and count it
+
+
+class OnThrottle(enum.Enum):
+    """What a message over the quota meets."""
+
+    REPLY = "reply"  # dropped; a client gets WSO2's text frame "Error code: 4003 ..."
+    CLOSE = "close"  # close the connection with 4003
+
+
+class OnInvalid(enum.Enum):
+    """What a message that fails its topic's message schema meets (``validate_messages``)."""
+
+    CLOSE = "close"  # close the connection with 1007 (invalid payload data)
+    DROP = "drop"  # drop the message and count it
 
 
 def _port(_inst: object, attr: attrs.Attribute[Any], value: int | None) -> None:
@@ -80,6 +99,9 @@ class RelayConfig:
     ``principal_header`` names a header the relay sets on the backend request to say who the
     client is (see :mod:`asyncapi_gw.relay.principal`); a client's own copy never passes.
     ``access_log`` is a file path, ``"-"`` for standard error, or ``None`` for no access log.
+
+    ``on_wrong_direction``, ``on_throttle`` and ``on_invalid`` take their enum's members or
+    their values, the ``serve`` command's words (``"drop"`` is ``OnWrongDirection.DROP``).
     """
 
     host: str = "127.0.0.1"
@@ -94,11 +116,13 @@ class RelayConfig:
     max_message_size: int = attrs.field(default=DEFAULT_MAX_MESSAGE_SIZE, validator=_positive)
     compression: bool = True
     max_connections: int | None = attrs.field(default=None, validator=_positive)
-    on_wrong_direction: OnWrongDirection = "close"
-    on_throttle: OnThrottle = "reply"
+    on_wrong_direction: OnWrongDirection = attrs.field(
+        default=OnWrongDirection.CLOSE, converter=OnWrongDirection
+    )
+    on_throttle: OnThrottle = attrs.field(default=OnThrottle.REPLY, converter=OnThrottle)
     principal_quota: int | None = attrs.field(default=None, validator=_positive)
     validate_messages: bool = False
-    on_invalid: OnInvalid = "close"
+    on_invalid: OnInvalid = attrs.field(default=OnInvalid.CLOSE, converter=OnInvalid)
     forward_query: bool = True
     forward_headers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     principal_header: str | None = attrs.field(default=None, validator=_header_name)

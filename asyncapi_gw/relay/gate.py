@@ -48,7 +48,7 @@ import attrs
 from asyncapi_gw.model import Operation, StreamingAPI, Topic, thaw
 from asyncapi_gw.relay.auth import AuthConfig, Authenticator, Rejection
 from asyncapi_gw.relay.closecode import CloseCode
-from asyncapi_gw.relay.config import RelayConfig
+from asyncapi_gw.relay.config import OnThrottle, RelayConfig
 from asyncapi_gw.relay.deflate import Compression
 from asyncapi_gw.relay.frames import Opcode
 from asyncapi_gw.relay.metrics import Metrics, Traffic
@@ -57,7 +57,6 @@ from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota, QuotaReg
 from asyncapi_gw.relay.reload import Drop, Keep, Session, reconcile
 from asyncapi_gw.relay.routing import (
     BackendURL,
-    Environment,
     NoRoute,
     Route,
     RouteTable,
@@ -248,8 +247,7 @@ class Gate:
                 [("WWW-Authenticate", challenges)] if challenges else [],
                 route=route,
             )
-        environment: Environment = "sandbox" if principal.environment == "sandbox" else "production"
-        backend = backend_for(route, environment, forward_query=self.config.forward_query)
+        backend = backend_for(route, principal.environment, forward_query=self.config.forward_query)
         if isinstance(backend, NoRoute):
             return self.refuse(backend.status, backend.reason, route=route)
         if backend.overridden:
@@ -369,7 +367,7 @@ class Gate:
         route, quota = admission.route, admission.quota
         client = self._policy(route, from_client=True, deflate=deflate[0], quota=quota)
         if quota is not None and deflate[0] is not None and deflate[0].context_takeover:
-            client = attrs.evolve(client, on_throttle="close")
+            client = attrs.evolve(client, on_throttle=OnThrottle.CLOSE)
         return client, self._policy(route, from_client=False, deflate=deflate[1], quota=None)
 
     def validated(self, route: Route) -> bool:

@@ -42,7 +42,7 @@ import attrs
 from asyncapi_gw.model import Operation
 from asyncapi_gw.relay.auth import Authenticator, Principal, Rejection
 from asyncapi_gw.relay.closecode import CloseCode
-from asyncapi_gw.relay.routing import Environment, NoRoute, Route, RouteTable, backend_for
+from asyncapi_gw.relay.routing import NoRoute, Route, RouteTable, backend_for
 
 __all__ = [
     "Drop",
@@ -120,8 +120,7 @@ def reconcile(
     again = authenticator.reauthorize(session.principal, api=found.api, topic=found.topic)
     if isinstance(again, Rejection):
         return Drop(code=CloseCode.REVOKED, reason=f"reload: {again.reason}")
-    environment: Environment = "sandbox" if again.environment == "sandbox" else "production"
-    built = backend_for(found, environment, forward_query=forward_query)
+    built = backend_for(found, again.environment, forward_query=forward_query)
     if isinstance(built, NoRoute):
         return _reload("backend removed")
     if built.url != session.backend_url:

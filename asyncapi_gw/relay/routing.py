@@ -54,18 +54,16 @@ from __future__ import annotations
 import re
 import types
 from collections.abc import Iterable, Mapping
-from typing import Literal
 from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
 import attrs
 
 from asyncapi_gw.errors import RelayError
-from asyncapi_gw.model import Endpoint, StreamingAPI, Topic
+from asyncapi_gw.model import AuthKind, Endpoint, Environment, StreamingAPI, Topic
 
 __all__ = [
     "CREDENTIAL_QUERY_PARAMETERS",
     "BackendURL",
-    "Environment",
     "NoRoute",
     "Route",
     "RouteTable",
@@ -73,10 +71,11 @@ __all__ = [
     "backend_template",
 ]
 
-Environment = Literal["production", "sandbox"]
-
-CREDENTIAL_QUERY_PARAMETERS = frozenset({"access_token", "apikey"})
-"""Query parameters that carry credentials: read by the gateway, never sent to the backend."""
+CREDENTIAL_QUERY_PARAMETERS: Mapping[str, AuthKind] = types.MappingProxyType(
+    {"access_token": AuthKind.OAUTH2, "apikey": AuthKind.API_KEY}
+)
+"""Query parameters that carry credentials, and their kind: read by the gateway (see
+:mod:`asyncapi_gw.relay.auth`), never sent to the backend."""
 
 _MAX_TOPIC_DEPTH = 256  # matching recurses once per segment of a topic path
 _PRINTABLE = re.compile(r"[!-~]*")  # printable ASCII without the space
@@ -282,7 +281,7 @@ def backend_for(
 ) -> BackendURL | NoRoute:
     """The backend URL to dial for ``route``, or the refusal when the API lacks the endpoint."""
     api = route.api
-    if environment == "sandbox":
+    if environment is Environment.SANDBOX:
         if api.sandbox_endpoint is None:
             return NoRoute(
                 status=403,
@@ -290,14 +289,12 @@ def backend_for(
                 "sandbox credentials are refused.",
             )
         url = api.sandbox_endpoint.url
-    elif environment == "production":
+    else:
         if api.production_endpoint is None:
             return NoRoute(
                 status=503, reason=f"API {api.name!r} {api.version} has no production endpoint."
             )
         url = api.production_endpoint.url
-    else:
-        raise RelayError(f"unknown environment {environment!r}: use 'production' or 'sandbox'")
     if route.uri_mapping is not None:
         url = _apply_mapping(url, route.uri_mapping, route.params)
     if not forward_query or not route.query:

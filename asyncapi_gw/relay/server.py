@@ -33,7 +33,7 @@ from asyncapi_gw.relay import frames
 from asyncapi_gw.relay.admin import AdminConnection
 from asyncapi_gw.relay.auth import AuthConfig
 from asyncapi_gw.relay.closecode import CloseCode
-from asyncapi_gw.relay.config import RelayConfig
+from asyncapi_gw.relay.config import OnThrottle, RelayConfig
 from asyncapi_gw.relay.deflate import Agreement
 from asyncapi_gw.relay.embed import WebsocketsAdapter
 from asyncapi_gw.relay.gate import Admission, Gate, Refusal
@@ -625,7 +625,11 @@ class _Connection(asyncio.Protocol):
         gate = relay._gate
         config = gate.config
         admission = cast(Admission, self.admission)
-        if agreement is not None and admission.quota is not None and config.on_throttle == "reply":
+        if (
+            agreement is not None
+            and admission.quota is not None
+            and config.on_throttle is OnThrottle.REPLY
+        ):
             # a throttled message is dropped: the client's next one must not refer to it
             agreement = agreement.without_client_takeover()
         deflate = (None, None) if agreement is None else (agreement.client, agreement.backend)

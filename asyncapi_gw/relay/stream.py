@@ -23,6 +23,7 @@ import attrs
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.relay.closecode import CloseCode
+from asyncapi_gw.relay.config import OnInvalid, OnThrottle, OnWrongDirection
 from asyncapi_gw.relay.deflate import Compression
 from asyncapi_gw.relay.frames import (
     FrameEvent,
@@ -116,13 +117,6 @@ class QuotaLike(Protocol):
         ...
 
 
-_MODES = {
-    "on_wrong_direction": ("close", "drop"),
-    "on_throttle": ("reply", "close"),
-    "on_invalid": ("close", "drop"),
-}
-
-
 @attrs.frozen(kw_only=True)
 class StreamPolicy:
     """What one direction may carry.
@@ -140,18 +134,17 @@ class StreamPolicy:
 
     from_client: bool
     allowed: bool
-    on_wrong_direction: str = "close"
+    on_wrong_direction: OnWrongDirection = attrs.field(
+        default=OnWrongDirection.CLOSE, converter=OnWrongDirection
+    )
     max_message_size: int | None = None
     quota: QuotaLike | None = None
-    on_throttle: str = "reply"
+    on_throttle: OnThrottle = attrs.field(default=OnThrottle.REPLY, converter=OnThrottle)
     validator: Callable[[int, bytes], bool] | None = None
-    on_invalid: str = "close"
+    on_invalid: OnInvalid = attrs.field(default=OnInvalid.CLOSE, converter=OnInvalid)
     deflate: Compression | None = None
 
     def __attrs_post_init__(self) -> None:
-        for name, choices in _MODES.items():
-            if getattr(self, name) not in choices:
-                raise RelayError(f"{name} must be one of {', '.join(choices)}")
         if self.validator is not None and self.deflate is not None:
             raise RelayError("message validation needs uncompressed frames (no permessage-deflate)")
 
@@ -159,20 +152,20 @@ class StreamPolicy:
 
     def wrong_direction(self) -> Close | None:
         """A message against the topic's direction: close 1008, or drop it."""
-        if self.on_wrong_direction != "close":
+        if self.on_wrong_direction is not OnWrongDirection.CLOSE:
             return None
         operation = "publish" if self.from_client else "subscribe"
         return Close(CloseCode.POLICY_VIOLATION, f"topic does not allow {operation}")
 
     def over_quota(self) -> Close | None:
         """A message the quota refuses: close 4003, or drop it (with WSO2's reply)."""
-        if self.on_throttle != "close":
+        if self.on_throttle is not OnThrottle.CLOSE:
             return None
         return Close(CloseCode.THROTTLED, "Websocket frame throttled out")
 
     def invalid(self) -> Close | None:
         """A message that fails validation: close 1007, or drop it."""
-        if self.on_invalid != "close":
+        if self.on_invalid is not OnInvalid.CLOSE:
             return None
         return Close(CloseCode.INVALID_DATA, "message failed validation")
 

@@ -28,10 +28,9 @@ from asyncapi_gw.cli.reports import (
     describe_rule,
     github_lines,
     junit_xml,
-    problem_line,
     sarif_log,
 )
-from asyncapi_gw.errors import Problem, Severity
+from asyncapi_gw.errors import Problem, Severity, ValidationError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SARIF_SCHEMA = json.loads(
@@ -407,8 +406,10 @@ def test_a_hostile_channel_name_cannot_forge_lines_of_the_text_format(
 
 
 def test_problem_line_is_one_line_whatever_it_holds() -> None:
-    line = problem_line(
-        Problem(pointer="/a\nb\x00", message=f"m\r\n{HOSTILE}\u2028\u2029\x85", rule="r"), "f"
-    )
+    problem = Problem(pointer="/a\nb\x00", message=f"m\r\n{HOSTILE}\u2028\u2029\x85", rule="r")
+    line = problem.located("f")
     assert len(line.splitlines()) == 1
-    assert "/a\\nb\\u0000" in line
+    assert line.startswith("f: /a\\nb\\u0000: m\\r\\n")
+    # str() and the error that carries it write it the same way: one line per problem
+    assert str(problem) == problem.located("<document>")
+    assert len(str(ValidationError("invalid", [problem, problem])).splitlines()) == 3

@@ -305,7 +305,8 @@ def test_timers_are_set_from_the_command_line(tmp_path: Path, echo_backend: str)
     ("args", "message"),
     [
         (["a.json", "b.json", "--context", "/x"], "--context applies to a single FILE"),
-        (["{doc}", "--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
+        (["{doc}", "--tls-cert", "c.pem"], "tls_cert and tls_key go together"),
+        (["{doc}", "--tls-key", "k.pem"], "tls_cert and tls_key go together"),
         (["{doc}", "--ws-port", "70000"], "not between 0 and 65535"),
         (["{doc}", "--jwt-secret", "s", "--jwks", "k.json"], "not allowed with"),
         (["{doc}", "--jwt-secret", "s", "--jwt-secret-file", "f"], "not allowed with"),

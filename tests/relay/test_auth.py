@@ -23,6 +23,7 @@ from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import (
     AuthKind,
     AuthType,
+    Environment,
     Operation,
     SecurityScheme,
     StreamingAPI,
@@ -35,8 +36,8 @@ from asyncapi_gw.relay.auth import (
     Authenticator,
     Principal,
     Rejection,
-    load_auth_config,
 )
+from asyncapi_gw.relay.credentials import load_auth_config
 
 NOW = 1_700_000_000.0
 SECRET = "s" * 40
@@ -372,19 +373,19 @@ def test_scopes_from_scope_and_scp() -> None:
 @pytest.mark.parametrize(
     ("keytype", "environment"),
     [
-        ("SANDBOX", "sandbox"),
-        ("sandbox", "sandbox"),
-        ("SandBox", "sandbox"),
-        ("PRODUCTION", "production"),
-        (None, "production"),
-        (7, "production"),
+        ("SANDBOX", Environment.SANDBOX),
+        ("sandbox", Environment.SANDBOX),
+        ("SandBox", Environment.SANDBOX),
+        ("PRODUCTION", Environment.PRODUCTION),
+        (None, Environment.PRODUCTION),
+        (7, Environment.PRODUCTION),
     ],
 )
-def test_keytype_selects_the_environment(keytype: object, environment: str) -> None:
+def test_keytype_selects_the_environment(keytype: object, environment: Environment) -> None:
     claims: dict[str, object] = {} if keytype is None else {"keytype": keytype}
     principal = bearer(HS, token(claims))
     assert isinstance(principal, Principal)
-    assert principal.environment == environment
+    assert principal.environment is environment
 
 
 # --- JWKS -------------------------------------------------------------------------------------
@@ -591,7 +592,7 @@ def check_api_keys(authenticator: Authenticator) -> None:
     )
     bare = auth(authenticator, headers=[("apikey", "bare-key")])
     assert isinstance(bare, Principal)
-    assert bare.environment == "production"
+    assert bare.environment is Environment.PRODUCTION
     assert bare.scopes == frozenset()
     rejected(auth(authenticator, headers=[("apikey", "bare-key")], topic=SCOPED), 403)
     assert rejected(auth(authenticator, headers=[("apikey", "nope")])) == "invalid API key"
@@ -637,6 +638,8 @@ def test_api_keys_from_a_callable() -> None:
 def test_api_key_info_checks_its_environment() -> None:
     with pytest.raises(ValueError, match="production"):
         ApiKeyInfo(environment="staging")
+    assert ApiKeyInfo(environment="sandbox").environment is Environment.SANDBOX
+    assert ApiKeyInfo().environment is Environment.PRODUCTION
 
 
 @pytest.mark.parametrize(
@@ -766,7 +769,7 @@ def test_reauthorize_refuses_a_revoked_api_key_and_applies_a_changed_one() -> No
     )
     again = reauthorize(moved, prod)
     assert isinstance(again, Principal)
-    assert again.environment == "sandbox"
+    assert again.environment is Environment.SANDBOX
     gone = Authenticator(AuthConfig(jwt_secret=SECRET))
     assert rejected(reauthorize(gone, prod)) == "no API keys are configured on this gateway"
 

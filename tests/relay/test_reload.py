@@ -87,7 +87,7 @@ def session(target: str, key: str = "reader", *, api: StreamingAPI = OLD) -> Ses
         api=api, topic=route.topic, headers=[("apikey", key)], query=[], now=0.0
     )
     assert isinstance(principal, Principal)
-    built = backend_for(route, "sandbox" if principal.environment == "sandbox" else "production")
+    built = backend_for(route, principal.environment)
     assert isinstance(built, BackendURL)
     return Session(target=target, route=route, principal=principal, backend_url=built.url)
 

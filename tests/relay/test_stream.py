@@ -14,6 +14,7 @@ from raw_frames import raw_frame
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.relay.closecode import CloseCode
+from asyncapi_gw.relay.config import OnInvalid, OnThrottle, OnWrongDirection, RelayConfig
 from asyncapi_gw.relay.deflate import Compression
 from asyncapi_gw.relay.frames import MAX_HEADER, FrameScanner, Opcode, close_frame, text_frame
 from asyncapi_gw.relay.quota import ConnectionQuota, Quota
@@ -501,8 +502,22 @@ def test_validator_refuses_compression() -> None:
 
 @pytest.mark.parametrize("field", ["on_wrong_direction", "on_throttle", "on_invalid"])
 def test_unknown_modes_are_refused(field: str) -> None:
-    with pytest.raises(RelayError):
-        StreamPolicy(from_client=True, allowed=True, **{field: "ignore"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ignore"):
+        StreamPolicy(from_client=True, allowed=True, **{field: "ignore"})
+
+
+def test_modes_are_enums_and_take_the_cli_words() -> None:
+    policy = StreamPolicy(
+        from_client=True, allowed=True, on_wrong_direction="drop", on_invalid="drop"
+    )
+    assert policy.on_wrong_direction is OnWrongDirection.DROP
+    assert policy.on_throttle is OnThrottle.REPLY
+    assert policy.on_invalid is OnInvalid.DROP
+    config = RelayConfig(on_throttle="close")
+    assert config.on_throttle is OnThrottle.CLOSE
+    assert config.on_wrong_direction is OnWrongDirection.CLOSE
+    with pytest.raises(ValueError, match="ignore"):
+        RelayConfig(on_invalid="ignore")
 
 
 # --- closing ------------------------------------------------------------------------------
