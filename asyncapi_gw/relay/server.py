@@ -447,6 +447,9 @@ class _ClientProtocol(asyncio.Protocol):
             await loop.create_connection(lambda: _BackendProtocol(self), host, port, ssl=context)
         except OSError as exc:
             self.execute(self.connection.dial_failed(exc.strerror or str(exc)))
+        except Exception as exc:  # a per-connection failure must not escape the relay
+            log.exception("dialling the backend failed")
+            self.execute(self.connection.dial_failed(f"{type(exc).__name__}: {exc}"))
         finally:
             self.dialling = None
 

@@ -501,3 +501,13 @@ def test_a_finished_connection_releases_its_slot_and_logs_what_happened() -> Non
     assert entry["messages_in"] == 1
     assert entry["close_code"] == 1014
     assert entry["duration_ms"] == 1500.0
+
+
+def test_a_connection_made_with_an_absolute_form_target_is_kept_by_an_equal_reload() -> None:
+    d = opened(path="http://relay.example/chat/1.0/rooms/1")
+    admission = d.connection.admission
+    assert admission is not None
+    d.gate.reload([make_api(), SECURED])
+    verdict = d.gate.rejudge(admission, compressed=False)
+    assert d.connection.reloaded(verdict) == []
+    assert d.connection.state is State.OPEN
