@@ -125,6 +125,7 @@ class Timer(enum.IntEnum):
 
 
 _CLIENT, _BACKEND = Side.CLIENT, Side.BACKEND
+_HANDSHAKE, _DIALLING, _OPEN, _CLOSING, _CLOSED = State  # (module names: read per chunk)
 _ADMIN_PATHS = ("/health", "/metrics")  # served by the admin listener; 404 on client ones
 # Control frames the relay originates: an empty ping, unmasked to the client, masked to the backend.
 _PING_TO_CLIENT = b"\x89\x00"
@@ -216,17 +217,15 @@ Action = (
 )
 
 
-class _Flag(enum.IntFlag):
-    """What happened on one side of an open connection."""
-
-    CLOSE_SENT = 1  # a close frame was written to it
-    CLOSE_RCVD = 2  # it sent a close frame (forwarded)
-    IGNORED = 4  # the relay closes it: its further bytes are dropped
-    GONE = 8  # its socket is lost
-
+# What happened on one side of an open connection: bits of ``Connection._flags[side]`` (plain
+# ints: every chunk after the fast path reads them).
+_CLOSE_SENT = 1  # a close frame was written to it
+_CLOSE_RCVD = 2  # it sent a close frame (forwarded)
+_IGNORED = 4  # the relay closes it: its further bytes are dropped
+_GONE = 8  # its socket is lost
 
 _FINISHED = Finished()
-_NO_FLAGS = _Flag(0)
+_OTHER = (Side.BACKEND, Side.CLIENT)  # the other side of each side
 
 
 class Connection:
@@ -270,7 +269,7 @@ class Connection:
         self.peer = peer
         self.secure = secure
         self.clock = clock
-        self.state = State.HANDSHAKE
+        self.state = _HANDSHAKE
         self.started = clock()
         self.status = 0  # the HTTP status the client got
         self.admission: Admission | None = None  # once admitted by the gate
@@ -285,7 +284,7 @@ class Connection:
         self._dial: BackendHandshake | None = None
         self._response: ResponseParser | None = None
         self._early = b""
-        self._flags = [_NO_FLAGS, _NO_FLAGS]
+        self._flags = [0, 0]
         self._messages_at_tick = 0
         self._idle_since = self.started
         self._pong: tuple[tuple[bool, bool], tuple[int, int]] | None = None  # ping awaiting
@@ -299,16 +298,16 @@ class Connection:
     def receive(self, side: Side, data: bytes) -> list[Action]:
         """Bytes from ``side``."""
         state = self.state
-        if state is State.OPEN or state is State.CLOSING:
-            if self._flags[side] & _Flag.IGNORED:
+        if state is _OPEN or state is _CLOSING:
+            if self._flags[side] & _IGNORED:
                 return []
             return self._relay(self.pumps[side].receive(data), side)
         if side is _CLIENT:
-            return self._request_data(data) if state is State.HANDSHAKE else []
-        return self._response_data(data) if state is State.DIALLING else []
+            return self._request_data(data) if state is _HANDSHAKE else []
+        return self._response_data(data) if state is _DIALLING else []
 
     def _relay(self, actions: list[Any], side: Side) -> list[Action]:
-        other = Side(1 - side)
+        other = _OTHER[side]
         if len(actions) == 1 and type(actions[0]) is Forward:  # what nearly every chunk gives
             return [Write(other, actions[0].data)]
         out: list[Action] = []
@@ -375,18 +374,18 @@ class Connection:
         )
         self._request, self._dial = request, plan
         self._response = ResponseParser()
-        self.state = State.DIALLING
+        self.state = _DIALLING
         return [PauseReading(_CLIENT), Dial(plan.host, plan.port, plan.secure)]
 
     def backend_connected(self) -> list[Action]:
         """The backend's socket is open."""
-        if self.state is not State.DIALLING or self._dial is None:
+        if self.state is not _DIALLING or self._dial is None:
             return [Abort(_BACKEND)]  # the client left, or it was refused, meanwhile
         return [Write(_BACKEND, self._dial.request)]
 
     def dial_failed(self, reason: str) -> list[Action]:
         """The backend's socket could not be opened."""
-        if self.state is not State.DIALLING:
+        if self.state is not _DIALLING:
             return []
         return self._refuse(self.gate.refuse(502, f"cannot reach the backend: {reason}"))
 
@@ -419,7 +418,7 @@ class Connection:
         self._response = self._dial = self._request = None
         self._early = b""
         self.status = 101
-        self.state = State.OPEN
+        self.state = _OPEN
         out: list[Action] = [
             StopTimer(Timer.OPEN),
             Write(
@@ -445,7 +444,7 @@ class Connection:
 
     def _refuse(self, refusal: Refusal) -> list[Action]:
         """The client's HTTP answer, then the end."""
-        if self.state is not State.HANDSHAKE and self.state is not State.DIALLING:
+        if self.state is not _HANDSHAKE and self.state is not _DIALLING:
             return []
         self.status = refusal.status
         self.error = self.error or refusal.reason
@@ -462,16 +461,16 @@ class Connection:
 
     def _close_frame_passed(self, code: int | None, reason: str, side: Side) -> list[Action]:
         flags = self._flags
-        flags[side] |= _Flag.CLOSE_RCVD
-        flags[1 - side] |= _Flag.CLOSE_SENT
+        flags[side] |= _CLOSE_RCVD
+        flags[1 - side] |= _CLOSE_SENT
         if self.close_code is None:
             self.close_code = CloseCode.NO_STATUS_RCVD if code is None else code
             self.close_reason = reason
             self.closed_by = "client" if side is _CLIENT else "backend"
-        if flags[0] & flags[1] & _Flag.CLOSE_RCVD:
+        if flags[0] & flags[1] & _CLOSE_RCVD:
             return self._end()
-        if self.state is State.OPEN:
-            self.state = State.CLOSING
+        if self.state is _OPEN:
+            self.state = _CLOSING
             return [StartTimer(Timer.CLOSE, self.gate.config.close_timeout)]
         return []
 
@@ -488,30 +487,30 @@ class Connection:
     ) -> list[Action]:
         """The relay closes: ``code`` to the client, ``backend`` to the backend, then waits."""
         state, flags = self.state, self._flags
-        if state is State.HANDSHAKE or state is State.DIALLING:
+        if state is _HANDSHAKE or state is _DIALLING:
             return self._refuse(self.gate.refuse(503, reason))
-        if state is State.CLOSED or flags[0] & flags[1] & _Flag.IGNORED:
+        if state is _CLOSED or flags[0] & flags[1] & _IGNORED:
             return []
         if self.close_code is None:
             self.close_code, self.close_reason, self.closed_by = code, reason, "relay"
-        flags[0] |= _Flag.IGNORED
-        flags[1] |= _Flag.IGNORED
+        flags[0] |= _IGNORED
+        flags[1] |= _IGNORED
         out: list[Action] = []
-        if state is State.OPEN:
+        if state is _OPEN:
             out.append(StartTimer(Timer.CLOSE, self.gate.config.close_timeout))
-        self.state = State.CLOSING
+        self.state = _CLOSING
         out += self._send_close(_CLIENT, code, reason)
         out += self._send_close(_BACKEND, *backend)
-        if flags[0] & flags[1] & _Flag.GONE:
+        if flags[0] & flags[1] & _GONE:
             out += self._end()
         return out
 
     def _send_close(self, side: Side, code: int, reason: str) -> list[Action]:
         """A close frame to ``side`` unless it had one, then half-close."""
         flags = self._flags
-        if flags[side] & (_Flag.CLOSE_SENT | _Flag.GONE):
+        if flags[side] & (_CLOSE_SENT | _GONE):
             return []
-        flags[side] |= _Flag.CLOSE_SENT
+        flags[side] |= _CLOSE_SENT
         # The frames going to ``side`` come from the other side's pump.
         if not self.pumps[1 - side].at_frame_boundary():
             return [Abort(side)]  # a close frame now would land inside a frame
@@ -520,7 +519,7 @@ class Connection:
 
     def abort(self, why: str) -> list[Action]:
         """Drop both sockets at once (the shell's drain timeout)."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return []
         self.error = self.error or why
         if self.close_code is None and self.status == 101:
@@ -530,20 +529,20 @@ class Connection:
     def lost(self, side: Side) -> list[Action]:
         """``side`` hung up (end of stream) or its socket was lost."""
         state = self.state
-        if state is State.DIALLING and side is _BACKEND:
+        if state is _DIALLING and side is _BACKEND:
             return self._response_data(b"", eof=True)
-        if state is State.HANDSHAKE or state is State.DIALLING:
+        if state is _HANDSHAKE or state is _DIALLING:
             # the client left before its answer
             return [Abort(_CLIENT), Abort(_BACKEND), *self._finish()]
         flags = self._flags
-        if state is State.CLOSED or flags[side] & _Flag.GONE:
+        if state is _CLOSED or flags[side] & _GONE:
             return []
-        flags[side] |= _Flag.GONE
+        flags[side] |= _GONE
         both = flags[0] & flags[1]
-        if both & _Flag.GONE or both & _Flag.CLOSE_RCVD:
+        if both & _GONE or both & _CLOSE_RCVD:
             return self._end()
-        other = Side(1 - side)
-        if flags[other] & _Flag.IGNORED:  # the relay is already closing the other side
+        other = _OTHER[side]
+        if flags[other] & _IGNORED:  # the relay is already closing the other side
             return []
         if self.close_code is None:
             if side is _CLIENT:
@@ -558,12 +557,12 @@ class Connection:
         return out + self._end()
 
     def _end(self) -> list[Action]:
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return []
         return [CloseSocket(_CLIENT), CloseSocket(_BACKEND), *self._finish()]
 
     def _finish(self) -> list[Action]:
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self._parser = self._response = self._dial = self._request = None
         if self.admission is not None:
             self.gate.release(self.admission, self.close_code, self.traffic())
@@ -591,10 +590,10 @@ class Connection:
 
     def write_buffer_full(self, side: Side) -> list[Action]:
         """``side``'s write buffer passed its limit: the other side's bytes wait."""
-        return [PauseReading(Side(1 - side))] if self.state is State.OPEN else []
+        return [PauseReading(_OTHER[side])] if self.state is _OPEN else []
 
     def write_buffer_drained(self, side: Side) -> list[Action]:
-        return [ResumeReading(Side(1 - side))] if self.state is State.OPEN else []
+        return [ResumeReading(_OTHER[side])] if self.state is _OPEN else []
 
     def timer(self, timer: Timer) -> list[Action]:
         """``timer`` fired."""
@@ -602,7 +601,7 @@ class Connection:
             return self._open_timeout()
         if timer is Timer.CLOSE:
             return self.abort("close timeout")
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             return []
         if timer is Timer.TICK:
             return self._tick()
@@ -617,10 +616,10 @@ class Connection:
     def _open_timeout(self) -> list[Action]:
         """``open_timeout`` after the client connected: no request yet (dropped without an
         answer) or the backend still dialled (504)."""
-        if self.state is State.HANDSHAKE:
+        if self.state is _HANDSHAKE:
             self.error = "no handshake request in time"
             return [Abort(_CLIENT), *self._finish()]
-        if self.state is State.DIALLING:
+        if self.state is _DIALLING:
             refusal = self.gate.refuse(504, "the backend did not complete its handshake in time")
             return self._refuse(refusal)
         return []

@@ -376,8 +376,8 @@ class _ClientProtocol(asyncio.Protocol):
 
     def execute(self, actions: list[Action]) -> None:
         for action in actions:
-            if isinstance(action, Write):
-                transport = self._transport(action.side)
+            if type(action) is Write:  # what nearly every action is
+                transport = self.client if action.side is _CLIENT else self.backend
                 if transport is not None and not transport.is_closing():
                     transport.write(action.data)
             elif isinstance(action, StartTimer):
