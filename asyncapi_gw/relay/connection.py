@@ -14,7 +14,7 @@ connect and what a message may do is the :class:`~asyncapi_gw.relay.gate.Gate`'s
 States (:class:`State`) and their transitions:
 
 ``HANDSHAKE``: the client's HTTP request is read (``open_timeout`` runs from the start).
-  - a request line or header the relay cannot read: its 400/413/431 answer, ``CLOSED``;
+  - a request the relay cannot read: 400 (431 for a head too large), ``CLOSED``;
   - ``GET /health`` or ``/metrics`` without an upgrade: 404 (they are on the admin listener);
   - a request that is no valid upgrade: websockets' answer (400, 426...);
   - the gate refuses: 400/404 (route), 401/403 (auth, with ``WWW-Authenticate``), 403 (no
@@ -396,8 +396,6 @@ class Connection:
         try:
             response = parser.feed(data, eof=eof)
             if response is None:
-                if eof:
-                    raise HandshakeError(502, "backend closed the connection")
                 return []
             subprotocol, agreement = plan.check(response)
         except HandshakeError as exc:

@@ -16,6 +16,9 @@ from sync_harness import SECURED, Clock, make_api
 
 from asyncapi_gw.model import (
     Operation,
+    StreamingAPI,
+    Throttling,
+    ThrottlingUnit,
     Topic,
     TopicOperation,
 )
@@ -511,3 +514,38 @@ def test_a_connection_made_with_an_absolute_form_target_is_kept_by_an_equal_relo
     verdict = d.gate.rejudge(admission, compressed=False)
     assert d.connection.reloaded(verdict) == []
     assert d.connection.state is State.OPEN
+
+
+def throttled_api() -> StreamingAPI:
+    return make_api(throttling=Throttling(events=1, unit=ThrottlingUnit.MINUTE))
+
+
+def test_a_client_message_over_the_quota_is_dropped_with_wso2s_reply() -> None:
+    clock = Clock()
+    g = Gate([throttled_api()], RelayConfig(**QUIET), clock=clock, wall=clock)
+    c = Connection(g, peer="p", clock=clock)
+    dial = (c.receive(CLIENT, request()), c.backend_connected())[1]
+    c.receive(BACKEND, answer(written(dial, BACKEND)))
+    first, second = raw_frame(1, b"one"), raw_frame(1, b"two")
+    assert written(c.receive(CLIENT, first), BACKEND) == first
+    actions = c.receive(CLIENT, second)
+    assert written(actions, BACKEND) == b""
+    assert parse_frames(written(actions, CLIENT)) == [
+        (0x81, 1, b"Error code: 4003 reason: Websocket frame throttled out")
+    ]
+    assert c.state is State.OPEN
+
+
+def test_a_throttled_client_that_compresses_is_told_client_no_context_takeover() -> None:
+    clock = Clock()
+    g = Gate([throttled_api()], RelayConfig(**QUIET), clock=clock, wall=clock)
+    c = Connection(g, peer="p", clock=clock)
+    c.receive(CLIENT, request("/chat/1.0/rooms/1", "Sec-WebSocket-Extensions: permessage-deflate"))
+    backend_request = written(c.backend_connected(), BACKEND)
+    assert b"Sec-WebSocket-Extensions: permessage-deflate" in backend_request
+    actions = c.receive(
+        BACKEND, answer(backend_request, "Sec-WebSocket-Extensions: permessage-deflate")
+    )
+    head = written(actions, CLIENT)
+    assert b"Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover" in head
+    assert c.compressed
