@@ -80,7 +80,8 @@ from asyncapi_gw.relay.handshake import (
 from asyncapi_gw.relay.metrics import Traffic
 from asyncapi_gw.relay.principal import auth_label
 from asyncapi_gw.relay.reload import Drop, Keep
-from asyncapi_gw.relay.stream import Close, CloseSeen, Forward, Pump, Reply
+from asyncapi_gw.relay.stream import Action as PumpAction
+from asyncapi_gw.relay.stream import CloseSeen, Forward, Pump, Reply
 
 __all__ = [
     "Abort",
@@ -301,25 +302,26 @@ class Connection:
         if state is _OPEN or state is _CLOSING:
             if self._flags[side] & _IGNORED:
                 return []
-            return self._relay(self.pumps[side].receive(data), side)
+            return self.pumped(side, self.pumps[side].receive(data))
         if side is _CLIENT:
             return self._request_data(data) if state is _HANDSHAKE else []
         return self._response_data(data) if state is _DIALLING else []
 
-    def _relay(self, actions: list[Any], side: Side) -> list[Action]:
+    def pumped(self, side: Side, actions: list[PumpAction]) -> list[Action]:
+        """What ``side``'s pump made of its bytes, as actions. :meth:`receive` calls it; a
+        shell that feeds an ``OPEN`` connection's pump itself (its fast path: a chunk the pump
+        forwards whole, or as one :class:`~asyncapi_gw.relay.stream.Forward`, is written to
+        the other side as it is) hands it every other outcome."""
         other = _OTHER[side]
-        if len(actions) == 1 and type(actions[0]) is Forward:  # what nearly every chunk gives
-            return [Write(other, actions[0].data)]
         out: list[Action] = []
         for action in actions:
-            kind = type(action)
-            if kind is Forward:
+            if isinstance(action, Forward):
                 out.append(Write(other, action.data))
-            elif kind is Reply:
+            elif isinstance(action, Reply):
                 out.append(Write(side, action.data))
-            elif kind is CloseSeen:
+            elif isinstance(action, CloseSeen):
                 out += self._close_frame_passed(action.code, action.reason, side)
-            elif kind is Close:
+            else:
                 to_client, to_backend = action.closes(from_client=side is _CLIENT)
                 out += self._shut(*to_client, backend=to_backend)
         return out

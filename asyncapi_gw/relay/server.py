@@ -51,6 +51,7 @@ from asyncapi_gw.relay.embed import WebsocketsAdapter
 from asyncapi_gw.relay.gate import Gate
 from asyncapi_gw.relay.metrics import RelayStats, Traffic
 from asyncapi_gw.relay.reload import ReloadReport
+from asyncapi_gw.relay.stream import Forward
 
 __all__ = ["Relay"]
 
@@ -353,9 +354,16 @@ class _ClientProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         connection = self.connection
-        # the hot path: one whole message, as it came (OPEN: the backend is there)
-        if connection.state is _OPEN and connection.pumps[_CLIENT].forward_whole(data):
-            self.backend.write(data)  # type: ignore[union-attr]
+        if connection.state is _OPEN:  # the hot path (OPEN: the backend is there)
+            pump = connection.pumps[_CLIENT]
+            if pump.forward_whole(data):  # one whole message, as it came
+                self.backend.write(data)  # type: ignore[union-attr]
+                return
+            actions = pump.receive(data)
+            if len(actions) == 1 and type(actions[0]) is Forward:  # forwarded as one piece
+                self.backend.write(actions[0].data)  # type: ignore[union-attr]
+                return
+            self.execute(connection.pumped(_CLIENT, actions))
             return
         self.execute(connection.receive(_CLIENT, data))
 
@@ -484,8 +492,16 @@ class _BackendProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         owner = self.owner
         connection = owner.connection
-        if connection.state is _OPEN and connection.pumps[_BACKEND].forward_whole(data):
-            owner.client.write(data)  # the hot path, as the client's
+        if connection.state is _OPEN:  # the hot path, as the client's
+            pump = connection.pumps[_BACKEND]
+            if pump.forward_whole(data):
+                owner.client.write(data)
+                return
+            actions = pump.receive(data)
+            if len(actions) == 1 and type(actions[0]) is Forward:
+                owner.client.write(actions[0].data)
+                return
+            owner.execute(connection.pumped(_BACKEND, actions))
             return
         owner.execute(connection.receive(_BACKEND, data))
 
