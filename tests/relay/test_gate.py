@@ -7,17 +7,14 @@ from typing import Any
 
 import attrs
 import pytest
+from sync_harness import SECURED, Clock, make_api
 
 from asyncapi_gw.model import (
     AuthKind,
-    Endpoint,
-    Operation,
     SecurityScheme,
     StreamingAPI,
     Throttling,
     ThrottlingUnit,
-    Topic,
-    TopicOperation,
 )
 from asyncapi_gw.relay.auth import ApiKeyInfo, AuthConfig
 from asyncapi_gw.relay.closecode import CloseCode, is_sendable
@@ -31,46 +28,6 @@ KEYS = {
     "reader": ApiKeyInfo(scopes={"read"}, name="reader"),
     "tester": ApiKeyInfo(environment="sandbox", name="tester"),
 }
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_api(**fields: Any) -> StreamingAPI:
-    defaults: dict[str, Any] = {
-        "name": "Chat",
-        "version": "1.0",
-        "context": "/chat",
-        "production_endpoint": Endpoint(url="ws://backend:1/prod"),
-        "topics": (
-            Topic(
-                name="/rooms/{id}",
-                publish=TopicOperation(operation=Operation.PUBLISH),
-                subscribe=TopicOperation(operation=Operation.SUBSCRIBE),
-            ),
-            Topic(name="/feed", subscribe=TopicOperation(operation=Operation.SUBSCRIBE)),
-            Topic(
-                name="/orders",
-                publish=TopicOperation(
-                    operation=Operation.PUBLISH,
-                    message={"payload": {"type": "object", "required": ["id"]}},
-                ),
-            ),
-        ),
-    }
-    return StreamingAPI(**{**defaults, **fields})
-
-
-SECURED = make_api(
-    name="Secure",
-    context="/secure",
-    security=(SecurityScheme(name="key", kind=AuthKind.API_KEY),),
-)
 
 
 def gate(*apis: StreamingAPI, clock: Clock | None = None, **options: Any) -> Gate:
@@ -103,7 +60,7 @@ def test_an_admission_carries_the_route_backend_and_the_clients_subprotocols() -
     )
     assert a.route.topic.name == "/rooms/{id}"
     assert a.route.params == {"id": "lobby"}
-    assert a.backend_url == "ws://backend:1/prod?lang=en"
+    assert a.backend_url == "ws://backend.example:8080/ws?lang=en"
     assert a.subprotocols == ("chat.v2", "chat.v1", "x")
     assert a.backend_headers == (("X-Principal", '{"auth":"none","principal":null,"scopes":[]}'),)
     assert a.offer_compression

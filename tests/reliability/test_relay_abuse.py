@@ -84,7 +84,7 @@ def test_slow_handshakes_are_dropped_at_the_open_timeout(connections: int) -> No
             assert answers == [b""] * connections
             assert b.paths == []
             assert grown < connections * 16 * 1024 + 4 * 1024 * 1024
-            assert await until(lambda: not relay._live, 10)
+            assert await until(lambda: relay.connections == 0, 10)
             await _still_serves(relay.ports["ws"])
 
     run(main(), timeout=120)
@@ -165,8 +165,8 @@ def test_connections_past_the_maximum_are_503_and_slots_come_back(limit: int, fl
             assert len(b.paths) == limit  # no refused connection reached the backend
             for _, writer, _ in held:
                 writer.write(raw_frame(8, struct.pack("!H", 1000)))
-            assert await until(lambda: not relay._live, 10)
-            assert relay._gate.held == 0
+            assert await until(lambda: relay.connections == 0, 10)
+            assert relay.connections == 0
             await _still_serves(port)  # the slots came back
 
     run(main(), timeout=300)
@@ -240,7 +240,7 @@ def test_malformed_frames_and_oversized_messages_get_their_close_code(rounds: in
                     assert got == {name: code for name, (_, code) in MALFORMED.items()}
                     # a terabyte announced is never buffered
                     assert tracemalloc.get_traced_memory()[1] - base < 8 * 1024 * 1024
-            assert await until(lambda: not relay._live, 10)
+            assert await until(lambda: relay.connections == 0, 10)
             await _still_serves(port)
 
     run(main(), timeout=300)
@@ -266,6 +266,6 @@ def test_announced_giants_are_refused_at_the_header_with_bounded_memory(connecti
                 grown = tracemalloc.get_traced_memory()[1] - base
             assert codes == [1009] * connections
             assert grown < connections * 64 * 1024 + 4 * 1024 * 1024
-            assert await until(lambda: not relay._live, 10)
+            assert await until(lambda: relay.connections == 0, 10)
 
     run(main(), timeout=300)
