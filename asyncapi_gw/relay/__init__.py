@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from asyncapi_gw.relay.asgi import AsgiRelay
 from asyncapi_gw.relay.auth import ApiKeyInfo, AuthConfig, load_auth_config
 from asyncapi_gw.relay.closecode import CloseCode
 from asyncapi_gw.relay.config import RelayConfig
@@ -15,6 +16,7 @@ from asyncapi_gw.relay.server import Relay
 
 __all__ = [
     "ApiKeyInfo",
+    "AsgiRelay",
     "AuthConfig",
     "CloseCode",
     "Relay",

@@ -1,0 +1,140 @@
+"""What only the ASGI front has: the path under a mount, refusals on a server without the
+Denial Response extension, plain HTTP and lifespan, sharing an app with other routes, and a
+library that needs no ASGI package. The behaviours it shares with the listener are in
+test_fronts.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fronts import ASGI_FRONTS, MOUNT, mounted, server, uvicorn_server
+from relay_harness import api, backend, closed_code, http_get, run
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from asyncapi_gw.errors import RelayError
+from asyncapi_gw.relay import AsgiRelay
+from asyncapi_gw.relay.asgi import route_target
+
+ROOT = Path(__file__).resolve().parents[2]
+CLOSE = "Connection: close\r\n"  # the server ends the connection after its answer
+
+
+@pytest.mark.parametrize(
+    ("scope", "target"),
+    [
+        ({"path": "/chat/1.0/x", "query_string": b""}, "/chat/1.0/x"),
+        ({"path": "/gw/chat/1.0/x", "root_path": "/gw", "query_string": b"a=1"}, "/chat/1.0/x?a=1"),
+        # the raw path keeps the client's percent-encoding; the mount is removed from it
+        (
+            {"path": "/gw/chat/1.0/a b", "raw_path": b"/gw/chat/1.0/a%20b", "root_path": "/gw"},
+            "/chat/1.0/a%20b",
+        ),
+        # a root path that is not a whole segment of the path is not removed
+        ({"path": "/gwx/chat", "root_path": "/gw"}, "/gwx/chat"),
+        ({"path": "/gw", "root_path": "/gw"}, "/"),
+        # without a raw path, the decoded path is encoded again
+        ({"path": "/chat/1.0/a b"}, "/chat/1.0/a%20b"),
+    ],
+)
+def test_route_target_is_the_path_under_the_mount(scope: dict[str, Any], target: str) -> None:
+    assert route_target(scope) == target
+
+
+def _without_denial(app: Any) -> Any:
+    """``app`` as a server without the Denial Response extension runs it."""
+
+    async def stripped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope = {**scope, "extensions": {}}
+        await app(scope, receive, send)
+
+    return stripped
+
+
+def test_a_server_without_denial_responses_gets_close_4000_plus_the_status() -> None:
+    async def main() -> None:
+        relay = AsgiRelay([api("ws://127.0.0.1:9")])
+        async with uvicorn_server(_without_denial(relay)) as port:
+            async with connect(f"ws://127.0.0.1:{port}/nowhere") as ws:
+                assert await closed_code(ws) == (4404, "No API is served at /nowhere.")
+            async with connect(f"ws://127.0.0.1:{port}/chat/1.0/x") as ws:
+                code, reason = await closed_code(ws)
+                assert code == 4502
+                assert reason is not None
+                assert reason.startswith("cannot reach the backend")
+        assert relay.stats.rejections == {404: 1, 502: 1}
+
+    run(main())
+
+
+def test_long_refusal_reasons_are_cut_to_fit_a_close_frame() -> None:
+    async def main() -> None:
+        relay = AsgiRelay([api("ws://127.0.0.1:9")])
+        async with uvicorn_server(_without_denial(relay)) as port:
+            path = "/" + "x" * 300
+            async with connect(f"ws://127.0.0.1:{port}{path}") as ws:
+                code, reason = await closed_code(ws)
+        assert code == 4404
+        assert reason is not None
+        assert len(reason.encode()) == 123
+
+    run(main())
+
+
+@pytest.mark.parametrize("kind", ASGI_FRONTS)
+def test_plain_http_under_the_relay_is_426_as_on_the_listener(kind: str) -> None:
+    async def main() -> None:
+        relay = AsgiRelay([api("ws://127.0.0.1:9")])
+        app, base = mounted(kind, relay)
+        async with server(kind, app) as port:
+            for path in ("/chat/1.0/x", "/nowhere"):
+                status, head, body = await http_get(port, f"{base}{path}", CLOSE)
+                assert status == 426
+                assert "upgrade: websocket" in head.lower()
+                assert body == "426 Upgrade Required: only WebSocket upgrades are served here\n"
+
+    run(main())
+
+
+def test_the_relay_shares_a_fastapi_app_with_other_routes() -> None:
+    async def main() -> None:
+        async with backend() as b:
+            relay = AsgiRelay([api(b.url)])
+            app, base = mounted("uvicorn-sansio+fastapi", relay)
+            assert base == MOUNT
+            async with uvicorn_server(app) as port:
+                status, _, body = await http_get(port, "/health", CLOSE)
+                assert (status, body) == (200, '{"status":"ok"}')
+                # the relay routes under its mount only: the same path at the root is FastAPI's
+                with pytest.raises(InvalidStatus) as caught:
+                    async with connect(f"ws://127.0.0.1:{port}/chat/1.0/x"):
+                        pass
+                assert caught.value.response.status_code in (403, 404)
+                async with connect(f"ws://127.0.0.1:{port}{MOUNT}/chat/1.0/x") as ws:
+                    await ws.send("through the mount")
+                    assert await ws.recv() == "through the mount"
+
+    run(main())
+
+
+def test_an_invalid_configuration_is_a_relay_error() -> None:
+    with pytest.raises(RelayError, match="invalid relay configuration"):
+        AsgiRelay([], max_connections=0)
+    with pytest.raises(RelayError, match="invalid relay configuration"):
+        AsgiRelay([], no_such_option=1)
+
+
+def test_the_library_needs_no_asgi_package() -> None:
+    code = (
+        "import sys\n"
+        "for name in ('fastapi', 'starlette', 'uvicorn', 'hypercorn'):\n"
+        "    sys.modules[name] = None  # any import of it fails\n"
+        "from asyncapi_gw.relay import AsgiRelay\n"
+        "import asyncapi_gw.relay.asgi\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
