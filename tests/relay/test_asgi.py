@@ -5,17 +5,28 @@ test_fronts.py."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import websocket
 from fronts import ASGI_FRONTS, MOUNT, mounted, server, uvicorn_server
 from relay_harness import api, backend, closed_code, http_get, run
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.sync.server import ServerConnection, serve
 
+from asyncapi_gw.documents import read_document
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.relay import AsgiRelay
 from asyncapi_gw.relay.asgi import route_target
@@ -138,3 +149,82 @@ def test_the_library_needs_no_asgi_package() -> None:
         "import asyncapi_gw.relay.asgi\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.fixture
+def echo_backend() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A threaded websockets echo backend's URL, and the headers of each handshake."""
+    seen: list[dict[str, str]] = []
+
+    def handler(ws: ServerConnection) -> None:
+        if ws.request is not None:
+            seen.append(dict(ws.request.headers.raw_items()))
+        for message in ws:
+            ws.send(message)
+
+    with serve(handler, "127.0.0.1", 0) as echo:
+        thread = threading.Thread(target=echo.serve_forever, daemon=True)
+        thread.start()
+        yield f"ws://127.0.0.1:{echo.socket.getsockname()[1]}", seen
+        echo.shutdown()
+        thread.join(5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_fastapi_example_relays_with_the_shipped_keys(
+    tmp_path: Path, echo_backend: tuple[str, list[dict[str, str]]]
+) -> None:
+    """examples/fastapi_relay.py as a user runs it, driven by websocket-client."""
+    url, seen = echo_backend
+    doc = tmp_path / "chat.json"
+    doc.write_text(
+        json.dumps(
+            {
+                "asyncapi": "2.6.0",
+                "info": {"title": "Chat", "version": "1.0"},
+                "servers": {"production": {"url": url, "protocol": "ws"}},
+                "channels": {"/rooms/{room}": {"publish": {}, "subscribe": {}}},
+                "components": {
+                    "securitySchemes": {
+                        "key": {"type": "httpApiKey", "name": "apikey", "in": "header"}
+                    }
+                },
+            }
+        )
+    )
+    keys = read_document(ROOT / "examples" / "api-keys.yaml").data
+    key = next(iter(keys))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "fastapi_relay.py"), str(doc), str(port)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # the package under test
+    )
+    try:
+        health = f"http://127.0.0.1:{port}/health"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(health, timeout=1) as answer:
+                    assert json.load(answer) == {"status": "ok", "relayed": 0}
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the example did not start"
+                time.sleep(0.1)
+        base = f"ws://127.0.0.1:{port}/gw/chat/1.0/rooms/lobby"
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(base, timeout=5)
+        assert refused.value.status_code == 401
+        ws = websocket.create_connection(base, header=[f"apikey: {key}"], timeout=5)
+        ws.send("through FastAPI")
+        assert ws.recv() == "through FastAPI"
+        ws.close()
+        principal = json.loads(seen[0]["X-Asyncapi-Gw-Principal"])
+        assert principal["principal"] == keys[key]["name"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
