@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -41,12 +42,18 @@ from websockets.typing import Subprotocol
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import StreamingAPI
-from asyncapi_gw.relay.asgi_gate import Admitted, AsgiGate, Refused, Verdict
+from asyncapi_gw.relay.auth import AuthConfig
+from asyncapi_gw.relay.closecode import CloseCode, is_sendable
 from asyncapi_gw.relay.config import RelayConfig
-from asyncapi_gw.relay.metrics import Metrics, RelayStats
+from asyncapi_gw.relay.gate import Admission, Deliver, Discard, Gate, Refusal
+from asyncapi_gw.relay.handshake import RESERVED_HEADERS
+from asyncapi_gw.relay.metrics import RelayStats
+from asyncapi_gw.relay.reload import Drop, Keep, ReloadReport
 from asyncapi_gw.relay.stream import Close
 
-__all__ = ["AsgiRelay"]
+__all__ = ["REFUSAL_CLOSE_BASE", "AsgiRelay", "route_target"]
+
+log = logging.getLogger("asyncapi_gw.relay")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -54,15 +61,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 DENIAL_EXTENSION = "websocket.http.response"
-REFUSAL_CLOSE_BASE = 4000  # without the denial extension a refusal closes with 4000 + status
-# Close codes a close frame may carry (RFC 6455 section 7.4); others are not sent on.
-_SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+REFUSAL_CLOSE_BASE = 4000
+"""Without the Denial Response extension a refusal is close ``REFUSAL_CLOSE_BASE + status``."""
 # Codes websockets fails a connection with when the peer breaks the protocol.
-_PROTOCOL_ERRORS = frozenset({1002, 1007, 1009})
-
-
-def _sendable(code: int | None) -> bool:
-    return code is not None and (code in _SENDABLE or 3000 <= code <= 4999)
+_PROTOCOL_ERRORS = frozenset(
+    {CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA, CloseCode.MESSAGE_TOO_BIG}
+)
+_PLAIN_TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
 
 def _reason(text: str) -> str:
@@ -87,8 +92,8 @@ def route_target(scope: Scope) -> str:
 
 @attrs.frozen
 class _Ended:
-    """How the copy from one side ended: ``close`` is the frame that side sent or the fault
-    the relay found (``None``: the side was lost); ``fault`` the relay closes it for cause."""
+    """How the copy from one side ended: ``close`` is the code and reason of the close that
+    side sent (``None``: it was lost); ``fault`` the relay's reason to close it."""
 
     from_client: bool
     close: tuple[int, str] | None
@@ -96,12 +101,12 @@ class _Ended:
 
 
 class _Connection:
-    """One accepted client and its backend."""
+    """One accepted client: its gate admission, its backend, and once the relay closes it
+    for its own reasons (shutdown, reload, expiry, idleness), the code and reason."""
 
-    def __init__(self, admitted: Admitted, backend: ClientConnection, peer: str) -> None:
-        self.admitted = admitted
+    def __init__(self, admission: Admission, backend: ClientConnection) -> None:
+        self.admission = admission
         self.backend = backend
-        self.peer = peer
         self.dropped: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
         self.last_data = time.monotonic()
 
@@ -114,9 +119,9 @@ class AsgiRelay:
     """The relay as an ASGI 3 application (``websocket``, ``http`` and ``lifespan`` scopes).
 
     ``AsgiRelay(apis, config=..., **options)`` takes the same :class:`RelayConfig` as
-    :class:`~asyncapi_gw.relay.Relay`; the listener options (ports, TLS, admin, access log,
-    ping interval) are the server's business and are not read. Raises :class:`RelayError` for
-    an invalid configuration or duplicate gateway paths. A plain ``http`` request gets 426.
+    :class:`~asyncapi_gw.relay.Relay`; what the server owns is not read (ports, TLS, the admin
+    listener, the access log, the client-side ping). Raises :class:`RelayError` for an invalid
+    configuration or duplicate gateway paths. A plain ``http`` request gets 426.
     """
 
     def __init__(
@@ -127,31 +132,62 @@ class AsgiRelay:
         **options: Any,
     ) -> None:
         try:
-            self.config = attrs.evolve(config or RelayConfig(), **options)
+            config = attrs.evolve(config or RelayConfig(), **options)
         except (TypeError, ValueError) as exc:
             raise RelayError(f"invalid relay configuration: {exc}") from None
-        self._gate = AsgiGate(apis, self.config)
-        self._metrics = Metrics()
+        self._gate = Gate(apis, config)
+        for warning in self._gate.warnings():
+            log.warning("%s", warning)
         self._open: set[_Connection] = set()
-        self._pending = 0
-        self._closing = False
+
+    @property
+    def config(self) -> RelayConfig:
+        return self._gate.config
+
+    @property
+    def apis(self) -> tuple[StreamingAPI, ...]:
+        return self._gate.apis
 
     @property
     def stats(self) -> RelayStats:
-        return self._metrics.stats(())
+        """Connections, refusals and close codes so far (messages are not counted here)."""
+        return self._gate.metrics.stats(())
 
     def metrics_text(self) -> str:
-        """The Prometheus text of the relay's counters (as the listener's ``/metrics``)."""
-        return self._metrics.render(())
+        """The Prometheus text of :attr:`stats`, as the listener's ``/metrics`` serves it."""
+        return self._gate.metrics.render(())
+
+    def reload(
+        self, apis: Iterable[StreamingAPI] | None = None, *, auth: AuthConfig | None = None
+    ) -> ReloadReport:
+        """Serve ``apis`` and authenticate with ``auth`` from now on (``None``: unchanged),
+        and judge every open connection again as :meth:`Relay.reload
+        <asyncapi_gw.relay.Relay.reload>` does (1012 for a changed route or backend, 4001 for
+        a credential no longer accepted). Raises :class:`RelayError`, and changes nothing,
+        when the new APIs or credentials are invalid. Call it on the server's event loop."""
+        gate = self._gate
+        gate.reload(apis, auth=auth)
+        for warning in gate.warnings():
+            log.warning("%s", warning)
+        verdicts: list[Keep | Drop] = []
+        for connection in list(self._open):
+            verdict = gate.rejudge(connection.admission, compressed=False)
+            if isinstance(verdict, Drop):
+                connection.drop(verdict.code, verdict.reason)
+            verdicts.append(verdict)
+        return ReloadReport.tally(verdicts)
 
     async def aclose(self) -> None:
         """Refuse new upgrades (503) and close every relayed connection with 1001; waits up to
-        ``drain_timeout`` for them to end."""
-        self._closing = True
+        ``drain_timeout`` for them to end. Run at the ASGI lifespan's shutdown; an app that
+        mounts the relay calls it from its own lifespan."""
+        self._gate.close()
         for connection in list(self._open):
-            connection.drop(1001, "relay shutting down")
-        deadline = time.monotonic() + self.config.drain_timeout
-        while self._open and time.monotonic() < deadline:
+            connection.drop(CloseCode.GOING_AWAY, "relay shutting down")
+        ended = [c.dropped for c in self._open]
+        if ended:
+            await asyncio.wait(ended, timeout=self.config.drain_timeout)
+        while self._open:  # the close handshakes
             await asyncio.sleep(0.01)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -175,7 +211,8 @@ class AsgiRelay:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, send: Send) -> None:
+    @staticmethod
+    async def _http(send: Send) -> None:
         """A request that is no upgrade: 426, as the listener answers it."""
         body = b"426 Upgrade Required: only WebSocket upgrades are served here\n"
         await send(
@@ -183,7 +220,7 @@ class AsgiRelay:
                 "type": "http.response.start",
                 "status": 426,
                 "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
+                    _PLAIN_TEXT,
                     (b"content-length", str(len(body)).encode()),
                     (b"upgrade", b"websocket"),
                     (b"connection", b"Upgrade"),
@@ -196,88 +233,52 @@ class AsgiRelay:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
-            return  # the client left before the server handed over the connection
+            return  # the client left before the server handed the connection over
+        gate = self._gate
         client = scope.get("client")
-        peer = str(client[0]) if client else "local"
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
-        decision = self._gate.admit(route_target(scope), headers, peer)
-        if isinstance(decision, Refused):
-            await self._refuse(scope, send, decision)
-            return
-        limit = self.config.max_connections
-        if self._closing:
-            await self._refuse(scope, send, Refused(503, "the relay is shutting down"))
-            return
-        if limit is not None and len(self._open) + self._pending >= limit:
-            await self._refuse(scope, send, Refused(503, "too many connections"))
-            return
-        self._pending += 1
-        try:
-            dialled = await self._dial(decision, scope, headers, peer)
-        finally:
-            self._pending -= 1
-        if isinstance(dialled, Refused):
-            await self._refuse(scope, send, dialled)
-            return
-        connection = _Connection(decision, dialled, peer)
-        try:
-            await send({"type": "websocket.accept", "subprotocol": dialled.subprotocol})
-        except (OSError, RuntimeError):  # the client left while the backend was dialled
-            await dialled.close(1001, "client went away")
-            return
-        self._open.add(connection)
-        self._metrics.opened(decision.api_name)
-        code = 1006
-        try:
-            code = await self._relay(connection, receive, send)
-        finally:
-            self._open.discard(connection)
-            self._gate.release(decision)
-            self._metrics.closed(code, ())
-
-    async def _refuse(self, scope: Scope, send: Send, refused: Refused) -> None:
-        self._metrics.rejected(refused.status)
-        if DENIAL_EXTENSION in (scope.get("extensions") or {}):
-            body = (refused.reason.rstrip("\n") + "\n").encode()
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": refused.status,
-                    "headers": [
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(body)).encode()),
-                        *((n.encode("latin-1"), v.encode("latin-1")) for n, v in refused.headers),
-                    ],
-                }
-            )
-            await send({"type": "websocket.http.response.body", "body": body})
-            return
-        await send({"type": "websocket.accept"})
-        await send(
-            {
-                "type": "websocket.close",
-                "code": REFUSAL_CLOSE_BASE + refused.status,
-                "reason": _reason(refused.reason),
-            }
+        headers = _request_headers(scope)
+        admission = gate.admit(
+            route_target(scope), headers, peer=str(client[0]) if client else "local"
         )
+        if isinstance(admission, Refusal):
+            await _refuse(scope, send, admission)
+            return
+        code: int | None = None
+        try:
+            backend = await self._dial(admission, scope, headers)
+            if isinstance(backend, Refusal):
+                await _refuse(scope, send, backend)
+                return
+            refusal = gate.accept(admission, compressed=False)
+            if refusal is not None:  # a reload came while the backend was dialled
+                await backend.close(CloseCode.GOING_AWAY, "relay refused the client")
+                await _refuse(scope, send, refusal)
+                return
+            try:
+                await send({"type": "websocket.accept", "subprotocol": backend.subprotocol})
+            except OSError:  # the client left while the backend was dialled
+                await backend.close(CloseCode.GOING_AWAY, "client went away")
+                return
+            connection = _Connection(admission, backend)
+            self._open.add(connection)
+            try:
+                code = await self._relay(connection, receive, send)
+            finally:
+                self._open.discard(connection)
+        finally:
+            gate.release(admission, code)
 
     async def _dial(
-        self, admitted: Admitted, scope: Scope, headers: list[tuple[str, str]], peer: str
-    ) -> ClientConnection | Refused:
+        self, admission: Admission, scope: Scope, headers: list[tuple[str, str]]
+    ) -> ClientConnection | Refusal:
+        """The backend's connection, its handshake complete; else a 502 or 504."""
         config = self.config
-        offered = [Subprotocol(p) for p in scope.get("subprotocols") or ()]
-        forwarded = self._gate.backend_headers(admitted, headers)
-        forwarded.append(("X-Forwarded-For", peer))
-        forwarded.append(("X-Forwarded-Proto", "wss" if scope.get("scheme") == "wss" else "ws"))
-        host = next((v for n, v in headers if n.lower() == "host"), None)
-        if host is not None:
-            forwarded.append(("X-Forwarded-Host", host))
         try:
             return await connect(
-                admitted.backend_url,
-                subprotocols=offered or None,
-                additional_headers=forwarded,
-                compression="deflate" if config.compression else None,
+                admission.backend_url,
+                subprotocols=[Subprotocol(p) for p in admission.subprotocols] or None,
+                additional_headers=_backend_headers(admission, scope, headers, config),
+                compression="deflate" if admission.offer_compression else None,
                 open_timeout=config.open_timeout,
                 max_size=config.max_message_size,
                 ping_interval=config.ping_interval,
@@ -286,30 +287,28 @@ class AsgiRelay:
                 user_agent_header=None,
             )
         except TimeoutError:
-            return Refused(504, "the backend did not complete its handshake in time")
+            return self._gate.refuse(504, "the backend did not complete its handshake in time")
         except InvalidStatus as exc:
-            response = exc.response
-            return Refused(
-                502, f"backend refused the upgrade: {response.status_code} {response.reason_phrase}"
-            )
+            answer = exc.response
+            why = f"backend refused the upgrade: {answer.status_code} {answer.reason_phrase}"
+            return self._gate.refuse(502, why)
         except (OSError, InvalidHandshake) as exc:
-            return Refused(502, f"cannot reach the backend: {exc}")
+            return self._gate.refuse(502, f"cannot reach the backend: {exc}")
 
     async def _relay(self, connection: _Connection, receive: Receive, send: Send) -> int:
-        """Copy both ways until a side ends; close the other as the listener does. Returns
-        the close code the client got or sent."""
+        """Copy both ways until a side ends, then close the other as the listener does.
+        Returns the close code of the client's connection."""
         backend = connection.backend
         client_copy = asyncio.ensure_future(self._from_client(connection, receive, send))
         backend_copy = asyncio.ensure_future(self._from_backend(connection, send))
         waits: set[asyncio.Future[Any]] = {client_copy, backend_copy, connection.dropped}
         try:
-            while True:
-                done, _ = await asyncio.wait(
-                    waits, timeout=self._next_timer(connection), return_when="FIRST_COMPLETED"
-                )
-                if done:
-                    break
-                self._timer_fired(connection)
+            done: set[asyncio.Future[Any]] = set()
+            while not done:
+                timeout = self._next_timer(connection)
+                done, _ = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
+                if not done:
+                    self._timer_fired(connection)
         finally:
             for task in (client_copy, backend_copy):
                 task.cancel()
@@ -317,104 +316,163 @@ class AsgiRelay:
                     await task
         if connection.dropped.done():
             code, reason = connection.dropped.result()
-            await asyncio.gather(
-                self._close_client(send, code, reason), backend.close(code, reason)
-            )
+            await asyncio.gather(_close_client(send, code, reason), backend.close(code, reason))
             return code
-        ended: _Ended = (client_copy if client_copy in done else backend_copy).result()
         connection.dropped.cancel()
+        ended: _Ended = (client_copy if client_copy in done else backend_copy).result()
         if ended.fault is not None:
             to_client, to_backend = ended.fault.closes(from_client=ended.from_client)
-            await asyncio.gather(self._close_client(send, *to_client), backend.close(*to_backend))
+            await asyncio.gather(_close_client(send, *to_client), backend.close(*to_backend))
             return to_client[0]
-        if ended.from_client:  # the client closed or was lost
-            if ended.close is None or ended.close[0] in (1006, 1015):
-                await backend.close(1001, "client went away")
-                return 1006
+        if ended.from_client:
+            if ended.close is None or ended.close[0] in (
+                CloseCode.ABNORMAL_CLOSURE,
+                CloseCode.TLS_HANDSHAKE,
+            ):
+                await backend.close(CloseCode.GOING_AWAY, "client went away")
+                return CloseCode.ABNORMAL_CLOSURE
             code, reason = ended.close
-            if _sendable(code):
+            if is_sendable(code):
                 await backend.close(code, reason)
-            else:
+            else:  # 1005: a close frame without a code
                 await backend.close()
             return code
-        if ended.close is None:  # the backend was lost
-            await self._close_client(send, 1014, "backend connection lost")
-            return 1014
+        if ended.close is None:
+            await _close_client(send, CloseCode.BAD_GATEWAY, "backend connection lost")
+            return CloseCode.BAD_GATEWAY
         code, reason = ended.close
-        if not _sendable(code):
-            code, reason = 1000, ""
-        await self._close_client(send, code, reason)
+        if not is_sendable(code):
+            code, reason = CloseCode.NORMAL_CLOSURE, ""
+        await _close_client(send, code, reason)
         return code
 
     def _next_timer(self, connection: _Connection) -> float | None:
-        """Seconds until the token expires or the connection is idle, whichever comes first."""
+        """Seconds until the credential expires or the connection is idle, whichever first."""
         delays = []
-        expires_at = connection.admitted.expires_at
-        if expires_at is not None:
-            delays.append(expires_at - time.time())
+        expires_in = self._gate.expires_in(connection.admission)
+        if expires_in is not None:
+            delays.append(expires_in)
         idle = self.config.idle_timeout
         if idle is not None:
             delays.append(connection.last_data + idle - time.monotonic())
         return max(0.0, min(delays)) if delays else None
 
     def _timer_fired(self, connection: _Connection) -> None:
-        expires_at = connection.admitted.expires_at
-        if expires_at is not None and time.time() >= expires_at:
-            connection.drop(4001, "token expired")
+        if self._gate.expires_in(connection.admission) == 0:
+            connection.drop(CloseCode.REVOKED, "token expired")
         idle = self.config.idle_timeout
         if idle is not None and time.monotonic() - connection.last_data >= idle:
-            connection.drop(1001, "idle timeout")
-
-    @staticmethod
-    async def _close_client(send: Send, code: int, reason: str) -> None:
-        with contextlib.suppress(OSError, RuntimeError):  # the client may be gone already
-            await send({"type": "websocket.close", "code": code, "reason": _reason(reason)})
+            connection.drop(CloseCode.GOING_AWAY, "idle timeout")
 
     async def _from_client(self, connection: _Connection, receive: Receive, send: Send) -> _Ended:
-        backend = connection.backend
+        gate, admission, backend = self._gate, connection.admission, connection.backend
         while True:
             message = await receive()
-            if message["type"] == "websocket.disconnect":
-                code = message.get("code", 1005)
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                code = message.get("code", CloseCode.NO_STATUS_RCVD)
                 return _Ended(True, (int(code), str(message.get("reason") or "")))
-            if message["type"] != "websocket.receive":
+            if kind != "websocket.receive":
                 continue
+            connection.last_data = time.monotonic()
             text = message.get("text")
             data: str | bytes = text if text is not None else message.get("bytes") or b""
-            connection.last_data = time.monotonic()
-            verdict = self._gate.judge(connection.admitted, data, from_client=True)
-            if verdict is Verdict.FORWARD:
+            payload = data.encode() if isinstance(data, str) else data
+            verdict = gate.verdict(
+                admission, from_client=True, text=text is not None, payload=payload
+            )
+            if type(verdict) is Deliver:
                 try:
                     await backend.send(data)
                 except ConnectionClosed as exc:
-                    return self._backend_closed(exc)
+                    return _backend_closed(exc)
+            elif isinstance(verdict, Discard):
+                if verdict.reply is not None:
+                    await send({"type": "websocket.send", "text": verdict.reply})
             elif isinstance(verdict, Close):
                 return _Ended(True, None, verdict)
-            elif isinstance(verdict, str):  # a reply to the client (the throttling notice)
-                await send({"type": "websocket.send", "text": verdict})
 
     async def _from_backend(self, connection: _Connection, send: Send) -> _Ended:
-        backend = connection.backend
+        gate, admission, backend = self._gate, connection.admission, connection.backend
         try:
             async for data in backend:
                 connection.last_data = time.monotonic()
-                verdict = self._gate.judge(connection.admitted, data, from_client=False)
-                if verdict is Verdict.FORWARD:
-                    key = "text" if isinstance(data, str) else "bytes"
+                text = isinstance(data, str)
+                payload = data.encode() if isinstance(data, str) else data
+                verdict = gate.verdict(admission, from_client=False, text=text, payload=payload)
+                if type(verdict) is Deliver:
                     try:
-                        await send({"type": "websocket.send", key: data})
-                    except (OSError, RuntimeError):
+                        await send({"type": "websocket.send", "text" if text else "bytes": data})
+                    except OSError:  # the client is gone: its disconnect ends the relay
                         return _Ended(True, None)
                 elif isinstance(verdict, Close):
                     return _Ended(False, None, verdict)
         except ConnectionClosed as exc:
-            return self._backend_closed(exc)
+            return _backend_closed(exc)
         frame = backend.protocol.close_rcvd  # the backend closed cleanly
         return _Ended(False, None if frame is None else (frame.code, frame.reason))
 
-    @staticmethod
-    def _backend_closed(exc: ConnectionClosed) -> _Ended:
-        sent, rcvd = exc.sent, exc.rcvd
-        if rcvd is None and sent is not None and sent.code in _PROTOCOL_ERRORS:
-            return _Ended(False, None, Close(sent.code, sent.reason))  # websockets failed it
-        return _Ended(False, None if rcvd is None else (rcvd.code, rcvd.reason))
+
+def _request_headers(scope: Scope) -> list[tuple[str, str]]:
+    """The upgrade request's headers; the offered subprotocols from the scope's
+    ``subprotocols`` when its headers lack them (uvicorn's wsproto server removes the
+    handshake's own headers)."""
+    headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
+    offered = scope.get("subprotocols")
+    if offered and all(name.lower() != "sec-websocket-protocol" for name, _ in headers):
+        headers.append(("Sec-WebSocket-Protocol", ", ".join(offered)))
+    return headers
+
+
+def _backend_closed(exc: ConnectionClosed) -> _Ended:
+    sent, rcvd = exc.sent, exc.rcvd
+    if rcvd is None and sent is not None and sent.code in _PROTOCOL_ERRORS:
+        return _Ended(False, None, Close(sent.code, sent.reason))  # websockets failed it
+    return _Ended(False, None if rcvd is None else (rcvd.code, rcvd.reason))
+
+
+def _backend_headers(
+    admission: Admission, scope: Scope, headers: list[tuple[str, str]], config: RelayConfig
+) -> list[tuple[str, str]]:
+    """What the backend request carries besides the handshake: the client's headers on the
+    ``forward_headers`` allow-list, the relay's own (the principal header) and
+    ``X-Forwarded-For``/``-Proto``/``-Host``, as the listener sends them."""
+    own = list(admission.backend_headers)
+    allowed = {name.lower() for name in config.forward_headers} - RESERVED_HEADERS
+    allowed -= {name.lower() for name, _ in own}
+    out = [(name, value) for name, value in headers if name.lower() in allowed]
+    out += own
+    out.append(("X-Forwarded-For", admission.peer))
+    out.append(("X-Forwarded-Proto", "wss" if scope.get("scheme") == "wss" else "ws"))
+    host = next((value for name, value in headers if name.lower() == "host"), None)
+    if host is not None:
+        out.append(("X-Forwarded-Host", host))
+    return out
+
+
+async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
+    """Answer a refused upgrade with its HTTP status (the Denial Response extension), or,
+    on a server without the extension, accept and close with ``4000 + status``."""
+    if DENIAL_EXTENSION in (scope.get("extensions") or {}):
+        body = (refusal.reason.rstrip("\n") + "\n").encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": refusal.status,
+                "headers": [
+                    _PLAIN_TEXT,
+                    (b"content-length", str(len(body)).encode()),
+                    *((n.encode("latin-1"), v.encode("latin-1")) for n, v in refusal.headers),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "websocket.accept"})
+    code = REFUSAL_CLOSE_BASE + refusal.status
+    await send({"type": "websocket.close", "code": code, "reason": _reason(refusal.reason)})
+
+
+async def _close_client(send: Send, code: int, reason: str) -> None:
+    with contextlib.suppress(OSError, RuntimeError):  # the client may be gone already
+        await send({"type": "websocket.close", "code": code, "reason": _reason(reason)})

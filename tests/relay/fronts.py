@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import attrs
@@ -35,13 +35,20 @@ _UVICORN_WS = {"uvicorn": "websockets", "uvicorn-sansio": "websockets-sansio"}
 
 @attrs.frozen
 class Served:
-    """A running front: its ``port``, the ``base`` path it is mounted under, and how it
-    shuts down (the listener's ``close()``, the ASGI app's ``aclose()``)."""
+    """A running front: its ``port``, the ``base`` path it is mounted under, and the relay
+    object behind it (:class:`Relay` or :class:`AsgiRelay`: ``reload``, ``stats``)."""
 
     kind: str
     port: int
     base: str
-    shutdown: Callable[[], Awaitable[None]]
+    relay: Relay | AsgiRelay
+
+    async def shutdown(self) -> None:
+        """The listener's ``close()``, the ASGI app's ``aclose()``."""
+        if isinstance(self.relay, Relay):
+            await self.relay.close()
+        else:
+            await self.relay.aclose()
 
     def path(self, gateway_path: str) -> str:
         return self.base + gateway_path
@@ -137,9 +144,9 @@ async def front(kind: str, apis: Iterable[StreamingAPI], **options: Any) -> Asyn
     """Serve ``apis`` through the front ``kind`` (one of :data:`FRONTS`)."""
     if kind == "listener":
         async with Relay(apis, ws_port=0, **options) as relay:
-            yield Served(kind, relay.ports["ws"], "", relay.close)
+            yield Served(kind, relay.ports["ws"], "", relay)
         return
     asgi = AsgiRelay(apis, **options)
     app, base = mounted(kind, asgi)
     async with server(kind, app) as port:
-        yield Served(kind, port, base, asgi.aclose)
+        yield Served(kind, port, base, asgi)

@@ -394,6 +394,57 @@ async def shutdown_closes_relayed_connections_1001(kind: str) -> None:
         assert b.closes == [1001]
 
 
+@case
+async def reload_closes_changed_apis_1012_and_keeps_the_rest(kind: str) -> None:
+    async with backend() as b:
+        chat, feed = api(b.url), api(b.url, name="Feed", context="/feed")
+        async with (
+            front(kind, [chat, feed]) as served,
+            client(served, "/chat/1.0/x") as kept,
+            client(served, "/feed/1.0/x") as changed,
+        ):
+            new_feed = api(b.url, name="Feed", context="/feed", version="2.0")
+            report = served.relay.reload([chat, new_feed])
+            assert report.kept == 1
+            assert (await closed_code(changed))[0] == 1012
+            await kept.send("still relayed")
+            assert await kept.recv() == "still relayed"
+            assert (await refusal(served, "/feed/1.0/x"))[0] == 404
+            async with client(served, "/feed/2.0/x") as ws:
+                await ws.send("v2")
+                assert await ws.recv() == "v2"
+
+
+@case
+async def a_revoked_key_closes_its_connections_4001(kind: str) -> None:
+    keyed = AuthConfig(api_keys={"k-1": ApiKeyInfo(), "k-2": ApiKeyInfo()})
+    async with (
+        backend() as b,
+        front(kind, [_keyed_api(b.url)], auth=keyed) as served,
+        client(served, "/chat/1.0/open?apikey=k-1") as revoked,
+        client(served, "/chat/1.0/open?apikey=k-2") as kept,
+    ):
+        served.relay.reload(auth=AuthConfig(api_keys={"k-2": ApiKeyInfo()}))
+        assert (await closed_code(revoked))[0] == 4001
+        await kept.send("k-2 still holds")
+        assert await kept.recv() == "k-2 still holds"
+        assert (await refusal(served, "/chat/1.0/open?apikey=k-1"))[0] == 401
+
+
+@case
+async def refusals_and_close_codes_are_counted(kind: str) -> None:
+    async with backend() as b, front(kind, [api(b.url)]) as served:
+        assert (await refusal(served, "/nowhere"))[0] == 404
+        async with client(served, "/chat/1.0/x") as ws:
+            await ws.close(4100, "done")
+        await until(lambda: served.relay.stats.connections_open == 0)
+        stats = served.relay.stats
+        assert stats.rejections == {404: 1}
+        assert stats.connections_total == 1
+        # hypercorn reports every close a client starts as 1006
+        assert stats.close_codes == {1006 if kind.startswith("hypercorn") else 4100: 1}
+
+
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("kind", FRONTS)
 def test_front(kind: str, name: str) -> None:
