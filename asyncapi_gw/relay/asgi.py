@@ -107,7 +107,9 @@ class _Connection:
     def __init__(self, admission: Admission, backend: ClientConnection) -> None:
         self.admission = admission
         self.backend = backend
-        self.dropped: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.dropped: asyncio.Future[tuple[int, str]] = loop.create_future()
+        self.finished: asyncio.Future[None] = loop.create_future()  # both sides closed
         self.last_data = time.monotonic()
 
     def drop(self, code: int, reason: str) -> None:
@@ -182,13 +184,12 @@ class AsgiRelay:
         ``drain_timeout`` for them to end. Run at the ASGI lifespan's shutdown; an app that
         mounts the relay calls it from its own lifespan."""
         self._gate.close()
-        for connection in list(self._open):
+        open_now = list(self._open)
+        for connection in open_now:
             connection.drop(CloseCode.GOING_AWAY, "relay shutting down")
-        ended = [c.dropped for c in self._open]
-        if ended:
-            await asyncio.wait(ended, timeout=self.config.drain_timeout)
-        while self._open:  # the close handshakes
-            await asyncio.sleep(0.01)
+        if open_now:
+            finished = [c.finished for c in open_now]
+            await asyncio.wait(finished, timeout=self.config.drain_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -265,6 +266,7 @@ class AsgiRelay:
                 code = await self._relay(connection, receive, send)
             finally:
                 self._open.discard(connection)
+                connection.finished.set_result(None)
         finally:
             gate.release(admission, code)
 
@@ -386,9 +388,11 @@ class AsgiRelay:
                     await backend.send(data)
                 except ConnectionClosed as exc:
                     return _backend_closed(exc)
-            elif isinstance(verdict, Discard):
-                if verdict.reply is not None:
+            elif isinstance(verdict, Discard) and verdict.reply is not None:
+                try:
                     await send({"type": "websocket.send", "text": verdict.reply})
+                except OSError:  # the client is gone: its disconnect comes next
+                    continue
             elif isinstance(verdict, Close):
                 return _Ended(True, None, verdict)
 
@@ -428,6 +432,8 @@ def _backend_closed(exc: ConnectionClosed) -> _Ended:
     sent, rcvd = exc.sent, exc.rcvd
     if rcvd is None and sent is not None and sent.code in _PROTOCOL_ERRORS:
         return _Ended(False, None, Close(sent.code, sent.reason))  # websockets failed it
+    if rcvd is None and sent is not None and sent.code == CloseCode.INTERNAL_ERROR:
+        return _Ended(False, (sent.code, sent.reason))  # no pong in time: 1011 to the client
     return _Ended(False, None if rcvd is None else (rcvd.code, rcvd.reason))
 
 

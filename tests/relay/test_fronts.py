@@ -364,6 +364,22 @@ async def idle_connections_close_1001(kind: str) -> None:
 
 
 @case
+async def a_backend_silent_past_the_ping_timeout_closes_the_client_1011(kind: str) -> None:
+    heard = asyncio.Event()
+
+    async def deaf(ws: ServerConnection) -> None:
+        ws.transport.pause_reading()  # pings go unanswered
+        await heard.wait()
+        ws.transport.resume_reading()  # and it learns the relay hung up
+
+    options = {"ping_interval": 0.1, "ping_timeout": 0.3, "close_timeout": 0.3}
+    async with backend(deaf) as b, front(kind, [api(b.url)], **options) as served:
+        async with client(served, "/chat/1.0/x") as ws:
+            assert (await closed_code(ws))[0] == 1011
+        heard.set()
+
+
+@case
 async def principal_and_allowed_headers_reach_the_backend(kind: str) -> None:
     auth = AuthConfig(api_keys={"k-1": ApiKeyInfo(name="alice")})
     options = {"auth": auth, "principal_header": "X-Who", "forward_headers": ["X-Trace"]}
