@@ -228,3 +228,32 @@ def test_the_fastapi_example_relays_with_the_shipped_keys(
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
+
+
+def test_the_readme_fastapi_snippet_relays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, echo_backend: tuple[str, list[dict[str, str]]]
+) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### In a FastAPI or Starlette app (ASGI)") :]
+    snippet = section[section.index("```python\n") + 10 : section.index("\n```\n")]
+    assert len(snippet.splitlines()) <= 15
+    url, _ = echo_backend
+    (tmp_path / "chat.yaml").write_text(
+        "asyncapi: 2.6.0\n"
+        "info: {title: Chat, version: '1.0'}\n"
+        f"servers: {{production: {{url: '{url}', protocol: ws}}}}\n"
+        "channels: {/rooms/lobby: {publish: {}, subscribe: {}}}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102
+
+    async def main() -> None:
+        async with (
+            uvicorn_server(namespace["app"]) as port,
+            connect(f"ws://127.0.0.1:{port}/gw/chat/1.0/rooms/lobby") as ws,
+        ):
+            await ws.send("from the README")
+            assert await ws.recv() == "from the README"
+
+    run(main())
