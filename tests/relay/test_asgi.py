@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 import websocket
-from fronts import ASGI_FRONTS, MOUNT, mounted, server, uvicorn_server
+from asgi_servers import MOUNT, mounted, server, uvicorn_server
+from fronts import ASGI_FRONTS
 from relay_harness import api, backend, closed_code, http_get, run
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
