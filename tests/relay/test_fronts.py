@@ -114,6 +114,8 @@ async def close_codes_and_reasons_pass_both_ways(kind: str) -> None:
             await ws.close(4321, "client says bye")
         await until(lambda: len(b.closes) == 2)
         assert b.closes[1] == passed_on(kind, 4321)
+        if passed_on(kind, 4321) == 4321:
+            assert b.connections[1].close_reason == "client says bye"
 
 
 @case
@@ -147,6 +149,7 @@ async def api_keys_in_header_or_query_401_403_never_forwarded(kind: str) -> None
             pass
         assert b.paths == ["/?room=7", "/"]
         assert all("apikey" not in {k.lower() for k in h} for h in b.headers)
+        assert served.relay.stats.rejections == {401: 2, 403: 1}
 
 
 @case
@@ -179,6 +182,7 @@ async def token_expiring_mid_connection_closes_4001(kind: str) -> None:
 async def unreachable_backend_is_502(kind: str) -> None:
     async with front(kind, [api(f"ws://127.0.0.1:{_free_port()}")]) as served:
         assert (await refusal(served, "/chat/1.0/x"))[0] == 502
+        assert served.relay.stats.rejections == {502: 1}
 
 
 @case
@@ -241,13 +245,12 @@ async def backend_lost_closes_the_client_1014(kind: str) -> None:
         await ws.recv()
         ws.transport.abort()
 
-    async with (
-        backend(dies) as b,
-        front(kind, [api(b.url)]) as served,
-        client(served, "/chat/1.0/x") as ws,
-    ):
-        await ws.send("bye")
-        assert await closed_code(ws) == (1014, "backend connection lost")
+    async with backend(dies) as b, front(kind, [api(b.url)]) as served:
+        async with client(served, "/chat/1.0/x") as ws:
+            await ws.send("bye")
+            assert await closed_code(ws) == (1014, "backend connection lost")
+        await until(lambda: served.relay.stats.connections_open == 0)
+        assert served.relay.stats.close_codes == {1014: 1}
 
 
 @case
@@ -259,6 +262,7 @@ async def client_lost_closes_the_backend_1001(kind: str) -> None:
             ws.transport.abort()
         await until(lambda: bool(b.closes))
         assert b.closes == [passed_on(kind, None)]
+        await until(lambda: served.relay.stats.connections_open == 0)
 
 
 @case
@@ -405,7 +409,8 @@ async def shutdown_closes_relayed_connections_1001(kind: str) -> None:
             await ws.send("x")
             await ws.recv()
             await served.shutdown()
-            assert (await closed_code(ws))[0] == 1001
+            assert await closed_code(ws) == (1001, "relay shutting down")
+            assert served.relay.stats.connections_open == 0
         await until(lambda: bool(b.closes))
         assert b.closes == [1001]
 
