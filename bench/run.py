@@ -314,14 +314,38 @@ def relay_loop_variants(cmd: list[str]) -> list[tuple[str, list[str]]] | str:
     return [("relay", [])]
 
 
-def start_relay(
-    workdir: Path, backend_port: int, name: str, cmd: list[str], extra: list[str]
-) -> Target | str:
+def relay_files(workdir: Path, backend_port: int) -> tuple[Path, Path]:
+    """The bench document and its API keys file, written into ``workdir``."""
     doc = workdir / "bench-api.json"
     doc.write_text(json.dumps(relay_document(backend_port), indent=2))
     keys = workdir / "api-keys.yaml"
     # JSON is YAML: the file reads the same whichever parser the relay uses.
     keys.write_text(json.dumps({API_KEY: {"scopes": [], "environment": "production"}}) + "\n")
+    return doc, keys
+
+
+def start_listening(argv: list[str], log_path: Path) -> tuple[subprocess.Popen[bytes], str] | str:
+    """Start ``argv`` with its output in ``log_path`` and wait (30 s at most) for its
+    ``listening on ws://`` line: the process and that line, or what it printed instead."""
+    log = log_path.open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if b"listening on ws://" in log_path.read_bytes():
+            break
+        time.sleep(0.1)
+    text = log_path.read_text(errors="replace")
+    if proc.poll() is not None or "listening on ws://" not in text:
+        stop(proc)
+        log.close()
+        return text.strip()[-600:] or "no output"
+    return proc, text[text.index("listening on ws://") :].splitlines()[0]
+
+
+def start_relay(
+    workdir: Path, backend_port: int, name: str, cmd: list[str], extra: list[str]
+) -> Target | str:
+    doc, keys = relay_files(workdir, backend_port)
     port = free_port()
     argv = [
         "taskset",
@@ -344,19 +368,10 @@ def start_relay(
         "close",
         *extra,
     ]
-    log_path = workdir / f"{name}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        if b"listening on ws://" in log_path.read_bytes():
-            break
-        time.sleep(0.1)
-    text = log_path.read_text(errors="replace")
-    if proc.poll() is not None or "listening on ws://" not in text:
-        stop(proc)
-        log.close()
-        return f"`asyncapi-gw serve` did not start: {text.strip()[-600:] or 'no output'}"
+    started = start_listening(argv, workdir / f"{name}.log")
+    if isinstance(started, str):
+        return f"`asyncapi-gw serve` did not start: {started}"
+    proc, _ = started
     note = " ".join(extra) or "default loop"
     return Target(
         name, port, "/bench/1.0.0/echo", [f"apikey: {API_KEY}"], proc.pid, note=note, procs=[proc]
@@ -370,32 +385,18 @@ def start_asgi(workdir: Path, backend_port: int, name: str, ws: str) -> Target |
         return "uvicorn and fastapi are not installed (pip install -e '.[test]')"
     port = free_port()
     if name == "asgi":
-        doc, keys = workdir / "bench-api.json", workdir / "api-keys.yaml"
-        doc.write_text(json.dumps(relay_document(backend_port), indent=2))
-        keys.write_text(json.dumps({API_KEY: {"scopes": [], "environment": "production"}}) + "\n")
-        args, path, headers = (
-            ["relay", str(doc), str(keys)],
-            "/bench/1.0.0/echo",
-            [f"apikey: {API_KEY}"],
-        )
+        doc, keys = relay_files(workdir, backend_port)
+        args = ["relay", str(doc), str(keys)]
+        path, headers = "/bench/1.0.0/echo", [f"apikey: {API_KEY}"]
     else:
-        args, path, headers = ["fastapi-echo", f"ws://127.0.0.1:{backend_port}/echo"], "/echo", []
-    argv = ["taskset", "-c", SERVER_CPU, sys.executable, str(BENCH / "asgi_front.py")]
-    log_path = workdir / f"{name}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen([*argv, *args, str(port), "--ws", ws], stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        if b"listening on ws://" in log_path.read_bytes():
-            break
-        time.sleep(0.1)
-    text = log_path.read_text(errors="replace")
-    if proc.poll() is not None or "listening on ws://" not in text:
-        stop(proc)
-        log.close()
-        return f"{name} did not start: {text.strip()[-600:] or 'no output'}"
-    note = text[text.index("listening on ws://") :].splitlines()[0]
-    return Target(name, port, path, headers, proc.pid, note=f"uvicorn {note}", procs=[proc])
+        args = ["fastapi-echo", f"ws://127.0.0.1:{backend_port}/echo"]
+        path, headers = "/echo", []
+    script = [sys.executable, str(BENCH / "asgi_front.py"), *args, str(port), "--ws", ws]
+    started = start_listening(["taskset", "-c", SERVER_CPU, *script], workdir / f"{name}.log")
+    if isinstance(started, str):
+        return f"{name} did not start: {started}"
+    proc, line = started
+    return Target(name, port, path, headers, proc.pid, note=f"uvicorn {line}", procs=[proc])
 
 
 def start_floor(backend_port: int) -> Target | str:

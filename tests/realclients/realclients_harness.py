@@ -45,6 +45,14 @@ SUBPROTOCOL = "chat.v2"  # the one the echo backend picks when it is offered
 CLOSE_ME = "close-me"  # the echo backend answers this message with close 4321
 ABORT_ME = "abort-me"  # the echo backend drops its TCP connection on this message
 BACKEND_CLOSE = (4321, "backend says bye")
+# (path, wscat's header options, the HTTP status) of upgrades every front refuses
+REFUSED: list[tuple[str, tuple[str, ...], int]] = [
+    ("/chat/1.0/x", ("-H", "apikey: wrong"), 401),
+    ("/chat/1.0/x", (), 401),
+    ("/nope/1.0/x", (), 404),
+    ("/strict/1.0/other", (), 404),
+    ("/dead/1.0/x", (), 502),
+]
 
 CHROMIUM = "/usr/lib/chromium/chromium"
 CHROMIUM_FLAGS = (

@@ -15,6 +15,7 @@ from realclients_harness import (
     BACKEND_CLOSE,
     CLOSE_ME,
     KEY,
+    REFUSED,
     SUBPROTOCOL,
     LoopThread,
     Stack,
@@ -84,16 +85,7 @@ def test_wscat_gets_the_backends_subprotocol_and_close(
     assert (seen.close_code, seen.close_reason) == BACKEND_CLOSE
 
 
-@pytest.mark.parametrize(
-    ("path", "headers", "status"),
-    [
-        ("/chat/1.0/x", ("-H", "apikey: wrong"), 401),
-        ("/chat/1.0/x", (), 401),
-        ("/nope/1.0/x", (), 404),
-        ("/strict/1.0/other", (), 404),
-        ("/dead/1.0/x", (), 502),
-    ],
-)
+@pytest.mark.parametrize(("path", "headers", "status"), REFUSED)
 def test_wscat_prints_the_status_of_a_refused_upgrade(
     wscat: str, front: str, path: str, headers: tuple[str, ...], status: int
 ) -> None:

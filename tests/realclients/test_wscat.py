@@ -6,7 +6,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from realclients_harness import BACKEND_CLOSE, CLOSE_ME, KEY, SUBPROTOCOL, Stack, run_wscat
+from realclients_harness import (
+    BACKEND_CLOSE,
+    CLOSE_ME,
+    KEY,
+    REFUSED,
+    SUBPROTOCOL,
+    Stack,
+    run_wscat,
+)
 
 pytestmark = pytest.mark.realclients
 
@@ -65,16 +73,7 @@ def test_subprotocol_is_negotiated_and_backend_close_ends_the_session(
     assert (seen.close_code, seen.close_reason) == BACKEND_CLOSE
 
 
-@pytest.mark.parametrize(
-    ("path", "headers", "status"),
-    [
-        ("/chat/1.0/x", ("-H", "apikey: wrong"), 401),
-        ("/chat/1.0/x", (), 401),
-        ("/nope/1.0/x", (), 404),
-        ("/strict/1.0/other", (), 404),
-        ("/dead/1.0/x", (), 502),
-    ],
-)
+@pytest.mark.parametrize(("path", "headers", "status"), REFUSED)
 def test_refused_upgrade_is_an_error_with_the_status(
     wscat: str, stack: Stack, path: str, headers: tuple[str, ...], status: int
 ) -> None:
