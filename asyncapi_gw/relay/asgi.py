@@ -47,7 +47,7 @@ from asyncapi_gw.relay.closecode import CloseCode, is_sendable
 from asyncapi_gw.relay.config import RelayConfig
 from asyncapi_gw.relay.gate import Admission, Deliver, Discard, Gate, Refusal
 from asyncapi_gw.relay.handshake import RESERVED_HEADERS
-from asyncapi_gw.relay.metrics import RelayStats
+from asyncapi_gw.relay.metrics import RelayStats, Traffic
 from asyncapi_gw.relay.reload import Drop, Keep, ReloadReport
 from asyncapi_gw.relay.stream import Close
 
@@ -111,6 +111,30 @@ class _Connection:
         self.dropped: asyncio.Future[tuple[int, str]] = loop.create_future()
         self.finished: asyncio.Future[None] = loop.create_future()  # both sides closed
         self.last_data = time.monotonic()
+        # per direction (client to backend, then back): messages, payload bytes, dropped
+        self.counts = [[0, 0, 0], [0, 0, 0]]
+
+    def received(self, *, from_client: bool, size: int, delivered: bool) -> None:
+        """Count a data message; it is not idle."""
+        self.last_data = time.monotonic()
+        counts = self.counts[0 if from_client else 1]
+        counts[0] += 1
+        counts[1] += size
+        counts[2] += not delivered
+
+    def traffic(self) -> tuple[Traffic, ...]:
+        route = self.admission.route
+        return tuple(
+            Traffic(
+                api=route.api.name,
+                topic=route.topic.name,
+                direction=direction,
+                messages=messages,
+                bytes=size,
+                dropped=dropped,
+            )
+            for direction, (messages, size, dropped) in zip(("in", "out"), self.counts, strict=True)
+        )
 
     def drop(self, code: int, reason: str) -> None:
         if not self.dropped.done():
@@ -152,12 +176,16 @@ class AsgiRelay:
 
     @property
     def stats(self) -> RelayStats:
-        """Connections, refusals and close codes so far (messages are not counted here)."""
-        return self._gate.metrics.stats(())
+        """Connections, messages, bytes (payloads), refusals and close codes so far."""
+        return self._gate.metrics.stats(self._live_traffic())
 
     def metrics_text(self) -> str:
-        """The Prometheus text of :attr:`stats`, as the listener's ``/metrics`` serves it."""
-        return self._gate.metrics.render(())
+        """The Prometheus text of the counters, as the listener's ``/metrics`` serves it."""
+        return self._gate.metrics.render(self._live_traffic())
+
+    def _live_traffic(self) -> Iterable[Traffic]:
+        for connection in self._open:
+            yield from connection.traffic()
 
     def reload(
         self, apis: Iterable[StreamingAPI] | None = None, *, auth: AuthConfig | None = None
@@ -245,6 +273,7 @@ class AsgiRelay:
             await _refuse(scope, send, admission)
             return
         code: int | None = None
+        traffic: tuple[Traffic, ...] = ()
         try:
             backend = await self._dial(admission, scope, headers)
             if isinstance(backend, Refusal):
@@ -266,9 +295,10 @@ class AsgiRelay:
                 code = await self._relay(connection, receive, send)
             finally:
                 self._open.discard(connection)
+                traffic = connection.traffic()
                 connection.finished.set_result(None)
         finally:
-            gate.release(admission, code)
+            gate.release(admission, code, traffic)
 
     async def _dial(
         self, admission: Admission, scope: Scope, headers: list[tuple[str, str]]
@@ -376,12 +406,14 @@ class AsgiRelay:
                 return _Ended(True, (int(code), str(message.get("reason") or "")))
             if kind != "websocket.receive":
                 continue
-            connection.last_data = time.monotonic()
             text = message.get("text")
             data: str | bytes = text if text is not None else message.get("bytes") or b""
             payload = data.encode() if isinstance(data, str) else data
             verdict = gate.verdict(
                 admission, from_client=True, text=text is not None, payload=payload
+            )
+            connection.received(
+                from_client=True, size=len(payload), delivered=type(verdict) is Deliver
             )
             if type(verdict) is Deliver:
                 try:
@@ -400,10 +432,11 @@ class AsgiRelay:
         gate, admission, backend = self._gate, connection.admission, connection.backend
         try:
             async for data in backend:
-                connection.last_data = time.monotonic()
                 text = isinstance(data, str)
                 payload = data.encode() if isinstance(data, str) else data
                 verdict = gate.verdict(admission, from_client=False, text=text, payload=payload)
+                delivered = type(verdict) is Deliver
+                connection.received(from_client=False, size=len(payload), delivered=delivered)
                 if type(verdict) is Deliver:
                     try:
                         await send({"type": "websocket.send", "text" if text else "bytes": data})

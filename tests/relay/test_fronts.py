@@ -97,6 +97,10 @@ async def relays_both_ways_and_closes_normally(kind: str) -> None:
         await until(lambda: bool(b.closes))
         assert b.closes == [passed_on(kind, 1000)]
         assert b.paths == ["/?x=1"]
+        await until(lambda: served.relay.stats.connections_open == 0)
+        stats = served.relay.stats
+        assert (stats.messages_in, stats.messages_out) == (2, 2)
+        assert stats.bytes_in >= 6
 
 
 @case
@@ -295,6 +299,8 @@ async def wrong_direction_closes_1008_or_is_dropped(kind: str) -> None:
             await ws.send("one")  # relayed, and its echo dropped
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(ws.recv(), 0.3)
+            stats = served.relay.stats
+            assert (stats.messages_in, stats.messages_out) == (1, 1)
         async with (
             front(kind, [api(b.url, topics=pub_only)]) as served,
             client(served, "/chat/1.0/x") as ws,
