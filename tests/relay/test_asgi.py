@@ -258,3 +258,25 @@ def test_the_readme_fastapi_snippet_relays(
             assert await ws.recv() == "from the README"
 
     run(main())
+
+
+@pytest.mark.parametrize("kind", ASGI_FRONTS)
+def test_permessage_deflate_is_the_servers_and_each_leg_its_own(kind: str) -> None:
+    async def main() -> None:
+        async with backend() as b:
+            for compression in (True, False):
+                relay = AsgiRelay([api(b.url)], compression=compression)
+                app, base = mounted(kind, relay)
+                async with (
+                    server(kind, app) as port,
+                    connect(f"ws://127.0.0.1:{port}{base}/chat/1.0/x") as ws,
+                ):
+                    # the server negotiates with the client whatever the relay's setting
+                    assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
+                    text = "compressible " * 2000
+                    await ws.send(text)
+                    assert await ws.recv() == text
+                leg = b.connections[-1].protocol.extensions
+                assert [e.name for e in leg] == (["permessage-deflate"] if compression else [])
+
+    run(main())
