@@ -5,7 +5,9 @@ test_fronts.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -280,3 +282,31 @@ def test_permessage_deflate_is_the_servers_and_each_leg_its_own(kind: str) -> No
                 assert [e.name for e in leg] == (["permessage-deflate"] if compression else [])
 
     run(main())
+
+
+@pytest.mark.parametrize("kind", ASGI_FRONTS)
+def test_a_client_gone_while_the_backend_is_dialled_leaves_no_error(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+            writer.close()
+
+        hanging = await asyncio.start_server(silent, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{hanging.sockets[0].getsockname()[1]}"
+        relay = AsgiRelay([api(url)], open_timeout=0.4)
+        app, base = mounted(kind, relay)
+        async with hanging, server(kind, app) as port:
+            with pytest.raises(TimeoutError):
+                await connect(f"ws://127.0.0.1:{port}{base}/chat/1.0/x", open_timeout=0.1)
+            for _ in range(100):  # the relay answers 504 to a client that is gone
+                if relay.stats.rejections:
+                    break
+                await asyncio.sleep(0.02)
+            assert relay.stats.rejections == {504: 1}
+            assert relay.stats.connections_open == 0
+
+    with caplog.at_level(logging.ERROR):
+        run(main())
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
