@@ -297,6 +297,7 @@ class AsgiRelay:
                 self._open.discard(connection)
                 traffic = connection.traffic()
                 connection.finished.set_result(None)
+                backend.transport.abort()  # closed by now, unless the server cancelled the app
         finally:
             gate.release(admission, code, traffic)
 
