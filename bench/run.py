@@ -2,6 +2,7 @@
 nginx and through ``asyncapi-gw serve`` (and, with ``floor``, a bare Python splice).
 
     python bench/run.py [--quick] [--targets direct,nginx,relay[,floor]] [--reps 3]
+    python bench/run.py --targets nginx,relay,asgi,fastapi-echo  # the ASGI front
 
 Builds ``backend`` and ``loadgen`` from C with the machine's gcc into bench/build/, starts the
 backend and the proxies pinned to CPU 0, runs the load generator pinned to CPU 1, repeats every
@@ -313,14 +314,38 @@ def relay_loop_variants(cmd: list[str]) -> list[tuple[str, list[str]]] | str:
     return [("relay", [])]
 
 
-def start_relay(
-    workdir: Path, backend_port: int, name: str, cmd: list[str], extra: list[str]
-) -> Target | str:
+def relay_files(workdir: Path, backend_port: int) -> tuple[Path, Path]:
+    """The bench document and its API keys file, written into ``workdir``."""
     doc = workdir / "bench-api.json"
     doc.write_text(json.dumps(relay_document(backend_port), indent=2))
     keys = workdir / "api-keys.yaml"
     # JSON is YAML: the file reads the same whichever parser the relay uses.
     keys.write_text(json.dumps({API_KEY: {"scopes": [], "environment": "production"}}) + "\n")
+    return doc, keys
+
+
+def start_listening(argv: list[str], log_path: Path) -> tuple[subprocess.Popen[bytes], str] | str:
+    """Start ``argv`` with its output in ``log_path`` and wait (30 s at most) for its
+    ``listening on ws://`` line: the process and that line, or what it printed instead."""
+    log = log_path.open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if b"listening on ws://" in log_path.read_bytes():
+            break
+        time.sleep(0.1)
+    text = log_path.read_text(errors="replace")
+    if proc.poll() is not None or "listening on ws://" not in text:
+        stop(proc)
+        log.close()
+        return text.strip()[-600:] or "no output"
+    return proc, text[text.index("listening on ws://") :].splitlines()[0]
+
+
+def start_relay(
+    workdir: Path, backend_port: int, name: str, cmd: list[str], extra: list[str]
+) -> Target | str:
+    doc, keys = relay_files(workdir, backend_port)
     port = free_port()
     argv = [
         "taskset",
@@ -343,23 +368,35 @@ def start_relay(
         "close",
         *extra,
     ]
-    log_path = workdir / f"{name}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        if b"listening on ws://" in log_path.read_bytes():
-            break
-        time.sleep(0.1)
-    text = log_path.read_text(errors="replace")
-    if proc.poll() is not None or "listening on ws://" not in text:
-        stop(proc)
-        log.close()
-        return f"`asyncapi-gw serve` did not start: {text.strip()[-600:] or 'no output'}"
+    started = start_listening(argv, workdir / f"{name}.log")
+    if isinstance(started, str):
+        return f"`asyncapi-gw serve` did not start: {started}"
+    proc, _ = started
     note = " ".join(extra) or "default loop"
     return Target(
         name, port, "/bench/1.0.0/echo", [f"apikey: {API_KEY}"], proc.pid, note=note, procs=[proc]
     )
+
+
+def start_asgi(workdir: Path, backend_port: int, name: str, ws: str) -> Target | str:
+    """``bench/asgi_front.py`` under uvicorn: ``asgi`` (the relay's ASGI front over the relay's
+    document and keys) or ``fastapi-echo`` (a plain FastAPI endpoint relaying to the backend)."""
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
+        return "uvicorn and fastapi are not installed (pip install -e '.[test]')"
+    port = free_port()
+    if name == "asgi":
+        doc, keys = relay_files(workdir, backend_port)
+        args = ["relay", str(doc), str(keys)]
+        path, headers = "/bench/1.0.0/echo", [f"apikey: {API_KEY}"]
+    else:
+        args = ["fastapi-echo", f"ws://127.0.0.1:{backend_port}/echo"]
+        path, headers = "/echo", []
+    script = [sys.executable, str(BENCH / "asgi_front.py"), *args, str(port), "--ws", ws]
+    started = start_listening(["taskset", "-c", SERVER_CPU, *script], workdir / f"{name}.log")
+    if isinstance(started, str):
+        return f"{name} did not start: {started}"
+    proc, line = started
+    return Target(name, port, path, headers, proc.pid, note=f"uvicorn {line}", procs=[proc])
 
 
 def start_floor(backend_port: int) -> Target | str:
@@ -568,6 +605,10 @@ def print_table(names: list[str], rows: list[tuple[str, str, dict[str, dict[str,
                 ratio_cols.append((f"{relay}/{base}", relay, base))
     if "floor" in names and "nginx" in names:
         ratio_cols.append(("floor/nginx", "floor", "nginx"))
+    if "asgi" in names:  # the ASGI front beside the listener and a hand-written FastAPI relay
+        for base in ("relay", "fastapi-echo", "nginx"):
+            if base in names:
+                ratio_cols.append((f"asgi/{base}", "asgi", base))
     if not relays and "nginx" in names and "direct" in names:
         ratio_cols.append(("nginx/direct", "nginx", "direct"))
     header = ["measure", "unit", *names, *(c[0] for c in ratio_cols)]
@@ -612,7 +653,11 @@ def environment() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def targets_running(
-    wanted: list[str], workdir: Path, backend: subprocess.Popen[bytes], backend_port: int
+    wanted: list[str],
+    workdir: Path,
+    backend: subprocess.Popen[bytes],
+    backend_port: int,
+    asgi_ws: str = "websockets",
 ) -> Iterator[tuple[list[Target], dict[str, str]]]:
     targets: list[Target] = []
     skipped: dict[str, str] = {}
@@ -640,6 +685,13 @@ def targets_running(
                         skipped[name] = started
                     else:
                         targets.append(started)
+        for name in ("asgi", "fastapi-echo"):
+            if name in wanted:
+                started = start_asgi(workdir, backend_port, name, asgi_ws)
+                if isinstance(started, str):
+                    skipped[name] = started
+                else:
+                    targets.append(started)
         if "floor" in wanted:
             started = start_floor(backend_port)
             if isinstance(started, str):
@@ -656,7 +708,18 @@ def targets_running(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one repetition, short runs")
-    parser.add_argument("--targets", default="direct,nginx,relay")
+    parser.add_argument(
+        "--targets",
+        default="direct,nginx,relay",
+        help="any of direct,nginx,relay,floor,asgi,fastapi-echo (asgi: the relay's ASGI front "
+        "under uvicorn; fastapi-echo: a plain FastAPI endpoint relaying to the backend)",
+    )
+    parser.add_argument(
+        "--asgi-ws",
+        default="websockets",
+        help="uvicorn's WebSocket implementation for the asgi targets (websockets, "
+        "websockets-sansio, wsproto)",
+    )
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3; quick 1)")
     parser.add_argument("--duration", type=float, default=None, help="seconds per measurement")
     parser.add_argument("--idle", default=None, help="idle connection counts, e.g. 1000,5000,9900")
@@ -721,7 +784,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="asyncapi-gw-bench-") as tmp,
-            targets_running(wanted, Path(tmp), backend, backend_port) as (targets, skipped),
+            targets_running(wanted, Path(tmp), backend, backend_port, args.asgi_ws) as (
+                targets,
+                skipped,
+            ),
         ):
             results["skipped"] = skipped
             for name, why in skipped.items():

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from asyncapi_gw.model import Environment
+from asyncapi_gw.relay.asgi import AsgiRelay
 from asyncapi_gw.relay.auth import ApiKeyInfo, AuthConfig
 from asyncapi_gw.relay.closecode import CloseCode
 from asyncapi_gw.relay.config import OnInvalid, OnThrottle, OnWrongDirection, RelayConfig
@@ -17,6 +18,7 @@ from asyncapi_gw.relay.server import Relay
 
 __all__ = [
     "ApiKeyInfo",
+    "AsgiRelay",
     "AuthConfig",
     "CloseCode",
     "Environment",

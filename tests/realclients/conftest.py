@@ -13,10 +13,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from realclients_harness import (
     Browser,
+    Front,
     LoopThread,
     Stack,
     browser,
     chromium_binary,
+    front_for,
     start_stack,
     stop_stack,
     wscat_binary,
@@ -54,3 +56,22 @@ def wscat() -> str:
     if binary is None:
         pytest.skip(f"wscat not found in tests/realclients/node_modules or on PATH: {INSTALL}")
     return binary
+
+
+ASGI_KINDS = ("uvicorn-sansio+fastapi", "hypercorn")  # the relay mounted in FastAPI; alone
+
+
+@pytest.fixture(scope="module", params=("listener", *ASGI_KINDS))
+def ws_front(
+    request: pytest.FixtureRequest, loop_thread: LoopThread, stack: Stack
+) -> Iterator[Front]:
+    """Each front in turn: the stack's own listener, then the ASGI app under real servers."""
+    yield from front_for(request.param, loop_thread, stack)
+
+
+@pytest.fixture(scope="module", params=ASGI_KINDS)
+def asgi_front(
+    request: pytest.FixtureRequest, loop_thread: LoopThread, stack: Stack
+) -> Iterator[Front]:
+    """The ASGI app under each real server, in front of the stack's backends."""
+    yield from front_for(request.param, loop_thread, stack)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import attrs
+from asgi_servers import mounted, server
 from tls_certificates import self_signed
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -36,7 +37,7 @@ from asyncapi_gw.model import (
     Topic,
     TopicOperation,
 )
-from asyncapi_gw.relay import ApiKeyInfo, AuthConfig, Relay, RelayStats
+from asyncapi_gw.relay import ApiKeyInfo, AsgiRelay, AuthConfig, Relay, RelayStats
 
 T = TypeVar("T")
 
@@ -264,6 +265,40 @@ async def start_stack(loop: LoopThread, directory: Path) -> Stack:
 
 async def stop_stack(stack: Stack) -> None:
     await stack.exits.aclose()
+
+
+@attrs.frozen
+class Front:
+    """A front in front of the stack's backends: ``url`` is ws:// up to its mount."""
+
+    kind: str
+    url: str
+
+
+def front_for(kind: str, loop_thread: LoopThread, stack: Stack) -> Iterator[Front]:
+    """The front ``kind`` in front of ``stack``'s backends, until the generator is closed:
+    ``listener`` (the stack's own), or an ASGI kind of ``asgi_servers``."""
+    if kind == "listener":
+        yield Front(kind, f"ws://127.0.0.1:{stack.ws}")
+        return
+    relay = AsgiRelay(
+        [
+            chat_api(stack.echo_url),
+            open_api("Dead", "ws://127.0.0.1:9"),
+            open_api("Strict", stack.echo_url, topic="/rooms"),
+        ],
+        auth=AuthConfig(api_keys={KEY: ApiKeyInfo()}),
+    )
+    app, base = mounted(kind, relay)
+    exits = contextlib.AsyncExitStack()
+
+    async def start() -> int:
+        port: int = await exits.enter_async_context(server(kind, app))
+        return port
+
+    port = loop_thread.run(start())
+    yield Front(kind, f"ws://127.0.0.1:{port}{base}")
+    loop_thread.run(exits.aclose())
 
 
 # -- wscat -------------------------------------------------------------------------------------

@@ -166,25 +166,6 @@ def test_duplicate_gateway_paths_and_busy_ports_raise_relay_error() -> None:
     run(main())
 
 
-def test_backend_chooses_the_subprotocol_the_client_gets() -> None:
-    async def main() -> None:
-        def pick(_conn: ServerConnection, offered: list[str]) -> str | None:
-            return "v2.chat" if "v2.chat" in offered else None
-
-        async with (
-            backend(select_subprotocol=pick) as b,
-            Relay([api(b.url)], ws_port=0) as relay,
-        ):
-            port = relay.ports["ws"]
-            async with client(port, "/chat/1.0/x", subprotocols=["v1.chat", "v2.chat"]) as ws:
-                assert ws.subprotocol == "v2.chat"
-            assert b.headers[0]["Sec-WebSocket-Protocol"] == "v1.chat, v2.chat"
-            async with client(port, "/chat/1.0/x", subprotocols=["v1.chat"]) as ws:
-                assert ws.subprotocol is None
-
-    run(main())
-
-
 def test_permessage_deflate_passes_end_to_end() -> None:
     async def main() -> None:
         async with backend() as b, Relay([api(b.url)], ws_port=0) as relay:
@@ -265,27 +246,5 @@ def test_only_permessage_deflate_is_offered_to_the_backend() -> None:
             assert head.startswith(b"HTTP/1.1 101 ")
             assert b"Sec-WebSocket-Extensions: permessage-deflate" in head
             assert b.headers[0]["Sec-WebSocket-Extensions"] == "permessage-deflate"
-
-    run(main())
-
-
-def test_close_codes_and_reasons_pass_both_ways() -> None:
-    async def main() -> None:
-        async def closer(ws: ServerConnection) -> None:
-            await ws.recv()
-            await ws.close(4321, "backend says bye")
-
-        async with backend(closer) as b, Relay([api(b.url)], ws_port=0) as relay:
-            port = relay.ports["ws"]
-            async with client(port, "/chat/1.0/x") as ws:
-                await ws.send("go")
-                assert await closed_code(ws) == (4321, "backend says bye")
-            async with backend() as echo_b:
-                relay.reload([api(echo_b.url)])
-                async with client(port, "/chat/1.0/x") as ws:
-                    await ws.close(4000, "client says bye")
-                await asyncio.sleep(0.1)
-                assert echo_b.connections[0].close_code == 4000
-                assert echo_b.connections[0].close_reason == "client says bye"
 
     run(main())
