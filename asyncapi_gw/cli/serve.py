@@ -217,8 +217,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--max-connections",
         type=_positive_int,
         metavar="N",
-        help="more get HTTP 503; per instance: each of the --workers gets N/workers "
-        "(rounded down) (default: no limit)",
+        help="more get HTTP 503, counted per instance: each of the --workers takes "
+        "N/workers of them, rounded down (default: no limit)",
     )
     limits.add_argument(
         "--principal-quota",
@@ -447,7 +447,7 @@ def _worker(args: argparse.Namespace, ports: dict[str, int], channel: Connection
         )
         relay = Relay(apis, config=config)
     except AsyncAPIGwError as exc:
-        print(f"asyncapi-gw serve: error: {exc}", file=sys.stderr, flush=True)
+        _say(f"asyncapi-gw serve: error: {exc}")
         sys.exit(EXIT_USAGE)
     sys.exit(_run_loop(_serve(relay, args, channel=channel), uvloop=not args.no_uvloop))
 
@@ -576,7 +576,9 @@ def _watched(args: argparse.Namespace) -> FileWatch:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """One line on standard error in one write: the lines of several workers never mix."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
 
 
 def _reload(relay: Relay, args: argparse.Namespace, groups: list[str]) -> None:

@@ -144,7 +144,9 @@ def die_with_parent() -> None:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """One line on standard error in one write, as the workers' lines."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
 
 
 def _reserve(host: str, port: int) -> socket.socket:
