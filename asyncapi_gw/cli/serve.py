@@ -576,9 +576,11 @@ def _watched(args: argparse.Namespace) -> FileWatch:
 
 
 def _say(message: str) -> None:
-    """One line on standard error in one write: the lines of several workers never mix."""
-    sys.stderr.write(f"{message}\n")
-    sys.stderr.flush()
+    """One line on standard error in one write: the lines of several workers never mix. A
+    standard error that is gone (a closed pipe) does not stop the relay."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"{message}\n")
+        sys.stderr.flush()
 
 
 def _reload(relay: Relay, args: argparse.Namespace, groups: list[str]) -> None:

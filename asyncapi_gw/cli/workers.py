@@ -144,9 +144,11 @@ def die_with_parent() -> None:
 
 
 def _say(message: str) -> None:
-    """One line on standard error in one write, as the workers' lines."""
-    sys.stderr.write(f"{message}\n")
-    sys.stderr.flush()
+    """One line on standard error in one write, as the workers' lines; a standard error that
+    is gone (a closed pipe) does not stop the supervisor."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"{message}\n")
+        sys.stderr.flush()
 
 
 def _reserve(host: str, port: int) -> socket.socket:
@@ -285,6 +287,7 @@ class Supervisor:
             target=self._target,
             args=(*self._target_args, dict(self.ports), writer),
             name=f"asyncapi-gw worker {slot.index}",
+            daemon=True,  # should the supervisor fail, it ends its workers rather than wait
         )
         process.start()
         writer.close()
@@ -370,9 +373,9 @@ class Supervisor:
             if slot.restart is not None:
                 slot.restart.cancel()
                 slot.restart = None
+        self._forward_quietly(signal.SIGTERM)
         if any(slot.process is not None for slot in self._slots):
             _say("shutting down: draining every worker")
-        self._forward_quietly(signal.SIGTERM)
         deadline = self._clock() + self._drain_timeout + STOP_GRACE
         while any(slot.process is not None for slot in self._slots):
             left = deadline - self._clock()

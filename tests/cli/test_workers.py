@@ -11,16 +11,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from serve_process import WORKERS, Serve, document, http_get, serving_pids, worker_pids
+from serve_process import CLIENTS, START, Instance, Serve, document, echoes, http_get, serving_pids
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
 
 from asyncapi_gw.cli import main
 from asyncapi_gw.cli.workers import Backoff, merge_expositions, worker_count
-
-START = 60  # seconds for every worker to start on a busy machine
-CLIENTS = 16  # the chance that the kernel gives all of them to one of two workers is 2**-15
-
 
 # -- pure parts ----------------------------------------------------------------------------------
 
@@ -88,28 +83,6 @@ def test_fewer_max_connections_than_workers_is_a_usage_error(
 # -- real processes --------------------------------------------------------------------------------
 
 
-class Instance:
-    """``serve --workers 2`` started and ready: its ports and its workers' pids."""
-
-    def __init__(self, *args: str) -> None:
-        self.serve = Serve(*args, "--ws-port", "0", "--workers", "2", "--drain-timeout", "5")
-        self.port = int(self.serve.wait_for(re.compile(r"listening on ws://\S+:(\d+)"), START)[1])
-        self.admin = int(self.serve.wait_for(re.compile(r"admin listener on http://\S+:(\d+)"))[1])
-        self.pids = worker_pids(self.serve.wait_for(WORKERS))
-
-    def clients(
-        self, stack: ExitStack, path: str = "/echo/1.0/room", count: int = CLIENTS
-    ) -> list[ClientConnection]:
-        """``count`` clients, closed when ``stack`` closes."""
-        url = f"ws://127.0.0.1:{self.port}{path}"
-        return [stack.enter_context(connect(url, open_timeout=10)) for _ in range(count)]
-
-    def metric(self, name: str) -> float:
-        text = http_get(self.admin, "/metrics", whole=True).decode()
-        assert text.startswith("HTTP/1.1 200 "), text
-        return float(re.search(rf"^{name} (\S+)$", text, re.MULTILINE)[1])  # type: ignore[index]
-
-
 @pytest.fixture
 def instance(tmp_path: Path, echo_backend: str) -> Iterator[Instance]:
     running = Instance(str(document(tmp_path, echo_backend)))
@@ -117,20 +90,12 @@ def instance(tmp_path: Path, echo_backend: str) -> Iterator[Instance]:
     running.serve.stop()
 
 
-def _echoes(ws: ClientConnection, text: str = "ping") -> bool:
-    try:
-        ws.send(text)
-        return ws.recv(10) == text
-    except ConnectionClosed:
-        return False
-
-
 def test_workers_share_the_port_and_the_admin_answers_for_the_whole_instance(
     instance: Instance,
 ) -> None:
     with ExitStack() as stack:
         clients = instance.clients(stack)
-        assert all(_echoes(ws) for ws in clients)
+        assert all(echoes(ws) for ws in clients)
         held = serving_pids(instance.pids, instance.port)
         mine = {held[ws.socket.getsockname()[1]] for ws in clients}
         assert mine == set(instance.pids)  # SO_REUSEPORT spread them over both workers
@@ -172,8 +137,8 @@ def test_a_killed_worker_is_started_again_and_the_others_connections_survive(
         assert float(found[1]) == 0.5
         replaced = instance.serve.wait_for(re.compile(r"worker 1 \(pid (\d+)\) ready"), START)
         assert int(replaced[1]) != victim
-        assert all(_echoes(ws, "still here") for ws in others)
-        assert not any(_echoes(ws) for ws in on_victim)
+        assert all(echoes(ws, "still here") for ws in others)
+        assert not any(echoes(ws) for ws in on_victim)
         assert http_get(instance.admin, "/health").startswith(b"HTTP/1.1 200 ")
         assert instance.metric("asyncapi_gw_worker_restarts_total") == 1
         assert instance.metric("asyncapi_gw_connections_open") == len(others)
@@ -188,7 +153,7 @@ def test_sighup_reloads_every_worker(tmp_path: Path, echo_backend: str) -> None:
         with ExitStack() as stack:  # over both workers: both serve the new context
             clients = running.clients(stack, "/renamed/1.0/room")
             assert len(set(serving_pids(running.pids, running.port).values())) == 2
-            assert all(_echoes(ws) for ws in clients)
+            assert all(echoes(ws) for ws in clients)
     finally:
         assert running.serve.stop() == 0
 
@@ -240,3 +205,15 @@ def test_a_port_in_use_stops_the_instance_with_exit_2(tmp_path: Path) -> None:
         serve.stop()
     assert code == 2
     assert not any("Traceback" in line or "worker" in line for line in serve.lines)
+
+
+def test_sigterm_ends_the_instance_even_when_its_stderr_is_gone(
+    tmp_path: Path, echo_backend: str
+) -> None:
+    running = Instance(str(document(tmp_path, echo_backend)))
+    assert running.serve.proc.stderr is not None
+    running.serve.proc.stderr.close()  # whoever read it went away: writes fail with EPIPE
+    running.serve.proc.send_signal(signal.SIGTERM)
+    assert running.serve.proc.wait(30) == 0
+    for pid in running.pids:
+        assert not os.path.exists(f"/proc/{pid}")
