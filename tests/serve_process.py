@@ -11,15 +11,24 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 __all__ = [
     "ADMIN",
+    "CLIENTS",
     "LISTENING",
     "SCHEMES",
+    "START",
     "WORKERS",
+    "Instance",
     "Serve",
+    "clients",
     "document",
+    "echoes",
     "http_get",
     "own_ports",
     "serving_pids",
@@ -151,3 +160,43 @@ def http_get(port: int, path: str, *, whole: bool = False) -> bytes:
             return s.recv(100)
         s.settimeout(10)
         return b"".join(iter(lambda: s.recv(65536), b""))
+
+
+START = 60  # seconds for every worker to start on a busy machine
+CLIENTS = 16  # the chance that the kernel gives all of them to one of two workers is 2**-15
+
+
+class Instance:
+    """``serve --workers 2`` started and ready: its ports and its workers' pids."""
+
+    def __init__(self, *args: str) -> None:
+        self.serve = Serve(*args, "--ws-port", "0", "--workers", "2", "--drain-timeout", "5")
+        self.port = int(self.serve.wait_for(LISTENING, START)[3])
+        self.admin = int(self.serve.wait_for(ADMIN)[2])
+        self.pids = worker_pids(self.serve.wait_for(WORKERS))
+
+    def clients(
+        self, stack: ExitStack, path: str = "/echo/1.0/room", count: int = CLIENTS
+    ) -> list[ClientConnection]:
+        """``count`` clients of this instance, closed when ``stack`` closes."""
+        return clients(stack, self.port, path, count)
+
+    def metric(self, name: str) -> float:
+        text = http_get(self.admin, "/metrics", whole=True).decode()
+        assert text.startswith("HTTP/1.1 200 "), text
+        return float(re.search(rf"^{name} (\S+)$", text, re.MULTILINE)[1])  # type: ignore[index]
+
+
+def clients(stack: ExitStack, port: int, path: str, count: int) -> list[ClientConnection]:
+    """``count`` WebSocket clients of loopback ``port``, closed when ``stack`` closes."""
+    url = f"ws://127.0.0.1:{port}{path}"
+    return [stack.enter_context(connect(url, open_timeout=10)) for _ in range(count)]
+
+
+def echoes(ws: ClientConnection, text: str = "ping") -> bool:
+    """``text`` comes back (through the relay to an echo backend); ``False`` once closed."""
+    try:
+        ws.send(text)
+        return ws.recv(10) == text
+    except ConnectionClosed:
+        return False
