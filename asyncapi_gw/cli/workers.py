@@ -325,6 +325,8 @@ class Supervisor:
         slot.process, slot.admin_port = None, None
         process.close()
         self._changed.set()
+        if self._starting:
+            _say(f"{name} {death} while starting: stopping the instance")
         if self._stopping or self._starting:
             return
         wait = slot.backoff.delay(started=slot.started, died=self._clock())
@@ -338,14 +340,15 @@ class Supervisor:
             if stop.is_set() or any(slot.process is None for slot in self._slots):
                 return False
             self._changed.clear()
-            waiting = asyncio.ensure_future(stop.wait())
+            waiting = [
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self._changed.wait()),
+            ]
             try:
-                await asyncio.wait(
-                    [waiting, asyncio.ensure_future(self._changed.wait())],
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                waiting.cancel()
+                for task in waiting:
+                    task.cancel()
         self._starting = False
         return True
 
@@ -362,9 +365,11 @@ class Supervisor:
         _say(f"{len(self._slots)} workers ready: {names}")
 
     def _forward(self, sig: signal.Signals) -> None:
-        live = sum(slot.process is not None for slot in self._slots)
-        _say(f"{sig.name}: passed on to {live} worker(s)")
-        self._forward_quietly(sig)
+        """Pass ``sig`` on to the workers that serve; one still starting reads every file
+        anyway, and would die of a signal it has no handler for yet."""
+        ready = [slot for slot in self._slots if slot.admin_port is not None]
+        _say(f"{sig.name}: passed on to {len(ready)} worker(s)")
+        _send(ready, sig)
 
     async def _stop(self) -> None:
         """Drain every worker (SIGTERM), kill those that outlast the drain, close the admin."""
@@ -373,14 +378,14 @@ class Supervisor:
             if slot.restart is not None:
                 slot.restart.cancel()
                 slot.restart = None
-        self._forward_quietly(signal.SIGTERM)
+        _send(self._slots, signal.SIGTERM)
         if any(slot.process is not None for slot in self._slots):
             _say("shutting down: draining every worker")
         deadline = self._clock() + self._drain_timeout + STOP_GRACE
         while any(slot.process is not None for slot in self._slots):
             left = deadline - self._clock()
             if left <= 0:
-                self._forward_quietly(signal.SIGKILL)
+                _send(self._slots, signal.SIGKILL)
                 left = STOP_GRACE
                 deadline = self._clock() + STOP_GRACE
             self._changed.clear()
@@ -392,12 +397,6 @@ class Supervisor:
             for task in list(self._admin_clients):
                 task.cancel()
             await self._admin_server.wait_closed()
-
-    def _forward_quietly(self, sig: signal.Signals) -> None:
-        for slot in self._slots:
-            if slot.process is not None and slot.process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(slot.process.pid, sig)
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -478,6 +477,14 @@ class Supervisor:
             "# TYPE asyncapi_gw_worker_restarts_total counter\n"
             f"asyncapi_gw_worker_restarts_total {self._restarts}\n"
         )
+
+
+def _send(slots: Iterable[_Slot], sig: signal.Signals) -> None:
+    """``sig`` to the running process of each of ``slots``."""
+    for slot in slots:
+        if slot.process is not None and slot.process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(slot.process.pid, sig)
 
 
 class _Picture:
