@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -217,3 +219,32 @@ def test_sigterm_ends_the_instance_even_when_its_stderr_is_gone(
     assert running.serve.proc.wait(30) == 0
     for pid in running.pids:
         assert not os.path.exists(f"/proc/{pid}")
+
+
+WSCAT = Path(__file__).parents[1] / "realclients" / "node_modules" / ".bin" / "wscat"
+
+
+@pytest.mark.realclients
+def test_wscat_clients_are_served_by_the_workers(instance: Instance) -> None:
+    """npm's wscat, 8 at once: every message comes back, and the instance counts them all."""
+    wscat = str(WSCAT) if WSCAT.exists() else shutil.which("wscat")
+    if wscat is None:
+        pytest.skip("wscat is not installed (tests/realclients/install.sh)")
+    url = f"ws://127.0.0.1:{instance.port}/echo/1.0/room"
+    stdin, held_open = os.pipe()  # wscat quits before sending when its stdin closes
+    try:
+        runs = [
+            subprocess.Popen(
+                [wscat, "--no-color", "-c", url, "-x", f"hello {n}", "-w", "1"],
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for n in range(8)
+        ]
+        outputs = [run.communicate(timeout=60)[0].decode() for run in runs]
+    finally:
+        os.close(stdin)
+        os.close(held_open)
+    assert outputs == [f"hello {n}\n" for n in range(8)]
+    assert instance.metric('asyncapi_gw_connections_total{api="Echo"}') == 8
