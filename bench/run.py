@@ -204,7 +204,7 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port} backlog=4096{reuseport};
         location / {{
             proxy_pass http://127.0.0.1:{backend};
             proxy_http_version 1.1;
@@ -228,7 +228,15 @@ def start_nginx(workdir: Path, backend_port: int, workers: int = 1) -> Target | 
     workdir.mkdir()
     conf = workdir / "nginx.conf"
     conf.write_text(
-        NGINX_CONF.format(dir=workdir, port=port, backend=backend_port, workers=workers)
+        NGINX_CONF.format(
+            dir=workdir,
+            port=port,
+            backend=backend_port,
+            workers=workers,
+            # a listening socket per worker, spread by the kernel as the relay's workers are:
+            # with one shared socket, one nginx worker often takes every connection of a burst
+            reuseport=" reuseport" if workers > 1 else "",
+        )
     )
     cpus = SERVER_CPU if workers == 1 else all_cpus(workers)
     proc = subprocess.Popen(
