@@ -3,11 +3,15 @@ nginx and through ``asyncapi-gw serve`` (and, with ``floor``, a bare Python spli
 
     python bench/run.py [--quick] [--targets direct,nginx,relay[,floor]] [--reps 3]
     python bench/run.py --targets nginx,relay,asgi,fastapi-echo  # the ASGI front
+                        [--workers 1,2]
 
 Builds ``backend`` and ``loadgen`` from C with the machine's gcc into bench/build/, starts the
 backend and the proxies pinned to CPU 0, runs the load generator pinned to CPU 1, repeats every
 measurement, prints medians with min-max and the ratios relay/nginx and relay/direct, and writes
-every raw result to bench/out/. See bench/README.md for what each figure means.
+every raw result to bench/out/. ``--workers 1,2`` adds nginx with ``worker_processes 2`` and
+``asyncapi-gw serve --workers 2`` (``nginx-w2``, ``relay-w2``) to the same run: those, the
+backend and the load generator all share every CPU (``taskset -c 0,1``), as no core is left
+to keep the load generator apart. See bench/README.md for what each figure means.
 """
 
 from __future__ import annotations
@@ -52,6 +56,18 @@ class Target:
     pid: int
     note: str = ""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    workers: list[int] = field(default_factory=list)  # the serving processes, when several
+    loadgen_cpus: str = LOADGEN_CPU
+
+    @property
+    def pids(self) -> list[int]:
+        """The processes whose CPU time and memory count for this target."""
+        return self.workers or [self.pid]
+
+
+def all_cpus(workers: int) -> str:
+    """The CPUs ``workers`` processes spread over, for ``taskset -c``."""
+    return f"0-{workers - 1}"
 
 
 @dataclass(frozen=True)
@@ -176,7 +192,7 @@ def start_backend() -> tuple[subprocess.Popen[bytes], int]:
 NGINX_CONF = """\
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {workers};
 worker_rlimit_nofile 20000;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
@@ -189,7 +205,7 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port} backlog=4096{reuseport};
         location / {{
             proxy_pass http://127.0.0.1:{backend};
             proxy_http_version 1.1;
@@ -204,15 +220,28 @@ http {{
 """
 
 
-def start_nginx(workdir: Path, backend_port: int) -> Target | str:
+def start_nginx(workdir: Path, backend_port: int, workers: int = 1) -> Target | str:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         return "nginx is not installed (apt-get install nginx-light)"
     port = free_port()
+    workdir = workdir / f"nginx-w{workers}"
+    workdir.mkdir()
     conf = workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=workdir, port=port, backend=backend_port))
+    conf.write_text(
+        NGINX_CONF.format(
+            dir=workdir,
+            port=port,
+            backend=backend_port,
+            workers=workers,
+            # a listening socket per worker, spread by the kernel as the relay's workers are:
+            # with one shared socket, one nginx worker often takes every connection of a burst
+            reuseport=" reuseport" if workers > 1 else "",
+        )
+    )
+    cpus = SERVER_CPU if workers == 1 else all_cpus(workers)
     proc = subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, nginx, "-p", str(workdir), "-c", str(conf)],
+        ["taskset", "-c", cpus, nginx, "-p", str(workdir), "-c", str(conf)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -220,19 +249,31 @@ def start_nginx(workdir: Path, backend_port: int) -> Target | str:
         stop(proc)
         log = (workdir / "error.log").read_text() if (workdir / "error.log").exists() else ""
         return f"nginx did not start: {log[-500:]}"
-    workers: list[int] = []
+    started: list[int] = []
     for _ in range(100):
-        workers = children(proc.pid)
-        if workers:
+        started = children(proc.pid)
+        if len(started) == workers:
             break
         time.sleep(0.05)
-    if not workers:
+    if len(started) != workers:
         stop(proc)
-        return "nginx started no worker"
+        return f"nginx started {len(started)} of {workers} workers"
     version = subprocess.run(
         [nginx, "-v"], capture_output=True, text=True, check=False
     ).stderr.strip()
-    return Target("nginx", port, "/echo", [], workers[0], note=version, procs=[proc])
+    if workers == 1:
+        return Target("nginx", port, "/echo", [], started[0], note=version, procs=[proc])
+    return Target(
+        f"nginx-w{workers}",
+        port,
+        "/echo",
+        [],
+        proc.pid,
+        note=f"{version}, worker_processes {workers}; every process on CPUs {cpus}",
+        procs=[proc],
+        workers=started,
+        loadgen_cpus=cpus,
+    )
 
 
 def relay_document(backend_port: int) -> dict[str, Any]:
@@ -278,6 +319,10 @@ def relay_document(backend_port: int) -> dict[str, Any]:
 
 
 def relay_command() -> list[str] | None:
+    """This checkout's relay when the bench runs from one (the relay starts in its directory),
+    else the installed one."""
+    if (BENCH.parent / "asyncapi_gw" / "__main__.py").exists():
+        return [sys.executable, "-m", "asyncapi_gw"]
     exe = Path(sys.executable).with_name("asyncapi-gw")
     if exe.exists():
         return [str(exe)]
@@ -328,7 +373,7 @@ def start_listening(argv: list[str], log_path: Path) -> tuple[subprocess.Popen[b
     """Start ``argv`` with its output in ``log_path`` and wait (30 s at most) for its
     ``listening on ws://`` line: the process and that line, or what it printed instead."""
     log = log_path.open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=log)
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=BENCH.parent)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
         if b"listening on ws://" in log_path.read_bytes():
@@ -343,14 +388,23 @@ def start_listening(argv: list[str], log_path: Path) -> tuple[subprocess.Popen[b
 
 
 def start_relay(
-    workdir: Path, backend_port: int, name: str, cmd: list[str], extra: list[str]
+    workdir: Path,
+    backend_port: int,
+    name: str,
+    cmd: list[str],
+    extra: list[str],
+    *,
+    workers: int = 1,
 ) -> Target | str:
     doc, keys = relay_files(workdir, backend_port)
     port = free_port()
+    cpus = SERVER_CPU if workers == 1 else all_cpus(workers)
+    if workers > 1:
+        extra = [*extra, "--workers", str(workers)]
     argv = [
         "taskset",
         "-c",
-        SERVER_CPU,
+        cpus,
         *cmd,
         "serve",
         str(doc),
@@ -373,8 +427,32 @@ def start_relay(
         return f"`asyncapi-gw serve` did not start: {started}"
     proc, _ = started
     note = " ".join(extra) or "default loop"
+    if workers == 1:
+        return Target(
+            name,
+            port,
+            "/bench/1.0.0/echo",
+            [f"apikey: {API_KEY}"],
+            proc.pid,
+            note=note,
+            procs=[proc],
+        )
+    # the supervisor's children that serve (not multiprocessing's resource tracker)
+    serving = [
+        pid
+        for pid in children(proc.pid)
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
     return Target(
-        name, port, "/bench/1.0.0/echo", [f"apikey: {API_KEY}"], proc.pid, note=note, procs=[proc]
+        name,
+        port,
+        "/bench/1.0.0/echo",
+        [f"apikey: {API_KEY}"],
+        proc.pid,
+        note=f"{note}; every process on CPUs {cpus}",
+        procs=[proc],
+        workers=serving,
+        loadgen_cpus=cpus,
     )
 
 
@@ -487,7 +565,7 @@ def run_loadgen(
     argv = [
         "taskset",
         "-c",
-        LOADGEN_CPU,
+        target.loadgen_cpus,
         str(BUILD / "loadgen"),
         "--port",
         str(target.port),
@@ -533,7 +611,7 @@ def measure_idle(target: Target, count: int, plan: Plan) -> dict[str, Any]:
     argv = [
         "taskset",
         "-c",
-        LOADGEN_CPU,
+        target.loadgen_cpus,
         str(BUILD / "loadgen"),
         "--port",
         str(target.port),
@@ -551,7 +629,7 @@ def measure_idle(target: Target, count: int, plan: Plan) -> dict[str, Any]:
     for header in target.headers:
         argv += ["--header", header]
     time.sleep(0.3)
-    before = rss_kib(target.pid)
+    before = sum(rss_kib(pid) for pid in target.pids)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     assert proc.stdout is not None
@@ -559,7 +637,7 @@ def measure_idle(target: Target, count: int, plan: Plan) -> dict[str, Any]:
     after = before
     if ready[:1] == ["ready"]:
         time.sleep(min(0.5, plan.idle_hold / 2))
-        after = rss_kib(target.pid)
+        after = sum(rss_kib(pid) for pid in target.pids)
     out, err = proc.communicate(timeout=plan.idle_hold + 120)
     if proc.returncode != 0 or not out.strip():
         raise RuntimeError(f"loadgen idle failed ({proc.returncode}): {err.strip()}")
@@ -600,9 +678,11 @@ def print_table(names: list[str], rows: list[tuple[str, str, dict[str, dict[str,
     relays = [n for n in names if n.startswith("relay")]
     ratio_cols: list[tuple[str, str, str]] = []
     for relay in relays:
+        workers = relay[relay.index("-w") :] if "-w" in relay else ""  # -w2: with nginx-w2
         for base in ("nginx", "direct", "floor"):
-            if base in names:
-                ratio_cols.append((f"{relay}/{base}", relay, base))
+            peer = f"{base}{workers}" if base == "nginx" else base
+            if peer in names:
+                ratio_cols.append((f"{relay}/{peer}", relay, peer))
     if "floor" in names and "nginx" in names:
         ratio_cols.append(("floor/nginx", "floor", "nginx"))
     if "asgi" in names:  # the ASGI front beside the listener and a hand-written FastAPI relay
@@ -657,7 +737,9 @@ def targets_running(
     workdir: Path,
     backend: subprocess.Popen[bytes],
     backend_port: int,
+    *,
     asgi_ws: str = "websockets",
+    workers: tuple[int, ...] = (1,),
 ) -> Iterator[tuple[list[Target], dict[str, str]]]:
     targets: list[Target] = []
     skipped: dict[str, str] = {}
@@ -698,6 +780,21 @@ def targets_running(
                 skipped["floor"] = started
             else:
                 targets.append(started)
+        for count in (n for n in workers if n > 1):  # the relay as deployed, and nginx
+            if "nginx" in wanted:
+                started = start_nginx(workdir, backend_port, count)
+                if isinstance(started, str):
+                    skipped[f"nginx-w{count}"] = started
+                else:
+                    targets.append(started)
+            cmd = relay_command()
+            if "relay" in wanted and cmd:
+                name = f"relay-w{count}"
+                started = start_relay(workdir, backend_port, name, cmd, [], workers=count)
+                if isinstance(started, str):
+                    skipped[name] = started
+                else:
+                    targets.append(started)
         yield targets, skipped
     finally:
         for target in targets:
@@ -742,7 +839,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run bench/validation.py (import and validation timings)",
     )
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="worker counts to compare, e.g. 1,2: nginx worker_processes N and the relay's "
+        "serve --workers N beside the single-process targets",
+    )
     args = parser.parse_args(argv)
+    workers = tuple(sorted({int(n) for n in args.workers.split(",")}))
 
     plan = Plan(
         reps=args.reps or (1 if args.quick else 3),
@@ -784,7 +888,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="asyncapi-gw-bench-") as tmp,
-            targets_running(wanted, Path(tmp), backend, backend_port, args.asgi_ws) as (
+            targets_running(
+                wanted, Path(tmp), backend, backend_port, asgi_ws=args.asgi_ws, workers=workers
+            ) as (
                 targets,
                 skipped,
             ),
@@ -797,12 +903,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"{plan.duration:g} s per measurement; backend and proxies on CPU {SERVER_CPU}, "
                 f"loadgen on CPU {LOADGEN_CPU}"
             )
+            for t in targets:
+                if t.workers:
+                    print(
+                        f"  {t.name}: {len(t.workers)} workers and its load generator share "
+                        f"CPUs {t.loadgen_cpus} (the backend stays on CPU {SERVER_CPU})"
+                    )
             raw: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
             measures = traffic_measures()
             for rep in range(plan.reps):
                 for measure in measures:
                     for target in targets:  # interleaved, so drift hits every target alike
-                        pids = sorted({target.pid, backend.pid})
+                        pids = sorted({*target.pids, backend.pid})
                         result = run_loadgen(target, measure.args, plan, pids)
                         raw[target.name].setdefault(measure.key, []).append(result)
                         bad = int(result["failed"]) + int(result["dropped"])

@@ -21,10 +21,14 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine
+from multiprocessing.connection import Connection
 from typing import Any
+
+import attrs
 
 from asyncapi_gw.cli.options import add_point_of_view, add_ref_options, point_of_view, ref_policy
 from asyncapi_gw.cli.sources import import_source
+from asyncapi_gw.cli.workers import Supervisor, die_with_parent, report_ready, worker_count
 from asyncapi_gw.errors import AsyncAPIGwError, RelayError
 from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay import AuthConfig, Relay, RelayConfig, load_auth_config
@@ -62,6 +66,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def _workers(text: str) -> int:
+    try:
+        return worker_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _port(text: str) -> int:
@@ -136,6 +147,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="added to every port (ws, wss, admin)",
     )
+    listen.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N|auto",
+        help="worker processes sharing the listeners (SO_REUSEPORT) under one supervisor; "
+        "auto: one per CPU this process may use",
+    )
     listen.add_argument("--no-ws", action="store_true", help="turn the ws listener off")
     listen.add_argument("--no-wss", action="store_true", help="turn the wss listener off")
     listen.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain) for wss")
@@ -197,7 +216,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--max-connections",
         type=_positive_int,
         metavar="N",
-        help="more get HTTP 503 (default: no limit)",
+        help="more get HTTP 503, counted per instance: each of the --workers takes "
+        "N/workers of them, rounded down (default: no limit)",
     )
     limits.add_argument(
         "--principal-quota",
@@ -334,43 +354,99 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--context applies to a single FILE")
     if args.no_ws and (args.no_wss or args.tls_cert is None):
         return _usage("no listener left: give --tls-cert/--tls-key or drop --no-ws")
+    if args.max_connections is not None and args.max_connections < args.workers:
+        return _usage(
+            f"--max-connections is per instance: give each of the {args.workers} "
+            "workers at least one"
+        )
     if args.jwt_secret is not None:
         print(_SECRET_ON_COMMAND_LINE, file=sys.stderr)
     apis = _load(args)  # invalid documents raise; the CLI's main maps them to exit codes
     try:
-        auth = _load_auth(args)
-        config = RelayConfig(
-            host=args.host,
-            ws_port=None if args.no_ws else args.ws_port,
-            wss_port=None if args.no_wss else args.wss_port,
-            port_offset=args.port_offset,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            admin_host=args.admin_host,
-            admin_port=None if args.no_admin else args.admin_port,
-            auth=auth,
-            principal_header=args.principal_header,
-            max_message_size=args.max_message_size,
-            compression=not args.no_compression,
-            max_connections=args.max_connections,
-            principal_quota=args.principal_quota,
-            on_wrong_direction=args.on_wrong_direction,
-            on_throttle=args.on_throttle,
-            validate_messages=args.validate_messages,
-            on_invalid=args.on_invalid,
-            open_timeout=args.open_timeout,
-            ping_interval=args.ping_interval,
-            ping_timeout=args.ping_timeout,
-            idle_timeout=args.idle_timeout,
-            drain_timeout=args.drain_timeout,
-            forward_query=not args.no_forward_query,
-            forward_headers=tuple(args.forward_header),
-            access_log=args.access_log,
-        )
+        config = _config(args)
         relay = Relay(apis, config=config)
     except (RelayError, ValueError) as exc:
         return _usage(str(exc))
-    return _run_loop(_serve(relay, args), uvloop=not args.no_uvloop)
+    if args.workers == 1:
+        return _run_loop(_serve(relay, args), uvloop=not args.no_uvloop)
+    if config.tls_cert is None and not args.no_wss:
+        print("wss listener off: no --tls-cert/--tls-key given", file=sys.stderr)
+    listeners = {
+        scheme: (config.host, port)
+        for scheme, port in (("ws", config.ws_bind_port), ("wss", config.wss_bind_port))
+        if port is not None
+    }
+    supervisor = Supervisor(
+        _worker,
+        (args,),
+        workers=args.workers,
+        listeners=listeners,
+        admin=None
+        if config.admin_bind_port is None
+        else (config.admin_host, config.admin_bind_port),
+        drain_timeout=config.drain_timeout,
+    )
+    return asyncio.run(supervisor.run())
+
+
+def _config(args: argparse.Namespace) -> RelayConfig:
+    """The relay configuration the options give (a worker's ``--max-connections`` share is
+    the instance's divided by the workers, rounded down)."""
+    max_connections = args.max_connections
+    if max_connections is not None:
+        max_connections //= args.workers
+    return RelayConfig(
+        host=args.host,
+        ws_port=None if args.no_ws else args.ws_port,
+        wss_port=None if args.no_wss else args.wss_port,
+        port_offset=args.port_offset,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        admin_host=args.admin_host,
+        admin_port=None if args.no_admin else args.admin_port,
+        auth=_load_auth(args),
+        principal_header=args.principal_header,
+        max_message_size=args.max_message_size,
+        compression=not args.no_compression,
+        max_connections=max_connections,
+        principal_quota=args.principal_quota,
+        on_wrong_direction=args.on_wrong_direction,
+        on_throttle=args.on_throttle,
+        validate_messages=args.validate_messages,
+        on_invalid=args.on_invalid,
+        open_timeout=args.open_timeout,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        idle_timeout=args.idle_timeout,
+        drain_timeout=args.drain_timeout,
+        forward_query=not args.no_forward_query,
+        forward_headers=tuple(args.forward_header),
+        access_log=args.access_log,
+    )
+
+
+def _worker(args: argparse.Namespace, ports: dict[str, int], channel: Connection) -> None:
+    """One worker of ``--workers N`` (in a process of its own): the listeners on the ports the
+    supervisor holds, shared with ``SO_REUSEPORT``; its own admin listener on a free loopback
+    port, for the supervisor only. SIGTERM drains it; SIGINT is the supervisor's to act on."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+    try:
+        apis = _load(args)
+        config = attrs.evolve(
+            _config(args),
+            ws_port=ports.get("ws"),
+            wss_port=ports.get("wss"),
+            port_offset=0,
+            admin_host="127.0.0.1",
+            admin_port=0,
+            reuse_port=True,
+        )
+        relay = Relay(apis, config=config)
+    except AsyncAPIGwError as exc:
+        _say(f"asyncapi-gw serve: error: {exc}")
+        sys.exit(EXIT_USAGE)
+    sys.exit(_run_loop(_serve(relay, args, channel=channel), uvloop=not args.no_uvloop))
 
 
 def _run_loop(main: Coroutine[Any, Any, int], *, uvloop: bool) -> int:
@@ -384,7 +460,11 @@ def _run_loop(main: Coroutine[Any, Any, int], *, uvloop: bool) -> int:
     return asyncio.run(main)
 
 
-async def _serve(relay: Relay, args: argparse.Namespace) -> int:
+async def _serve(
+    relay: Relay, args: argparse.Namespace, *, channel: Connection | None = None
+) -> int:
+    """Serve until stopped; a worker (with a ``channel`` to its supervisor) reports there
+    instead of on standard error, and only SIGTERM stops it."""
     try:
         await relay.start()
     except RelayError as exc:
@@ -392,10 +472,14 @@ async def _serve(relay: Relay, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reload = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    stops = (signal.SIGTERM,) if channel is not None else (signal.SIGINT, signal.SIGTERM)
+    for sig in stops:
         loop.add_signal_handler(sig, stop.set)
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, reload.set)
+    if channel is not None:
+        report_ready(channel, relay.ports["admin"])
+        return await _until(stop, relay, args, reload, stops, quiet=True)
     if relay.config.tls_cert is None and not args.no_wss:
         print("wss listener off: no --tls-cert/--tls-key given", file=sys.stderr)
     for scheme, (host, port) in relay.addresses.items():
@@ -408,6 +492,19 @@ async def _serve(relay: Relay, args: argparse.Namespace) -> int:
             )
         else:
             print(f"listening on {scheme}://{shown}:{port}", file=sys.stderr, flush=True)
+    return await _until(stop, relay, args, reload, stops, quiet=False)
+
+
+async def _until(
+    stop: asyncio.Event,
+    relay: Relay,
+    args: argparse.Namespace,
+    reload: asyncio.Event,
+    stops: tuple[signal.Signals, ...],
+    *,
+    quiet: bool,
+) -> int:
+    """Watch for reloads until ``stop``, then drain the relay."""
     watcher = asyncio.create_task(_watch(relay, args, reload))
     try:
         await stop.wait()
@@ -415,9 +512,11 @@ async def _serve(relay: Relay, args: argparse.Namespace) -> int:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        loop = asyncio.get_running_loop()
+        for sig in stops:
             loop.remove_signal_handler(sig)
-        print("shutting down: draining connections", file=sys.stderr, flush=True)
+        if not quiet:
+            print("shutting down: draining connections", file=sys.stderr, flush=True)
         await relay.close()
     return EXIT_OK
 
@@ -474,7 +573,11 @@ def _watched(args: argparse.Namespace) -> FileWatch:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """One line on standard error in one write: the lines of several workers never mix. A
+    standard error that is gone (a closed pipe) does not stop the relay."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"{message}\n")
+        sys.stderr.flush()
 
 
 def _reload(relay: Relay, args: argparse.Namespace, groups: list[str]) -> None:

@@ -102,6 +102,10 @@ class RelayConfig:
 
     ``on_wrong_direction``, ``on_throttle`` and ``on_invalid`` take their enum's members or
     their values, the ``serve`` command's words (``"drop"`` is ``OnWrongDirection.DROP``).
+
+    ``reuse_port`` binds the ``ws`` and ``wss`` listeners with ``SO_REUSEPORT``, so that several
+    processes can listen on the same port and the kernel spreads new connections over them
+    (``asyncapi-gw serve --workers``); the admin listener is never shared.
     """
 
     host: str = "127.0.0.1"
@@ -134,6 +138,7 @@ class RelayConfig:
     idle_timeout: float | None = attrs.field(default=DEFAULT_IDLE_TIMEOUT, validator=_positive)
     write_buffer_limit: int = attrs.field(default=256 * 1024, validator=_positive)
     access_log: str | None = None
+    reuse_port: bool = False
 
     def __attrs_post_init__(self) -> None:
         for port in (self.ws_port, self.wss_port, self.admin_port):

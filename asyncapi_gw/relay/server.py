@@ -154,6 +154,7 @@ class Relay:
                     port,
                     ssl=context,
                     backlog=1024,
+                    reuse_port=config.reuse_port or None,
                 )
             if self._servers and config.admin_bind_port is not None:
                 scheme = "admin"

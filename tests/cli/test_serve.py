@@ -10,137 +10,27 @@ import hmac
 import json
 import os
 import re
-import select
 import signal
 import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serve_process import ADMIN, LISTENING, Serve, document, http_get, own_ports
 from tls_certificates import self_signed
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
-from websockets.sync.server import Server, ServerConnection, serve
 
 from asyncapi_gw.cli.serve import JWT_SECRET_ENV, FileWatch
-
-LISTENING = re.compile(r"listening on (wss?)://([^:]+|\[.*\]):(\d+)")
-ADMIN = re.compile(r"admin listener on http://([^:]+):(\d+) ")
-
-
-def _own_ports(args: tuple[str, ...]) -> list[str]:
-    """``args``, with a free admin port unless they choose one: tests never bind the default."""
-    if "--admin-port" in args or "--no-admin" in args:
-        return list(args)
-    return [*args, "--admin-port", "0"]
-
-
-SCHEMES = {
-    "key": {"type": "httpApiKey", "name": "apikey", "in": "query"},
-    "token": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-}
-
-
-def _doc(
-    tmp_path: Path,
-    backend: str,
-    *,
-    title: str = "Echo",
-    name: str = "echo.json",
-    security: str | None = None,
-    **info: str,
-) -> Path:
-    path = tmp_path / name
-    server: dict[str, object] = {"url": backend, "protocol": "ws"}
-    document: dict[str, object] = {
-        "asyncapi": "2.6.0",
-        "info": {"title": title, "version": "1.0", **info},
-        "servers": {"production": server},
-        "channels": {"/*": {"publish": {}, "subscribe": {}}},
-    }
-    if security is not None:
-        server["security"] = [{security: []}]
-        document["components"] = {"securitySchemes": {security: SCHEMES[security]}}
-    path.write_text(json.dumps(document))
-    return path
-
-
-@pytest.fixture
-def echo_backend() -> Iterator[str]:
-    def echo(ws: ServerConnection) -> None:
-        for message in ws:
-            ws.send(message)
-
-    server: Server
-    with serve(echo, "127.0.0.1", 0) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
-        server.shutdown()
-        thread.join(5)
-
-
-class Serve:
-    """A running ``asyncapi-gw serve``; ``lines`` holds its stderr read so far."""
-
-    def __init__(
-        self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "asyncapi_gw", "serve", *_own_ports(args)],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            env=env,
-            cwd=cwd,
-        )
-        self.lines: list[str] = []
-        self._partial = ""
-
-    def wait_for(self, pattern: re.Pattern[str], timeout: float = 10) -> re.Match[str]:
-        """The first unseen stderr line matching ``pattern`` (raw reads: no hidden buffer)."""
-        assert self.proc.stderr is not None
-        fd = self.proc.stderr.fileno()
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.lines:
-                if found := pattern.search(line):
-                    self.lines.remove(line)
-                    return found
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {pattern.pattern!r} on stderr: {self.lines}")
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                chunk = os.read(fd, 65536).decode()
-                if not chunk:
-                    raise AssertionError(f"serve exited; stderr: {self.lines}")
-                self._partial += chunk
-                *complete, self._partial = self._partial.split("\n")
-                self.lines += complete
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(10)
-        finally:
-            self.proc.kill()
-            if self.proc.stderr:
-                self.proc.stderr.close()
-
-
-def _get(port: int, path: str) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), 5) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        return s.recv(100)
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "asyncapi_gw", "serve", *_own_ports(args)],
+        [sys.executable, "-m", "asyncapi_gw", "serve", *own_ports(args)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -150,7 +40,7 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 
 
 def test_serves_relays_and_exits_0_on_sigterm(tmp_path: Path, echo_backend: str) -> None:
-    doc = _doc(tmp_path, echo_backend)
+    doc = document(tmp_path, echo_backend)
     log = tmp_path / "access.log"
     server = Serve(str(doc), "--host", "127.0.0.1", "--ws-port", "0", "--access-log", str(log))
     try:
@@ -163,8 +53,8 @@ def test_serves_relays_and_exits_0_on_sigterm(tmp_path: Path, echo_backend: str)
         with connect(f"ws://127.0.0.1:{port}/echo/1.0/room") as ws:
             ws.send("through the CLI")
             assert ws.recv(5) == "through the CLI"
-        assert _get(port, "/health").startswith(b"HTTP/1.1 404 ")  # not on the client listener
-        assert _get(int(admin.group(2)), "/health").startswith(b"HTTP/1.1 200 ")
+        assert http_get(port, "/health").startswith(b"HTTP/1.1 404 ")  # not on the client listener
+        assert http_get(int(admin.group(2)), "/health").startswith(b"HTTP/1.1 200 ")
     finally:
         assert server.stop() == 0
     entry = json.loads(log.read_text().splitlines()[0])
@@ -173,17 +63,17 @@ def test_serves_relays_and_exits_0_on_sigterm(tmp_path: Path, echo_backend: str)
 
 
 def test_sigint_is_a_clean_shutdown(tmp_path: Path) -> None:
-    server = Serve(str(_doc(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0")
+    server = Serve(str(document(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0")
     server.wait_for(LISTENING)
     assert server.stop(signal.SIGINT) == 0
 
 
 def test_sighup_reloads_the_documents(tmp_path: Path, echo_backend: str) -> None:
-    doc = _doc(tmp_path, echo_backend)
+    doc = document(tmp_path, echo_backend)
     server = Serve(str(doc), "--ws-port", "0")
     try:
         port = int(server.wait_for(LISTENING).group(3))
-        _doc(tmp_path, echo_backend, title="Renamed")
+        document(tmp_path, echo_backend, title="Renamed")
         server.proc.send_signal(signal.SIGHUP)
         server.wait_for(re.compile("reloaded"))
         with connect(f"ws://127.0.0.1:{port}/renamed/1.0/x") as ws:
@@ -196,7 +86,7 @@ def test_sighup_reloads_the_documents(tmp_path: Path, echo_backend: str) -> None
 def test_wss_listener_and_port_offset(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     server = Serve(
-        str(_doc(tmp_path, "ws://127.0.0.1:9")),
+        str(document(tmp_path, "ws://127.0.0.1:9")),
         "--ws-port",
         "0",
         "--wss-port",
@@ -220,7 +110,9 @@ def test_port_in_use_is_exit_2(tmp_path: Path, option: str) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = _run(str(_doc(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0", option, str(port))
+        done = _run(
+            str(document(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0", option, str(port)
+        )
     assert done.returncode == 2
     assert "cannot listen" in done.stderr
     assert "Traceback" not in done.stderr
@@ -250,7 +142,9 @@ def test_help_states_every_default() -> None:
         "--on-throttle {reply,close}",
         "(default: reply)",
         # options without a value by default say what that means
-        "--max-connections N more get HTTP 503 (default: no limit)",
+        "--max-connections N more get HTTP 503, counted per instance",
+        "rounded down (default: no limit)",
+        "--workers N|auto worker processes",
         "(default: the documents' perPrincipal, if any)",
         "(default: no access log)",
     ]:
@@ -274,7 +168,7 @@ def test_help_states_every_default() -> None:
 
 def test_timers_are_set_from_the_command_line(tmp_path: Path, echo_backend: str) -> None:
     """An idle timeout of 0.5 s closes a silent connection (1001); pings off are off."""
-    doc = _doc(tmp_path, echo_backend)
+    doc = document(tmp_path, echo_backend)
     server = Serve(
         str(doc),
         "--ws-port",
@@ -320,7 +214,7 @@ def test_timers_are_set_from_the_command_line(tmp_path: Path, echo_backend: str)
     ],
 )
 def test_usage_errors_are_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    doc = str(_doc(tmp_path, "ws://127.0.0.1:9"))
+    doc = str(document(tmp_path, "ws://127.0.0.1:9"))
     done = _run(*(a.replace("{doc}", doc) for a in args), "--ws-port", "0")
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
@@ -329,7 +223,9 @@ def test_usage_errors_are_exit_2(tmp_path: Path, args: list[str], message: str) 
 
 def test_unwritable_access_log_is_exit_2_naming_the_log(tmp_path: Path) -> None:
     log = tmp_path / "no-such-dir" / "access.log"
-    done = _run(str(_doc(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0", "--access-log", str(log))
+    done = _run(
+        str(document(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0", "--access-log", str(log)
+    )
     assert done.returncode == 2, done.stderr
     assert f"cannot open the access log {log}" in done.stderr
     assert "cannot listen" not in done.stderr
@@ -375,7 +271,7 @@ def _serving_keys(
 ) -> Iterator[tuple[Serve, Path, str]]:
     """``serve`` of an API-key API with ``keys`` in a keys file: the server, the keys file and
     the URL that takes a key at its end; stopped (exit 0) at the end."""
-    doc = _doc(tmp_path, backend, security="key")
+    doc = document(tmp_path, backend, security="key")
     keys_file = _keys(tmp_path / "keys.json", *keys)
     server = Serve(str(doc), "--ws-port", "0", "--api-keys", str(keys_file), *options)
     try:
@@ -458,12 +354,12 @@ def test_the_watcher_reloads_a_saved_keys_file_without_a_signal(
 def test_a_plain_save_of_the_document_keeps_its_connections(
     tmp_path: Path, echo_backend: str
 ) -> None:
-    doc = _doc(tmp_path, echo_backend)
+    doc = document(tmp_path, echo_backend)
     server = Serve(str(doc), "--ws-port", "0")
     try:
         url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x"
         with connect(url) as ws:
-            _doc(tmp_path, echo_backend, description="a description added")
+            document(tmp_path, echo_backend, description="a description added")
             assert server.wait_for(RELOADED).group(1) == "1 document(s): 1 connection kept"
             ws.send("still relayed")
             assert ws.recv(5) == "still relayed"
@@ -486,7 +382,7 @@ def test_the_jwt_secret_from_a_file_the_environment_or_the_command_line(
     tmp_path: Path, echo_backend: str, given: str
 ) -> None:
     secret = "s" * 40
-    doc = _doc(tmp_path, echo_backend, security="token")
+    doc = document(tmp_path, echo_backend, security="token")
     args = [str(doc), "--ws-port", "0"]
     env = {k: v for k, v in os.environ.items() if k != JWT_SECRET_ENV}
     if given == "file":
@@ -514,7 +410,7 @@ def test_a_rotated_secret_file_closes_the_old_tokens_connections(
     old, new = "o" * 40, "n" * 40
     secret = tmp_path / "secret"
     secret.write_text(old)
-    doc = _doc(tmp_path, echo_backend, security="token")
+    doc = document(tmp_path, echo_backend, security="token")
     server = Serve(str(doc), "--ws-port", "0", "--jwt-secret-file", str(secret))
     try:
         url = f"ws://127.0.0.1:{server.wait_for(LISTENING).group(3)}/echo/1.0/x?access_token="
@@ -569,7 +465,7 @@ def test_sighup_reloads_the_tls_certificate_and_keeps_it_when_broken(tmp_path: P
     first.mkdir()
     second.mkdir()
     cert, key = self_signed(first)
-    doc = _doc(tmp_path, "ws://127.0.0.1:9")
+    doc = document(tmp_path, "ws://127.0.0.1:9")
     args = ("--ws-port", "0", "--wss-port", "0", "--tls-cert", cert, "--tls-key", key)
     server = Serve(str(doc), *args)
     try:
