@@ -12,7 +12,10 @@ every raw result to bench/out/. See bench/README.md for what each figure means.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
+import hmac
 import importlib.util
 import json
 import os
@@ -36,6 +39,8 @@ OUT = BENCH / "out"
 SERVER_CPU = "0"
 LOADGEN_CPU = "1"
 API_KEY = "bench-key-0123456789"
+# HS256 needs 32 bytes at least; a benchmark secret, used on loopback only.
+JWT_SECRET = "bench-secret-0123456789-0123456789-0123456789"  # noqa: S105
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -234,11 +239,13 @@ def start_nginx(workdir: Path, backend_port: int) -> Target | str:
     return Target("nginx", port, "/echo", [], workers[0], note=version, procs=[proc])
 
 
-def relay_document(backend_port: int) -> dict[str, Any]:
-    """A realistic API: API key auth, one topic both ways, a URL mapping and an event quota.
+def relay_document(backend_port: int, *, jwt: bool = False) -> dict[str, Any]:
+    """A realistic API: API key auth (``jwt``: bearer JWTs instead), one topic both ways, a URL
+    mapping and an event quota.
 
     The quota is far above what the load reaches: it is checked on every message, never hit.
     """
+    scheme = "bearer" if jwt else "apikey"
     message = {
         "name": "Echo",
         "contentType": "text/plain",
@@ -253,7 +260,7 @@ def relay_document(backend_port: int) -> dict[str, Any]:
             "production": {
                 "url": f"127.0.0.1:{backend_port}",
                 "protocol": "ws",
-                "security": [{"apikey": []}],
+                "security": [{scheme: []}],
             }
         },
         "channels": {
@@ -271,9 +278,26 @@ def relay_document(backend_port: int) -> dict[str, Any]:
             }
         },
         "components": {
-            "securitySchemes": {"apikey": {"type": "httpApiKey", "name": "apikey", "in": "header"}}
+            "securitySchemes": {
+                "apikey": {"type": "httpApiKey", "name": "apikey", "in": "header"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            }
         },
     }
+
+
+def bench_token(lifetime: float = 3600.0) -> str:
+    """An HS256 JWT for JWT_SECRET, minted here (the relay verifies it on every handshake)."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = {"sub": "bench", "scope": "echo", "exp": int(time.time() + lifetime)}
+    body = b64(json.dumps(claims).encode())
+    signed = f"{head}.{body}".encode()
+    signature = hmac.new(JWT_SECRET.encode(), signed, hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(signature)}"
 
 
 def relay_command() -> list[str] | None:
@@ -288,11 +312,24 @@ def relay_command() -> list[str] | None:
     return None
 
 
-def relay_loop_variants(cmd: list[str]) -> list[tuple[str, list[str]]] | str:
+def checkout_env(checkout: Path) -> dict[str, str]:
+    """The environment that makes ``asyncapi-gw`` import the package of ``checkout`` (a source
+    tree), whatever the interpreter has installed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout), env.get("PYTHONPATH")]))
+    return env
+
+
+def relay_loop_variants(cmd: list[str], env: dict[str, str]) -> list[tuple[str, list[str]]] | str:
     """The relay runs to measure: with and without uvloop when serve offers the choice."""
     try:
         helped = subprocess.run(
-            [*cmd, "serve", "--help"], capture_output=True, text=True, timeout=30, check=False
+            [*cmd, "serve", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"`asyncapi-gw serve --help` failed: {exc}"
@@ -314,13 +351,30 @@ def relay_loop_variants(cmd: list[str]) -> list[tuple[str, list[str]]] | str:
 
 
 def start_relay(
-    workdir: Path, backend_port: int, name: str, cmd: list[str], extra: list[str]
+    workdir: Path,
+    backend_port: int,
+    name: str,
+    cmd: list[str],
+    extra: list[str],
+    *,
+    env: dict[str, str],
+    jwt: bool = False,
 ) -> Target | str:
-    doc = workdir / "bench-api.json"
-    doc.write_text(json.dumps(relay_document(backend_port), indent=2))
-    keys = workdir / "api-keys.yaml"
-    # JSON is YAML: the file reads the same whichever parser the relay uses.
-    keys.write_text(json.dumps({API_KEY: {"scopes": [], "environment": "production"}}) + "\n")
+    """``asyncapi-gw serve`` with API keys, or (``jwt``) with bearer JWTs: every handshake
+    sends the same HS256 token, which the relay verifies each time."""
+    doc = workdir / f"bench-api{'-jwt' if jwt else ''}.json"
+    doc.write_text(json.dumps(relay_document(backend_port, jwt=jwt), indent=2))
+    if jwt:
+        secret = workdir / "jwt-secret"
+        secret.write_text(JWT_SECRET)
+        auth = ["--jwt-secret-file", str(secret)]
+        headers = [f"Authorization: Bearer {bench_token()}"]
+    else:
+        keys = workdir / "api-keys.yaml"
+        # JSON is YAML: the file reads the same whichever parser the relay uses.
+        keys.write_text(json.dumps({API_KEY: {"scopes": [], "environment": "production"}}) + "\n")
+        auth = ["--api-keys", str(keys)]
+        headers = [f"apikey: {API_KEY}"]
     port = free_port()
     argv = [
         "taskset",
@@ -335,8 +389,7 @@ def start_relay(
         str(port),
         "--no-wss",
         "--no-admin",  # the load talks to the ws listener only; no fixed port to collide on
-        "--api-keys",
-        str(keys),
+        *auth,
         "--max-message-size",
         str(1 << 20),
         "--on-wrong-direction",
@@ -345,7 +398,7 @@ def start_relay(
     ]
     log_path = workdir / f"{name}.log"
     log = log_path.open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=log)
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
         if b"listening on ws://" in log_path.read_bytes():
@@ -357,9 +410,7 @@ def start_relay(
         log.close()
         return f"`asyncapi-gw serve` did not start: {text.strip()[-600:] or 'no output'}"
     note = " ".join(extra) or "default loop"
-    return Target(
-        name, port, "/bench/1.0.0/echo", [f"apikey: {API_KEY}"], proc.pid, note=note, procs=[proc]
-    )
+    return Target(name, port, "/bench/1.0.0/echo", headers, proc.pid, note=note, procs=[proc])
 
 
 def start_floor(backend_port: int) -> Target | str:
@@ -566,6 +617,9 @@ def print_table(names: list[str], rows: list[tuple[str, str, dict[str, dict[str,
         for base in ("nginx", "direct", "floor"):
             if base in names:
                 ratio_cols.append((f"{relay}/{base}", relay, base))
+    for relay in relays:
+        if relay + "@base" in names:  # after/before
+            ratio_cols.append((f"{relay}/{relay}@base", relay, relay + "@base"))
     if "floor" in names and "nginx" in names:
         ratio_cols.append(("floor/nginx", "floor", "nginx"))
     if not relays and "nginx" in names and "direct" in names:
@@ -612,7 +666,11 @@ def environment() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def targets_running(
-    wanted: list[str], workdir: Path, backend: subprocess.Popen[bytes], backend_port: int
+    wanted: list[str],
+    workdir: Path,
+    backend: subprocess.Popen[bytes],
+    backend_port: int,
+    base: Path | None = None,
 ) -> Iterator[tuple[list[Target], dict[str, str]]]:
     targets: list[Target] = []
     skipped: dict[str, str] = {}
@@ -627,19 +685,35 @@ def targets_running(
                 skipped["nginx"] = started
             else:
                 targets.append(started)
-        if "relay" in wanted:
-            cmd = relay_command()
-            variants = relay_loop_variants(cmd) if cmd else "asyncapi-gw is not installed"
-            if isinstance(variants, str):
-                skipped["relay"] = variants
-            else:
+        cmd = relay_command()
+        checkouts = [("", BENCH.parent)] + ([] if base is None else [("@base", base)])
+        for suffix, checkout in checkouts:
+            env = checkout_env(checkout)
+            if "relay" in wanted:
+                variants = relay_loop_variants(cmd, env) if cmd else "asyncapi-gw is not installed"
+                if isinstance(variants, str):
+                    skipped["relay" + suffix] = variants
+                    variants = []
                 for name, extra in variants:
                     assert cmd is not None
-                    started = start_relay(workdir, backend_port, name, cmd, extra)
+                    started = start_relay(workdir, backend_port, name + suffix, cmd, extra, env=env)
                     if isinstance(started, str):
-                        skipped[name] = started
+                        skipped[name + suffix] = started
                     else:
                         targets.append(started)
+            if "relay-jwt" in wanted:
+                started = (
+                    start_relay(
+                        workdir, backend_port, "relay-jwt" + suffix, cmd, [], env=env, jwt=True
+                    )
+                    if cmd
+                    else "asyncapi-gw is not installed"
+                )
+                if isinstance(started, str):
+                    skipped["relay-jwt" + suffix] = started
+                else:
+                    started.note = "HS256 bearer JWT verified on every handshake"
+                    targets.append(started)
         if "floor" in wanted:
             started = start_floor(backend_port)
             if isinstance(started, str):
@@ -656,7 +730,19 @@ def targets_running(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one repetition, short runs")
-    parser.add_argument("--targets", default="direct,nginx,relay")
+    parser.add_argument(
+        "--targets",
+        default="direct,nginx,relay",
+        help="any of direct,nginx,relay,relay-jwt,floor (default: direct,nginx,relay)",
+    )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        metavar="CHECKOUT",
+        help="also measure the relay of this source tree (another checkout, e.g. main's), "
+        "as targets named relay@base and so on: before and after in one run",
+    )
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3; quick 1)")
     parser.add_argument("--duration", type=float, default=None, help="seconds per measurement")
     parser.add_argument("--idle", default=None, help="idle connection counts, e.g. 1000,5000,9900")
@@ -721,7 +807,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="asyncapi-gw-bench-") as tmp,
-            targets_running(wanted, Path(tmp), backend, backend_port) as (targets, skipped),
+            targets_running(wanted, Path(tmp), backend, backend_port, args.base) as (
+                targets,
+                skipped,
+            ),
         ):
             results["skipped"] = skipped
             for name, why in skipped.items():
@@ -746,7 +835,7 @@ def main(argv: list[str] | None = None) -> int:
                             else ""
                         )
                         print(
-                            f"  rep {rep + 1} {measure.key:9} {target.name:13} "
+                            f"  rep {rep + 1} {measure.key:9} {target.name:18} "
                             f"{fmt(measure.value(result)):>7} {measure.unit:7} "
                             f"(unattributed CPU {result['unattributed_cpu_pct']:.0f}%){flag}",
                             flush=True,
@@ -756,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
                     result = measure_idle(target, count, plan)
                     raw[target.name].setdefault(f"idle{count}", []).append(result)
                     print(
-                        f"  idle {count:5} {target.name:13} {result['kib_per_conn']} KiB/conn "
+                        f"  idle {count:5} {target.name:18} {result['kib_per_conn']} KiB/conn "
                         f"({result['connected']} open, {result['failed']} failed)",
                         flush=True,
                     )
