@@ -736,6 +736,11 @@ def main(argv: list[str] | None = None) -> int:
         help="any of direct,nginx,relay,relay-jwt,floor (default: direct,nginx,relay)",
     )
     parser.add_argument(
+        "--measures",
+        default=None,
+        help="a subset of pp32,pp1k,pp64k,stream1k,lat1,handshake (default: all)",
+    )
+    parser.add_argument(
         "--base",
         type=Path,
         default=None,
@@ -822,6 +827,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             raw: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
             measures = traffic_measures()
+            if args.measures:
+                keys = args.measures.split(",")
+                measures = [m for m in measures if m.key in keys]
             for rep in range(plan.reps):
                 for measure in measures:
                     for target in targets:  # interleaved, so drift hits every target alike
@@ -895,6 +903,7 @@ def main(argv: list[str] | None = None) -> int:
                     if t.name != "direct":
                         added = statistics.median(r["lat_us"]["p50"] for r in raw[t.name]["lat1"])
                         print(f"added p50 latency at 1 conn, {t.name}: {added - base:+.0f} µs")
+            if "direct" in raw and "pp1k" in raw["direct"]:
                 pp1k = statistics.median(r["msg_per_s"] for r in raw["direct"]["pp1k"])
                 if pp1k < 70_000:
                     print(
