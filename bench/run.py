@@ -17,7 +17,10 @@ to keep the load generator apart. See bench/README.md for what each figure means
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
+import hmac
 import importlib.util
 import json
 import os
@@ -41,6 +44,8 @@ OUT = BENCH / "out"
 SERVER_CPU = "0"
 LOADGEN_CPU = "1"
 API_KEY = "bench-key-0123456789"
+# HS256 needs 32 bytes at least; a benchmark secret, used on loopback only.
+JWT_SECRET = "bench-secret-0123456789-0123456789-0123456789"  # noqa: S105
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -276,11 +281,13 @@ def start_nginx(workdir: Path, backend_port: int, workers: int = 1) -> Target | 
     )
 
 
-def relay_document(backend_port: int) -> dict[str, Any]:
-    """A realistic API: API key auth, one topic both ways, a URL mapping and an event quota.
+def relay_document(backend_port: int, *, jwt: bool = False) -> dict[str, Any]:
+    """A realistic API: API key auth (``jwt``: bearer JWTs instead), one topic both ways, a URL
+    mapping and an event quota.
 
     The quota is far above what the load reaches: it is checked on every message, never hit.
     """
+    scheme = "bearer" if jwt else "apikey"
     message = {
         "name": "Echo",
         "contentType": "text/plain",
@@ -295,7 +302,7 @@ def relay_document(backend_port: int) -> dict[str, Any]:
             "production": {
                 "url": f"127.0.0.1:{backend_port}",
                 "protocol": "ws",
-                "security": [{"apikey": []}],
+                "security": [{scheme: []}],
             }
         },
         "channels": {
@@ -313,9 +320,26 @@ def relay_document(backend_port: int) -> dict[str, Any]:
             }
         },
         "components": {
-            "securitySchemes": {"apikey": {"type": "httpApiKey", "name": "apikey", "in": "header"}}
+            "securitySchemes": {
+                "apikey": {"type": "httpApiKey", "name": "apikey", "in": "header"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            }
         },
     }
+
+
+def bench_token(lifetime: float = 3600.0) -> str:
+    """An HS256 JWT for JWT_SECRET, minted here (the relay verifies it on every handshake)."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = {"sub": "bench", "scope": "echo", "exp": int(time.time() + lifetime)}
+    body = b64(json.dumps(claims).encode())
+    signed = f"{head}.{body}".encode()
+    signature = hmac.new(JWT_SECRET.encode(), signed, hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(signature)}"
 
 
 def relay_command() -> list[str] | None:
@@ -334,11 +358,24 @@ def relay_command() -> list[str] | None:
     return None
 
 
-def relay_loop_variants(cmd: list[str]) -> list[tuple[str, list[str]]] | str:
+def checkout_env(checkout: Path) -> dict[str, str]:
+    """The environment that makes ``asyncapi-gw`` import the package of ``checkout`` (a source
+    tree), whatever the interpreter has installed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout), env.get("PYTHONPATH")]))
+    return env
+
+
+def relay_loop_variants(cmd: list[str], env: dict[str, str]) -> list[tuple[str, list[str]]] | str:
     """The relay runs to measure: with and without uvloop when serve offers the choice."""
     try:
         helped = subprocess.run(
-            [*cmd, "serve", "--help"], capture_output=True, text=True, timeout=30, check=False
+            [*cmd, "serve", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"`asyncapi-gw serve --help` failed: {exc}"
@@ -359,21 +396,29 @@ def relay_loop_variants(cmd: list[str]) -> list[tuple[str, list[str]]] | str:
     return [("relay", [])]
 
 
-def relay_files(workdir: Path, backend_port: int) -> tuple[Path, Path]:
-    """The bench document and its API keys file, written into ``workdir``."""
-    doc = workdir / "bench-api.json"
-    doc.write_text(json.dumps(relay_document(backend_port), indent=2))
+def relay_files(workdir: Path, backend_port: int, *, jwt: bool = False) -> tuple[Path, Path]:
+    """The bench document and its credentials file (API keys, or ``jwt``: the JWT secret),
+    written into ``workdir``."""
+    doc = workdir / f"bench-api{'-jwt' if jwt else ''}.json"
+    doc.write_text(json.dumps(relay_document(backend_port, jwt=jwt), indent=2))
+    if jwt:
+        secret = workdir / "jwt-secret"
+        secret.write_text(JWT_SECRET)
+        return doc, secret
     keys = workdir / "api-keys.yaml"
     # JSON is YAML: the file reads the same whichever parser the relay uses.
     keys.write_text(json.dumps({API_KEY: {"scopes": [], "environment": "production"}}) + "\n")
     return doc, keys
 
 
-def start_listening(argv: list[str], log_path: Path) -> tuple[subprocess.Popen[bytes], str] | str:
-    """Start ``argv`` with its output in ``log_path`` and wait (30 s at most) for its
-    ``listening on ws://`` line: the process and that line, or what it printed instead."""
+def start_listening(
+    argv: list[str], log_path: Path, *, checkout: Path = BENCH.parent
+) -> tuple[subprocess.Popen[bytes], str] | str:
+    """Start ``argv`` in ``checkout``, importing its package, with its output in ``log_path``,
+    and wait (30 s at most) for its ``listening on ws://`` line: the process and that line, or
+    what it printed instead."""
     log = log_path.open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=BENCH.parent)
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=checkout, env=checkout_env(checkout))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
         if b"listening on ws://" in log_path.read_bytes():
@@ -394,9 +439,19 @@ def start_relay(
     cmd: list[str],
     extra: list[str],
     *,
+    checkout: Path = BENCH.parent,
+    jwt: bool = False,
     workers: int = 1,
 ) -> Target | str:
-    doc, keys = relay_files(workdir, backend_port)
+    """``asyncapi-gw serve`` of ``checkout`` with API keys, or (``jwt``) with bearer JWTs: every
+    handshake sends the same HS256 token, which the relay verifies each time."""
+    doc, credentials = relay_files(workdir, backend_port, jwt=jwt)
+    if jwt:
+        auth = ["--jwt-secret-file", str(credentials)]
+        headers = [f"Authorization: Bearer {bench_token()}"]
+    else:
+        auth = ["--api-keys", str(credentials)]
+        headers = [f"apikey: {API_KEY}"]
     port = free_port()
     cpus = SERVER_CPU if workers == 1 else all_cpus(workers)
     if workers > 1:
@@ -414,15 +469,14 @@ def start_relay(
         str(port),
         "--no-wss",
         "--no-admin",  # the load talks to the ws listener only; no fixed port to collide on
-        "--api-keys",
-        str(keys),
+        *auth,
         "--max-message-size",
         str(1 << 20),
         "--on-wrong-direction",
         "close",
         *extra,
     ]
-    started = start_listening(argv, workdir / f"{name}.log")
+    started = start_listening(argv, workdir / f"{name}.log", checkout=checkout)
     if isinstance(started, str):
         return f"`asyncapi-gw serve` did not start: {started}"
     proc, _ = started
@@ -432,7 +486,7 @@ def start_relay(
             name,
             port,
             "/bench/1.0.0/echo",
-            [f"apikey: {API_KEY}"],
+            headers,
             proc.pid,
             note=note,
             procs=[proc],
@@ -447,7 +501,7 @@ def start_relay(
         name,
         port,
         "/bench/1.0.0/echo",
-        [f"apikey: {API_KEY}"],
+        headers,
         proc.pid,
         note=f"{note}; every process on CPUs {cpus}",
         procs=[proc],
@@ -683,6 +737,9 @@ def print_table(names: list[str], rows: list[tuple[str, str, dict[str, dict[str,
             peer = f"{base}{workers}" if base == "nginx" else base
             if peer in names:
                 ratio_cols.append((f"{relay}/{peer}", relay, peer))
+    for relay in relays:
+        if relay + "@base" in names:  # after/before
+            ratio_cols.append((f"{relay}/{relay}@base", relay, relay + "@base"))
     if "floor" in names and "nginx" in names:
         ratio_cols.append(("floor/nginx", "floor", "nginx"))
     if "asgi" in names:  # the ASGI front beside the listener and a hand-written FastAPI relay
@@ -740,6 +797,7 @@ def targets_running(
     *,
     asgi_ws: str = "websockets",
     workers: tuple[int, ...] = (1,),
+    base: Path | None = None,
 ) -> Iterator[tuple[list[Target], dict[str, str]]]:
     targets: list[Target] = []
     skipped: dict[str, str] = {}
@@ -754,19 +812,43 @@ def targets_running(
                 skipped["nginx"] = started
             else:
                 targets.append(started)
-        if "relay" in wanted:
-            cmd = relay_command()
-            variants = relay_loop_variants(cmd) if cmd else "asyncapi-gw is not installed"
-            if isinstance(variants, str):
-                skipped["relay"] = variants
-            else:
+        cmd = relay_command()
+        checkouts = [("", BENCH.parent)] + ([] if base is None else [("@base", base)])
+        for suffix, checkout in checkouts:
+            env = checkout_env(checkout)
+            if "relay" in wanted:
+                variants = relay_loop_variants(cmd, env) if cmd else "asyncapi-gw is not installed"
+                if isinstance(variants, str):
+                    skipped["relay" + suffix] = variants
+                    variants = []
                 for name, extra in variants:
                     assert cmd is not None
-                    started = start_relay(workdir, backend_port, name, cmd, extra)
+                    started = start_relay(
+                        workdir, backend_port, name + suffix, cmd, extra, checkout=checkout
+                    )
                     if isinstance(started, str):
-                        skipped[name] = started
+                        skipped[name + suffix] = started
                     else:
                         targets.append(started)
+            if "relay-jwt" in wanted:
+                started = (
+                    start_relay(
+                        workdir,
+                        backend_port,
+                        "relay-jwt" + suffix,
+                        cmd,
+                        [],
+                        checkout=checkout,
+                        jwt=True,
+                    )
+                    if cmd
+                    else "asyncapi-gw is not installed"
+                )
+                if isinstance(started, str):
+                    skipped["relay-jwt" + suffix] = started
+                else:
+                    started.note = "HS256 bearer JWT verified on every handshake"
+                    targets.append(started)
         for name in ("asgi", "fastapi-echo"):
             if name in wanted:
                 started = start_asgi(workdir, backend_port, name, asgi_ws)
@@ -808,14 +890,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--targets",
         default="direct,nginx,relay",
-        help="any of direct,nginx,relay,floor,asgi,fastapi-echo (asgi: the relay's ASGI front "
-        "under uvicorn; fastapi-echo: a plain FastAPI endpoint relaying to the backend)",
+        help="any of direct,nginx,relay,relay-jwt,floor,asgi,fastapi-echo (asgi: the relay's "
+        "ASGI front under uvicorn; fastapi-echo: a plain FastAPI endpoint relaying to the backend)",
     )
     parser.add_argument(
         "--asgi-ws",
         default="websockets",
         help="uvicorn's WebSocket implementation for the asgi targets (websockets, "
         "websockets-sansio, wsproto)",
+    )
+    parser.add_argument(
+        "--measures",
+        default=None,
+        help="a subset of pp32,pp1k,pp64k,stream1k,lat1,handshake (default: all)",
+    )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        metavar="CHECKOUT",
+        help="also measure the relay of this source tree (another checkout, e.g. main's), "
+        "as targets named relay@base and so on: before and after in one run",
     )
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3; quick 1)")
     parser.add_argument("--duration", type=float, default=None, help="seconds per measurement")
@@ -889,7 +984,13 @@ def main(argv: list[str] | None = None) -> int:
         with (
             tempfile.TemporaryDirectory(prefix="asyncapi-gw-bench-") as tmp,
             targets_running(
-                wanted, Path(tmp), backend, backend_port, asgi_ws=args.asgi_ws, workers=workers
+                wanted,
+                Path(tmp),
+                backend,
+                backend_port,
+                asgi_ws=args.asgi_ws,
+                workers=workers,
+                base=args.base,
             ) as (
                 targets,
                 skipped,
@@ -911,6 +1012,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
             raw: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
             measures = traffic_measures()
+            if args.measures:
+                keys = args.measures.split(",")
+                measures = [m for m in measures if m.key in keys]
             for rep in range(plan.reps):
                 for measure in measures:
                     for target in targets:  # interleaved, so drift hits every target alike
@@ -924,7 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
                             else ""
                         )
                         print(
-                            f"  rep {rep + 1} {measure.key:9} {target.name:13} "
+                            f"  rep {rep + 1} {measure.key:9} {target.name:18} "
                             f"{fmt(measure.value(result)):>7} {measure.unit:7} "
                             f"(unattributed CPU {result['unattributed_cpu_pct']:.0f}%){flag}",
                             flush=True,
@@ -934,7 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
                     result = measure_idle(target, count, plan)
                     raw[target.name].setdefault(f"idle{count}", []).append(result)
                     print(
-                        f"  idle {count:5} {target.name:13} {result['kib_per_conn']} KiB/conn "
+                        f"  idle {count:5} {target.name:18} {result['kib_per_conn']} KiB/conn "
                         f"({result['connected']} open, {result['failed']} failed)",
                         flush=True,
                     )
@@ -984,6 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
                     if t.name != "direct":
                         added = statistics.median(r["lat_us"]["p50"] for r in raw[t.name]["lat1"])
                         print(f"added p50 latency at 1 conn, {t.name}: {added - base:+.0f} µs")
+            if "direct" in raw and "pp1k" in raw["direct"]:
                 pp1k = statistics.median(r["msg_per_s"] for r in raw["direct"]["pp1k"])
                 if pp1k < 70_000:
                     print(

@@ -399,6 +399,16 @@ class Authenticator:
         verifying = [] if self._fixed_key is None else [self._fixed_key]
         verifying += [] if self._jwks is None else self._jwks.values()
         self._fingerprints = frozenset(key.fingerprint for key in verifying)
+        # Each key prepared once by PyJWT's algorithm for it (as PyJWT prepares it on every
+        # decode): what _canonical_payload verifies with.  A key PyJWT refuses is left to it.
+        self._prepared: dict[bytes, tuple[Any, Any]] = {}
+        for verifier in verifying:
+            algorithm = self._jws.get_algorithm_by_name(verifier.algorithm)
+            try:
+                prepared = algorithm.prepare_key(verifier.key)
+            except jwt.PyJWTError:
+                continue
+            self._prepared[verifier.fingerprint] = (algorithm, prepared)
         # A configured key's principal never changes: built once, by the key's digest.
         self._api_keys: dict[bytes, Principal] | ApiKeyLookup | None
         if isinstance(config.api_keys, Mapping):
@@ -569,16 +579,50 @@ class Authenticator:
             return _reject("unknown token key id")
         if key.algorithm != algorithm:
             return _reject("token algorithm does not match the gateway's key")
+        payload = self._canonical_payload(token, header, key)
+        if payload is None:
+            payload = self._payload(token, key)
+        if isinstance(payload, Rejection):
+            return payload
         try:
-            payload = self._jws.decode(token, key.key, algorithms=[key.algorithm])
             claims = json.loads(payload)
-        except jwt.InvalidSignatureError:
-            return _reject("invalid token signature")
-        except (jwt.PyJWTError, ValueError, RecursionError):
+        except (ValueError, RecursionError):
             return _reject("malformed bearer token")
         if not isinstance(claims, dict):
             return _reject("malformed bearer token")
         return self._claims(claims, now, key)
+
+    def _payload(self, token: str, key: _Key) -> bytes | Rejection:
+        """The payload of ``token`` once PyJWT verified it with ``key``: the plain path."""
+        try:
+            payload: bytes = self._jws.decode(token, key.key, algorithms=[key.algorithm])
+        except jwt.InvalidSignatureError:
+            return _reject("invalid token signature")
+        except jwt.PyJWTError:
+            return _reject("malformed bearer token")
+        return payload
+
+    def _canonical_payload(
+        self, token: str, header: Mapping[str, Any], key: _Key
+    ) -> bytes | Rejection | None:
+        """:meth:`_payload` for the common token, by a second implementation: three segments
+        of unpadded, canonical base64url (no ``=``, no stray bits), a header without ``crit``
+        or ``b64``, verified by PyJWT's algorithm with the key it prepared once; ``None`` for
+        any other token, which :meth:`_payload` then decides."""
+        prepared = self._prepared.get(key.fingerprint)
+        if prepared is None or "=" in token or "crit" in header or "b64" in header:
+            return None
+        head, body, signature = token.split(".")  # the shape: three segments
+        try:
+            _canonical_base64url(head)  # the header the caller read from it
+            payload = _canonical_base64url(body)
+            signed = _canonical_base64url(signature)
+        except ValueError:
+            return None
+        algorithm, prepared_key = prepared
+        if not algorithm.verify(f"{head}.{body}".encode(), prepared_key, signed):
+            return _reject("invalid token signature")
+        return payload
 
     def _key_for(self, kid: str | None) -> _Key | None:
         if self._jwks is None:
@@ -628,6 +672,17 @@ class Authenticator:
             expires_at=times["exp"] + leeway if "exp" in times else None,
             credential_id=key.fingerprint,
         )
+
+
+def _canonical_base64url(segment: str) -> bytes:
+    """The bytes of an unpadded base64url ``segment`` that is the one encoding of them (as
+    PyJWT requires); :class:`ValueError` otherwise.  The caller has checked the alphabet."""
+    if len(segment) % 4 == 1:
+        raise ValueError("no base64url")
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=") != segment.encode():
+        raise ValueError("not canonical")
+    return data
 
 
 def _scoped(principal: Principal, topic: Topic) -> Principal | Rejection:

@@ -211,6 +211,7 @@ class FrameScanner:
         "_pos",
         "_remaining",
         "_report",
+        "_skimmed",
         "_tables",
         "closed",
         "frames",
@@ -242,8 +243,11 @@ class FrameScanner:
         self._compressed = False  # the current message is compressed and counted
         self._inflating = False  # the frame partly fed is inflated as its payload comes
         self._pos = 0  # payload bytes of that frame inflated so far (the mask's phase)
-        self._inflated = False  # the next whole message was inflated by take_whole already
-        self._pending: ProtocolViolation | None = None  # take_whole's refusal, for feed
+        self._inflated = False  # the next whole message was inflated by skim already
+        self._pending: ProtocolViolation | None = None  # skim's refusal, for feed
+        # What the last skim counted: bytes, frames, messages, the payload left before it, and
+        # whether it inflated a message (for unskim).
+        self._skimmed: tuple[int, int, int, int, bool] = (0, 0, 0, 0, False)
         self.offset = 0
         """Stream offset just past the bytes fed so far."""
         self.frames = 0
@@ -292,49 +296,132 @@ class FrameScanner:
             return self.offset - len(self._head)
         return self._frame_start if self._gathering else -1
 
-    def take_whole(self, data: bytes) -> bool:
-        """Count ``data`` as :meth:`feed` would, when it is exactly one whole unfragmented data
-        frame at a frame boundary, within the size limit, and nothing is collected; else count
-        nothing, and false (the chunk then goes to :meth:`feed`). No event is reported: the
-        caller acts on the message itself.
+    def skim(self, data: bytes) -> int:
+        """Count ``data`` as :meth:`feed` would, when it ends neither inside a header nor past
+        a close frame and holds only what passes without an event: whole (unfragmented) data
+        frames within the size limit, pings and pongs, and the rest of a frame's payload; then
+        the number of data messages that start in it.  Else count nothing and ``-1``: the
+        chunk goes to :meth:`feed`, which finds what else it holds (a violation among them).
+        Nothing is collected or reported: the caller acts on the chunk as a whole.
 
-        A compressed message is inflated here, once: when it inflates past the limit (or does
-        not inflate), the answer is false and the next :meth:`feed`, of this chunk, raises the
-        violation."""
+        A compressed message is inflated here, when the chunk is exactly its one frame: when
+        it inflates past the limit (or does not inflate), the answer is ``-1`` and the next
+        :meth:`feed`, of this chunk, raises the violation.  :meth:`unskim` takes the count
+        back."""
+        if (
+            self._head
+            or self.in_message
+            or self._gathering
+            or self._inflating
+            or self._collect
+            or self.closed
+            or self._inflated
+            or self._pending is not None
+        ):
+            return -1
         n = len(data)
-        if n < 2 or self._head or self._remaining or self.in_message or self.closed:
-            return False
-        if self._collect:
-            return False
-        b0, b1 = data[0], data[1]
-        if self._tables[0][b0] != _WHOLE or (b1 & 0x80) != self._mask_bit:
-            return False
-        length = b1 & 0x7F
-        size = 6 if self._mask_bit else 2
-        if length == 126:
-            if n < 4:
-                return False
-            length = (data[2] << 8) | data[3]
-            size += 2
-        elif length == 127:
-            return False  # 64 KiB or more: the general scan
-        if size + length != n or length > self._limit:
-            return False
-        if b0 & self._counted:
+        i = self._remaining
+        if i >= n:  # the middle of a payload
+            self._skimmed = (n, 0, 0, i, False)
+            self._remaining = i - n
+            self.offset += n
+            return 0
+        whole, control = _WHOLE, _CONTROL
+        table = self._tables[0]
+        mask_bit = self._mask_bit
+        key_size = 4 if mask_bit else 0
+        limit = self._limit
+        counted = self._counted
+        frames = starts = 0
+        opcode = length = 0
+        compressed = False
+        runs = True
+        while i < n:
+            if n - i < 2:
+                return -1
+            b0 = data[i]
+            b1 = data[i + 1]
+            if (b1 & 0x80) != mask_bit:
+                return -1
+            size = b1 & 0x7F
+            if size < 126:
+                head = 2 + key_size
+            elif size == 126:
+                if n - i < 4:
+                    return -1
+                size = (data[i + 2] << 8) | data[i + 3]
+                head = 4 + key_size
+            else:
+                return -1  # 64 KiB or more: the full scan's per-frame cost is nothing to it
+            if n - i < head:
+                return -1
+            kind = table[b0]
+            if kind == whole:
+                if size > limit:
+                    return -1
+                if b0 & counted:  # compressed, counted: only as a chunk of its own
+                    if i or head + size != n:
+                        return -1
+                    compressed = True
+                starts += 1
+                opcode, length = b0, size
+            elif kind != control or size > 125:
+                return -1
+            frames += 1
+            step = head + size
+            i += step
+            if runs and n - i >= step:
+                # A run of frames with this one's header (equal messages, as streams often
+                # carry) is checked in C: each header byte, strided over the frames.
+                last = i - step
+                count = (n - i) // step
+                end = i + count * step
+                if (
+                    data[i:end:step] == data[last : last + 1] * count
+                    and data[i + 1 : end : step] == data[last + 1 : last + 2] * count
+                    and (
+                        head - key_size == 2
+                        or (
+                            data[i + 2 : end : step] == data[last + 2 : last + 3] * count
+                            and data[i + 3 : end : step] == data[last + 3 : last + 4] * count
+                        )
+                    )
+                ):
+                    frames += count
+                    if kind == whole:
+                        starts += count
+                    i = end
+                else:
+                    runs = False  # the headers vary: no more tries in this chunk
+        if compressed:
             self._frame_start = self.offset
-            self._key = data[size - 4 : size] if self._mask_bit else b""
+            self._key = data[head - 4 : head] if mask_bit else b""
             self._pos = 0
             try:
-                self._inflate(data[size:], last=True)
+                self._inflate(data[head:], last=True)
             except ProtocolViolation as exc:
                 self._pending = exc
-                return False
-        self.frames += 1
-        self.messages += 1
-        self.message_opcode = data[0] & 0x0F
-        self.message_size = length
+                return -1
+        self._skimmed = (n, frames, starts, self._remaining, compressed)
+        self._remaining = i - n
         self.offset += n
-        return True
+        self.frames += frames
+        if starts:
+            self.messages += starts
+            self.message_opcode = opcode & 0x0F
+            self.message_size = length
+        return starts
+
+    def unskim(self) -> None:
+        """Take back the count of the last :meth:`skim` (its messages were refused after all);
+        a compressed message stays inflated: :meth:`feed` does not inflate it again.  The
+        chunk then goes to :meth:`feed`."""
+        n, frames, starts, remaining, compressed = self._skimmed
+        self.offset -= n
+        self.frames -= frames
+        self.messages -= starts
+        self._remaining = remaining
+        self._inflated = compressed
 
     def take_close(self, data: bytes) -> bytes | None:
         """When ``data`` is exactly one whole close frame at a frame boundary outside a
@@ -357,19 +444,11 @@ class FrameScanner:
         payload = data[start:]
         return unmask(payload, data[2:6]) if masked else payload
 
-    def untake_whole(self, data: bytes) -> None:
-        """Take back the count of :meth:`take_whole` (the message was refused after all); a
-        compressed one stays inflated: :meth:`feed` does not inflate it again."""
-        self.frames -= 1
-        self.messages -= 1
-        self.offset -= len(data)
-        self._inflated = bool(data[0] & self._counted)
-
     def feed(self, data: bytes, events: list[FrameEvent]) -> None:
         """Scan ``data``, the next bytes of the stream, appending events to ``events``."""
         if self.closed:
             return
-        if self._pending is not None:  # take_whole inflated this chunk's message: refused
+        if self._pending is not None:  # skim inflated this chunk's message: refused
             pending, self._pending = self._pending, None
             raise pending
         start = 0
@@ -458,7 +537,7 @@ class FrameScanner:
                     self.message_size = length
                     gather = collect
                     inflate = self._compressed = bool(b0 & counted)
-                    if self._inflated:  # by take_whole, before untake_whole
+                    if self._inflated:  # by skim, before unskim
                         inflate = self._compressed = self._inflated = False
                 elif kind == _FIRST:
                     self.messages += 1

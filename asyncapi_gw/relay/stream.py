@@ -366,22 +366,28 @@ class Pump:
         return scanner.unfinished_start >= 0  # a close frame, withheld until complete
 
     def forward_whole(self, data: bytes) -> bool:
-        """The common chunk, done with no action list: true when ``data`` is one whole,
-        admitted data message that the policy forwards as it came (it is counted, as
-        :meth:`receive` would count it); false, with nothing counted, for any other chunk,
-        which then goes to :meth:`receive`."""
-        if not self._at_rest():
+        """The common chunk, done with no action list: true when the policy forwards ``data``
+        as it came, counted as :meth:`receive` would count it: whole admitted data messages,
+        pings and pongs, the rest of a frame in progress, the start of the last one (its whole
+        header); false, with nothing counted, for any other chunk, which then goes to
+        :meth:`receive`.  A second implementation of :meth:`receive` for these chunks, on
+        :meth:`FrameScanner.skim`'s count instead of the full scan."""
+        if self._next is not None or not self._at_rest():
             return False
         scanner = self._scanner
-        if not scanner.take_whole(data):
+        starts = scanner.skim(data)
+        if starts < 0:
             return False
         quota = self.policy.quota
-        if quota is not None and not quota.take(self._clock()):
-            scanner.untake_whole(data)
-            self._refused = True  # decided: receive() answers it without asking again
-            return False
+        if starts and quota is not None:
+            admitted = quota.take_many(self._clock(), starts)
+            if admitted < starts:
+                scanner.unskim()
+                # decided: receive() answers the chunk without asking again
+                self._admitted, self._refused = admitted, True
+                return False
         self._bytes += len(data)
-        self._frame_end = scanner.offset
+        self._frame_end = scanner.offset + scanner.payload_left
         return True
 
     def _at_rest(self) -> bool:

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -1066,3 +1067,67 @@ def test_challenge_parameters_stay_quoted_strings() -> None:
     )
     [value] = challenges(bearer(HS, token({}), topic=weird_scope, api=make_api(OAUTH2)))
     assert value.endswith('scope="ok"')
+
+
+# --- JWT: the canonical-token path ------------------------------------------------------------
+
+_TOKEN_CHARACTERS = [*string.ascii_letters, *string.digits, "-", "_", "=", ".", ""]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    algorithm=st.sampled_from(["HS256", "RS256", "ES256"]),
+    header=st.dictionaries(
+        st.sampled_from(["kid", "typ", "crit", "b64", "x"]),
+        st.one_of(st.text(max_size=3), st.booleans(), st.lists(st.sampled_from(["b64", "x"]))),
+        max_size=3,
+    ),
+    claims=st.dictionaries(st.sampled_from(["sub", "exp", "nbf", "scope"]), st.integers()),
+    edits=st.lists(st.tuples(st.integers(0, 2**16), st.sampled_from(_TOKEN_CHARACTERS))),
+    wrong_key=st.booleans(),
+)
+def test_the_canonical_token_path_decides_as_pyjwt(
+    keys: Keys,
+    *,
+    algorithm: str,
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    edits: list[tuple[int, str]],
+    wrong_key: bool,
+) -> None:
+    """Any token, valid or with characters replaced or removed anywhere (padding, stray bits,
+    a fourth segment), with any header: the authenticator decides it as it does with PyJWT
+    deciding every token."""
+    signing: SigningKey = {
+        "HS256": (OTHER_SECRET if wrong_key else SECRET).encode(),
+        "RS256": keys.rsa_other if wrong_key else keys.rsa_key,
+        "ES256": keys.ec_key,
+    }[algorithm]
+    config = {
+        "HS256": AuthConfig(jwt_secret=SECRET),
+        "RS256": AuthConfig(jwt_public_key=keys.pem(keys.rsa_key)),
+        "ES256": AuthConfig(jwt_public_key=keys.pem(keys.ec_key)),
+    }[algorithm]
+    tok = sign({"alg": algorithm, **header}, claims, signing)
+    for where, character in edits:
+        position = where % (len(tok) + 1)
+        tok = tok[:position] + character + tok[position + 1 :]
+    fast, plain = Authenticator(config), Authenticator(config)
+    plain._prepared.clear()  # no prepared key: PyJWT decides every token
+    assert bearer(fast, tok) == bearer(plain, tok)
+
+
+@pytest.mark.parametrize("segment", [0, 1, 2])
+def test_stray_bits_in_any_segment_make_a_token_malformed(segment: int) -> None:
+    """Base64url with bits set past the data (another spelling of the same bytes) is refused, as
+    PyJWT refuses it, even where the signature over the bytes holds."""
+    original = token(GOOD, kid="kk")  # no segment's length a multiple of 4
+    parts = original.split(".")
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    last = parts[segment][-1]
+    assert len(parts[segment]) % 4  # the last character carries bits past the data
+    parts[segment] = parts[segment][:-1] + alphabet[alphabet.index(last) ^ 1]
+    assert base64.urlsafe_b64decode(parts[segment] + "==") == base64.urlsafe_b64decode(
+        original.split(".")[segment] + "=="
+    )
+    assert rejected(bearer(HS, ".".join(parts))) == "malformed bearer token"

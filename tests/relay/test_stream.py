@@ -16,7 +16,14 @@ from asyncapi_gw.errors import RelayError
 from asyncapi_gw.relay.closecode import CloseCode
 from asyncapi_gw.relay.config import OnInvalid, OnThrottle, OnWrongDirection, RelayConfig
 from asyncapi_gw.relay.deflate import Compression
-from asyncapi_gw.relay.frames import MAX_HEADER, FrameScanner, Opcode, close_frame, text_frame
+from asyncapi_gw.relay.frames import (
+    MAX_HEADER,
+    FrameScanner,
+    Opcode,
+    ProtocolViolation,
+    close_frame,
+    text_frame,
+)
 from asyncapi_gw.relay.quota import ConnectionQuota, Quota
 from asyncapi_gw.relay.stream import (
     Action,
@@ -55,7 +62,8 @@ class Stream:
 
 @st.composite
 def streams(draw: st.DrawFn, *, masked: bool | None = None) -> Stream:
-    """Messages (some fragmented) with pings and pongs between and inside them."""
+    """Messages (some fragmented) with pings and pongs between and inside them, and runs of
+    messages of one length and type (frames with equal headers)."""
     if masked is None:
         masked = draw(st.booleans())
     rng = random.Random(draw(st.integers(0, 2**32)))
@@ -63,9 +71,13 @@ def streams(draw: st.DrawFn, *, masked: bool | None = None) -> Stream:
     frames: list[Frame] = []
     payloads: list[bytes] = []
     opcodes: list[int] = []
-    for index in range(draw(st.integers(0, 6))):
-        opcode = draw(st.sampled_from([Opcode.TEXT, Opcode.BINARY]))
-        parts = [rng.randbytes(draw(lengths)) for _ in range(draw(st.integers(1, 3)))]
+    shape: tuple[int, list[int]] = (Opcode.TEXT, [0])
+    for index in range(draw(st.integers(0, 12))):
+        if not index or not draw(st.integers(0, 2)):  # else the previous message's shape
+            opcode = draw(st.sampled_from([Opcode.TEXT, Opcode.BINARY]))
+            shape = (opcode, [draw(lengths) for _ in range(draw(st.integers(1, 3)))])
+        opcode = shape[0]
+        parts = [rng.randbytes(length) for length in shape[1]]
         for number, part in enumerate(parts):
             fin = number == len(parts) - 1
             code = Opcode.CONT if number else opcode
@@ -240,6 +252,121 @@ def test_forward_whole_changes_nothing_but_the_cost(
     assert drive_as_the_shell(shell, [later]) == reference.receive(later)
 
 
+@settings(max_examples=400, deadline=None)
+@given(
+    stream=streams(),
+    cuts=CUTS,
+    closed=st.booleans(),
+    garbage=st.binary(max_size=20),
+    kind=st.sampled_from(["plain", "quota", "drop", "limit", "deflate", "fragments"]),
+    refused=st.sets(st.integers(0, 8)),
+)
+def test_forward_whole_is_receive_for_any_cut(
+    *,
+    stream: Stream,
+    cuts: list[int],
+    closed: bool,
+    garbage: bytes,
+    kind: str,
+    refused: set[int],
+) -> None:
+    """The fast path (``forward_whole``, then ``receive`` for what it declines) and the plain
+    one (``receive`` alone) give the same actions, counts, quota calls and state, for chunks
+    cut anywhere: inside headers and payloads, across many frames, with pings, fragmented
+    messages, a close, garbage, and a quota that refuses any messages."""
+    data = stream.data
+    if kind == "fragments":  # every message in two frames at least
+        data = b"".join(
+            raw_frame(opcode, payload[:1], fin=False, mask=stream.masked)
+            + raw_frame(Opcode.CONT, payload[1:], mask=stream.masked)
+            for opcode, payload in zip(stream.opcodes, stream.payloads, strict=True)
+        )
+    if closed:
+        data += close_frame(1000, "bye", mask=stream.masked)
+    data += garbage
+    chunks = cut(data, cuts)
+
+    def make() -> tuple[Pump, ListQuota]:
+        quota = ListQuota(refused)
+        options: dict[str, object] = {"allowed": kind != "drop", "on_wrong_direction": "drop"}
+        if kind in ("quota", "fragments"):
+            options["quota"] = quota
+        if kind == "limit":
+            options["max_message_size"] = 100
+        if kind == "deflate":
+            options["deflate"] = Compression()
+        return Pump(policy(stream, **options), clock=lambda: 5.0), quota
+
+    (fast, fast_quota), (plain, plain_quota) = make(), make()
+    assert drive_as_the_shell(fast, chunks) == run(plain, chunks)
+    assert fast_quota.calls == plain_quota.calls
+    assert fast.stats == plain.stats
+    assert fast.at_message_boundary() == plain.at_message_boundary()
+    assert fast.at_frame_boundary() == plain.at_frame_boundary()
+    later = text_frame("after", mask=stream.masked)
+    assert drive_as_the_shell(fast, [later]) == plain.receive(later)
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams(), CUTS, st.integers(1, 2**17))
+def test_skim_counts_as_feed_counts(stream: Stream, cuts: list[int], limit: int) -> None:
+    """Where :meth:`FrameScanner.skim` takes a chunk, the scanner is left as :meth:`feed`
+    leaves it; where it declines, nothing is counted."""
+    skimmer = FrameScanner(masked=stream.masked, max_message_size=limit)
+    feeder = FrameScanner(masked=stream.masked, max_message_size=limit)
+    for chunk in cut(stream.data, cuts):
+        before = _counters(skimmer)
+        starts = skimmer.skim(chunk)
+        if starts < 0:
+            assert _counters(skimmer) == before
+            try:
+                skimmer.feed(chunk, [])
+            except ProtocolViolation:
+                return
+        else:
+            assert starts == skimmer.messages - before[1]
+        feeder.feed(chunk, [])
+        assert _counters(skimmer) == _counters(feeder)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize(
+    ("size", "opcode", "other_size"),
+    [
+        (10, Opcode.PING, 10),  # header byte 0 differs: not a message
+        (10, Opcode.TEXT, 11),  # byte 1: the 7-bit length
+        (300, Opcode.TEXT, 556),  # byte 2: the 16-bit length's high byte
+        (300, Opcode.TEXT, 301),  # byte 3: its low byte
+    ],
+)
+def test_a_run_of_equal_frames_ends_at_the_first_other_header(
+    masked: bool, size: int, opcode: Opcode, other_size: int
+) -> None:
+    """A frame that differs from a run's in one header byte is not counted as one of the run,
+    even where the chunk's length fits the run."""
+    one = raw_frame(Opcode.TEXT, b"y" * size, mask=masked)
+    other = raw_frame(opcode, b"z" * other_size, mask=masked)
+    chunk = (one * 3 + other)[: len(one) * 4]  # where a run of four would end
+    skimmer = FrameScanner(masked=masked)
+    feeder = FrameScanner(masked=masked)
+    assert skimmer.skim(chunk) == (3 if opcode == Opcode.PING else 4)
+    feeder.feed(chunk, [])
+    assert _counters(skimmer) == _counters(feeder)
+
+
+def _counters(scanner: FrameScanner) -> tuple[object, ...]:
+    return (
+        scanner.frames,
+        scanner.messages,
+        scanner.offset,
+        scanner.payload_left,
+        scanner.in_message,
+        scanner.at_frame_boundary,
+        scanner.unfinished_start,
+        scanner.message_size if scanner.in_message else None,
+    )
+
+
 class _ScannerWithoutShortcut(FrameScanner):
     __slots__ = ()
 
@@ -285,17 +412,21 @@ def test_a_close_frame_alone_is_taken_as_the_full_scan_takes_it(
     assert shortcut.receive(later) == full.receive(later)
 
 
-def test_forward_whole_takes_one_whole_admitted_message_only() -> None:
+def test_forward_whole_takes_runs_of_whole_messages_and_cut_payloads() -> None:
     pump = Pump(StreamPolicy(from_client=True, allowed=True))
     one = text_frame("x" * 300, mask=True)
+    ping = raw_frame(Opcode.PING, b"hi", mask=True)
     assert pump.forward_whole(one)
-    assert not pump.forward_whole(one + one)  # two messages: receive() handles them
-    assert not pump.forward_whole(one[:100])  # a partial frame
-    assert pump.receive(one[:100]) == [Forward(one[:100])]
-    assert not pump.forward_whole(one[100:])  # the rest of a frame is not a frame start
+    assert pump.forward_whole(one + ping + one + one[:100])  # ends in a payload
+    assert pump.forward_whole(one[100:150])  # the middle of that payload
+    assert pump.forward_whole(one[150:] + one)
+    assert not pump.forward_whole(one + one[:3])  # ends inside a header: withheld
+    assert pump.receive(one + one[:3]) == [Forward(one)]
+    assert forwarded(pump.receive(one[3:])) == one
     assert not pump.forward_whole(text_frame("x", mask=False))  # unmasked from the client
-    assert not pump.forward_whole(close_frame(1000, mask=True))
-    assert pump.stats.messages == 2  # the whole one and the one started by the partial frame
+    assert not pump.forward_whole(one + raw_frame(Opcode.TEXT, b"x", fin=False, mask=True))
+    assert not pump.forward_whole(one + close_frame(1000, mask=True))
+    assert (pump.stats.messages, pump.stats.frames) == (7, 8)
 
 
 @settings(max_examples=80, deadline=None)
