@@ -427,8 +427,10 @@ def _example_schema_of(schema: object, fallback: Mapping[str, Any]) -> object | 
     AsyncAPI's nor JSON Schema's (a Multi Format Schema Object in Avro, for instance)."""
     if isinstance(schema, Mapping) and "schema" in schema:
         schema_format = schema.get("schemaFormat")
-        if schema_format is not None and schema_format not in _ASYNCAPI_SCHEMA_FORMATS:
-            return None
+        if schema_format is not None and (
+            not isinstance(schema_format, str) or schema_format not in _ASYNCAPI_SCHEMA_FORMATS
+        ):
+            return None  # not a format the rule knows (a schemaFormat not a string is the schema's)
         schema = schema["schema"]
     return _example_schema(schema, fallback)
 

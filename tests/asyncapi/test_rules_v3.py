@@ -314,3 +314,12 @@ def test_any_shape_gets_a_report(data: st.DataObject) -> None:
     assert all(p.rule in RULES for p in written)
     report = validate_document(doc)
     assert all(p.message and p.rule for p in (*report.errors, *report.warnings))
+
+
+def test_a_schema_format_that_is_not_a_string_is_left_to_the_schema() -> None:
+    message = {
+        "payload": {"schemaFormat": ["text"], "schema": {"type": "string"}},
+        "examples": [{"payload": 5}],
+    }
+    doc = _doc(channels={"rooms": {"address": "rooms", "messages": {"chat": message}}})
+    assert {rule for rule, _ in _errors(doc)} == {"asyncapi-schema"}
