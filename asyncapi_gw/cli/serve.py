@@ -231,8 +231,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     limits.add_argument(
         "--quota-store",
         metavar="URL",
-        help="count API and principal quotas in Redis (redis://HOST:PORT/DB), across every "
-        "process and instance that names it (needs the asyncapi-gw[redis] extra)",
+        help="count API and principal quotas in Redis (redis://HOST:PORT/DB) across every "
+        "process and instance that names it; needs the asyncapi-gw[redis] extra "
+        "(default: none, each process counts its own)",
     )
     limits.add_argument(
         "--quota-store-failure",
@@ -246,8 +247,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=_positive_int,
         default=DEFAULT_QUOTA_LEASE,
         metavar="N",
-        help="most events a process leases from the quota store at a time, per quota "
-        f"(default {DEFAULT_QUOTA_LEASE}, at most a tenth of the limit)",
+        help="most events a process leases from the quota store at a time, per quota; "
+        "never more than a tenth of the quota's limit",
     )
     limits.add_argument(
         "--on-wrong-direction",
