@@ -192,8 +192,9 @@ class LeasedQuota:
     them; once the store reports the window's limit reached, nothing passes on credit until the
     window ends. So every process passes at most ``lease`` events that the store did not grant
     per window, and the events passed in one window stay within ``limit + W * lease`` for
-    ``W`` processes. Once half the lease is spent (or any credit), it asks ``notify`` for a
-    refill, once until the answer.
+    ``W`` processes. Once it holds half a lease or less (or owes credit), it asks ``notify``
+    for a whole lease more, once until the answer; if that round trip fails, it asks again when
+    it has nothing left.
 
     While ``health`` says the store is down, leased events still pass, then its ``failure``
     policy decides; ``local`` counts on this process's own :class:`Quota` of the same limit,
@@ -287,8 +288,9 @@ class LeasedQuota:
         return now >= self._end and not self._debt and self._local.idle(now)
 
     def request(self) -> LeaseRequest:
-        """The next round trip's request: the debt and enough to refill the lease."""
-        want = 0 if self._exhausted else max(0, self.lease - self._tokens)
+        """The next round trip's request: the debt and a whole lease (on top of the half
+        lease or less still held, so that a round trip brings as many events as it can)."""
+        want = 0 if self._exhausted else self.lease
         return LeaseRequest(self.key, self.limit, round(self.window * 1000), want, self._debt)
 
     def granted(self, request: LeaseRequest, grant: LeaseGrant, *, sent: float, now: float) -> None:

@@ -349,7 +349,7 @@ def test_a_refill_is_asked_once_half_the_lease_is_spent() -> None:
     assert notified == []
     assert spend(quota, 1.0) == 1
     assert notified == [quota]
-    assert quota.request().want == 5
+    assert quota.request().want == 10  # a whole lease: 15 held once it comes
 
 
 def test_a_lease_expires_with_the_store_window_dated_from_the_request() -> None:
