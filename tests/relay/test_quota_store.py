@@ -15,7 +15,7 @@ from relay_harness import api, backend, client, run
 
 from asyncapi_gw.model import Throttling, ThrottlingUnit
 from asyncapi_gw.relay import Relay
-from asyncapi_gw.relay.quota import LeasedQuota, QuotaStoreFailure
+from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, LeasedQuota, QuotaStoreFailure
 from asyncapi_gw.relay.quota_store import RedisQuotaStore
 
 
@@ -59,7 +59,8 @@ def test_processes_sharing_a_store_pass_the_limit_within_the_bound(
     counted = redis_server.integer("GET", f"asyncapi-gw:{{api:86400:/feed}}:{index}")
     assert all(passed)  # every process got a share
     assert limit <= sum(passed) <= limit + processes * lease
-    assert sum(passed) <= counted  # everything passed was counted (leased or charged)
+    # everything passed was counted (leased or charged), but credit still owed at close
+    assert sum(passed) - processes * lease <= counted
 
 
 def test_windows_are_whole_units_on_the_redis_clock(redis_server: RedisServer) -> None:
@@ -118,9 +119,7 @@ def test_redis_blinks_no_connection_drops_logged_once_counted_recovered(
     async def main() -> None:
         async with backend() as b:
             chat = api(b.url, throttling=throttling)
-            async with Relay(
-                [chat], ws_port=0, quota_store=redis_server.url, quota_lease=5
-            ) as relay:
+            async with Relay([chat], ws_port=0, quota_store=redis_server.url) as relay:
                 port = relay.ports["ws"]
                 clients = [await client(port, "/chat/1.0/x") for _ in range(3)]
                 for ws in clients:
@@ -128,7 +127,7 @@ def test_redis_blinks_no_connection_drops_logged_once_counted_recovered(
                     assert await ws.recv() == "before"
                 await until(lambda: "asyncapi_gw_quota_store_leases_total 0" not in metrics(relay))
                 redis_server.kill()
-                for round_ in range(40):  # past the lease: the refills fail
+                for round_ in range(40):  # the refills fail
                     for ws in clients:
                         await ws.send(f"down {round_}")
                         assert await ws.recv() == f"down {round_}"
@@ -136,11 +135,16 @@ def test_redis_blinks_no_connection_drops_logged_once_counted_recovered(
                 assert "asyncapi_gw_quota_store_outages_total 1" in metrics(relay)
                 redis_server.start()
                 await until(lambda: "asyncapi_gw_quota_store_up 1" in metrics(relay))
+                # the first events may find the credit spent by the failed refill: they ask
+                # for a lease, and answers pass or say throttled until it comes
+                for ws in clients:
+                    await ws.send("again")
+                    assert await ws.recv() in ("again", THROTTLED_MESSAGE)
+                await until(lambda: redis_server.command("DBSIZE") == ":1")
                 for round_ in range(20):
                     for ws in clients:
                         await ws.send(f"up {round_}")
                         assert await ws.recv() == f"up {round_}"
-                await until(lambda: redis_server.command("DBSIZE") == ":1")
                 text = metrics(relay)
                 assert "asyncapi_gw_quota_store_outages_total 1" in text
                 for ws in clients:
