@@ -531,6 +531,22 @@ def start_asgi(workdir: Path, backend_port: int, name: str, ws: str) -> Target |
     return Target(name, port, path, headers, proc.pid, note=f"uvicorn {line}", procs=[proc])
 
 
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int] | str:
+    """A ``redis-server`` for ``relay-redis``'s quota, without persistence, on the loadgen's
+    CPU: in a deployment Redis runs elsewhere, not on the relay's core."""
+    redis = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(redis).exists():
+        return "redis-server is not installed (apt-get install redis-server)"
+    port = free_port()
+    argv = ["taskset", "-c", LOADGEN_CPU, redis, "--port", str(port), "--bind", "127.0.0.1"]
+    argv += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_port(port, proc, 10):
+        stop(proc)
+        return "redis-server did not start"
+    return proc, port
+
+
 def start_floor(backend_port: int) -> Target | str:
     """``python_floor.py``: the bare Python splice that bounds what any Python relay can do."""
     port = free_port()
@@ -849,6 +865,22 @@ def targets_running(
                 else:
                     started.note = "HS256 bearer JWT verified on every handshake"
                     targets.append(started)
+        if "relay-redis" in wanted:  # relay's API quota counted in Redis (--quota-store)
+            redis = start_redis(workdir) if cmd else "asyncapi-gw is not installed"
+            if isinstance(redis, str):
+                skipped["relay-redis"] = redis
+            else:
+                assert cmd is not None
+                redis_proc, redis_port = redis
+                store = ["--quota-store", f"redis://127.0.0.1:{redis_port}/0"]
+                started = start_relay(workdir, backend_port, "relay-redis", cmd, store)
+                if isinstance(started, str):
+                    stop(redis_proc)
+                    skipped["relay-redis"] = started
+                else:
+                    started.procs.append(redis_proc)
+                    started.note += " (redis-server on the loadgen's CPU)"
+                    targets.append(started)
         for name in ("asgi", "fastapi-echo"):
             if name in wanted:
                 started = start_asgi(workdir, backend_port, name, asgi_ws)
@@ -890,7 +922,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--targets",
         default="direct,nginx,relay",
-        help="any of direct,nginx,relay,relay-jwt,floor,asgi,fastapi-echo (asgi: the relay's "
+        help="any of direct,nginx,relay,relay-jwt,relay-redis,floor,asgi,fastapi-echo "
+        "(relay-redis: the relay with its quota in a redis-server; asgi: the relay's "
         "ASGI front under uvicorn; fastapi-echo: a plain FastAPI endpoint relaying to the backend)",
     )
     parser.add_argument(

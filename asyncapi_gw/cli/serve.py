@@ -42,6 +42,8 @@ from asyncapi_gw.relay.config import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     DEFAULT_PRINCIPAL_HEADER,
+    DEFAULT_QUOTA_LEASE,
+    QuotaStoreFailure,
 )
 from asyncapi_gw.relay.routing import RouteTable
 
@@ -225,6 +227,28 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="events per principal per throttling unit on every throttled API "
         "(default: the documents' perPrincipal, if any)",
+    )
+    limits.add_argument(
+        "--quota-store",
+        metavar="URL",
+        help="count API and principal quotas in Redis (redis://HOST:PORT/DB) across every "
+        "process and instance that names it; needs the asyncapi-gw[redis] extra "
+        "(default: none, each process counts its own)",
+    )
+    limits.add_argument(
+        "--quota-store-failure",
+        choices=[f.value for f in QuotaStoreFailure],
+        default=QuotaStoreFailure.LOCAL.value,
+        help="while the quota store is unreachable: each process limits on its own (local), "
+        "API and principal quotas let everything pass (open), or refuse every event (closed)",
+    )
+    limits.add_argument(
+        "--quota-lease",
+        type=_positive_int,
+        default=DEFAULT_QUOTA_LEASE,
+        metavar="N",
+        help="most events a process leases from the quota store at a time, per quota; "
+        "never more than a tenth of the quota's limit",
     )
     limits.add_argument(
         "--on-wrong-direction",
@@ -422,6 +446,9 @@ def _config(args: argparse.Namespace) -> RelayConfig:
         forward_query=not args.no_forward_query,
         forward_headers=tuple(args.forward_header),
         access_log=args.access_log,
+        quota_store=args.quota_store,
+        quota_store_failure=args.quota_store_failure,
+        quota_lease=args.quota_lease,
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import enum
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
 from asyncapi_gw.relay.auth import AuthConfig
 from asyncapi_gw.relay.principal import DEFAULT_HEADER
+from asyncapi_gw.relay.quota import DEFAULT_LEASE, QuotaStoreFailure
 
 __all__ = [
     "DEFAULT_ADMIN_PORT",
@@ -20,9 +22,11 @@ __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "DEFAULT_PRINCIPAL_HEADER",
+    "DEFAULT_QUOTA_LEASE",
     "OnInvalid",
     "OnThrottle",
     "OnWrongDirection",
+    "QuotaStoreFailure",
     "RelayConfig",
 ]
 
@@ -34,6 +38,7 @@ DEFAULT_PING_TIMEOUT = 20.0
 DEFAULT_IDLE_TIMEOUT = 600.0  # 10 minutes without a data message, as AWS API Gateway's WebSockets
 DEFAULT_ADMIN_PORT = 9098  # what ``asyncapi-gw serve`` binds on the loopback unless told otherwise
 DEFAULT_PRINCIPAL_HEADER = DEFAULT_HEADER
+DEFAULT_QUOTA_LEASE = DEFAULT_LEASE
 
 
 class OnWrongDirection(enum.Enum):
@@ -71,6 +76,29 @@ def _header_name(_inst: object, attr: attrs.Attribute[Any], value: str | None) -
         raise ValueError(f"{attr.name} must be an HTTP header name, not {value!r}")
 
 
+def _store_url(_inst: object, attr: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"{attr.name} is not a URL: {exc}") from None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError(f"{attr.name} needs a socket path: unix:///PATH?db=N")
+        return
+    database = parts.path.removeprefix("/")
+    if (
+        parts.scheme not in ("redis", "rediss")
+        or not parts.hostname
+        or not (database == "" or database.isdigit())
+    ):
+        raise ValueError(
+            f"{attr.name} must be redis://HOST:PORT/DB, rediss://... or unix:///PATH, not {value!r}"
+        )
+
+
 def _positive(_inst: object, attr: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and value <= 0:
         raise ValueError(f"{attr.name} must be positive, not {value}")
@@ -106,6 +134,11 @@ class RelayConfig:
     ``reuse_port`` binds the ``ws`` and ``wss`` listeners with ``SO_REUSEPORT``, so that several
     processes can listen on the same port and the kernel spreads new connections over them
     (``asyncapi-gw serve --workers``); the admin listener is never shared.
+
+    ``quota_store`` (``redis://HOST:PORT/DB``) counts the API and principal quotas in Redis, for
+    every process and relay instance that names the same store; each process leases up to
+    ``quota_lease`` events of a quota at a time, and ``quota_store_failure`` says what the
+    quotas do while Redis cannot be reached (see :mod:`asyncapi_gw.relay.quota_store`).
     """
 
     host: str = "127.0.0.1"
@@ -139,6 +172,11 @@ class RelayConfig:
     write_buffer_limit: int = attrs.field(default=256 * 1024, validator=_positive)
     access_log: str | None = None
     reuse_port: bool = False
+    quota_store: str | None = attrs.field(default=None, validator=_store_url)
+    quota_store_failure: QuotaStoreFailure = attrs.field(
+        default=QuotaStoreFailure.LOCAL, converter=QuotaStoreFailure
+    )
+    quota_lease: int = attrs.field(default=DEFAULT_QUOTA_LEASE, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         for port in (self.ws_port, self.wss_port, self.admin_port):

@@ -53,7 +53,12 @@ from asyncapi_gw.relay.deflate import Compression
 from asyncapi_gw.relay.frames import Opcode
 from asyncapi_gw.relay.metrics import Metrics, Traffic
 from asyncapi_gw.relay.principal import header_value, quota_key
-from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota, QuotaRegistry
+from asyncapi_gw.relay.quota import (
+    THROTTLED_MESSAGE,
+    ConnectionQuota,
+    QuotaRegistry,
+    SharedQuotas,
+)
 from asyncapi_gw.relay.reload import Drop, Keep, Session, reconcile
 from asyncapi_gw.relay.routing import (
     BackendURL,
@@ -186,6 +191,8 @@ class Gate:
     """Admission, per-message verdicts and reload judgement for one set of APIs.
 
     ``clock`` (monotonic seconds) drives quotas; ``wall`` (epoch seconds) token expiry.
+    ``shared`` makes the API and principal quotas (a store shared with other processes; by
+    default each is this process's own).
     ``metrics`` counts refusals, opened and closed connections for every front.
     """
 
@@ -196,6 +203,7 @@ class Gate:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        shared: SharedQuotas | None = None,
     ) -> None:
         self.config = config
         self.table = RouteTable.from_apis(apis)
@@ -206,7 +214,7 @@ class Gate:
         self.held = 0  # admissions holding a connection slot
         self._clock = clock
         self._wall = wall
-        self._quotas = QuotaRegistry(principal_limit=config.principal_quota)
+        self._quotas = QuotaRegistry(principal_limit=config.principal_quota, shared=shared)
         # Per topic, built once: message checks and the policies that hold no quota. Keyed by
         # the topic's id; the topic is kept beside its entry so that the id stays its own.
         self._checks: dict[tuple[int, Operation], tuple[Topic, _MessageCheck | None]] = {}

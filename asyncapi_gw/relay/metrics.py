@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 import attrs
 
+from asyncapi_gw.relay.quota import StoreHealth
+
 __all__ = ["CONTENT_TYPE", "Metrics", "RelayStats", "Traffic"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -86,8 +88,9 @@ class Metrics:
             close_codes=dict(self.close_codes),
         )
 
-    def render(self, live: Iterable[Traffic]) -> str:
-        """The Prometheus text exposition of every counter."""
+    def render(self, live: Iterable[Traffic], *, quota_store: StoreHealth | None = None) -> str:
+        """The Prometheus text exposition of every counter (and of the quota store's, when
+        the quotas are shared through one)."""
         messages, octets, dropped = self._totals(live)
         out = [
             "# HELP asyncapi_gw_connections_open WebSocket connections being relayed.",
@@ -139,6 +142,8 @@ class Metrics:
             f'asyncapi_gw_close_codes_total{{code="{code}"}} {n}'
             for code, n in sorted(self.close_codes.items())
         ]
+        if quota_store is not None:
+            out += _store_lines(quota_store)
         return "\n".join(out) + "\n"
 
     def _totals(
@@ -162,3 +167,23 @@ class Metrics:
             octets[t.api, t.topic, t.direction] += t.bytes
             if t.dropped:
                 dropped[t.api, t.topic, t.direction] += t.dropped
+
+
+def _store_lines(health: StoreHealth) -> list[str]:
+    return [
+        "# HELP asyncapi_gw_quota_store_up Whether the shared quota store answered last time.",
+        "# TYPE asyncapi_gw_quota_store_up gauge",
+        f"asyncapi_gw_quota_store_up {int(health.up)}",
+        "# HELP asyncapi_gw_quota_store_outages_total Times the shared quota store stopped "
+        "answering.",
+        "# TYPE asyncapi_gw_quota_store_outages_total counter",
+        f"asyncapi_gw_quota_store_outages_total {health.outages}",
+        "# HELP asyncapi_gw_quota_store_errors_total Round trips to the shared quota store "
+        "that failed.",
+        "# TYPE asyncapi_gw_quota_store_errors_total counter",
+        f"asyncapi_gw_quota_store_errors_total {health.errors}",
+        "# HELP asyncapi_gw_quota_store_leases_total Quota leases the shared quota store "
+        "granted or refused.",
+        "# TYPE asyncapi_gw_quota_store_leases_total counter",
+        f"asyncapi_gw_quota_store_leases_total {health.leases}",
+    ]

@@ -12,19 +12,38 @@ share and, when the API limits principals (``perPrincipal``), the one its princi
 connections share (a principal: an API key, a JWT subject, or, for anonymous clients, a source
 address). It uses one event of each only when all have room, so a refusal by one never spends
 the others; a principal that has spent its own quota leaves the rest of the API's to others.
+
+The API's and the principals' quotas are this process's own, unless a shared store counts them
+for every process and instance that uses it (:class:`LeasedQuota`, whose I/O shell is
+:mod:`asyncapi_gw.relay.quota_store`); a connection's own quota is always local.
 """
 
 from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import StreamingAPI, Throttling
 
 __all__ = [
+    "DEFAULT_LEASE",
     "OVERFLOW_PRINCIPAL",
     "THROTTLED_MESSAGE",
     "ConnectionQuota",
+    "LeaseGrant",
+    "LeaseRequest",
+    "LeasedQuota",
     "Quota",
     "QuotaRegistry",
+    "QuotaStoreFailure",
+    "SharedQuota",
+    "SharedQuotas",
+    "StoreHealth",
 ]
 
 THROTTLED_MESSAGE = "Error code: 4003 reason: Websocket frame throttled out"
@@ -61,6 +80,19 @@ class Quota:
         self._used += 1
         return True
 
+    def room(self, now: float) -> int:
+        """Events that may pass now (:meth:`remaining`, as :class:`SharedQuota` asks it)."""
+        self._advance(now)
+        return self.limit - self._used
+
+    def spend(self, count: int) -> None:
+        """Count ``count`` events that :meth:`room` allowed a moment ago."""
+        self._used += count
+
+    def idle(self, now: float) -> bool:
+        """Its window is over (or never opened): a fresh quota would be the same."""
+        return self._start is None or now - self._start >= self.window
+
     def _advance(self, now: float) -> None:
         if self._start is None:
             self._start = now
@@ -71,19 +103,259 @@ class Quota:
             self._used = 0
 
 
+class SharedQuota(Protocol):
+    """A quota that several connections share: the API's, a principal's."""
+
+    @property
+    def limit(self) -> int: ...
+
+    def room(self, now: float) -> int:
+        """How many events may pass at ``now``."""
+        ...
+
+    def spend(self, count: int) -> None:
+        """Count ``count`` events that :meth:`room` allowed just before, at the same time."""
+        ...
+
+    def idle(self, now: float) -> bool:
+        """Nothing of it is worth keeping at ``now``."""
+        ...
+
+
+class QuotaStoreFailure(enum.Enum):
+    """What shared quotas do while their store cannot be reached (events already leased
+    still pass)."""
+
+    LOCAL = "local"
+    """Each process enforces every limit on its own, as without a store."""
+    OPEN = "open"
+    """The API and principal quotas let everything pass; per-connection quotas still hold."""
+    CLOSED = "closed"
+    """Every event subject to an API or principal quota is refused."""
+
+
+_UNLIMITED = 1 << 62
+
+DEFAULT_LEASE = 100
+"""The most events one process leases from the store at a time, per shared quota."""
+
+
+class StoreHealth:
+    """Whether the shared store answers, what to do when it does not, and its counters (for
+    ``/metrics``); one per store, shared by its quotas. The store's shell updates it."""
+
+    __slots__ = ("errors", "failure", "leases", "outages", "up")
+
+    def __init__(self, failure: QuotaStoreFailure = QuotaStoreFailure.LOCAL) -> None:
+        self.failure = failure
+        self.up = True
+        self.outages = 0  # times it went from answering to not answering
+        self.leases = 0  # lease requests it answered
+        self.errors = 0  # round trips that failed
+
+
+@attrs.frozen
+class LeaseRequest:
+    """What one round trip asks of the store for one quota: charge ``debt`` events already
+    passed to the current window of the counter ``key`` and grant up to ``want`` more, never
+    past ``limit`` events in a window of ``window_ms`` milliseconds."""
+
+    key: str
+    limit: int
+    window_ms: int
+    want: int
+    debt: int
+
+
+@attrs.frozen
+class LeaseGrant:
+    """The store's answer: ``granted`` events, ``used`` events counted in window number
+    ``index`` after this request, which ends ``remaining_ms`` milliseconds after the store
+    looked at its clock."""
+
+    granted: int
+    used: int
+    index: int
+    remaining_ms: int
+
+
+class LeasedQuota:
+    """A shared quota counted in a store that other processes use too; events pass from a
+    lease of up to ``lease`` events that the store granted this process (already counted
+    there), so that no event waits for the store.
+
+    Windows are the store's: whole multiples of the unit since the Unix epoch on the store's
+    clock, the same for every process. A lease belongs to one window and expires with it; this
+    process dates the window's end from when it *sent* the request that learned it, so it never
+    spends a lease after its window ended. When the lease is used up before the next one comes
+    (a new window, a burst), up to ``lease`` events pass on credit, and the next request charges
+    them; once the store reports the window's limit reached, nothing passes on credit until the
+    window ends. So every process passes at most ``lease`` events that the store did not grant
+    per window, and the events passed in one window stay within ``limit + W * lease`` for
+    ``W`` processes. Once it holds half a lease or less (or owes credit), it asks ``notify``
+    for a whole lease more, once until the answer; if that round trip fails, it asks again when
+    it has nothing left.
+
+    While ``health`` says the store is down, leased events still pass, then its ``failure``
+    policy decides; ``local`` counts on this process's own :class:`Quota` of the same limit,
+    which counts every event that passes here at any time.
+    """
+
+    __slots__ = (
+        "_credit",
+        "_debt",
+        "_end",
+        "_exhausted",
+        "_health",
+        "_index",
+        "_local",
+        "_notify",
+        "_requested",
+        "_tokens",
+        "key",
+        "lease",
+        "limit",
+        "window",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        limit: int,
+        window: float,
+        *,
+        lease: int,
+        health: StoreHealth,
+        notify: Callable[[LeasedQuota], None],
+    ) -> None:
+        self._local = Quota(limit, window)
+        if lease < 1:
+            raise RelayError(f"a lease needs at least one event, not {lease}")
+        self.key = key
+        self.limit = limit
+        self.window = window
+        self.lease = min(lease, max(1, limit // 10))
+        self._health = health
+        self._notify = notify
+        self._tokens = 0  # leased, not spent
+        self._debt = 0  # passed on credit, not charged yet
+        self._credit = self.lease  # may still pass on credit in this window
+        self._exhausted = False  # the store's count reached the limit in this window
+        self._index: int | None = None  # the store's window number, once known
+        self._end = -math.inf  # when that window ends on our clock
+        self._requested = False
+
+    def room(self, now: float) -> int:
+        if now >= self._end:
+            self._roll(now)
+        local = self._local.room(now)
+        health = self._health
+        if health.up:
+            if self._exhausted:
+                return self._tokens
+            room = self._tokens + self._credit
+            if not room and not self._requested:  # its last refill failed: ask again
+                self._requested = True
+                self._notify(self)
+            return room
+        failure = health.failure
+        if failure is QuotaStoreFailure.LOCAL:
+            return max(self._tokens, local)
+        if failure is QuotaStoreFailure.OPEN:
+            return _UNLIMITED
+        return self._tokens
+
+    def spend(self, count: int) -> None:
+        self._local._used += count  # room() advanced its window
+        tokens = self._tokens
+        if count <= tokens:
+            self._tokens = tokens - count
+        else:
+            self._tokens = 0
+            if self._health.up:
+                count -= tokens
+                self._debt += count
+                self._credit = max(0, self._credit - count)
+        if (
+            not self._requested
+            and self._health.up
+            and (self._debt or (not self._exhausted and self._tokens * 2 <= self.lease))
+        ):
+            self._requested = True
+            self._notify(self)
+
+    def idle(self, now: float) -> bool:
+        return now >= self._end and not self._debt and self._local.idle(now)
+
+    def request(self) -> LeaseRequest:
+        """The next round trip's request: the debt and a whole lease (on top of the half
+        lease or less still held, so that a round trip brings as many events as it can)."""
+        want = 0 if self._exhausted else self.lease
+        return LeaseRequest(self.key, self.limit, round(self.window * 1000), want, self._debt)
+
+    def granted(self, request: LeaseRequest, grant: LeaseGrant, *, sent: float, now: float) -> None:
+        """The store answered ``request``, sent at ``sent``, at ``now``."""
+        self._requested = False
+        self._debt = max(0, self._debt - request.debt)
+        end = sent + grant.remaining_ms / 1000
+        if end <= now:
+            return  # the window it leased from is over: those events are lost, not overspent
+        if grant.index != self._index:
+            self._index = grant.index
+            self._tokens = 0
+            self._credit = self.lease
+        self._end = end
+        self._tokens += grant.granted
+        self._exhausted = grant.used >= self.limit
+        if self._exhausted:
+            self._credit = 0
+        elif not self._debt:
+            self._credit = self.lease
+
+    def failed(self) -> None:
+        """The round trip for this quota failed: it may ask again."""
+        self._requested = False
+
+    def _roll(self, now: float) -> None:
+        """The window ended: its lease with it."""
+        if self._index is None:
+            return  # no window known yet: none ended
+        ended = math.floor((now - self._end) / self.window) + 1
+        self._index += ended
+        self._end += ended * self.window
+        self._tokens = 0
+        self._exhausted = False
+        self._credit = self.lease
+
+
+class SharedQuotas(Protocol):
+    """Makes the quotas an API's or a principal's connections share."""
+
+    def shared(self, key: str, limit: int, window: float) -> SharedQuota:
+        """The quota counted as ``key``; a new quota object, that starts counting afresh only
+        when the store keeps no count of its own."""
+        ...
+
+
+class _LocalQuotas:
+    """Shared quotas counted in this process only."""
+
+    def shared(self, key: str, limit: int, window: float) -> SharedQuota:
+        return Quota(limit, window)
+
+
 class _PrincipalEntry:
     """A principal's quota on one API and how many open connections hold it."""
 
     __slots__ = ("holders", "quota")
 
-    def __init__(self, quota: Quota) -> None:
+    def __init__(self, quota: SharedQuota) -> None:
         self.quota = quota
         self.holders = 0
 
     def idle(self, now: float) -> bool:
         """No connection holds it and its window is over: a fresh quota would be the same."""
-        start = self.quota._start
-        return not self.holders and (start is None or now - start >= self.quota.window)
+        return not self.holders and self.quota.idle(now)
 
 
 class ConnectionQuota:
@@ -92,7 +364,9 @@ class ConnectionQuota:
 
     __slots__ = ("_entry", "api", "connection", "principal")
 
-    def __init__(self, connection: Quota, api: Quota, principal: Quota | None = None) -> None:
+    def __init__(
+        self, connection: Quota, api: SharedQuota, principal: SharedQuota | None = None
+    ) -> None:
         self.connection = connection
         self.api = api
         self.principal = principal
@@ -102,16 +376,14 @@ class ConnectionQuota:
         """Count one event in every quota, or in none when any is exhausted."""
         connection, api, principal = self.connection, self.api, self.principal
         connection._advance(now)  # one event: a few calls, not one per method
-        api._advance(now)
-        if connection._used >= connection.limit or api._used >= api.limit:
+        if connection._used >= connection.limit or api.room(now) < 1:
             return False
         if principal is not None:
-            principal._advance(now)
-            if principal._used >= principal.limit:
+            if principal.room(now) < 1:
                 return False
-            principal._used += 1
+            principal.spend(1)
         connection._used += 1
-        api._used += 1
+        api.spend(1)
         return True
 
     def take_many(self, now: float, count: int) -> int:
@@ -122,16 +394,15 @@ class ConnectionQuota:
             return 0
         connection, api, principal = self.connection, self.api, self.principal
         connection._advance(now)
-        api._advance(now)
-        granted = min(count, connection.limit - connection._used, api.limit - api._used)
+        granted = min(count, connection.limit - connection._used, api.room(now))
         if principal is not None:
-            principal._advance(now)
-            granted = min(granted, principal.limit - principal._used)
-        granted = max(0, granted)
+            granted = min(granted, principal.room(now))
+        if granted <= 0:
+            return 0
         connection._used += granted
-        api._used += granted
+        api.spend(granted)
         if principal is not None:
-            principal._used += granted
+            principal.spend(granted)
         return granted
 
     def release(self) -> None:
@@ -150,20 +421,23 @@ class QuotaRegistry:
     per-connection quotas.
 
     APIs are keyed by gateway path (unique among the APIs a relay serves). When an API comes
-    back with a different throttling (a reload), its shared and principal quotas start afresh.
+    back with a different throttling (a reload), its shared and principal quotas start afresh
+    (in a store, they go on counting under the same key).
 
     A principal's quota lives while a connection holds it and until its window ends; idle ones
     are swept at most every ``sweep_interval`` seconds, so memory follows the principals seen
     within one window. At most ``max_principals`` are held: past that, new principals share
     one quota (:data:`OVERFLOW_PRINCIPAL`), so that a flood of source addresses can neither
     grow memory nor reset anyone's count. ``principal_limit`` overrides each throttled API's
-    ``per_principal`` limit.
+    ``per_principal`` limit. ``shared`` makes the API's and the principals' quotas (by default
+    this process's own, :class:`Quota`).
     """
 
     __slots__ = (
         "_next_sweep",
         "_principals",
         "_shared",
+        "_store",
         "max_principals",
         "principal_limit",
         "sweep_interval",
@@ -175,10 +449,12 @@ class QuotaRegistry:
         principal_limit: int | None = None,
         max_principals: int = 100_000,
         sweep_interval: float = 10.0,
+        shared: SharedQuotas | None = None,
     ) -> None:
-        self._shared: dict[str, tuple[Throttling, Quota]] = {}
+        self._shared: dict[str, tuple[Throttling, SharedQuota]] = {}
         self._principals: dict[tuple[str, str], tuple[Throttling, _PrincipalEntry]] = {}
         self._next_sweep = 0.0
+        self._store = shared or _LocalQuotas()
         self.principal_limit = principal_limit
         self.max_principals = max_principals
         self.sweep_interval = sweep_interval
@@ -194,18 +470,21 @@ class QuotaRegistry:
         :func:`~asyncapi_gw.relay.principal.quota_key`) at ``now``; ``None`` when the API is not
         throttled. The caller calls :meth:`ConnectionQuota.release` when the connection ends."""
         throttling = api.throttling
+        path = api.gateway_path
         if throttling is None:
-            self._shared.pop(api.gateway_path, None)
+            self._shared.pop(path, None)
             return None
-        known = self._shared.get(api.gateway_path)
+        window = throttling.unit.seconds
+        known = self._shared.get(path)
         if known is None or known[0] != throttling:
-            known = (throttling, Quota.from_throttling(throttling))
-            self._shared[api.gateway_path] = known
+            shared = self._store.shared(f"api:{window}:{path}", throttling.events, window)
+            known = (throttling, shared)
+            self._shared[path] = known
         connection = Quota.from_throttling(throttling)
         limit = self.principal_limit or throttling.per_principal
         if limit is None:
             return ConnectionQuota(connection, known[1])
-        entry = self._principal(api.gateway_path, principal, throttling, limit, now)
+        entry = self._principal(path, principal, throttling, limit, now)
         quota = ConnectionQuota(connection, known[1], entry.quota)
         entry.holders += 1
         quota._entry = entry
@@ -225,6 +504,8 @@ class QuotaRegistry:
             key = (path, OVERFLOW_PRINCIPAL)
             known = principals.get(key)
         if known is None or known[0] != throttling or known[1].quota.limit != limit:
-            known = (throttling, _PrincipalEntry(Quota(limit, throttling.unit.seconds)))
+            window = throttling.unit.seconds
+            name = f"principal:{window}:{path}:{key[1]}"
+            known = (throttling, _PrincipalEntry(self._store.shared(name, limit, window)))
             principals[key] = known
         return known[1]

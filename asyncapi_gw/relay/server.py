@@ -22,7 +22,7 @@ import ssl
 import sys
 import time
 from collections.abc import Iterable
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -55,6 +55,9 @@ from asyncapi_gw.relay.stream import Forward
 
 __all__ = ["Relay"]
 
+if TYPE_CHECKING:
+    from asyncapi_gw.relay.quota_store import RedisQuotaStore
+
 log = logging.getLogger("asyncapi_gw.relay")
 
 _TLS_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
@@ -72,6 +75,21 @@ def _server_tls(config: RelayConfig) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise RelayError(f"cannot load the TLS certificate and key: {exc}") from None
     return context
+
+
+def _quota_store(config: RelayConfig) -> RedisQuotaStore | None:
+    """The shared quota store ``config`` names, if any (the ``redis`` extra's client)."""
+    if config.quota_store is None:
+        return None
+    try:
+        from asyncapi_gw.relay.quota_store import RedisQuotaStore  # noqa: PLC0415 - optional
+    except ImportError:
+        raise RelayError(
+            "a quota store needs the redis client: pip install 'asyncapi-gw[redis]'"
+        ) from None
+    return RedisQuotaStore(
+        config.quota_store, failure=config.quota_store_failure, lease=config.quota_lease
+    )
 
 
 class Relay:
@@ -95,7 +113,8 @@ class Relay:
             config = attrs.evolve(config or RelayConfig(), **options)
         except (TypeError, ValueError) as exc:
             raise RelayError(f"invalid relay configuration: {exc}") from None
-        self._gate = gate = Gate(apis, config)
+        self._quota_store = _quota_store(config)
+        self._gate = gate = Gate(apis, config, shared=self._quota_store)
         for warning in gate.warnings():
             log.warning("%s", warning)
         self._live: set[_ClientProtocol] = set()  # every client socket, handshakes included
@@ -192,6 +211,8 @@ class Relay:
             protocol.execute(protocol.connection.abort("drain timeout"))
         await self._stop_listening()  # on Python 3.12+ this also waits for the connections
         self._close_access_log()
+        if self._quota_store is not None:
+            await self._quota_store.close()
 
     async def __aenter__(self) -> Relay:
         await self.start()
@@ -244,7 +265,10 @@ class Relay:
 
     def metrics_text(self) -> str:
         """The Prometheus text served at the admin listener's ``/metrics``."""
-        return self._gate.metrics.render(self._live_traffic())
+        store = self._quota_store
+        return self._gate.metrics.render(
+            self._live_traffic(), quota_store=None if store is None else store.health
+        )
 
     @property
     def connections(self) -> int:

@@ -9,7 +9,17 @@ from hypothesis import strategies as st
 
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import StreamingAPI, Throttling, ThrottlingUnit
-from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, ConnectionQuota, Quota, QuotaRegistry
+from asyncapi_gw.relay.quota import (
+    THROTTLED_MESSAGE,
+    ConnectionQuota,
+    LeasedQuota,
+    LeaseGrant,
+    LeaseRequest,
+    Quota,
+    QuotaRegistry,
+    QuotaStoreFailure,
+    StoreHealth,
+)
 
 
 def api(throttling: Throttling | None, context: str = "/feed") -> StreamingAPI:
@@ -283,3 +293,138 @@ def test_principals_beyond_the_maximum_share_one_quota() -> None:
     overflow = [q for q in quotas[3:] if q is not None]
     assert len({id(q.principal) for q in overflow}) == 1
     assert sum(q.take(10.0) for q in overflow) == 2
+
+
+# -- quotas leased from a shared store (the store's answers given by hand) -------------------
+
+
+class Notified(list[LeasedQuota]):
+    """The refills a leased quota asked for, in order."""
+
+    def __call__(self, quota: LeasedQuota) -> None:
+        self.append(quota)
+
+
+def leased(
+    limit: int = 100, lease: int = 10, window: float = 60.0, health: StoreHealth | None = None
+) -> tuple[LeasedQuota, Notified]:
+    notified = Notified()
+    quota = LeasedQuota(
+        "api:60:/feed", limit, window, lease=lease, health=health or StoreHealth(), notify=notified
+    )
+    return quota, notified
+
+
+def spend(quota: LeasedQuota, now: float, count: int = 1) -> int:
+    passed = min(count, max(0, quota.room(now)))
+    if passed:
+        quota.spend(passed)
+    return passed
+
+
+def test_lease_is_at_most_a_tenth_of_the_limit() -> None:
+    assert leased(limit=1000, lease=10)[0].lease == 10
+    assert leased(limit=50, lease=10)[0].lease == 5
+    assert leased(limit=3, lease=10)[0].lease == 1
+    with pytest.raises(RelayError):
+        leased(lease=0)
+
+
+def test_events_pass_on_credit_until_the_first_lease_which_charges_them() -> None:
+    quota, notified = leased()
+    assert spend(quota, 0.0, 4) == 4
+    assert spend(quota, 0.0, 100) == 6  # one lease on credit, no more
+    assert notified == [quota]  # once, until answered
+    request = quota.request()
+    assert request == LeaseRequest("api:60:/feed", 100, 60_000, want=10, debt=10)
+    quota.granted(request, LeaseGrant(10, 20, 7, 30_000), sent=0.0, now=0.001)
+    assert quota.room(0.002) == 20  # the lease and the credit back
+    assert quota.request().debt == 0
+
+
+def test_a_refill_is_asked_once_half_the_lease_is_spent() -> None:
+    quota, notified = leased()
+    quota.granted(quota.request(), LeaseGrant(10, 10, 7, 30_000), sent=0.0, now=0.001)
+    assert spend(quota, 1.0, 4) == 4
+    assert notified == []
+    assert spend(quota, 1.0) == 1
+    assert notified == [quota]
+    assert quota.request().want == 10  # a whole lease: 15 held once it comes
+
+
+def test_a_lease_expires_with_the_store_window_dated_from_the_request() -> None:
+    quota, _ = leased()
+    # sent at 10.0, answered at 10.5; the window had 20 s left when Redis ran the script
+    quota.granted(quota.request(), LeaseGrant(10, 10, 7, 20_000), sent=10.0, now=10.5)
+    assert quota.room(29.999) == 20
+    assert quota.room(30.0) == 10  # window 8: the lease is gone, the credit stays
+    quota.granted(quota.request(), LeaseGrant(10, 10, 8, 60_000), sent=30.0, now=30.1)
+    assert quota.room(30.1) == 20
+
+
+def test_a_lease_from_a_window_that_ended_meanwhile_is_not_spent() -> None:
+    quota, _ = leased()
+    quota.granted(quota.request(), LeaseGrant(10, 10, 7, 5), sent=0.0, now=0.01)
+    assert quota.room(0.01) == 10  # credit only
+
+
+def test_nothing_passes_on_credit_once_the_store_counted_the_limit() -> None:
+    quota, notified = leased(limit=100)
+    quota.granted(quota.request(), LeaseGrant(3, 100, 7, 10_000), sent=0.0, now=0.0)
+    assert spend(quota, 1.0, 10) == 3
+    assert notified == []  # nothing to ask for in this window
+    assert quota.room(10.0) == 10  # the next window: credit again
+
+
+def test_a_failed_refill_is_asked_again_when_the_lease_is_dry() -> None:
+    quota, notified = leased()
+    assert spend(quota, 0.0, 10) == 10
+    quota.failed()
+    assert quota.room(0.5) == 0
+    assert notified == [quota, quota]
+
+
+@pytest.mark.parametrize(
+    ("failure", "passed"),
+    [(QuotaStoreFailure.LOCAL, 100), (QuotaStoreFailure.OPEN, 500), (QuotaStoreFailure.CLOSED, 10)],
+)
+def test_while_the_store_is_down_leased_events_pass_then_the_policy(
+    failure: QuotaStoreFailure, passed: int
+) -> None:
+    health = StoreHealth(failure)
+    quota, notified = leased(health=health)
+    quota.granted(quota.request(), LeaseGrant(10, 10, 7, 60_000), sent=0.0, now=0.0)
+    assert spend(quota, 1.0, 6) == 6
+    health.up = False
+    assert spend(quota, 1.0, 494) == passed - 6
+    assert notified == [quota]  # the one asked before the outage, none during it
+
+
+@given(
+    steps=st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=400),
+    limit=st.integers(1, 60),
+    lease=st.integers(1, 10),
+)
+def test_processes_pass_at_most_a_lease_each_beyond_the_limit_in_a_window(
+    steps: list[tuple[int, bool]], limit: int, lease: int
+) -> None:
+    """Four processes against a model of the lease script, answers arriving in any order
+    with any events in between: at most limit + 4 * lease events pass in the window."""
+    counted = 0
+    processes = [leased(limit=limit, lease=lease, window=86400.0) for _ in range(4)]
+    inflight: list[tuple[LeasedQuota, LeaseRequest]] = []
+    passed = 0
+    for who, answer in steps:
+        quota, notified = processes[who]
+        if answer and inflight:
+            quota, request = inflight.pop(who % len(inflight))
+            counted += request.debt
+            granted = max(0, min(request.want, limit - counted))
+            counted += granted
+            quota.granted(request, LeaseGrant(granted, counted, 0, 3_600_000), sent=0, now=0)
+        else:
+            passed += spend(quota, 1.0)
+        while notified:  # the request as it is when the refill task sends it
+            asked = notified.pop()
+            inflight.append((asked, asked.request()))
+    assert passed <= limit + 4 * processes[0][0].lease

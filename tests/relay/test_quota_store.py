@@ -1,0 +1,163 @@
+"""Quotas shared through a real Redis (``redis-server`` started per test): leases counted across
+processes within the documented bound, windows on Redis's clock, and the failure policies while
+Redis is killed and started again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import pytest
+from redis_server import RedisServer
+from relay_harness import api, backend, client, run
+
+from asyncapi_gw.model import Throttling, ThrottlingUnit
+from asyncapi_gw.relay import Relay
+from asyncapi_gw.relay.quota import THROTTLED_MESSAGE, LeasedQuota, QuotaStoreFailure
+from asyncapi_gw.relay.quota_store import RedisQuotaStore
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (polling the loop) until ``condition`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def spend_one(quota: LeasedQuota) -> bool:
+    now = time.monotonic()
+    if quota.room(now) < 1:
+        return False
+    quota.spend(1)
+    return True
+
+
+def test_processes_sharing_a_store_pass_the_limit_within_the_bound(
+    redis_server: RedisServer,
+) -> None:
+    """Three stores (what three relay processes hold) spend one API's 600-a-day quota as fast
+    as they can: together they pass the limit, plus at most a lease each on credit."""
+    limit, lease, processes = 600, 20, 3
+
+    async def main() -> list[int]:
+        stores = [RedisQuotaStore(redis_server.url, lease=lease) for _ in range(processes)]
+        quotas = [s.shared("api:86400:/feed", limit, 86400) for s in stores]
+        passed = [0] * processes
+        for _ in range(3000):
+            for i, quota in enumerate(quotas):
+                passed[i] += spend_one(quota)
+            await asyncio.sleep(0)  # the refill tasks run between rounds, as between messages
+        for store in stores:
+            await store.close()
+        return passed
+
+    passed = run(main())
+    index = int(time.time()) // 86400
+    counted = redis_server.integer("GET", f"asyncapi-gw:{{api:86400:/feed}}:{index}")
+    assert all(passed)  # every process got a share
+    assert limit <= sum(passed) <= limit + processes * lease
+    # everything passed was counted (leased or charged), but credit still owed at close
+    assert sum(passed) - processes * lease <= counted
+
+
+def test_windows_are_whole_units_on_the_redis_clock(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        store = RedisQuotaStore(redis_server.url)
+        quota = store.shared("principal:60:/feed:api_key:alice", 100, 60)
+        assert spend_one(quota)
+        await until(lambda: store.health.leases == 1)
+        await store.close()
+
+    before = int(time.time() * 1000) // 60000
+    run(main())
+    after = int(time.time() * 1000) // 60000
+    keys = {
+        redis_server.command("EXISTS", f"asyncapi-gw:{{principal:60:/feed:api_key:alice}}:{i}")
+        for i in (before, after)
+    }
+    assert ":1" in keys
+    ttl = redis_server.integer("PTTL", f"asyncapi-gw:{{principal:60:/feed:api_key:alice}}:{after}")
+    assert 0 < ttl <= 120_000  # it goes soon after its window ends
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (QuotaStoreFailure.LOCAL, 5),  # this process's own limit
+        (QuotaStoreFailure.OPEN, 50),  # everything
+        (QuotaStoreFailure.CLOSED, 1),  # only the event that found the store down, on credit
+    ],
+)
+def test_failure_policy_while_redis_is_down(
+    redis_server: RedisServer, failure: QuotaStoreFailure, expected: int
+) -> None:
+    redis_server.kill()
+
+    async def main() -> int:
+        store = RedisQuotaStore(redis_server.url, failure=failure)
+        quota = store.shared("api:86400:/feed", 5, 86400)
+        passed = int(spend_one(quota))  # on credit; its refill finds Redis down
+        await until(lambda: not store.health.up)
+        passed += sum(spend_one(quota) for _ in range(49))
+        await store.close()
+        return passed
+
+    assert run(main()) == expected
+
+
+def test_redis_blinks_no_connection_drops_logged_once_counted_recovered(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis is killed under traffic and started again on the same port: every client keeps
+    its connection and gets its echoes, the outage is logged once and counted in /metrics,
+    and the relay leases from the new Redis once it answers."""
+    throttling = Throttling(events=10_000, unit=ThrottlingUnit.DAY)
+
+    async def main() -> None:
+        async with backend() as b:
+            chat = api(b.url, throttling=throttling)
+            async with Relay([chat], ws_port=0, quota_store=redis_server.url) as relay:
+                port = relay.ports["ws"]
+                clients = [await client(port, "/chat/1.0/x") for _ in range(3)]
+                for ws in clients:
+                    await ws.send("before")
+                    assert await ws.recv() == "before"
+                await until(lambda: "asyncapi_gw_quota_store_leases_total 0" not in metrics(relay))
+                redis_server.kill()
+                for round_ in range(40):  # the refills fail
+                    for ws in clients:
+                        await ws.send(f"down {round_}")
+                        assert await ws.recv() == f"down {round_}"
+                await until(lambda: "asyncapi_gw_quota_store_up 0" in metrics(relay))
+                assert "asyncapi_gw_quota_store_outages_total 1" in metrics(relay)
+                redis_server.start()
+                await until(lambda: "asyncapi_gw_quota_store_up 1" in metrics(relay))
+                # the first events may find the credit spent by the failed refill: they ask
+                # for a lease, and answers pass or say throttled until it comes
+                for ws in clients:
+                    await ws.send("again")
+                    assert await ws.recv() in ("again", THROTTLED_MESSAGE)
+                await until(lambda: redis_server.command("DBSIZE") == ":1")
+                for round_ in range(20):
+                    for ws in clients:
+                        await ws.send(f"up {round_}")
+                        assert await ws.recv() == f"up {round_}"
+                text = metrics(relay)
+                assert "asyncapi_gw_quota_store_outages_total 1" in text
+                for ws in clients:
+                    assert ws.close_code is None
+                    await ws.close()
+
+    with caplog.at_level(logging.WARNING, logger="asyncapi_gw.relay"):
+        run(main(), timeout=40)
+    outages = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(outages) == 1
+    assert "local quotas until it answers" in outages[0]
+    assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+def metrics(relay: Relay) -> str:
+    return relay.metrics_text()
