@@ -90,6 +90,9 @@ MIN_RSA_BITS = 2048
 
 _JWKS_ALGORITHMS = {"RSA": "RS256", "EC": "ES256"}  # by kty; EC keys must be on P-256
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
+# Signing inputs (header.payload) of tokens whose signature held, with what their claims gave:
+# at most this many per authenticator, the oldest forgotten first.
+MAX_VERIFIED_TOKENS = 4096
 
 
 def _scope_set(scopes: Iterable[str]) -> frozenset[str]:
@@ -418,6 +421,7 @@ class Authenticator:
                 self._api_keys[digest] = _key_principal(info, digest)
         else:
             self._api_keys = config.api_keys
+        self._verified: dict[str, _Verified] = {}
 
     @property
     def has_jwt_key(self) -> bool:
@@ -555,6 +559,30 @@ class Authenticator:
         return principal
 
     def _jwt(self, token: str, now: float) -> Principal | Rejection:
+        """:meth:`_jwt_plain`, by a second implementation for a token seen before: its
+        signature is verified again (with the key its header picked, prepared once), its
+        ``exp`` and ``nbf`` checked against ``now``; what its header and claims gave
+        otherwise (the key, issuer, audience, scopes, subject: the same bytes give the same)
+        is taken from the first time.  Only a token whose signature held and whose claims gave
+        a principal is remembered, by its signing input; any other token, or one whose
+        signature is not canonical base64url, is decided by :meth:`_jwt_plain`."""
+        signing_input, _, signature = token.rpartition(".")
+        known = self._verified.get(signing_input)
+        if known is None or not _TOKEN_SHAPE.fullmatch(token) or "=" in signature:
+            return self._jwt_plain(token, now)
+        try:
+            signed = _canonical_base64url(signature)
+        except ValueError:
+            return self._jwt_plain(token, now)
+        if not known.algorithm.verify(signing_input.encode(), known.key, signed):
+            return _reject("invalid token signature")
+        if known.expires_at is not None and now >= known.expires_at:
+            return _reject("token expired")
+        if known.not_before is not None and now + self._config.leeway < known.not_before:
+            return _reject("token not yet valid")
+        return known.principal
+
+    def _jwt_plain(self, token: str, now: float) -> Principal | Rejection:
         if not self.has_jwt_key:
             return _reject("no key is configured on this gateway to verify bearer tokens")
         if not _TOKEN_SHAPE.fullmatch(token):
@@ -580,6 +608,7 @@ class Authenticator:
         if key.algorithm != algorithm:
             return _reject("token algorithm does not match the gateway's key")
         payload = self._canonical_payload(token, header, key)
+        canonical = payload is not None
         if payload is None:
             payload = self._payload(token, key)
         if isinstance(payload, Rejection):
@@ -590,7 +619,30 @@ class Authenticator:
             return _reject("malformed bearer token")
         if not isinstance(claims, dict):
             return _reject("malformed bearer token")
-        return self._claims(claims, now, key)
+        outcome = self._claims(claims, now, key)
+        if canonical and isinstance(outcome, Principal):
+            self._remember(token, claims, outcome, self._prepared[key.fingerprint])
+        return outcome
+
+    def _remember(
+        self,
+        token: str,
+        claims: Mapping[str, Any],
+        principal: Principal,
+        prepared: tuple[Any, Any],
+    ) -> None:
+        """Keep what a verified token's header and claims gave, for :meth:`_jwt`."""
+        verified = self._verified
+        if len(verified) >= MAX_VERIFIED_TOKENS:
+            del verified[next(iter(verified))]
+        nbf = _time_claim(claims["nbf"]) if "nbf" in claims else None
+        verified[token.rpartition(".")[0]] = _Verified(
+            algorithm=prepared[0],
+            key=prepared[1],
+            expires_at=principal.expires_at,
+            not_before=nbf,
+            principal=principal,
+        )
 
     def _payload(self, token: str, key: _Key) -> bytes | Rejection:
         """The payload of ``token`` once PyJWT verified it with ``key``: the plain path."""
@@ -672,6 +724,19 @@ class Authenticator:
             expires_at=times["exp"] + leeway if "exp" in times else None,
             credential_id=key.fingerprint,
         )
+
+
+@attrs.frozen
+class _Verified:
+    """What a token's signing input gave once its signature held: the key that verified it
+    (PyJWT's algorithm and the key it prepared), its deadlines (``exp`` with the leeway,
+    ``nbf`` without) and its principal."""
+
+    algorithm: Any
+    key: Any
+    expires_at: float | None
+    not_before: float | None
+    principal: Principal
 
 
 def _canonical_base64url(segment: str) -> bytes:

@@ -1131,3 +1131,101 @@ def test_stray_bits_in_any_segment_make_a_token_malformed(segment: int) -> None:
         original.split(".")[segment] + "=="
     )
     assert rejected(bearer(HS, ".".join(parts))) == "malformed bearer token"
+
+
+# --- JWT: tokens seen before ------------------------------------------------------------------
+
+_TIMES = st.one_of(
+    st.integers(int(NOW) - 100, int(NOW) + 100), st.floats(NOW - 100, NOW + 100), st.just("soon")
+)
+_CLAIMS = st.fixed_dictionaries(
+    {"iss": st.sampled_from(["idp", "idp", "x"]), "aud": st.sampled_from(["gw", ["gw"]])},
+    optional={
+        "exp": _TIMES,
+        "nbf": _TIMES,
+        "iat": _TIMES,
+        "sub": st.sampled_from(["alice", "bob", 7]),
+        "scope": st.sampled_from(["chat:read", "a b", ["x"], 3]),
+        "keytype": st.sampled_from(["SANDBOX", "production"]),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    algorithm=st.sampled_from(["HS256", "RS256", "ES256"]),
+    claims=st.lists(_CLAIMS, min_size=1, max_size=3),
+    uses=st.lists(
+        st.tuples(
+            st.integers(0, 2),  # which token
+            st.sampled_from(["as signed"] * 3 + ["other key", "edited signature", "padded"]),
+            st.integers(0, 2**16),  # where an edit lands
+            st.one_of(  # where the handshake meets a deadline (leeway 30 s), or any time
+                st.tuples(
+                    st.sampled_from(["exp", "nbf"]),
+                    st.sampled_from([30, -30, 0, 31, -31, 29.5, -29.5]),
+                ),
+                st.floats(NOW - 200, NOW + 200),
+            ),
+        ),
+        min_size=2,
+        max_size=12,
+    ),
+)
+def test_a_token_seen_before_is_decided_as_the_first_time(
+    keys: Keys,
+    *,
+    algorithm: str,
+    claims: list[dict[str, Any]],
+    uses: list[tuple[int, str, int, float | tuple[str, float]]],
+) -> None:
+    """The same tokens again and again, some with another signature (another key's, an edited
+    one, a padded one), at other times: each decision is the one a fresh authenticator makes
+    with the plain path, and every signature is checked again (expired, not yet valid and
+    wrongly signed tokens are refused though the same token passed before)."""
+    signing: dict[str, tuple[SigningKey, SigningKey]] = {
+        "HS256": (SECRET.encode(), OTHER_SECRET.encode()),
+        "RS256": (keys.rsa_key, keys.rsa_other),
+        "ES256": (keys.ec_key, ec.generate_private_key(ec.SECP256R1())),
+    }
+    good, other = signing[algorithm]
+    config = {
+        "HS256": AuthConfig(jwt_secret=SECRET, jwt_issuer="idp", jwt_audience="gw"),
+        "RS256": AuthConfig(jwt_public_key=keys.pem(keys.rsa_key), jwt_audience="gw"),
+        "ES256": AuthConfig(jwt_public_key=keys.pem(keys.ec_key), jwt_issuer="idp"),
+    }[algorithm]
+    remembering, plain = Authenticator(config), Authenticator(config)
+    header = {"alg": algorithm, "typ": "JWT"}
+    for which, how, where, when in uses:
+        body = claims[which % len(claims)]
+        now = when if isinstance(when, float) else _deadline(body, when[0]) + when[1]
+        tok = sign(header, body, other if how == "other key" else good)
+        if how == "edited signature":
+            head, _, signature = tok.rpartition(".")
+            position = where % (len(signature) + 1)
+            alphabet = string.ascii_letters + string.digits + "-_"
+            signature = signature[:position] + alphabet[where % 64] + signature[position + 1 :]
+            tok = f"{head}.{signature}"
+        elif how == "padded":
+            tok += "=" * (where % 3)
+        assert remembering._jwt(tok, now) == plain._jwt_plain(tok, now)
+
+
+def _deadline(claims: Mapping[str, Any], name: str) -> float:
+    value = claims.get(name)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else NOW
+
+
+def test_a_token_that_passed_is_refused_once_expired_or_with_another_signature() -> None:
+    authenticator = Authenticator(AuthConfig(jwt_secret=SECRET, leeway=0))
+    tok = token({"sub": "alice", "exp": NOW + 10, "nbf": NOW - 10})
+    assert isinstance(bearer(authenticator, tok, now=NOW), Principal)
+    assert len(authenticator._verified) == 1  # remembered
+    assert rejected(bearer(authenticator, tok, now=NOW + 10)) == "token expired"
+    assert rejected(bearer(authenticator, tok, now=NOW - 11)) == "token not yet valid"
+    assert isinstance(bearer(authenticator, tok, now=NOW - 10), Principal)
+    forged = tok.rpartition(".")[0] + "." + token({}, OTHER_SECRET).rpartition(".")[2]
+    assert rejected(bearer(authenticator, forged, now=NOW)) == "invalid token signature"
+    other_key = Authenticator(AuthConfig(jwt_secret=OTHER_SECRET, leeway=0))
+    assert rejected(bearer(other_key, tok, now=NOW)) == "invalid token signature"
+    assert isinstance(bearer(authenticator, tok, now=NOW), Principal)
