@@ -124,6 +124,7 @@ class Relay:
         self._tls: ssl.SSLContext | None = None  # what new wss handshakes use (reload_tls)
         self._access_log: IO[str] | None = None
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one serving (start)
         self._adapter = adapter = WebsocketsAdapter(gate)
         self.process_request = adapter.process_request
         """For ``websockets.asyncio.server.serve(process_request=...)``; see :mod:`.embed`."""
@@ -143,7 +144,7 @@ class Relay:
         """Bind the listeners. Raises :class:`RelayError` when a port cannot be bound."""
         if self._servers:
             raise RelayError("the relay is already started")
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         config = self.config
         tls = self._tls = _server_tls(config)
         if tls is not None:
@@ -345,23 +346,25 @@ class Relay:
 
 _OPEN = State.OPEN
 _CLIENT, _BACKEND = Side.CLIENT, Side.BACKEND
+_TIMERS = len(Timer)
 
 
 class _ClientProtocol(asyncio.Protocol):
     """A client's socket; it owns the :class:`Connection` and executes its actions on both
     sockets (the backend's through :class:`_BackendProtocol`)."""
 
-    __slots__ = ("backend", "client", "connection", "dialling", "relay", "secure", "timers")
+    __slots__ = ("backend", "client", "connection", "dialling", "loop", "relay", "secure", "timers")
 
     client: asyncio.Transport
     connection: Connection
 
     def __init__(self, relay: Relay, *, secure: bool) -> None:
         self.relay = relay
+        self.loop = cast(asyncio.AbstractEventLoop, relay._loop)  # made by its listener
         self.secure = secure
         self.backend: asyncio.Transport | None = None
         self.dialling: asyncio.Task[None] | None = None
-        self.timers: list[asyncio.TimerHandle | None] = [None] * len(Timer)
+        self.timers: list[asyncio.TimerHandle | None] = [None] * _TIMERS
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         relay = self.relay
@@ -436,8 +439,7 @@ class _ClientProtocol(asyncio.Protocol):
                 else:
                     transport.resume_reading()
             elif isinstance(action, Dial):
-                loop = asyncio.get_running_loop()
-                self.dialling = loop.create_task(
+                self.dialling = self.loop.create_task(
                     self._dial(action.host, action.port, action.secure)
                 )
             else:  # Finished
@@ -460,8 +462,7 @@ class _ClientProtocol(asyncio.Protocol):
 
     def _start_timer(self, timer: Timer, delay: float) -> None:
         self._stop_timer(timer)
-        loop = asyncio.get_running_loop()
-        self.timers[timer] = loop.call_later(delay, self._fire, timer)
+        self.timers[timer] = self.loop.call_later(delay, self._fire, timer)
 
     def _stop_timer(self, timer: Timer) -> None:
         handle = self.timers[timer]
@@ -475,9 +476,10 @@ class _ClientProtocol(asyncio.Protocol):
 
     async def _dial(self, host: str, port: int, secure: bool) -> None:
         context = ssl.create_default_context() if secure else None
-        loop = asyncio.get_running_loop()
         try:
-            await loop.create_connection(lambda: _BackendProtocol(self), host, port, ssl=context)
+            await self.loop.create_connection(
+                lambda: _BackendProtocol(self), host, port, ssl=context
+            )
         except OSError as exc:
             self.execute(self.connection.dial_failed(exc.strerror or str(exc)))
         except Exception as exc:  # a per-connection failure must not escape the relay
@@ -487,8 +489,11 @@ class _ClientProtocol(asyncio.Protocol):
             self.dialling = None
 
     def _finished(self) -> None:
-        for timer in Timer:
-            self._stop_timer(timer)
+        timers = self.timers
+        for timer, handle in enumerate(timers):
+            if handle is not None:
+                handle.cancel()
+                timers[timer] = None
         if self.dialling is not None:
             self.dialling.cancel()
             self.dialling = None
