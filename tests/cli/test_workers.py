@@ -152,6 +152,8 @@ def test_sighup_reloads_every_worker(tmp_path: Path, echo_backend: str) -> None:
         document(tmp_path, echo_backend, title="Renamed")
         running.serve.proc.send_signal(signal.SIGHUP)
         running.serve.wait_for(re.compile("SIGHUP: passed on to 2 worker"))
+        for _ in range(2):  # each worker says when its reload is done
+            running.serve.wait_for(re.compile("^reloaded "))
         with ExitStack() as stack:  # over both workers: both serve the new context
             clients = running.clients(stack, "/renamed/1.0/room")
             assert len(set(serving_pids(running.pids, running.port).values())) == 2
