@@ -198,7 +198,10 @@ class LeasedQuota:
 
     While ``health`` says the store is down, leased events still pass, then its ``failure``
     policy decides; ``local`` counts on this process's own :class:`Quota` of the same limit,
-    which counts every event that passes here at any time.
+    which counts every event that passes here at any time. A quota whose last round trip
+    failed stays under the policy until the store answers it, even once the store answers
+    again (its credit may have gone while that round trip was lost); what passes then is
+    charged with the next lease.
     """
 
     __slots__ = (
@@ -211,6 +214,7 @@ class LeasedQuota:
         "_local",
         "_notify",
         "_requested",
+        "_stale",
         "_tokens",
         "key",
         "lease",
@@ -244,6 +248,7 @@ class LeasedQuota:
         self._index: int | None = None  # the store's window number, once known
         self._end = -math.inf  # when that window ends on our clock
         self._requested = False
+        self._stale = False  # its last refill failed: the failure policy until one succeeds
 
     def room(self, now: float) -> int:
         if now >= self._end:
@@ -251,13 +256,17 @@ class LeasedQuota:
         local = self._local.room(now)
         health = self._health
         if health.up:
-            if self._exhausted:
-                return self._tokens
-            room = self._tokens + self._credit
-            if not room and not self._requested:  # its last refill failed: ask again
+            if not self._stale:
+                if self._exhausted:
+                    return self._tokens
+                room = self._tokens + self._credit
+                if not room and not self._requested:  # its last refill failed: ask again
+                    self._requested = True
+                    self._notify(self)
+                return room
+            if not self._requested:  # the store answers again, but not yet to this quota
                 self._requested = True
                 self._notify(self)
-            return room
         failure = health.failure
         if failure is QuotaStoreFailure.LOCAL:
             return max(self._tokens, local)
@@ -295,7 +304,7 @@ class LeasedQuota:
 
     def granted(self, request: LeaseRequest, grant: LeaseGrant, *, sent: float, now: float) -> None:
         """The store answered ``request``, sent at ``sent``, at ``now``."""
-        self._requested = False
+        self._requested = self._stale = False
         self._debt = max(0, self._debt - request.debt)
         end = sent + grant.remaining_ms / 1000
         if end <= now:
@@ -313,8 +322,10 @@ class LeasedQuota:
             self._credit = self.lease
 
     def failed(self) -> None:
-        """The round trip for this quota failed: it may ask again."""
+        """The round trip for this quota failed: it may ask again, and the failure policy
+        decides until the store answers it."""
         self._requested = False
+        self._stale = True
 
     def _roll(self, now: float) -> None:
         """The window ended: its lease with it."""

@@ -377,7 +377,7 @@ def test_nothing_passes_on_credit_once_the_store_counted_the_limit() -> None:
 
 
 def test_a_failed_refill_is_asked_again_when_the_lease_is_dry() -> None:
-    quota, notified = leased()
+    quota, notified = leased(health=StoreHealth(QuotaStoreFailure.CLOSED))
     assert spend(quota, 0.0, 10) == 10
     quota.failed()
     assert quota.room(0.5) == 0
@@ -428,3 +428,29 @@ def test_processes_pass_at_most_a_lease_each_beyond_the_limit_in_a_window(
             asked = notified.pop()
             inflight.append((asked, asked.request()))
     assert passed <= limit + 4 * processes[0][0].lease
+
+
+@pytest.mark.parametrize(
+    ("failure", "passed"),
+    [(QuotaStoreFailure.LOCAL, 5), (QuotaStoreFailure.OPEN, 5), (QuotaStoreFailure.CLOSED, 0)],
+)
+def test_right_after_the_store_answers_again_the_policy_holds_until_a_lease_comes(
+    failure: QuotaStoreFailure, passed: int
+) -> None:
+    """The credit ran out while the refill that failed was on its way: once the store answers
+    again, this quota's events follow the failure policy until its own lease comes, rather
+    than being throttled for a round trip although neither limit was reached."""
+    health = StoreHealth(failure)
+    quota, notified = leased(health=health)
+    quota.granted(quota.request(), LeaseGrant(10, 10, 7, 60_000), sent=0.0, now=0.0)
+    assert spend(quota, 1.0, 20) == 20  # the lease, then the credit
+    assert notified == [quota]
+    quota.failed()  # that refill never came back
+    health.up = False
+    health.up = True  # the shell pinged it back
+    assert spend(quota, 2.0, 5) == passed
+    assert notified == [quota, quota]  # asked again, once
+    request = quota.request()
+    assert request.debt == 10 + passed  # what passed meanwhile is charged too
+    quota.granted(request, LeaseGrant(10, 35, 7, 58_000), sent=2.0, now=2.001)
+    assert quota.room(2.002) == 20  # the lease and the credit back
