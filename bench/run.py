@@ -7,8 +7,9 @@ nginx and through ``asyncapi-gw serve`` (and, with ``floor``, a bare Python spli
 
 Builds ``backend`` and ``loadgen`` from C with the machine's gcc into bench/build/, starts the
 backend and the proxies pinned to CPU 0, runs the load generator pinned to CPU 1, repeats every
-measurement, prints medians with min-max and the ratios relay/nginx and relay/direct, and writes
-every raw result to bench/out/. ``--workers 1,2`` adds nginx with ``worker_processes 2`` and
+measurement, prints medians with min-max and the ratios relay/nginx and relay/direct (and a
+relay variant against the plain relay: relay-redis/relay, relay-jwt/relay), and writes every
+raw result to bench/out/. ``--workers 1,2`` adds nginx with ``worker_processes 2`` and
 ``asyncapi-gw serve --workers 2`` (``nginx-w2``, ``relay-w2``) to the same run: those, the
 backend and the load generator all share every CPU (``taskset -c 0,1``), as no core is left
 to keep the load generator apart. See bench/README.md for what each figure means.
@@ -753,6 +754,9 @@ def print_table(names: list[str], rows: list[tuple[str, str, dict[str, dict[str,
             peer = f"{base}{workers}" if base == "nginx" else base
             if peer in names:
                 ratio_cols.append((f"{relay}/{peer}", relay, peer))
+    for relay in relays:  # a feature's cost: relay-redis, relay-jwt against the plain relay
+        if relay != "relay" and "relay" in names and "-w" not in relay and "@" not in relay:
+            ratio_cols.append((f"{relay}/relay", relay, "relay"))
     for relay in relays:
         if relay + "@base" in names:  # after/before
             ratio_cols.append((f"{relay}/{relay}@base", relay, relay + "@base"))
