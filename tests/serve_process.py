@@ -10,12 +10,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from types import TracebackType
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+from websockets.sync.server import ServerConnection, serve
+
+from asyncapi_gw.relay.quota import THROTTLED_MESSAGE
 
 __all__ = [
     "ADMIN",
@@ -24,6 +29,7 @@ __all__ = [
     "SCHEMES",
     "START",
     "WORKERS",
+    "CountingBackend",
     "Instance",
     "Serve",
     "clients",
@@ -31,6 +37,7 @@ __all__ = [
     "echoes",
     "http_get",
     "own_ports",
+    "send_until",
     "serving_pids",
     "worker_pids",
 ]
@@ -200,3 +207,65 @@ def echoes(ws: ClientConnection, text: str = "ping") -> bool:
         return ws.recv(10) == text
     except ConnectionClosed:
         return False
+
+
+class CountingBackend:
+    """An echo backend, started by ``with``, that notes when every message reaches it (the
+    wall clock: Redis's quota windows are whole seconds of this machine's clock)."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self._server = serve(self._echo, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"
+
+    def _echo(self, ws: ServerConnection) -> None:
+        for message in ws:
+            self.arrivals.append(time.time())
+            ws.send(message)
+
+    def __enter__(self) -> CountingBackend:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.shutdown()
+
+    def throttled_document(self, tmp_path: Path, limit: int) -> Path:
+        """A document relaying to this backend, its API limited to ``limit`` events a second."""
+        path = document(tmp_path, self.url)
+        doc = json.loads(path.read_text())
+        doc["x-asyncapi-gw-throttling"] = {"events": limit, "per": "second"}
+        path.write_text(json.dumps(doc))
+        return path
+
+    def per_second(self) -> list[int]:
+        """The messages that arrived in each whole second (not the first or the last, which
+        were partly idle)."""
+        counts: dict[int, int] = {}
+        for arrived in self.arrivals:
+            counts[int(arrived)] = counts.get(int(arrived), 0) + 1
+        return [counts[second] for second in sorted(counts)[1:-1]]
+
+
+def send_until(ports: list[int], seconds: float) -> int:
+    """A client on each of ``ports`` (a port twice: two clients) sends to ``/echo/1.0/x`` as
+    fast as it gets answers for ``seconds``; how many answers said throttled."""
+    end = time.time() + seconds
+    throttled = [0]
+
+    def send(port: int) -> None:
+        with connect(f"ws://127.0.0.1:{port}/echo/1.0/x", open_timeout=10) as ws:
+            while time.time() < end:
+                ws.send("event")
+                if ws.recv(10) == THROTTLED_MESSAGE:  # else the echo
+                    throttled[0] += 1
+
+    senders = [threading.Thread(target=send, args=(port,)) for port in ports]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(seconds + 20)
+    assert not any(sender.is_alive() for sender in senders)
+    return throttled[0]

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -21,12 +19,18 @@ from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
-from serve_process import CLIENTS, START, Instance, clients, document, echoes, serving_pids
+from serve_process import (
+    CLIENTS,
+    START,
+    CountingBackend,
+    Instance,
+    clients,
+    document,
+    echoes,
+    send_until,
+    serving_pids,
+)
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
-from websockets.sync.server import ServerConnection, serve
-
-from asyncapi_gw.relay.quota import THROTTLED_MESSAGE
 
 CONFIG = Path(__file__).parents[2] / "deploy" / "haproxy.cfg"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -183,56 +187,22 @@ def test_a_per_api_quota_holds_across_two_instances_of_two_workers(
     clients on each instance sending as fast as they get answers: what the backend receives
     in every whole second stays within the documented bound, limit + W x lease with W = 4
     processes, and the limit is used. Counted per worker, up to 4 x 200 would pass."""
-    limit, lease, processes, seconds = 200, 10, 4, 3.5
-    arrivals: list[float] = []
-    throttled = [0]
-
-    def counting_echo(ws: ServerConnection) -> None:
-        for message in ws:
-            arrivals.append(time.time())  # Redis's windows are on this machine's clock
-            ws.send(message)
-
-    with serve(counting_echo, "127.0.0.1", 0) as backend:
-        threading.Thread(target=backend.serve_forever, daemon=True).start()
-        doc = document(tmp_path, f"ws://127.0.0.1:{backend.socket.getsockname()[1]}")
-        quota = json.loads(doc.read_text())
-        quota["x-asyncapi-gw-throttling"] = {"events": limit, "per": "second"}
-        doc.write_text(json.dumps(quota))
+    limit, lease, processes = 200, 10, 4
+    with CountingBackend() as backend:
+        doc = backend.throttled_document(tmp_path, limit)
         store = ("--quota-store", redis_server.url, "--quota-lease", str(lease))
         nodes: list[Instance] = []
         try:
             nodes += [Instance(str(doc), *store), Instance(str(doc), *store)]
-            end = time.time() + seconds
-
-            def send_until_end(port: int) -> None:
-                with connect(f"ws://127.0.0.1:{port}/echo/1.0/x", open_timeout=10) as ws:
-                    while time.time() < end:
-                        ws.send("event")
-                        if ws.recv(10) == THROTTLED_MESSAGE:  # else the echo
-                            throttled[0] += 1
-
-            senders = [
-                threading.Thread(target=send_until_end, args=(node.port,))
-                for node in nodes
-                for _ in range(8)
-            ]
-            for sender in senders:
-                sender.start()
-            for sender in senders:
-                sender.join(seconds + 20)
-            assert not any(sender.is_alive() for sender in senders)
+            throttled = send_until([node.port for node in nodes] * 8, 3.5)
             for node in nodes:  # both instances counted in the store, never without it
                 assert node.metric("asyncapi_gw_quota_store_leases_total") > 0
                 assert node.metric("asyncapi_gw_quota_store_outages_total") == 0
         finally:
             for node in nodes:
                 node.serve.stop()
-        backend.shutdown()
-    per_second: dict[int, int] = {}
-    for arrived in arrivals:
-        per_second[int(arrived)] = per_second.get(int(arrived), 0) + 1
-    counts = [per_second[s] for s in sorted(per_second)[1:-1]]  # whole seconds only
-    assert len(counts) >= 2, per_second
-    assert throttled[0], "the clients never offered more than the quota"
+    counts = backend.per_second()
+    assert len(counts) >= 2, backend.arrivals
+    assert throttled, "the clients never offered more than the quota"
     assert max(counts) <= limit + processes * lease, counts
     assert min(counts) >= limit * 0.8, counts  # the quota is used, not starved

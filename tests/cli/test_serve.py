@@ -15,18 +15,25 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
-from serve_process import ADMIN, LISTENING, Serve, document, http_get, own_ports
+from serve_process import (
+    ADMIN,
+    LISTENING,
+    CountingBackend,
+    Serve,
+    document,
+    http_get,
+    own_ports,
+    send_until,
+)
 from tls_certificates import self_signed
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
-from websockets.sync.server import ServerConnection, serve
 
 from asyncapi_gw.cli.serve import JWT_SECRET_ENV, FileWatch
 
@@ -562,20 +569,9 @@ def test_relay_processes_sharing_redis_hold_a_per_api_quota_within_the_bound(
     """Three ``serve`` processes share one Redis and one API's 200-a-second quota, two clients
     each sending as fast as they get answers: what the backend receives in every second stays
     within the documented bound, limit + processes * lease, and the limit is used."""
-    limit, lease, processes, seconds = 200, 10, 3, 3.5
-    arrivals: list[float] = []
-
-    def counting_echo(ws: ServerConnection) -> None:
-        for message in ws:
-            arrivals.append(time.time())  # Redis's clock is this machine's
-            ws.send(message)
-
-    with serve(counting_echo, "127.0.0.1", 0) as backend:
-        threading.Thread(target=backend.serve_forever, daemon=True).start()
-        doc = document(tmp_path, f"ws://127.0.0.1:{backend.socket.getsockname()[1]}")
-        throttled_doc = json.loads(doc.read_text())
-        throttled_doc["x-asyncapi-gw-throttling"] = {"events": limit, "per": "second"}
-        doc.write_text(json.dumps(throttled_doc))
+    limit, lease, processes = 200, 10, 3
+    with CountingBackend() as backend:
+        doc = backend.throttled_document(tmp_path, limit)
         relays = [
             Serve(str(doc), "--ws-port", "0", "--quota-store", redis_server.url,
                   "--quota-lease", str(lease))
@@ -583,32 +579,12 @@ def test_relay_processes_sharing_redis_hold_a_per_api_quota_within_the_bound(
         ]  # fmt: skip
         try:
             ports = [int(r.wait_for(LISTENING).group(3)) for r in relays]
-            end = time.time() + seconds
-            throttled = [0]
-
-            def send_until_end(port: int) -> None:
-                with connect(f"ws://127.0.0.1:{port}/echo/1.0/x") as ws:
-                    while time.time() < end:
-                        ws.send("event")
-                        if ws.recv(5) != "event":
-                            throttled[0] += 1
-
-            senders = [threading.Thread(target=send_until_end, args=(port,)) for port in ports * 2]
-            for sender in senders:
-                sender.start()
-            for sender in senders:
-                sender.join(seconds + 10)
+            throttled = send_until(ports * 2, 3.5)
         finally:
             for relay in relays:
                 assert relay.stop() == 0
-        backend.shutdown()
-    per_second: dict[int, int] = {}
-    for arrived in arrivals:
-        per_second[int(arrived)] = per_second.get(int(arrived), 0) + 1
-    whole = sorted(per_second)[1:-1]  # the first and last seconds were partly idle
-    counts = [per_second[s] for s in whole]
-    overshoot = max(counts) - limit
-    print(f"per-second passes {counts}, limit {limit}, overshoot {overshoot}")
-    assert throttled[0] > 0
-    assert max(per_second.values()) <= limit + processes * lease
+    counts = backend.per_second()
+    print(f"per-second passes {counts}, limit {limit}, overshoot {max(counts) - limit}")
+    assert throttled > 0
+    assert max(counts) <= limit + processes * lease
     assert min(counts) >= limit - processes * lease  # no process sat on unused leases
