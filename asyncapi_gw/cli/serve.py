@@ -395,6 +395,13 @@ def run(args: argparse.Namespace) -> int:
         return _run_loop(_serve(relay, args), uvloop=not args.no_uvloop)
     if config.tls_cert is None and not args.no_wss:
         print("wss listener off: no --tls-cert/--tls-key given", file=sys.stderr)
+    if config.quota_store is None and any(api.throttling is not None for api in apis):
+        print(
+            f"warning: without --quota-store, API and principal quotas are counted per worker: "
+            f"this instance passes up to {args.workers} x each limit; --quota-store "
+            "redis://HOST:PORT/DB counts them for every worker and instance",
+            file=sys.stderr,
+        )
     listeners = {
         scheme: (config.host, port)
         for scheme, port in (("ws", config.ws_bind_port), ("wss", config.wss_bind_port))

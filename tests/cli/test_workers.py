@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -250,3 +251,25 @@ def test_wscat_clients_are_served_by_the_workers(instance: Instance) -> None:
         os.close(held_open)
     assert outputs == [f"hello {n}\n" for n in range(8)]
     assert instance.metric('asyncapi_gw_connections_total{api="Echo"}') == 8
+
+
+def test_workers_without_a_quota_store_warn_that_quotas_count_per_worker(
+    tmp_path: Path, echo_backend: str
+) -> None:
+    """Each worker counts an API's quota on its own: W workers pass W times the limit. The
+    instance says so once at start-up, and where the cure is."""
+    throttled = json.loads(document(tmp_path, echo_backend).read_text())
+    throttled["x-asyncapi-gw-throttling"] = {"events": 10, "per": "second"}
+    doc = tmp_path / "throttled.json"
+    doc.write_text(json.dumps(throttled))
+    running = Instance(str(doc))
+    try:
+        warning = running.serve.wait_for(re.compile("warning: .*per worker.*"))[0]
+        assert "--quota-store" in warning
+        assert "2 x" in warning
+    finally:
+        running.serve.stop()
+    assert not [line for line in running.serve.lines if "per worker" in line]  # once
+    quiet = Instance(str(document(tmp_path, echo_backend)))  # no quota: nothing to say
+    quiet.serve.stop()
+    assert not [line for line in quiet.serve.lines if "per worker" in line]
