@@ -17,7 +17,8 @@ listener itself:
 A worker that dies is started again after a delay that doubles with each death in a row
 (:class:`Backoff`), and the supervisor says so on standard error. SIGHUP is passed on to every
 worker (each reloads as a single ``serve`` does); SIGTERM or SIGINT drain every worker (their
-clients get close 1001) and end the instance with exit code 0. On Linux a worker whose
+clients get close 1001) and end the instance with exit code 0, also while the workers still
+start. On Linux a worker whose
 supervisor dies, even by SIGKILL, gets SIGTERM and drains.
 """
 
@@ -258,7 +259,7 @@ class Supervisor:
             for slot in self._slots:
                 self._start(slot)
             if not await self._started(stop):
-                return EXIT_FAILED
+                return EXIT_OK if stop.is_set() else EXIT_FAILED  # asked to stop, or a death
             self._announce()
             await stop.wait()
         finally:
@@ -325,7 +326,7 @@ class Supervisor:
         slot.process, slot.admin_port = None, None
         process.close()
         self._changed.set()
-        if self._starting:
+        if self._starting and not self._stopping:
             _say(f"{name} {death} while starting: stopping the instance")
         if self._stopping or self._starting:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -273,3 +275,30 @@ def test_workers_without_a_quota_store_warn_that_quotas_count_per_worker(
     quiet = Instance(str(document(tmp_path, echo_backend)))  # no quota: nothing to say
     quiet.serve.stop()
     assert not [line for line in quiet.serve.lines if "per worker" in line]
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    """The worker processes ``pid`` has started so far (not multiprocessing's helpers)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+    return found
+
+
+def test_sigterm_while_the_workers_start_is_a_stop_not_a_failure(tmp_path: Path) -> None:
+    """systemd stopping the unit while its workers still import: exit 0, no worker blamed."""
+    serve = Serve(str(document(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0", "--workers", "2")
+    deadline = time.monotonic() + START
+    while len(_spawned_workers(serve.proc.pid)) < 2:  # the supervisor handles signals by then
+        assert time.monotonic() < deadline, "no workers started"
+        time.sleep(0.01)  # polling a process we do not own the clock of
+    serve.proc.send_signal(signal.SIGTERM)
+    code = serve.proc.wait(30)
+    assert serve.proc.stderr is not None
+    said = serve.proc.stderr.read().decode()
+    serve.stop()
+    assert code == 0, said
+    assert "while starting" not in said
+    assert "Traceback" not in said
