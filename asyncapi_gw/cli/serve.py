@@ -23,6 +23,7 @@ import sys
 from collections.abc import Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -47,13 +48,20 @@ from asyncapi_gw.relay.config import (
 )
 from asyncapi_gw.relay.routing import RouteTable
 
-__all__ = ["JWT_SECRET_ENV", "FileWatch", "register", "run"]
+__all__ = ["JWT_SECRET_ENV", "QUOTA_STORE_ENV", "FileWatch", "register", "run"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 WATCH_INTERVAL = 1.0  # seconds between looks at the watched files
 JWT_SECRET_ENV = "ASYNCAPI_GW_JWT_SECRET"  # noqa: S105 - a variable's name, not a secret
 """The HS256 secret, read when no JWT key option is given."""
+QUOTA_STORE_ENV = "ASYNCAPI_GW_QUOTA_STORE"
+"""The quota store's URL, read when ``--quota-store`` is not given (a password stays out of
+the command line)."""
+_PASSWORD_ON_COMMAND_LINE = (
+    "warning: --quota-store shows the Redis password to every local user (ps, "
+    f"/proc/PID/cmdline); use the {QUOTA_STORE_ENV} environment variable"
+)
 _SECRET_ON_COMMAND_LINE = (
     "warning: --jwt-secret shows the secret to every local user (ps, /proc/PID/cmdline); "
     f"use --jwt-secret-file FILE or the {JWT_SECRET_ENV} environment variable"
@@ -231,9 +239,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     limits.add_argument(
         "--quota-store",
         metavar="URL",
-        help="count API and principal quotas in Redis (redis://HOST:PORT/DB) across every "
-        "process and instance that names it; needs the asyncapi-gw[redis] extra "
-        "(default: none, each process counts its own)",
+        help="count API and principal quotas in Redis (redis://[USER:PASSWORD@]HOST:PORT/DB) "
+        "across every process and instance that names it; needs the asyncapi-gw[redis] extra "
+        f"(default: ${QUOTA_STORE_ENV}, else none: each process counts its own)",
     )
     limits.add_argument(
         "--quota-store-failure",
@@ -385,6 +393,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.jwt_secret is not None:
         print(_SECRET_ON_COMMAND_LINE, file=sys.stderr)
+    if args.quota_store is None:
+        args.quota_store = os.environ.get(QUOTA_STORE_ENV) or None
+    elif urlsplit(args.quota_store).password is not None:
+        print(_PASSWORD_ON_COMMAND_LINE, file=sys.stderr)
     apis = _load(args)  # invalid documents raise; the CLI's main maps them to exit codes
     try:
         config = _config(args)

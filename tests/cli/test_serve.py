@@ -35,7 +35,7 @@ from tls_certificates import self_signed
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from asyncapi_gw.cli.serve import JWT_SECRET_ENV, FileWatch
+from asyncapi_gw.cli.serve import JWT_SECRET_ENV, QUOTA_STORE_ENV, FileWatch
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -588,3 +588,26 @@ def test_relay_processes_sharing_redis_hold_a_per_api_quota_within_the_bound(
     assert throttled > 0
     assert max(counts) <= limit + processes * lease
     assert min(counts) >= limit - processes * lease  # no process sat on unused leases
+
+
+def test_the_quota_store_from_the_environment_or_the_command_line_with_a_warning(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A Redis password on the command line is every local user's to read, as a JWT secret
+    is: serve warns and takes the URL from ASYNCAPI_GW_QUOTA_STORE instead."""
+    assert redis_server.command("ACL", "SETUSER", "gw", "on", ">s3cret", "~*", "+@all") == "+OK"
+    url = f"redis://gw:s3cret@127.0.0.1:{redis_server.port}/0"
+    doc = str(document(tmp_path, "ws://127.0.0.1:9"))
+    env = {k: v for k, v in os.environ.items() if k != QUOTA_STORE_ENV}
+    for args, extra in (((doc, "--quota-store", url), {}), ((doc,), {QUOTA_STORE_ENV: url})):
+        server = Serve(*args, "--ws-port", "0", env={**env, **extra})
+        try:
+            admin = int(server.wait_for(ADMIN).group(2))
+            metrics = http_get(admin, "/metrics", whole=True).decode()
+            assert "asyncapi_gw_quota_store_up 1" in metrics
+            server.wait_for(LISTENING)
+        finally:
+            server.stop()
+        warned = [line for line in server.lines if line.startswith("warning: --quota-store")]
+        assert len(warned) == (1 if "--quota-store" in args else 0), server.lines
+        assert all(QUOTA_STORE_ENV in line and "s3cret" not in line for line in warned)

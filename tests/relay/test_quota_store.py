@@ -161,3 +161,33 @@ def test_redis_blinks_no_connection_drops_logged_once_counted_recovered(
 
 def metrics(relay: Relay) -> str:
     return relay.metrics_text()
+
+
+def test_a_store_url_with_user_password_and_database(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``redis://USER:PASSWORD@HOST:PORT/DB``: the counts land in that database under that
+    user; a wrong password is an outage like any other, logged without the password."""
+    assert redis_server.command("ACL", "SETUSER", "gw", "on", ">s3cret", "~*", "+@all") == "+OK"
+    base = f"127.0.0.1:{redis_server.port}"
+
+    async def main(url: str) -> RedisQuotaStore:
+        store = RedisQuotaStore(url, lease=5)
+        quota = store.shared("api:86400:/feed", 100, 86400)
+        assert spend_one(quota)  # on credit: asks for a lease
+        await until(lambda: store.health.leases > 0 or not store.health.up)
+        await store.close()
+        return store
+
+    with caplog.at_level(logging.WARNING, logger="asyncapi_gw.relay"):
+        good = run(main(f"redis://gw:s3cret@{base}/3"))
+        bad = run(main(f"redis://gw:wrong@{base}/3"))
+    assert good.health.up
+    assert "db3:keys=1," in (redis_server.command("INFO", "keyspace") or "")
+    assert not bad.health.up
+    assert bad.health.outages == 1
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 1
+    assert f"quota store redis://{base}/3 unreachable" in logged[0]
+    assert "s3cret" not in logged[0]
+    assert "wrong" not in logged[0]
