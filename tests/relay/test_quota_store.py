@@ -191,3 +191,35 @@ def test_a_store_url_with_user_password_and_database(
     assert f"quota store redis://{base}/3 unreachable" in logged[0]
     assert "s3cret" not in logged[0]
     assert "wrong" not in logged[0]
+
+
+def test_redis_down_when_the_relay_starts_it_serves_under_the_policy_then_leases(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No Redis at start-up: the relay starts, serves under the failure policy (local), logs
+    the outage once, and leases once Redis comes up."""
+    redis_server.kill()
+    throttling = Throttling(events=10_000, unit=ThrottlingUnit.DAY)
+
+    async def main() -> None:
+        async with backend() as b:
+            chat = api(b.url, throttling=throttling)
+            async with Relay([chat], ws_port=0, quota_store=redis_server.url) as relay:
+                ws = await client(relay.ports["ws"], "/chat/1.0/x")
+                for round_ in range(30):
+                    await ws.send(f"down {round_}")
+                    assert await ws.recv() == f"down {round_}"
+                await until(lambda: "asyncapi_gw_quota_store_up 0" in metrics(relay))
+                redis_server.start()
+                await until(lambda: "asyncapi_gw_quota_store_up 1" in metrics(relay))
+                for round_ in range(30):
+                    await ws.send(f"up {round_}")
+                    assert await ws.recv() == f"up {round_}"
+                await until(lambda: redis_server.command("DBSIZE") == ":1")
+                assert "asyncapi_gw_quota_store_outages_total 1" in metrics(relay)
+                assert ws.close_code is None
+                await ws.close()
+
+    with caplog.at_level(logging.WARNING, logger="asyncapi_gw.relay"):
+        run(main(), timeout=40)
+    assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
