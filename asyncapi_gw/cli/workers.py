@@ -197,6 +197,7 @@ class _Slot:
         self.channel: Connection | None = None
         self.admin_port: int | None = None  # set once the worker reported it serves
         self.started = 0.0
+        self.death = ""  # how its last process ended
         self.backoff = Backoff()
         self.restart: asyncio.TimerHandle | None = None
 
@@ -323,7 +324,7 @@ class Supervisor:
         process.join()
         death = _death(process.exitcode)
         name = slot.name
-        slot.process, slot.admin_port = None, None
+        slot.process, slot.admin_port, slot.death = None, None, death
         process.close()
         self._changed.set()
         if self._starting and not self._stopping:
@@ -453,6 +454,8 @@ class Supervisor:
         """What is missing for a whole picture (``""``: nothing), and the merged metrics."""
         ports = []
         for slot in self._slots:
+            if slot.process is None:  # between a death and its restart
+                return f"worker {slot.index} is not serving: {slot.death}\n", ""
             if slot.admin_port is None:
                 return f"{slot.name} is not serving (yet)\n", ""
             ports.append(slot.admin_port)

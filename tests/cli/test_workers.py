@@ -302,3 +302,40 @@ def test_sigterm_while_the_workers_start_is_a_stop_not_a_failure(tmp_path: Path)
     assert code == 0, said
     assert "while starting" not in said
     assert "Traceback" not in said
+
+
+def test_a_worker_that_cannot_start_says_why_and_comes_back_once_the_document_is_fixed(
+    tmp_path: Path, echo_backend: str
+) -> None:
+    """A broken document on disk (the reload kept the old APIs) and a worker that dies: its
+    restarts fail, each said on standard error with the reason; /health names the worker
+    and its last death, not a pid that no longer runs; the other worker keeps its clients;
+    once the document is fixed, the next restart serves."""
+    doc = document(tmp_path, echo_backend)
+    good = doc.read_text()
+    running = Instance(str(doc))
+    try:
+        with ExitStack() as stack:
+            direct = running.clients(stack)
+            held = serving_pids(running.pids, running.port)
+            kept = [ws for ws in direct if held[ws.socket.getsockname()[1]] == running.pids[1]]
+            doc.write_text('{"asyncapi": "2.6.0", "info": {}}')
+            os.kill(running.pids[0], signal.SIGKILL)
+            running.serve.wait_for(re.compile(r"error: .*echo.json is not a valid AsyncAPI"))
+            running.serve.wait_for(re.compile(r"worker 1 \(pid \d+\) exited with code 2; "))
+            deadline = time.monotonic() + START
+            while True:  # between restarts (1 s, 2 s, ... of backoff), not during one
+                health = http_get(running.admin, "/health", whole=True).decode()
+                assert health.startswith("HTTP/1.1 503 "), health
+                assert "None" not in health
+                if "worker 1 is not serving: exited with code 2" in health:
+                    break
+                assert time.monotonic() < deadline, health
+                time.sleep(0.05)  # polling a process we do not own the clock of
+            assert all(echoes(ws) for ws in kept)
+            doc.write_text(good)
+            running.serve.wait_for(re.compile(r"worker 1 \(pid \d+\) ready"), START)
+            assert http_get(running.admin, "/health").startswith(b"HTTP/1.1 200 ")
+            assert running.metric("asyncapi_gw_worker_restarts_total") >= 2
+    finally:
+        running.serve.stop()
