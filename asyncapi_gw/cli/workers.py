@@ -264,9 +264,12 @@ class Supervisor:
             self._announce()
             await stop.wait()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await self._stop()
+            try:
+                await self._stop()  # a SIGHUP meanwhile is ignored, not the end of the drain
+            finally:
+                loop.remove_signal_handler(signal.SIGHUP)
         return EXIT_OK
 
     # -- workers -------------------------------------------------------------------------------
@@ -368,7 +371,9 @@ class Supervisor:
 
     def _forward(self, sig: signal.Signals) -> None:
         """Pass ``sig`` on to the workers that serve; one still starting reads every file
-        anyway, and would die of a signal it has no handler for yet."""
+        anyway, and would die of a signal it has no handler for yet. Draining, nothing."""
+        if self._stopping:
+            return
         ready = [slot for slot in self._slots if slot.admin_port is not None]
         _say(f"{sig.name}: passed on to {len(ready)} worker(s)")
         _send(ready, sig)

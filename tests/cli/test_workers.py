@@ -339,3 +339,22 @@ def test_a_worker_that_cannot_start_says_why_and_comes_back_once_the_document_is
             assert running.metric("asyncapi_gw_worker_restarts_total") >= 2
     finally:
         running.serve.stop()
+
+
+def test_sighup_while_the_instance_drains_is_ignored(tmp_path: Path, echo_backend: str) -> None:
+    """A reload (logrotate, a deploy script) that comes while the instance drains a client
+    that never answers the close: the drain goes on to its end and the instance exits 0."""
+    running = Instance(str(document(tmp_path, echo_backend)))
+    with socket.create_connection(("127.0.0.1", running.port), 5) as silent:
+        silent.sendall(
+            b"GET /echo/1.0/room HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert silent.recv(4096).startswith(b"HTTP/1.1 101 ")
+        running.serve.proc.send_signal(signal.SIGTERM)
+        running.serve.wait_for(re.compile("shutting down: draining every worker"))
+        for _ in range(3):
+            running.serve.proc.send_signal(signal.SIGHUP)
+        assert running.serve.proc.wait(30) == 0
+    assert not [line for line in running.serve.lines if "SIGHUP" in line]
