@@ -94,8 +94,11 @@ def _store_url(_inst: object, attr: attrs.Attribute[Any], value: str | None) -> 
         or not parts.hostname
         or not (database == "" or database.isdigit())
     ):
+        shown = value
+        if parts.password:  # an error message is no place for a password
+            shown = value.replace(f":{parts.password}@", ":***@", 1)
         raise ValueError(
-            f"{attr.name} must be redis://HOST:PORT/DB, rediss://... or unix:///PATH, not {value!r}"
+            f"{attr.name} must be redis://HOST:PORT/DB, rediss://... or unix:///PATH, not {shown!r}"
         )
 
 

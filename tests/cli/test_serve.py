@@ -235,6 +235,22 @@ def test_usage_errors_are_exit_2(tmp_path: Path, args: list[str], message: str) 
     assert "Traceback" not in done.stderr
 
 
+def test_a_bad_quota_store_url_is_shown_without_its_password(tmp_path: Path) -> None:
+    doc = str(document(tmp_path, "ws://127.0.0.1:9"))
+    env = {**os.environ, QUOTA_STORE_ENV: "redis://gw:s3cret@127.0.0.1:6379/zero"}
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncapi_gw", "serve", doc, "--ws-port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "not 'redis://gw:***@127.0.0.1:6379/zero'" in done.stderr
+    assert "s3cret" not in done.stderr
+
+
 def test_unwritable_access_log_is_exit_2_naming_the_log(tmp_path: Path) -> None:
     log = tmp_path / "no-such-dir" / "access.log"
     done = _run(
