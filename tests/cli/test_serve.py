@@ -38,7 +38,9 @@ from websockets.sync.client import ClientConnection, connect
 from asyncapi_gw.cli.serve import JWT_SECRET_ENV, QUOTA_STORE_ENV, FileWatch
 
 
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "asyncapi_gw", "serve", *own_ports(args)],
         capture_output=True,
@@ -46,6 +48,7 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
         timeout=30,
         check=False,
         cwd=cwd,
+        env=env,
     )
 
 
@@ -238,14 +241,7 @@ def test_usage_errors_are_exit_2(tmp_path: Path, args: list[str], message: str) 
 def test_a_bad_quota_store_url_is_shown_without_its_password(tmp_path: Path) -> None:
     doc = str(document(tmp_path, "ws://127.0.0.1:9"))
     env = {**os.environ, QUOTA_STORE_ENV: "redis://gw:s3cret@127.0.0.1:6379/zero"}
-    done = subprocess.run(
-        [sys.executable, "-m", "asyncapi_gw", "serve", doc, "--ws-port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    done = _run(doc, "--ws-port", "0", env=env)
     assert done.returncode == 2, done.stderr
     assert "not 'redis://gw:***@127.0.0.1:6379/zero'" in done.stderr
     assert "s3cret" not in done.stderr
