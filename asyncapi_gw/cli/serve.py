@@ -381,7 +381,18 @@ def _load_auth(args: argparse.Namespace) -> AuthConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT or SIGTERM; the exit code."""
+    """Serve until SIGINT or SIGTERM; the exit code. A SIGHUP before the reload handler is
+    ignored (the files are read now anyway), in the workers too until theirs."""
+    if not hasattr(signal, "SIGHUP"):
+        return _run(args)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.context is not None and len(args.files) > 1:
         return _usage("--context applies to a single FILE")
     if args.no_ws and (args.no_wss or args.tls_cert is None):

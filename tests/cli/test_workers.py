@@ -16,7 +16,17 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from serve_process import CLIENTS, START, Instance, Serve, document, echoes, http_get, serving_pids
+from serve_process import (
+    CLIENTS,
+    LISTENING,
+    START,
+    Instance,
+    Serve,
+    document,
+    echoes,
+    http_get,
+    serving_pids,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asyncapi_gw.cli import main
@@ -358,3 +368,32 @@ def test_sighup_while_the_instance_drains_is_ignored(tmp_path: Path, echo_backen
             running.serve.proc.send_signal(signal.SIGHUP)
         assert running.serve.proc.wait(30) == 0
     assert not [line for line in running.serve.lines if "SIGHUP" in line]
+
+
+def _sighup(pid: int, field: str) -> bool:
+    """Whether ``pid``'s ``/proc`` status has SIGHUP in ``field`` (``SigIgn``, ``SigCgt``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+    return False
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sighup_while_serve_starts_is_not_its_end(tmp_path: Path, workers: str) -> None:
+    """``systemctl reload`` right after ``start`` (a Type=exec unit counts as started once
+    exec'd): from the moment serve runs, a SIGHUP before its reload handler is ignored (the
+    files are read now anyway) instead of killing it with the default action."""
+    serve = Serve(
+        str(document(tmp_path, "ws://127.0.0.1:9")), "--ws-port", "0", "--workers", workers
+    )
+    try:
+        deadline = time.monotonic() + START
+        while not _sighup(serve.proc.pid, "SigIgn"):
+            assert not _sighup(serve.proc.pid, "SigCgt"), "a handler, never ignored before"
+            assert time.monotonic() < deadline
+        for _ in range(5):
+            serve.proc.send_signal(signal.SIGHUP)
+        serve.wait_for(LISTENING, START)
+        assert serve.proc.poll() is None
+    finally:
+        assert serve.stop() == 0
