@@ -381,8 +381,9 @@ def _load_auth(args: argparse.Namespace) -> AuthConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT or SIGTERM; the exit code. A SIGHUP before the reload handler is
-    ignored (the files are read now anyway), in the workers too until theirs."""
+    """Serve until SIGINT or SIGTERM; the exit code. A SIGHUP before the reload handler (or
+    the supervisor's) is ignored: the files are read now anyway. The supervisor passes SIGHUP
+    on only to workers that serve."""
     if not hasattr(signal, "SIGHUP"):
         return _run(args)
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
