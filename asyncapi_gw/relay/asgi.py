@@ -46,7 +46,7 @@ from asyncapi_gw.relay.auth import AuthConfig
 from asyncapi_gw.relay.closecode import CloseCode, is_sendable
 from asyncapi_gw.relay.config import RelayConfig
 from asyncapi_gw.relay.gate import Admission, Deliver, Discard, Gate, Refusal
-from asyncapi_gw.relay.handshake import RESERVED_HEADERS
+from asyncapi_gw.relay.handshake import forwarded_headers
 from asyncapi_gw.relay.metrics import RelayStats, Traffic
 from asyncapi_gw.relay.reload import Drop, Keep, ReloadReport
 from asyncapi_gw.relay.stream import Close
@@ -474,20 +474,15 @@ def _backend_closed(exc: ConnectionClosed) -> _Ended:
 def _backend_headers(
     admission: Admission, scope: Scope, headers: list[tuple[str, str]], config: RelayConfig
 ) -> list[tuple[str, str]]:
-    """What the backend request carries besides the handshake: the client's headers on the
-    ``forward_headers`` allow-list, the relay's own (the principal header) and
-    ``X-Forwarded-For``/``-Proto``/``-Host``, as the listener sends them."""
-    own = list(admission.backend_headers)
-    allowed = {name.lower() for name in config.forward_headers} - RESERVED_HEADERS
-    allowed -= {name.lower() for name, _ in own}
-    out = [(name, value) for name, value in headers if name.lower() in allowed]
-    out += own
-    out.append(("X-Forwarded-For", admission.peer))
-    out.append(("X-Forwarded-Proto", "wss" if scope.get("scheme") == "wss" else "ws"))
-    host = next((value for name, value in headers if name.lower() == "host"), None)
-    if host is not None:
-        out.append(("X-Forwarded-Host", host))
-    return out
+    """What the backend request carries besides the handshake, as the listener sends it."""
+    return forwarded_headers(
+        headers,
+        forward_headers=config.forward_headers,
+        relay_headers=admission.backend_headers,
+        client_host=admission.peer,
+        secure_client=scope.get("scheme") == "wss",
+        host=next((value for name, value in headers if name.lower() == "host"), None),
+    )
 
 
 async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:

@@ -27,7 +27,7 @@ from websockets.typing import Subprotocol
 
 from asyncapi_gw.relay.closecode import CloseCode
 from asyncapi_gw.relay.gate import Admission, Deliver, Discard, Gate, Refusal
-from asyncapi_gw.relay.handshake import origin_form
+from asyncapi_gw.relay.handshake import forwarded_headers, origin_form
 from asyncapi_gw.relay.reload import Drop, Keep
 from asyncapi_gw.relay.stream import Close
 
@@ -79,10 +79,9 @@ class WebsocketsAdapter:
         """Decide before the upgrade; ``None`` lets websockets accept the client."""
         gate = self._gate
         peer = connection.remote_address
+        headers = list(request.headers.raw_items())
         admitted = gate.admit(
-            origin_form(request.path)[0],
-            list(request.headers.raw_items()),
-            peer=str(peer[0]) if peer else "local",
+            origin_form(request.path)[0], headers, peer=str(peer[0]) if peer else "local"
         )
         if isinstance(admitted, Refusal):
             return _respond(connection, admitted)
@@ -91,7 +90,14 @@ class WebsocketsAdapter:
             backend = await connect(
                 admitted.backend_url,
                 subprotocols=[Subprotocol(p) for p in admitted.subprotocols] or None,
-                additional_headers=list(admitted.backend_headers),
+                additional_headers=forwarded_headers(
+                    headers,
+                    forward_headers=config.forward_headers,
+                    relay_headers=admitted.backend_headers,
+                    client_host=admitted.peer,
+                    secure_client=connection.transport.get_extra_info("ssl_object") is not None,
+                    host=request.headers.get("Host"),
+                ),
                 compression="deflate" if config.compression else None,
                 open_timeout=config.open_timeout,
                 max_size=config.max_message_size,

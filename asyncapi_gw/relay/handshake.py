@@ -49,6 +49,7 @@ __all__ = [
     "check_upgrade",
     "deflate_agreement",
     "deflate_offer",
+    "forwarded_headers",
     "is_upgrade",
     "origin_form",
     "plain_response",
@@ -500,6 +501,31 @@ def plain_response(
     return Response(status, http.HTTPStatus(status).phrase, fields, body).serialize()
 
 
+def forwarded_headers(
+    client_headers: Iterable[tuple[str, str]],
+    *,
+    forward_headers: Iterable[str],
+    relay_headers: Iterable[tuple[str, str]],
+    client_host: str,
+    secure_client: bool,
+    host: str | None,
+) -> list[tuple[str, str]]:
+    """What a backend request carries besides the handshake, in every front: the client's
+    headers on the ``forward_headers`` allow-list (never a reserved one, nor one the relay
+    sets), ``relay_headers`` (the principal header), then ``X-Forwarded-For``, ``-Proto`` and,
+    when the client named the host, ``-Host``."""
+    own = list(relay_headers)
+    allowed = {name.lower() for name in forward_headers} - RESERVED_HEADERS
+    allowed -= {name.lower() for name, _ in own}
+    out = [(n, v) for n, v in client_headers if n.lower() in allowed] if allowed else []
+    out += own
+    out.append(("X-Forwarded-For", client_host))
+    out.append(("X-Forwarded-Proto", "wss" if secure_client else "ws"))
+    if host is not None:
+        out.append(("X-Forwarded-Host", host))
+    return out
+
+
 @attrs.frozen(kw_only=True)
 class BackendHandshake:
     """The request the relay sends to a backend, and the check of the backend's response."""
@@ -547,16 +573,14 @@ class BackendHandshake:
             deflate = deflate_offer(client.headers.get_all("Sec-WebSocket-Extensions"))
             if deflate is not None:
                 headers.append(("Sec-WebSocket-Extensions", deflate))
-        own = list(relay_headers)
-        allowed = {name.lower() for name in forward_headers} - RESERVED_HEADERS
-        allowed -= {name.lower() for name, _ in own}
-        if allowed:
-            headers += [(n, v) for n, v in client.headers.raw_items() if n.lower() in allowed]
-        headers += own
-        headers.append(("X-Forwarded-For", client_host))
-        headers.append(("X-Forwarded-Proto", "wss" if secure_client else "ws"))
-        if client.host is not None:
-            headers.append(("X-Forwarded-Host", client.host))
+        headers += forwarded_headers(
+            client.headers.raw_items(),
+            forward_headers=forward_headers,
+            relay_headers=relay_headers,
+            client_host=client_host,
+            secure_client=secure_client,
+            host=client.host,
+        )
         if not _VALUE.fullmatch("".join(value for _, value in headers)):  # a class of characters
             raise HandshakeError(400, "a forwarded header holds forbidden characters")
         try:

@@ -256,3 +256,24 @@ def test_handler_path_closes_the_backend_of_a_client_websockets_refuses() -> Non
                 assert len(b.closes) == len(b.connections), "backend connections left open"
 
     run(main())
+
+
+def test_handler_path_forwards_the_allowed_headers_and_x_forwarded_as_the_listener() -> None:
+    async def main() -> None:
+        async with backend() as b:
+            relay = Relay([api(b.url)], forward_headers=["X-Trace"])
+            async with embedded(relay) as port:
+                headers = {"X-Trace": "t-1", "X-Other": "no"}
+                async with aconnect(
+                    f"ws://127.0.0.1:{port}/chat/1.0/x", additional_headers=headers
+                ) as ws:
+                    await ws.send("x")
+                    assert await ws.recv() == "x"
+            seen = {name.lower(): value for name, value in b.headers[0].items()}
+            assert seen["x-trace"] == "t-1"
+            assert "x-other" not in seen
+            assert seen["x-forwarded-for"] == "127.0.0.1"
+            assert seen["x-forwarded-proto"] == "ws"
+            assert seen["x-forwarded-host"] == f"127.0.0.1:{port}"
+
+    run(main())
