@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -40,20 +39,18 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
-from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import StreamingAPI
-from asyncapi_gw.relay.auth import AuthConfig
 from asyncapi_gw.relay.closecode import CloseCode, is_sendable
 from asyncapi_gw.relay.config import RelayConfig
-from asyncapi_gw.relay.gate import Admission, Deliver, Discard, Gate, Refusal
+from asyncapi_gw.relay.front import GatedFront
+from asyncapi_gw.relay.gate import Admission, Deliver, Discard, Refusal
 from asyncapi_gw.relay.handshake import forwarded_headers
-from asyncapi_gw.relay.metrics import RelayStats, Traffic
-from asyncapi_gw.relay.reload import Drop, Keep, ReloadReport
+from asyncapi_gw.relay.metrics import Traffic
+from asyncapi_gw.relay.reload import Drop, Keep
 from asyncapi_gw.relay.stream import Close
 
 __all__ = ["REFUSAL_CLOSE_BASE", "AsgiRelay", "route_target"]
 
-log = logging.getLogger("asyncapi_gw.relay")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -141,13 +138,15 @@ class _Connection:
             self.dropped.set_result((code, reason))
 
 
-class AsgiRelay:
+class AsgiRelay(GatedFront):
     """The relay as an ASGI 3 application (``websocket``, ``http`` and ``lifespan`` scopes).
 
     ``AsgiRelay(apis, config=..., **options)`` takes the same :class:`RelayConfig` as
     :class:`~asyncapi_gw.relay.Relay`; what the server owns is not read (ports, TLS, the admin
     listener, the access log, the client-side ping). Raises :class:`RelayError` for an invalid
-    configuration or duplicate gateway paths. A plain ``http`` request gets 426.
+    configuration or duplicate gateway paths. A plain ``http`` request gets 426. ``reload``
+    judges open connections as :meth:`Relay.reload <asyncapi_gw.relay.Relay.reload>` does;
+    call it on the server's event loop.
     """
 
     def __init__(
@@ -157,55 +156,21 @@ class AsgiRelay:
         config: RelayConfig | None = None,
         **options: Any,
     ) -> None:
-        try:
-            config = attrs.evolve(config or RelayConfig(), **options)
-        except (TypeError, ValueError) as exc:
-            raise RelayError(f"invalid relay configuration: {exc}") from None
-        self._gate = Gate(apis, config)
-        for warning in self._gate.warnings():
-            log.warning("%s", warning)
+        super().__init__(apis, config=config, **options)
         self._open: set[_Connection] = set()
-
-    @property
-    def config(self) -> RelayConfig:
-        return self._gate.config
-
-    @property
-    def apis(self) -> tuple[StreamingAPI, ...]:
-        return self._gate.apis
-
-    @property
-    def stats(self) -> RelayStats:
-        """Connections, messages, bytes (payloads), refusals and close codes so far."""
-        return self._gate.metrics.stats(self._live_traffic())
-
-    def metrics_text(self) -> str:
-        """The Prometheus text of the counters, as the listener's ``/metrics`` serves it."""
-        return self._gate.metrics.render(self._live_traffic())
 
     def _live_traffic(self) -> Iterable[Traffic]:
         for connection in self._open:
             yield from connection.traffic()
 
-    def reload(
-        self, apis: Iterable[StreamingAPI] | None = None, *, auth: AuthConfig | None = None
-    ) -> ReloadReport:
-        """Serve ``apis`` and authenticate with ``auth`` from now on (``None``: unchanged),
-        and judge every open connection again as :meth:`Relay.reload
-        <asyncapi_gw.relay.Relay.reload>` does (1012 for a changed route or backend, 4001 for
-        a credential no longer accepted). Raises :class:`RelayError`, and changes nothing,
-        when the new APIs or credentials are invalid. Call it on the server's event loop."""
-        gate = self._gate
-        gate.reload(apis, auth=auth)
-        for warning in gate.warnings():
-            log.warning("%s", warning)
+    def _rejudge(self) -> list[Keep | Drop]:
         verdicts: list[Keep | Drop] = []
         for connection in list(self._open):
-            verdict = gate.rejudge(connection.admission, compressed=False)
+            verdict = self._gate.rejudge(connection.admission, compressed=False)
             if isinstance(verdict, Drop):
                 connection.drop(verdict.code, verdict.reason)
             verdicts.append(verdict)
-        return ReloadReport.tally(verdicts)
+        return verdicts
 
     async def aclose(self) -> None:
         """Refuse new upgrades (503) and close every relayed connection with 1001; waits up to

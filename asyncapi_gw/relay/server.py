@@ -24,12 +24,9 @@ import time
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, cast
 
-import attrs
-
 from asyncapi_gw.errors import RelayError
 from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay.admin import AdminConnection
-from asyncapi_gw.relay.auth import AuthConfig
 from asyncapi_gw.relay.config import RelayConfig
 from asyncapi_gw.relay.connection import (
     Abort,
@@ -48,9 +45,10 @@ from asyncapi_gw.relay.connection import (
     Write,
 )
 from asyncapi_gw.relay.embed import WebsocketsAdapter
+from asyncapi_gw.relay.front import GatedFront
 from asyncapi_gw.relay.gate import Gate
-from asyncapi_gw.relay.metrics import RelayStats, Traffic
-from asyncapi_gw.relay.reload import ReloadReport
+from asyncapi_gw.relay.metrics import Traffic
+from asyncapi_gw.relay.reload import Drop, Keep
 from asyncapi_gw.relay.stream import Forward
 
 __all__ = ["Relay"]
@@ -92,7 +90,7 @@ def _quota_store(config: RelayConfig) -> RedisQuotaStore | None:
     )
 
 
-class Relay:
+class Relay(GatedFront):
     """A WebSocket gateway serving AsyncAPI-described APIs.
 
     ``async with Relay(apis, ws_port=0) as relay:`` binds the listeners and serves until the
@@ -109,14 +107,9 @@ class Relay:
         config: RelayConfig | None = None,
         **options: Any,
     ) -> None:
-        try:
-            config = attrs.evolve(config or RelayConfig(), **options)
-        except (TypeError, ValueError) as exc:
-            raise RelayError(f"invalid relay configuration: {exc}") from None
-        self._quota_store = _quota_store(config)
-        self._gate = gate = Gate(apis, config, shared=self._quota_store)
-        for warning in gate.warnings():
-            log.warning("%s", warning)
+        self._quota_store: RedisQuotaStore | None = None  # made with the gate (_new_gate)
+        super().__init__(apis, config=config, **options)
+        gate = self._gate
         self._live: set[_ClientProtocol] = set()  # every client socket, handshakes included
         self._drained: asyncio.Future[None] | None = None  # set once draining leaves none
         self._servers: dict[str, asyncio.Server] = {}  # ws, wss, admin
@@ -133,10 +126,9 @@ class Relay:
         self.handler = adapter.handler
         """The connection handler for ``websockets.asyncio.server.serve``."""
 
-    @property
-    def config(self) -> RelayConfig:
-        """The settings; a reload with new credentials changes its ``auth``."""
-        return self._gate.config
+    def _new_gate(self, apis: Iterable[StreamingAPI], config: RelayConfig) -> Gate:
+        self._quota_store = _quota_store(config)
+        return Gate(apis, config, shared=self._quota_store)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -252,14 +244,6 @@ class Relay:
         return {scheme: port for scheme, (_, port) in self.addresses.items()}
 
     @property
-    def apis(self) -> tuple[StreamingAPI, ...]:
-        return self._gate.apis
-
-    @property
-    def stats(self) -> RelayStats:
-        return self._gate.metrics.stats(self._live_traffic())
-
-    @property
     def draining(self) -> bool:
         """The relay is shutting down (the admin listener's ``/health`` answers 503)."""
         return self._closing
@@ -282,22 +266,8 @@ class Relay:
 
     # -- reload --------------------------------------------------------------------------------
 
-    def reload(
-        self, apis: Iterable[StreamingAPI] | None = None, *, auth: AuthConfig | None = None
-    ) -> ReloadReport:
-        """Serve ``apis`` and authenticate with ``auth`` from now on (``None``: unchanged).
-
-        Every open connection is judged again as :mod:`asyncapi_gw.relay.reload` states: it
-        stays while its own topic's route, backend URL and auth hold (a changed direction,
-        quota or payload schema applies from its next message); a removed topic or a changed
-        backend closes it with 1012, a credential no longer accepted with 4001. Raises
-        :class:`RelayError`, and changes nothing, when the new APIs or credentials are invalid.
-        Call it on the relay's event loop.
-        """
+    def _rejudge(self) -> list[Keep | Drop]:
         gate = self._gate
-        gate.reload(apis, auth=auth)
-        for warning in gate.warnings():
-            log.warning("%s", warning)
         verdicts = self._adapter.reload()
         for protocol in list(self._live):
             connection = protocol.connection
@@ -307,7 +277,7 @@ class Relay:
             verdict = gate.rejudge(admission, compressed=connection.compressed)
             protocol.execute(connection.reloaded(verdict))
             verdicts.append(verdict)
-        return ReloadReport.tally(verdicts)
+        return verdicts
 
     def reload_tls(self) -> None:
         """Read the TLS certificate and key files again: wss handshakes from now on present
