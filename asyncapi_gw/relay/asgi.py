@@ -42,6 +42,7 @@ from websockets.typing import Subprotocol
 from asyncapi_gw.model import StreamingAPI
 from asyncapi_gw.relay.closecode import CloseCode, is_sendable
 from asyncapi_gw.relay.config import RelayConfig
+from asyncapi_gw.relay.embed import protocol_fault
 from asyncapi_gw.relay.front import GatedFront
 from asyncapi_gw.relay.gate import Admission, Deliver, Discard, Refusal
 from asyncapi_gw.relay.handshake import forwarded_headers
@@ -60,10 +61,6 @@ Send = Callable[[Message], Awaitable[None]]
 DENIAL_EXTENSION = "websocket.http.response"
 REFUSAL_CLOSE_BASE = 4000
 """Without the Denial Response extension a refusal is close ``REFUSAL_CLOSE_BASE + status``."""
-# Codes websockets fails a connection with when the peer breaks the protocol.
-_PROTOCOL_ERRORS = frozenset(
-    {CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA, CloseCode.MESSAGE_TOO_BIG}
-)
 _PLAIN_TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
 
@@ -428,9 +425,10 @@ def _request_headers(scope: Scope) -> list[tuple[str, str]]:
 
 
 def _backend_closed(exc: ConnectionClosed) -> _Ended:
+    fault = protocol_fault(exc)
+    if fault is not None:
+        return _Ended(False, None, fault)
     sent, rcvd = exc.sent, exc.rcvd
-    if rcvd is None and sent is not None and sent.code in _PROTOCOL_ERRORS:
-        return _Ended(False, None, Close(sent.code, sent.reason))  # websockets failed it
     if rcvd is None and sent is not None and sent.code == CloseCode.INTERNAL_ERROR:
         return _Ended(False, (sent.code, sent.reason))  # no pong in time: 1011 to the client
     return _Ended(False, None if rcvd is None else (rcvd.code, rcvd.reason))
@@ -454,7 +452,7 @@ async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
     """Answer a refused upgrade with its HTTP status (the Denial Response extension), or,
     on a server without the extension, accept and close with ``4000 + status``."""
     if DENIAL_EXTENSION in (scope.get("extensions") or {}):
-        body = (refusal.reason.rstrip("\n") + "\n").encode()
+        body = refusal.body.encode()
         await send(
             {
                 "type": "websocket.http.response.start",

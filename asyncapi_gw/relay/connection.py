@@ -454,9 +454,8 @@ class Connection:
         self.status = refusal.status
         self.error = self.error or refusal.reason
         self.refusal = refusal
-        text = refusal.reason.rstrip("\n") + "\n"
         return [
-            Write(_CLIENT, plain_response(refusal.status, text, headers=refusal.headers)),
+            Write(_CLIENT, plain_response(refusal.status, refusal.body, headers=refusal.headers)),
             CloseSocket(_CLIENT),
             Abort(_BACKEND),
             *self._finish(),

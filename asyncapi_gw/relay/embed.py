@@ -31,7 +31,7 @@ from asyncapi_gw.relay.handshake import forwarded_headers, origin_form
 from asyncapi_gw.relay.reload import Drop, Keep
 from asyncapi_gw.relay.stream import Close
 
-__all__ = ["WebsocketsAdapter"]
+__all__ = ["WebsocketsAdapter", "protocol_fault"]
 
 # Codes websockets fails a connection with when the peer breaks the protocol.
 _PROTOCOL_ERRORS = frozenset(
@@ -198,9 +198,7 @@ class WebsocketsAdapter:
                     fault = verdict
                     break
         except ConnectionClosed as exc:
-            sent, rcvd = exc.sent, exc.rcvd
-            if rcvd is None and sent is not None and sent.code in _PROTOCOL_ERRORS:
-                fault = Close(sent.code, sent.reason)  # websockets failed the connection
+            fault = protocol_fault(exc)
         if fault is not None:
             to_client, to_backend = fault.closes(from_client=from_client)
             own, other = (to_client, to_backend) if from_client else (to_backend, to_client)
@@ -216,7 +214,16 @@ class WebsocketsAdapter:
 
 
 def _respond(connection: ServerConnection, refusal: Refusal) -> Response:
-    response = connection.respond(refusal.status, refusal.reason.rstrip("\n") + "\n")
+    response = connection.respond(refusal.status, refusal.body)
     for name, value in refusal.headers:
         response.headers[name] = value
     return response
+
+
+def protocol_fault(exc: ConnectionClosed) -> Close | None:
+    """The close websockets failed a connection with because the peer broke the protocol
+    (1002, 1007, 1009 sent, nothing received), as the relay's fault close; else ``None``."""
+    sent, rcvd = exc.sent, exc.rcvd
+    if rcvd is None and sent is not None and sent.code in _PROTOCOL_ERRORS:
+        return Close(sent.code, sent.reason)
+    return None

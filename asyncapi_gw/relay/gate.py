@@ -92,6 +92,11 @@ class Refusal:
     route: Route | None = None
     session: Session | None = None
 
+    @property
+    def body(self) -> str:
+        """The plain-text body of the HTTP answer: the reason on one line."""
+        return self.reason.rstrip("\n") + "\n"
+
 
 class Admission:
     """An admitted handshake: it holds a connection slot until :meth:`Gate.release`.
