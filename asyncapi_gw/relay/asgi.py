@@ -16,7 +16,8 @@ Once accepted, messages are copied both ways and each is judged (direction, size
 message validation) with the same close codes as the listener: 1008, 1009, 4003, 1007 for the
 side at fault, 1014 to the client when the backend is at fault, 1001 to the backend when the
 client is. A close code passes through either way; a lost client closes the backend with
-1001, a lost backend the client with 1014; an expired token 4001, an idle connection 1001.
+1001, a lost backend the client with 1014; an expired token 4001, an idle connection 1001,
+a reload 1012 or 4001 (the backend gets 1001 whenever the relay closes for its own reasons).
 
 What the server owns stays the server's: it completes the client's handshake and negotiates
 permessage-deflate with the client by its own settings (the backend leg negotiates its own),
@@ -40,7 +41,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from asyncapi_gw.model import StreamingAPI
-from asyncapi_gw.relay.closecode import CloseCode, is_sendable
+from asyncapi_gw.relay.closecode import RELAY_CLOSING, CloseCode, is_sendable
 from asyncapi_gw.relay.config import RelayConfig
 from asyncapi_gw.relay.embed import protocol_fault
 from asyncapi_gw.relay.front import GatedFront
@@ -311,7 +312,7 @@ class AsgiRelay(GatedFront):
                     await task
         if connection.dropped.done():
             code, reason = connection.dropped.result()
-            await asyncio.gather(_close_client(send, code, reason), backend.close(code, reason))
+            await asyncio.gather(_close_client(send, code, reason), backend.close(*RELAY_CLOSING))
             return code
         connection.dropped.cancel()
         ended: _Ended = (client_copy if client_copy in done else backend_copy).result()

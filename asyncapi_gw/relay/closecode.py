@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["CloseCode", "is_sendable"]
+__all__ = ["RELAY_CLOSING", "CloseCode", "is_sendable"]
 
 
 class CloseCode(enum.IntEnum):
@@ -46,6 +46,10 @@ class CloseCode(enum.IntEnum):
     THROTTLED = 4003
     """``on_throttle="close"``: a message over the quota (WSO2's throttling code)."""
 
+
+RELAY_CLOSING = (CloseCode.GOING_AWAY, "relay closing")
+"""What the backend gets whenever the relay closes a connection for its own reasons
+(shutdown, idleness, a credential's expiry, a reload): the client gets the reason."""
 
 _SENDABLE = frozenset(c for c in CloseCode if c < 3000) - {
     CloseCode.NO_STATUS_RCVD,

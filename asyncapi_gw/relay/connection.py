@@ -63,7 +63,7 @@ from typing import Any, cast
 import attrs
 
 from asyncapi_gw.relay import frames
-from asyncapi_gw.relay.closecode import CloseCode
+from asyncapi_gw.relay.closecode import RELAY_CLOSING, CloseCode
 from asyncapi_gw.relay.config import OnThrottle
 from asyncapi_gw.relay.gate import Admission, Gate, Refusal
 from asyncapi_gw.relay.handshake import (
@@ -487,7 +487,7 @@ class Connection:
         code: int,
         reason: str,
         *,
-        backend: tuple[int, str] = (CloseCode.GOING_AWAY, "relay closing"),
+        backend: tuple[int, str] = RELAY_CLOSING,
     ) -> list[Action]:
         """The relay closes: ``code`` to the client, ``backend`` to the backend, then waits."""
         state, flags = self.state, self._flags

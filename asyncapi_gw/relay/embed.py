@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from asyncapi_gw.relay.closecode import CloseCode
+from asyncapi_gw.relay.closecode import RELAY_CLOSING, CloseCode
 from asyncapi_gw.relay.gate import Admission, Deliver, Discard, Gate, Refusal
 from asyncapi_gw.relay.handshake import forwarded_headers, origin_form
 from asyncapi_gw.relay.reload import Drop, Keep
@@ -164,7 +164,7 @@ class WebsocketsAdapter:
         self._open.discard(leg)
         if leg.dropped.done():
             code, reason = leg.dropped.result()
-            await asyncio.gather(client.close(code, reason), backend.close())
+            await asyncio.gather(client.close(code, reason), backend.close(*RELAY_CLOSING))
         leg.dropped.cancel()
         for task in copies:
             task.cancel()

@@ -214,6 +214,12 @@ def test_handler_path_connections_are_judged_by_a_reload() -> None:
                         1008,
                         "topic does not allow publish",
                     )
+            for _ in range(100):  # until the backend has seen both connections end
+                if len(b.closes) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            # the backend is told the relay closed (1001), for a reload as for a policy fault
+            assert b.closes == [1001, 1001]
 
     run(main())
 

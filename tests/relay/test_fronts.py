@@ -490,6 +490,26 @@ async def reload_closes_changed_apis_1012_and_keeps_the_rest(kind: str) -> None:
 
 
 @case
+async def the_backend_of_a_connection_the_relay_closes_gets_1001(kind: str) -> None:
+    """A reload (1012 to the client) or the credential's expiry (4001) is the client's news:
+    the backend is told the relay is closing, 1001, as connection.py states."""
+    secret = "s" * 32
+    auth = AuthConfig(jwt_secret=secret, leeway=0)
+    async with backend() as b:
+        secured = api(b.url, security=(SecurityScheme(name="oauth", kind=AuthKind.OAUTH2),))
+        async with front(kind, [secured], auth=auth) as served:
+            token = hs256(secret, {"sub": "me", "exp": time.time() + 60})
+            headers = {"Authorization": f"Bearer {token}"}
+            async with client(served, "/chat/1.0/x", additional_headers=headers) as ws:
+                await ws.send("ok")
+                assert await ws.recv() == "ok"
+                served.relay.reload([api(b.url + "/moved", security=secured.security)])
+                assert (await closed_code(ws))[0] == 1012
+            await until(lambda: bool(b.closes))
+            assert b.closes == [1001]
+
+
+@case
 async def a_revoked_key_closes_its_connections_4001(kind: str) -> None:
     keyed = AuthConfig(api_keys={"k-1": ApiKeyInfo(), "k-2": ApiKeyInfo()})
     async with (
