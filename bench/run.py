@@ -951,7 +951,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3; quick 1)")
     parser.add_argument("--duration", type=float, default=None, help="seconds per measurement")
-    parser.add_argument("--idle", default=None, help="idle connection counts, e.g. 1000,5000,9900")
+    parser.add_argument(
+        "--idle", default=None, help="idle connection counts, e.g. 1000,5000,9900 (0: none)"
+    )
     parser.add_argument(
         "--nice",
         type=int,
@@ -985,7 +987,9 @@ def main(argv: list[str] | None = None) -> int:
         duration=args.duration or (1.0 if args.quick else 1.5),
         warmup=0.2 if args.quick else 0.3,
         idle_counts=tuple(
-            int(n) for n in (args.idle or ("1000" if args.quick else "1000,5000,9900")).split(",")
+            int(n)
+            for n in (args.idle or ("1000" if args.quick else "1000,5000,9900")).split(",")
+            if int(n) > 0
         ),
         idle_hold=2.0,
     )
@@ -995,7 +999,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rt:
         os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(10))
     hard = raise_nofile()
-    if max(plan.idle_counts) * 2 + 64 > hard:
+    if max(plan.idle_counts, default=0) * 2 + 64 > hard:
         print(
             f"open-file hard limit {hard} is too low for {max(plan.idle_counts)} relayed "
             "connections",
