@@ -255,8 +255,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=_positive_int,
         default=DEFAULT_QUOTA_LEASE,
         metavar="N",
-        help="most events a process leases from the quota store at a time, per quota; "
-        "never more than a tenth of the quota's limit",
+        help="events a process may pass on credit per quota while it waits for the quota store "
+        "(the L in the bound limit + W x L), and its first lease; a busy quota leases up to a "
+        "tenth of its limit at a time. Never more than a tenth of the limit",
     )
     limits.add_argument(
         "--on-wrong-direction",

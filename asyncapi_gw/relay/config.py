@@ -139,8 +139,9 @@ class RelayConfig:
     (``asyncapi-gw serve --workers``); the admin listener is never shared.
 
     ``quota_store`` (``redis://HOST:PORT/DB``) counts the API and principal quotas in Redis, for
-    every process and relay instance that names the same store; each process leases up to
-    ``quota_lease`` events of a quota at a time, and ``quota_store_failure`` says what the
+    every process and relay instance that names the same store; each process may pass
+    ``quota_lease`` events of a quota on credit (its first lease; busier quotas lease more at a
+    time, up to a tenth of the limit), and ``quota_store_failure`` says what the
     quotas do while Redis cannot be reached (see :mod:`asyncapi_gw.relay.quota_store`).
     """
 

@@ -137,7 +137,10 @@ class QuotaStoreFailure(enum.Enum):
 _UNLIMITED = 1 << 62
 
 DEFAULT_LEASE = 100
-"""The most events one process leases from the store at a time, per shared quota."""
+"""The events a process may pass on credit, per shared quota, and its first lease's size."""
+
+_GROWTH = 8  # a lease that ran out before its refill came: the next asks this many times more
+_SHRINK_AFTER = 1.0  # seconds: a lease that lasted longer, the next asks half as many
 
 
 class StoreHealth:
@@ -196,6 +199,14 @@ class LeasedQuota:
     for a whole lease more, once until the answer; if that round trip fails, it asks again when
     it has nothing left.
 
+    The lease it asks for follows its traffic: ``lease`` events at first, eight times more
+    after a lease ran out while its refill was on the way (the events after it pass on credit,
+    or are refused, for want of a round trip, not of quota), half as many after a lease lasted
+    more than a second; never more than a tenth of the limit nor fewer than ``lease``. Granted
+    events are counted in the store before they pass, so a larger lease does not loosen the
+    bound; it only lets a process hold more unspent when a window ends (at most one and a half
+    leases).
+
     While ``health`` says the store is down, leased events still pass, then its ``failure``
     policy decides; ``local`` counts on this process's own :class:`Quota` of the same limit,
     which counts every event that passes here at any time. A quota whose last round trip
@@ -207,6 +218,7 @@ class LeasedQuota:
     __slots__ = (
         "_credit",
         "_debt",
+        "_dry",
         "_end",
         "_exhausted",
         "_health",
@@ -214,11 +226,14 @@ class LeasedQuota:
         "_local",
         "_notify",
         "_requested",
+        "_sent",
         "_stale",
         "_tokens",
+        "asking",
         "key",
         "lease",
         "limit",
+        "most",
         "window",
     )
 
@@ -239,6 +254,8 @@ class LeasedQuota:
         self.limit = limit
         self.window = window
         self.lease = min(lease, max(1, limit // 10))
+        self.most = max(self.lease, limit // 10)  # the largest lease it asks for
+        self.asking = self.lease  # the lease its next request asks for
         self._health = health
         self._notify = notify
         self._tokens = 0  # leased, not spent
@@ -249,6 +266,8 @@ class LeasedQuota:
         self._end = -math.inf  # when that window ends on our clock
         self._requested = False
         self._stale = False  # its last refill failed: the failure policy until one succeeds
+        self._dry = False  # its lease ran out while a refill was on the way
+        self._sent: float | None = None  # when the request of its last lease was sent
 
     def room(self, now: float) -> int:
         if now >= self._end:
@@ -277,6 +296,8 @@ class LeasedQuota:
     def spend(self, count: int) -> None:
         self._local._used += count  # room() advanced its window
         tokens = self._tokens
+        if self._requested and 0 < tokens <= count:
+            self._dry = True  # the lease ran out while its refill was on the way
         if count <= tokens:
             self._tokens = tokens - count
         else:
@@ -288,7 +309,7 @@ class LeasedQuota:
         if (
             not self._requested
             and self._health.up
-            and (self._debt or (not self._exhausted and self._tokens * 2 <= self.lease))
+            and (self._debt or (not self._exhausted and self._tokens * 2 <= self.asking))
         ):
             self._requested = True
             self._notify(self)
@@ -298,14 +319,21 @@ class LeasedQuota:
 
     def request(self) -> LeaseRequest:
         """The next round trip's request: the debt and a whole lease (on top of the half
-        lease or less still held, so that a round trip brings as many events as it can)."""
-        want = 0 if self._exhausted else self.lease
+        lease or less still held, so that a round trip brings as many events as it can), a
+        larger one when the last ran out before its refill came."""
+        if self._dry:
+            self._dry = False
+            self.asking = min(self.most, self.asking * _GROWTH)
+        want = 0 if self._exhausted else self.asking
         return LeaseRequest(self.key, self.limit, round(self.window * 1000), want, self._debt)
 
     def granted(self, request: LeaseRequest, grant: LeaseGrant, *, sent: float, now: float) -> None:
         """The store answered ``request``, sent at ``sent``, at ``now``."""
         self._requested = self._stale = False
         self._debt = max(0, self._debt - request.debt)
+        if self._sent is not None and sent - self._sent > _SHRINK_AFTER:
+            self.asking = max(self.lease, self.asking // 2)  # the last lease lasted long
+        self._sent = sent
         end = sent + grant.remaining_ms / 1000
         if end <= now:
             return  # the window it leased from is over: those events are lost, not overspent

@@ -18,7 +18,6 @@ too. No connection is closed and nothing is raised because of it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
@@ -27,9 +26,9 @@ from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
-from redis.retry import Retry
 
 from asyncapi_gw.relay.quota import (
     DEFAULT_LEASE,
@@ -85,8 +84,8 @@ class RedisQuotaStore:
     for TLS, ``unix:///PATH?db=N``), each process leasing up to ``lease`` events of a quota at
     a time, and ``failure`` deciding while Redis cannot be reached.
 
-    Its quotas may be made before the event loop runs; the refill task starts on the first
-    refill. :meth:`close` stops it and closes the connections.
+    Its quotas may be made before the event loop runs; the refill task starts with
+    :meth:`start` or on the first refill. :meth:`close` stops it and closes the connections.
     """
 
     def __init__(
@@ -125,14 +124,26 @@ class RedisQuotaStore:
             notify=self._refill,
         )
 
+    def start(self) -> None:
+        """Connect and load the lease script in the background now, so that the first lease a
+        quota needs under traffic is one round trip (connecting and loading the script are
+        several, each slower on a busy event loop). Redis unreachable: the outage begins now
+        (logged, the failure policy) rather than at the first event."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._run(prepare=True))
+
     async def close(self) -> None:
         """Stop refilling and close the connections to Redis."""
         self._closed = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # The client may swallow a cancellation while it connects; the task then ends at
+            # its next turn (it sees the store closed), within a connect timeout.
+            self._wake.set()
+            await asyncio.wait({task}, timeout=2 * _TIMEOUT)
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a failure while closing is not news
         await self._client.aclose()
 
     def _refill(self, quota: LeasedQuota) -> None:
@@ -141,12 +152,17 @@ class RedisQuotaStore:
             self._task = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()
 
-    async def _run(self) -> None:
-        while True:
+    async def _run(self, *, prepare: bool = False) -> None:
+        if prepare:
+            try:
+                await self._client.script_load(_LEASE)
+            except (RedisError, OSError) as exc:
+                await self._reconnect(exc)
+        while not self._closed:
             await self._wake.wait()
             self._wake.clear()
             batch, self._pending = self._pending, []
-            if not batch:
+            if not batch or self._closed:
                 continue
             requests = [quota.request() for quota in batch]
             sent = self._clock()
@@ -196,6 +212,8 @@ class RedisQuotaStore:
         delay = _FIRST_DELAY
         while True:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+            if self._closed:
+                return
             try:
                 await self._client.ping()
             except (RedisError, OSError):

@@ -184,6 +184,8 @@ class Relay(GatedFront):
         if not self._servers:
             self._close_access_log()
             raise RelayError("every listener is turned off")
+        if self._quota_store is not None:
+            self._quota_store.start()
 
     async def close(self) -> None:
         """Stop listening, send close 1001 to every client (503 to those still in their

@@ -401,9 +401,13 @@ def test_while_the_store_is_down_leased_events_pass_then_the_policy(
 
 
 @given(
-    steps=st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=400),
-    limit=st.integers(1, 60),
-    lease=st.integers(1, 10),
+    steps=st.lists(  # an answer one step in four: leases run out while refills are away
+        st.tuples(st.integers(0, 3), st.integers(0, 3).map(lambda n: n == 0)),
+        min_size=150,
+        max_size=400,
+    ),
+    limit=st.integers(1, 300),  # mostly above 10 x lease: leases grow when they run dry
+    lease=st.integers(1, 5),
 )
 def test_processes_pass_at_most_a_lease_each_beyond_the_limit_in_a_window(
     steps: list[tuple[int, bool]], limit: int, lease: int
@@ -454,3 +458,49 @@ def test_right_after_the_store_answers_again_the_policy_holds_until_a_lease_come
     assert request.debt == 10 + passed  # what passed meanwhile is charged too
     quota.granted(request, LeaseGrant(10, 35, 7, 58_000), sent=2.0, now=2.001)
     assert quota.room(2.002) == 20  # the lease and the credit back
+
+
+def run_dry(quota: LeasedQuota, now: float) -> LeaseRequest:
+    """Spend the lease and the credit one event at a time (a refill is asked for at half the
+    lease, and does not come); the request then sent."""
+    while spend(quota, now):
+        pass
+    return quota.request()
+
+
+def test_a_lease_that_runs_out_before_its_refill_comes_makes_the_next_larger() -> None:
+    quota, notified = leased(limit=1_000_000, lease=10)
+    quota.granted(quota.request(), LeaseGrant(10, 10, 7, 60_000), sent=0.0, now=0.0)
+    wants = []
+    for step in range(6):
+        request = run_dry(quota, 0.1 * step)
+        wants.append(request.want)
+        quota.granted(request, LeaseGrant(request.want, 0, 7, 60_000), sent=0.1 * step, now=0.1)
+    assert wants == [80, 640, 5120, 40960, 100_000, 100_000]  # a tenth of the limit at most
+    assert notified == [quota] * 6
+
+
+def test_a_lease_spent_before_its_refill_was_asked_or_at_a_window_start_does_not_grow() -> None:
+    quota, _ = leased(limit=1_000_000, lease=10)
+    assert spend(quota, 0.0, 5) == 5  # on credit: no lease yet, none on the way
+    assert quota.request().want == 10
+    quota.granted(quota.request(), LeaseGrant(10, 15, 7, 60_000), sent=0.0, now=0.0)
+    assert spend(quota, 0.1, 4) == 4  # 6 left: not yet half, no refill asked
+    assert quota.request().want == 10
+    assert spend(quota, 60.0, 10) == 10  # the next window: credit, no lease on the way
+    assert quota.request().want == 10
+
+
+def test_a_lease_that_lasts_over_a_second_makes_the_next_smaller() -> None:
+    quota, _ = leased(limit=1_000_000, lease=10)
+    quota.granted(quota.request(), LeaseGrant(10, 10, 7, 60_000), sent=0.0, now=0.0)
+    for step in range(3):
+        request = run_dry(quota, 0.1 * step)
+        quota.granted(request, LeaseGrant(request.want, 0, 7, 60_000), sent=0.1 * step, now=0.1)
+    assert quota.asking == 5120
+    quota.granted(quota.request(), LeaseGrant(0, 0, 7, 60_000), sent=1.0, now=1.0)
+    assert quota.asking == 5120  # 0.8 s after the last: kept
+    for sent in (2.5, 4.0, 5.5, 7.0, 8.5, 10.0, 11.5, 13.0, 14.5, 16.0):
+        quota.granted(quota.request(), LeaseGrant(0, 0, 7, 60_000), sent=sent, now=sent)
+    assert quota.asking == 10  # halved each time, never below the credit
+    assert leased(limit=1000, lease=100)[0].most == 100  # a small limit: never grows

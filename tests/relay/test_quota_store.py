@@ -63,6 +63,49 @@ def test_processes_sharing_a_store_pass_the_limit_within_the_bound(
     assert sum(passed) - processes * lease <= counted
 
 
+def test_a_busy_process_leases_more_at_a_time_until_refills_keep_up(
+    redis_server: RedisServer,
+) -> None:
+    """A process passing a thousand events between two turns of its event loop, far below
+    the limit: a lease of 100 lasts a fraction of a round trip, so its leases grow until the
+    refills keep up; after that no event is refused, and everything passed is counted."""
+
+    async def main() -> tuple[list[int], int]:
+        store = RedisQuotaStore(redis_server.url, lease=100)
+        store.start()  # connects and loads the script before the traffic, as Relay.start does
+        await until(lambda: "cmd=script" in (redis_server.command("CLIENT", "LIST") or ""))
+        quota = store.shared("api:60:/busy", 10**9, 60)
+        refused = []
+        for _ in range(300):
+            refused.append(sum(not spend_one(quota) for _ in range(1000)))
+            await asyncio.sleep(0)  # one turn of the loop: the refill task's chance to run
+        asking = quota.asking
+        await until(lambda: quota.request().debt == 0)
+        await store.close()
+        return refused, asking
+
+    refused, asking = run(main())
+    assert asking > 100
+    assert sum(refused[50:]) == 0, refused  # grown within 50 turns, then nothing refused
+    index = int(time.time() * 1000) // 60000
+    counted = redis_server.integer("GET", f"asyncapi-gw:{{api:60:/busy}}:{index}")
+    assert counted >= 300 * 1000 - sum(refused)  # every event passed was leased or charged
+
+
+def test_a_store_closed_while_it_connects_closes(redis_server: RedisServer) -> None:
+    """A relay stopped right after it started: the store is closed while the client still
+    connects (the client may swallow the cancellation then); closing ends all the same."""
+
+    async def main() -> None:
+        for delay in (0, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.05):
+            store = RedisQuotaStore(redis_server.url)
+            store.start()
+            await asyncio.sleep(delay)
+            await asyncio.wait_for(store.close(), 5)  # a hang, not a speed limit
+
+    run(main())
+
+
 def test_windows_are_whole_units_on_the_redis_clock(redis_server: RedisServer) -> None:
     async def main() -> None:
         store = RedisQuotaStore(redis_server.url)
