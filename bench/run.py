@@ -723,6 +723,12 @@ def measure_idle(target: Target, count: int, plan: Plan) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
+def cpu_per_op(result: dict[str, Any], target: Target, measure: Measure) -> float:
+    """µs of CPU the target's own processes spent per message or handshake in ``result``."""
+    cpu = sum(result["server_cpu_pct"].get(str(pid), 0.0) for pid in target.pids) / 100
+    return 1e6 * cpu / max(measure.value(result), 1e-9)
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -1123,6 +1129,28 @@ def main(argv: list[str] | None = None) -> int:
             names = [t.name for t in targets]
             print()
             print_table(names, rows)
+            print(
+                "\nCPU of each target's own processes per operation, µs (lower is better; "
+                "the backend and load generator excluded): what a core buys, whatever shares it"
+            )
+            print_table(
+                names,
+                [
+                    (
+                        measure.label,
+                        "µs/op",
+                        {
+                            t.name: summary(
+                                [cpu_per_op(r, t, measure) for r in raw[t.name][measure.key]]
+                            )
+                            for t in targets
+                            if t.name != "direct"
+                        },
+                    )
+                    for measure in measures
+                    if measure.unit.endswith("/s")
+                ],
+            )
             if "direct" in raw and "lat1" in raw["direct"]:
                 base = statistics.median(r["lat_us"]["p50"] for r in raw["direct"]["lat1"])
                 for t in targets:
