@@ -140,7 +140,10 @@ DEFAULT_LEASE = 100
 """The events a process may pass on credit, per shared quota, and its first lease's size."""
 
 _GROWTH = 8  # a lease that ran out before its refill came: the next asks this many times more
-_SHRINK_AFTER = 1.0  # seconds: a lease that lasted longer, the next asks half as many
+_LASTING = (
+    0.1,
+    1.0,
+)  # seconds a lease should last: shorter, the next asks twice as many; longer, half
 
 
 class StoreHealth:
@@ -201,8 +204,9 @@ class LeasedQuota:
 
     The lease it asks for follows its traffic: ``lease`` events at first, eight times more
     after a lease ran out while its refill was on the way (the events after it pass on credit,
-    or are refused, for want of a round trip, not of quota), half as many after a lease lasted
-    more than a second; never more than a tenth of the limit nor fewer than ``lease``. Granted
+    or are refused, for want of a round trip, not of quota), twice as many after one that
+    lasted less than 0.1 s (fewer round trips), half as many after one that lasted more than
+    a second; never more than a tenth of the limit nor fewer than ``lease``. Granted
     events are counted in the store before they pass, so a larger lease does not loosen the
     bound; it only lets a process hold more unspent when a window ends (at most one and a half
     leases).
@@ -331,8 +335,12 @@ class LeasedQuota:
         """The store answered ``request``, sent at ``sent``, at ``now``."""
         self._requested = self._stale = False
         self._debt = max(0, self._debt - request.debt)
-        if self._sent is not None and sent - self._sent > _SHRINK_AFTER:
-            self.asking = max(self.lease, self.asking // 2)  # the last lease lasted long
+        if self._sent is not None:  # how long since the last request: about a half lease
+            lasted = sent - self._sent
+            if lasted < _LASTING[0]:
+                self.asking = min(self.most, self.asking * 2)
+            elif lasted > _LASTING[1]:
+                self.asking = max(self.lease, self.asking // 2)
         self._sent = sent
         end = sent + grant.remaining_ms / 1000
         if end <= now:

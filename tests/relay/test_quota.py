@@ -472,10 +472,10 @@ def test_a_lease_that_runs_out_before_its_refill_comes_makes_the_next_larger() -
     quota, notified = leased(limit=1_000_000, lease=10)
     quota.granted(quota.request(), LeaseGrant(10, 10, 7, 60_000), sent=0.0, now=0.0)
     wants = []
-    for step in range(6):
-        request = run_dry(quota, 0.1 * step)
+    for step in range(1, 7):
+        request = run_dry(quota, 0.5 * step)  # each lease lasted half a second: kept, not grown
         wants.append(request.want)
-        quota.granted(request, LeaseGrant(request.want, 0, 7, 60_000), sent=0.1 * step, now=0.1)
+        quota.granted(request, LeaseGrant(request.want, 0, 7, 60_000), sent=0.5 * step, now=0.5)
     assert wants == [80, 640, 5120, 40960, 100_000, 100_000]  # a tenth of the limit at most
     assert notified == [quota] * 6
 
@@ -485,22 +485,17 @@ def test_a_lease_spent_before_its_refill_was_asked_or_at_a_window_start_does_not
     assert spend(quota, 0.0, 5) == 5  # on credit: no lease yet, none on the way
     assert quota.request().want == 10
     quota.granted(quota.request(), LeaseGrant(10, 15, 7, 60_000), sent=0.0, now=0.0)
-    assert spend(quota, 0.1, 4) == 4  # 6 left: not yet half, no refill asked
+    assert spend(quota, 0.5, 4) == 4  # 6 left: not yet half, no refill asked
     assert quota.request().want == 10
     assert spend(quota, 60.0, 10) == 10  # the next window: credit, no lease on the way
     assert quota.request().want == 10
 
 
-def test_a_lease_that_lasts_over_a_second_makes_the_next_smaller() -> None:
+def test_a_lease_lasting_under_a_tenth_of_a_second_doubles_over_a_second_halves() -> None:
     quota, _ = leased(limit=1_000_000, lease=10)
-    quota.granted(quota.request(), LeaseGrant(10, 10, 7, 60_000), sent=0.0, now=0.0)
-    for step in range(3):
-        request = run_dry(quota, 0.1 * step)
-        quota.granted(request, LeaseGrant(request.want, 0, 7, 60_000), sent=0.1 * step, now=0.1)
-    assert quota.asking == 5120
-    quota.granted(quota.request(), LeaseGrant(0, 0, 7, 60_000), sent=1.0, now=1.0)
-    assert quota.asking == 5120  # 0.8 s after the last: kept
-    for sent in (2.5, 4.0, 5.5, 7.0, 8.5, 10.0, 11.5, 13.0, 14.5, 16.0):
+    asking = []
+    for sent in (0.0, 0.05, 0.1, 0.15, 0.2, 0.7, 1.2, 2.5, 4.0, 5.5, 7.0, 8.5, 10.0):
         quota.granted(quota.request(), LeaseGrant(0, 0, 7, 60_000), sent=sent, now=sent)
-    assert quota.asking == 10  # halved each time, never below the credit
+        asking.append(quota.asking)
+    assert asking == [10, 20, 40, 80, 160, 160, 160, 80, 40, 20, 10, 10, 10]  # never below L
     assert leased(limit=1000, lease=100)[0].most == 100  # a small limit: never grows
