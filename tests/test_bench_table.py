@@ -4,6 +4,8 @@ are columns of the run that measured them."""
 from __future__ import annotations
 
 import importlib.util
+import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -43,3 +45,23 @@ def test_a_relay_variant_is_compared_with_the_plain_relay_in_the_same_run(
     assert f"{variant}/relay" in columns
     assert row.split()[columns.index(f"{variant}/relay")] == "0.90"
     assert "relay/relay" not in columns
+
+
+@pytest.mark.parametrize("auth", ["key", "jwt"])
+def test_the_handshake_cost_script_drives_a_whole_bench_cycle(auth: str) -> None:
+    """``bench/handshake_cost.py``, whose figures ``bench/README.md`` quotes, runs: each cycle
+    ends with the close code 1000 both ways (it asserts so) and it prints its figures."""
+    script = RUN.parent / "handshake_cost.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--auth", auth, "--cycles", "20", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(
+        rf"{auth}: [\d.]+ µs of the relay's Python per handshake cycle "
+        r"\([\d.]+ with the backend's part, [\d.]+\), \d+ Python calls\n",
+        done.stdout,
+    ), done.stdout
