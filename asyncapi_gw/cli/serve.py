@@ -257,7 +257,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="events a process may pass on credit per quota while it waits for the quota store "
         "(the L in the bound limit + W x L), and its first lease; a busy quota leases up to a "
-        "tenth of its limit at a time. Never more than a tenth of the limit",
+        "tenth of its limit at a time. Capped at a tenth of the limit (at least 1)",
     )
     limits.add_argument(
         "--on-wrong-direction",

@@ -140,10 +140,8 @@ DEFAULT_LEASE = 100
 """The events a process may pass on credit, per shared quota, and its first lease's size."""
 
 _GROWTH = 8  # a lease that ran out before its refill came: the next asks this many times more
-_LASTING = (
-    0.1,
-    1.0,
-)  # seconds a lease should last: shorter, the next asks twice as many; longer, half
+_LEASE_SECONDS = 0.25  # a lease is sized to last this long at the rate its events are spent
+_RATE_OVER = 0.1  # seconds at least over which that rate is measured
 
 
 class StoreHealth:
@@ -191,25 +189,29 @@ class LeasedQuota:
     there), so that no event waits for the store.
 
     Windows are the store's: whole multiples of the unit since the Unix epoch on the store's
-    clock, the same for every process. A lease belongs to one window and expires with it; this
-    process dates the window's end from when it *sent* the request that learned it, so it never
-    spends a lease after its window ended. When the lease is used up before the next one comes
-    (a new window, a burst), up to ``lease`` events pass on credit, and the next request charges
-    them; once the store reports the window's limit reached, nothing passes on credit until the
-    window ends. So every process passes at most ``lease`` events that the store did not grant
-    per window, and the events passed in one window stay within ``limit + W * lease`` for
-    ``W`` processes. Once it holds half a lease or less (or owes credit), it asks ``notify``
-    for a whole lease more, once until the answer; if that round trip fails, it asks again when
-    it has nothing left.
+    clock, the same for every process. A lease belongs to one window and expires with it. The
+    store answers with the time left in its window, read somewhere between this process
+    sending the request and receiving the answer, so the window ends between ``sent + left``
+    and ``received + left`` on this clock: the lease expires at the first (less a millisecond,
+    the store's clock being read in whole milliseconds), so it is never spent after its window
+    ended; the credit is renewed only at the second, so no credit of a new window is given
+    while the store may still count the old one. When the lease is used up before the next one
+    comes (a new window, a burst), events pass on credit, and the next request charges them;
+    credit and uncharged events together never exceed ``lease``; once the store reports the
+    window's limit reached, nothing passes on credit until the window ends. So every process
+    passes at most ``lease`` events in a window that the store did not count in it, and the
+    events passed in one window stay within ``limit + W * lease`` for ``W`` processes. Once it
+    holds half a lease or less (or owes credit), it asks ``notify`` for a refill, once until the
+    answer; if that round trip fails, it asks again when it has nothing left.
 
-    The lease it asks for follows its traffic: ``lease`` events at first, eight times more
-    after a lease ran out while its refill was on the way (the events after it pass on credit,
-    or are refused, for want of a round trip, not of quota), twice as many after one that
-    lasted less than 0.1 s (fewer round trips), half as many after one that lasted more than
-    a second; never more than a tenth of the limit nor fewer than ``lease``. Granted
+    The lease it asks for follows its traffic: ``lease`` events at first, then what lasts
+    about a quarter of a second at the rate it spends events (measured over 0.1 s at least,
+    at each answer), and eight times more at once when a lease ran out while its refill was on
+    the way (the events after it pass on credit, or are refused, for want of a round trip, not
+    of quota); never fewer than ``lease`` nor more than ``max(lease, limit // 10)``. Granted
     events are counted in the store before they pass, so a larger lease does not loosen the
-    bound; it only lets a process hold more unspent when a window ends (at most one and a half
-    leases).
+    bound; it only lets a process hold more unspent when a window ends: a refill is asked for
+    with half a lease or less left, so at most one and a half of the largest lease.
 
     While ``health`` says the store is down, leased events still pass, then its ``failure``
     policy decides; ``local`` counts on this process's own :class:`Quota` of the same limit,
@@ -228,9 +230,11 @@ class LeasedQuota:
         "_health",
         "_index",
         "_local",
+        "_next",
         "_notify",
         "_requested",
-        "_sent",
+        "_since",
+        "_spent",
         "_stale",
         "_tokens",
         "asking",
@@ -267,15 +271,19 @@ class LeasedQuota:
         self._credit = self.lease  # may still pass on credit in this window
         self._exhausted = False  # the store's count reached the limit in this window
         self._index: int | None = None  # the store's window number, once known
-        self._end = -math.inf  # when that window ends on our clock
+        self._end = -math.inf  # when that window ends on our clock, at the earliest
+        self._next = -math.inf  # when it has ended, at the latest
         self._requested = False
         self._stale = False  # its last refill failed: the failure policy until one succeeds
         self._dry = False  # its lease ran out while a refill was on the way
-        self._sent: float | None = None  # when the request of its last lease was sent
+        self._spent = 0  # events spent since _since
+        self._since: float | None = None  # since when (the first answer) they are counted
 
     def room(self, now: float) -> int:
         if now >= self._end:
-            self._roll(now)
+            self._tokens = 0  # the lease went with its window
+            if now >= self._next:
+                self._roll(now)
         local = self._local.room(now)
         health = self._health
         if health.up:
@@ -299,6 +307,7 @@ class LeasedQuota:
 
     def spend(self, count: int) -> None:
         self._local._used += count  # room() advanced its window
+        self._spent += count
         tokens = self._tokens
         if self._requested and 0 < tokens <= count:
             self._dry = True  # the lease ran out while its refill was on the way
@@ -319,37 +328,32 @@ class LeasedQuota:
             self._notify(self)
 
     def idle(self, now: float) -> bool:
-        return now >= self._end and not self._debt and self._local.idle(now)
+        return now >= self._next and not self._debt and self._local.idle(now)
 
     def request(self) -> LeaseRequest:
-        """The next round trip's request: the debt and a whole lease (on top of the half
-        lease or less still held, so that a round trip brings as many events as it can), a
+        """The next round trip's request: the debt, and a whole lease when half a lease or
+        less is left (on top of it, so that a round trip brings as many events as it can), a
         larger one when the last ran out before its refill came."""
         if self._dry:
             self._dry = False
             self.asking = min(self.most, self.asking * _GROWTH)
-        want = 0 if self._exhausted else self.asking
+        want = 0 if self._exhausted or self._tokens * 2 > self.asking else self.asking
         return LeaseRequest(self.key, self.limit, round(self.window * 1000), want, self._debt)
 
     def granted(self, request: LeaseRequest, grant: LeaseGrant, *, sent: float, now: float) -> None:
         """The store answered ``request``, sent at ``sent``, at ``now``."""
         self._requested = self._stale = False
         self._debt = max(0, self._debt - request.debt)
-        if self._sent is not None:  # how long since the last request: about a half lease
-            lasted = sent - self._sent
-            if lasted < _LASTING[0]:
-                self.asking = min(self.most, self.asking * 2)
-            elif lasted > _LASTING[1]:
-                self.asking = max(self.lease, self.asking // 2)
-        self._sent = sent
-        end = sent + grant.remaining_ms / 1000
+        self._size(now)
+        end = sent + (grant.remaining_ms - 1) / 1000
         if end <= now:
             return  # the window it leased from is over: those events are lost, not overspent
-        if grant.index != self._index:
+        if grant.index != self._index:  # a new window: what it passed since is not counted
             self._index = grant.index
             self._tokens = 0
-            self._credit = self.lease
+            self._credit = max(0, self.lease - self._debt)
         self._end = end
+        self._next = now + grant.remaining_ms / 1000
         self._tokens += grant.granted
         self._exhausted = grant.used >= self.limit
         if self._exhausted:
@@ -363,16 +367,28 @@ class LeasedQuota:
         self._requested = False
         self._stale = True
 
+    def _size(self, now: float) -> None:
+        """The next leases' size, from the rate events were spent since the last measure."""
+        since = self._since
+        if since is None:
+            self._since = now
+        elif now - since >= _RATE_OVER:
+            wanted = int(self._spent / (now - since) * _LEASE_SECONDS)
+            self.asking = min(self.most, max(self.lease, wanted))
+            self._spent = 0
+            self._since = now
+
     def _roll(self, now: float) -> None:
-        """The window ended: its lease with it."""
+        """The window ended, surely: credit for the next (less what is not charged yet)."""
         if self._index is None:
             return  # no window known yet: none ended
-        ended = math.floor((now - self._end) / self.window) + 1
+        ended = math.floor((now - self._next) / self.window) + 1
         self._index += ended
         self._end += ended * self.window
+        self._next += ended * self.window
         self._tokens = 0
         self._exhausted = False
-        self._credit = self.lease
+        self._credit = max(0, self.lease - self._debt)
 
 
 class SharedQuotas(Protocol):

@@ -212,13 +212,15 @@ class RedisQuotaStore:
         delay = _FIRST_DELAY
         while True:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
-            if self._closed:
+            if self._closed:  # checked after the sleep: a cancelled ping may come back here
                 return
             try:
                 await self._client.ping()
             except (RedisError, OSError):
                 health.errors += 1
                 delay = min(delay * 2, _LAST_DELAY)
+                if self._closed:
+                    return
             else:
                 break
         health.up = True

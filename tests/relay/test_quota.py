@@ -3,6 +3,10 @@ per-principal quotas, with their bounded memory (an injected clock throughout)."
 
 from __future__ import annotations
 
+import heapq
+import math
+import random
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -352,14 +356,19 @@ def test_a_refill_is_asked_once_half_the_lease_is_spent() -> None:
     assert quota.request().want == 10  # a whole lease: 15 held once it comes
 
 
-def test_a_lease_expires_with_the_store_window_dated_from_the_request() -> None:
+def test_a_lease_expires_at_the_earliest_end_and_credit_renews_at_the_latest() -> None:
     quota, _ = leased()
-    # sent at 10.0, answered at 10.5; the window had 20 s left when Redis ran the script
-    quota.granted(quota.request(), LeaseGrant(10, 10, 7, 20_000), sent=10.0, now=10.5)
-    assert quota.room(29.999) == 20
-    assert quota.room(30.0) == 10  # window 8: the lease is gone, the credit stays
-    quota.granted(quota.request(), LeaseGrant(10, 10, 8, 60_000), sent=30.0, now=30.1)
-    assert quota.room(30.1) == 20
+    assert spend(quota, 10.0, 4) == 4  # on credit
+    # sent at 10.0, answered at 10.5; the window had 20 s left when Redis ran the script (in
+    # whole milliseconds): it ends between 29.999 and 30.5 on this clock
+    quota.granted(quota.request(), LeaseGrant(10, 14, 7, 20_000), sent=10.0, now=10.5)
+    assert quota.room(29.998) == 20  # the lease and the credit back
+    assert spend(quota, 29.998, 16) == 16  # the lease, then 6 on credit (asks a refill)
+    assert quota.room(29.999) == 4  # the lease is gone; the rest of this window's credit
+    assert quota.room(30.499) == 4  # the store may still count window 7: no new credit
+    assert quota.room(30.5) == 4  # window 8 surely: credit again, less the 6 not charged
+    quota.granted(quota.request(), LeaseGrant(10, 16, 8, 59_000), sent=30.5, now=30.6)
+    assert quota.room(30.6) == 20  # the 6 charged: a lease and whole credit
 
 
 def test_a_lease_from_a_window_that_ended_meanwhile_is_not_spent() -> None:
@@ -434,6 +443,76 @@ def test_processes_pass_at_most_a_lease_each_beyond_the_limit_in_a_window(
     assert passed <= limit + 4 * processes[0][0].lease
 
 
+def lease_script(counts: dict[int, int], request: LeaseRequest, at: float) -> LeaseGrant:
+    """What the store's Lua script answers when it runs at ``at`` (its clock, read in whole
+    milliseconds; the windows since the epoch)."""
+    now_ms = math.floor(at * 1000)
+    index = now_ms // request.window_ms
+    used = counts.get(index, 0) + request.debt
+    granted = max(0, min(request.want, request.limit - used))
+    counts[index] = used + granted
+    return LeaseGrant(granted, used + granted, index, (index + 1) * request.window_ms - now_ms)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    processes=st.integers(1, 4),
+    limit=st.sampled_from([50, 300, 2000]),
+    lease=st.sampled_from([5, 10, 20]),
+    latency=st.sampled_from([0.001, 0.02, 0.06]),
+)
+def test_the_bound_holds_across_window_ends_with_slow_round_trips(
+    seed: int, processes: int, limit: int, lease: int, latency: float
+) -> None:
+    """Processes offering more than the limit against the lease script on a clock of its own,
+    each round trip taking a random time up to Redis and back, over several 1 s windows: in
+    no window do more than limit + W x L events pass (a lease is never spent after its window,
+    no new credit is given while the store may still count the old one)."""
+    rnd = random.Random(seed)  # the simulation's draws: its timings and bursts
+    counts: dict[int, int] = {}
+    passed: dict[int, int] = {}
+    quotas = [leased(limit=limit, lease=lease, window=1.0) for _ in range(processes)]
+    busy = [False] * processes
+    events: list[tuple[float, int, str, int, tuple[LeaseRequest, float, LeaseGrant | None]]] = []
+    order = 0
+
+    def at(
+        time: float, kind: str, who: int, data: tuple[LeaseRequest, float, LeaseGrant | None]
+    ) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (time, order, kind, who, data))
+
+    offered = 1.5 * limit / processes  # events a second each
+    for who in range(processes):
+        at(rnd.random() * 0.01, "event", who, (LeaseRequest("", 0, 0, 0, 0), 0.0, None))
+    while events:
+        time, _, kind, who, (request, sent, grant) = heapq.heappop(events)
+        if time > 4.5:
+            break
+        quota, notified = quotas[who]
+        if kind == "event":
+            count = rnd.choice([1, 1, 2, 5])
+            passing = min(count, max(0, quota.room(time)))
+            if passing:
+                quota.spend(passing)
+                passed[math.floor(time)] = passed.get(math.floor(time), 0) + passing
+            at(time + rnd.expovariate(offered / 2.25), "event", who, (request, sent, None))
+        elif kind == "store":
+            grant = lease_script(counts, request, time)
+            at(time + rnd.uniform(0, latency), "answer", who, (request, sent, grant))
+        else:
+            assert grant is not None
+            quota.granted(request, grant, sent=sent, now=time)
+            busy[who] = False
+        if notified and not busy[who]:
+            notified.clear()
+            busy[who] = True
+            at(time + rnd.uniform(0, latency), "store", who, (quota.request(), time, None))
+    bound = limit + processes * quotas[0][0].lease
+    assert max(passed.values()) <= bound, (passed, bound)
+
+
 @pytest.mark.parametrize(
     ("failure", "passed"),
     [(QuotaStoreFailure.LOCAL, 5), (QuotaStoreFailure.OPEN, 5), (QuotaStoreFailure.CLOSED, 0)],
@@ -468,34 +547,80 @@ def run_dry(quota: LeasedQuota, now: float) -> LeaseRequest:
     return quota.request()
 
 
-def test_a_lease_that_runs_out_before_its_refill_comes_makes_the_next_larger() -> None:
+def test_a_lease_that_runs_out_before_its_refill_comes_makes_the_next_eight_times_larger() -> None:
     quota, notified = leased(limit=1_000_000, lease=10)
     quota.granted(quota.request(), LeaseGrant(10, 10, 7, 60_000), sent=0.0, now=0.0)
     wants = []
-    for step in range(1, 7):
-        request = run_dry(quota, 0.5 * step)  # each lease lasted half a second: kept, not grown
+    for step in range(1, 7):  # within 0.1 s: no rate is measured yet
+        request = run_dry(quota, 0.01 * step)
         wants.append(request.want)
-        quota.granted(request, LeaseGrant(request.want, 0, 7, 60_000), sent=0.5 * step, now=0.5)
+        quota.granted(
+            request, LeaseGrant(request.want, 0, 7, 60_000), sent=0.01 * step, now=0.01 * step
+        )
     assert wants == [80, 640, 5120, 40960, 100_000, 100_000]  # a tenth of the limit at most
     assert notified == [quota] * 6
 
 
-def test_a_lease_spent_before_its_refill_was_asked_or_at_a_window_start_does_not_grow() -> None:
-    quota, _ = leased(limit=1_000_000, lease=10)
-    assert spend(quota, 0.0, 5) == 5  # on credit: no lease yet, none on the way
-    assert quota.request().want == 10
-    quota.granted(quota.request(), LeaseGrant(10, 15, 7, 60_000), sent=0.0, now=0.0)
-    assert spend(quota, 0.5, 4) == 4  # 6 left: not yet half, no refill asked
-    assert quota.request().want == 10
-    assert spend(quota, 60.0, 10) == 10  # the next window: credit, no lease on the way
-    assert quota.request().want == 10
+def drive(
+    quota: LeasedQuota, rates: list[tuple[float, float]], trip: float = 0.02
+) -> tuple[list[int], list[int]]:
+    """Events at ``rate`` a second for ``seconds``, for each (rate, seconds), against a store
+    that grants every request (per-second windows) ``trip`` seconds after it is sent: the
+    events refused in each tenth of a second, and ``asking`` at each answer."""
+    notified: list[LeasedQuota] = []
+    quota._notify = notified.append
+    refused: list[int] = []
+    asking: list[int] = []
+    counted: dict[int, int] = {}
+    inflight: tuple[float, float, LeaseRequest] | None = None
+    t = 0.0
+    for rate, seconds in rates:
+        end = t + seconds
+        while t < end:
+            if inflight is not None and inflight[0] <= t:
+                _, sent, request = inflight
+                index = int(sent + trip / 2)
+                used = counted[index] = counted.get(index, 0) + request.debt + request.want
+                left = round((index + 1 - (sent + trip / 2)) * 1000)
+                quota.granted(
+                    request, LeaseGrant(request.want, used, index, left), sent=sent, now=t
+                )
+                asking.append(quota.asking)
+                inflight = None
+            tenth = int(t * 10)
+            refused += [0] * (tenth + 1 - len(refused))
+            refused[tenth] += spend(quota, t) == 0
+            if notified and inflight is None:
+                notified.clear()
+                inflight = (t + trip, t, quota.request())
+            t += 1 / rate
+    return refused, asking
 
 
-def test_a_lease_lasting_under_a_tenth_of_a_second_doubles_over_a_second_halves() -> None:
-    quota, _ = leased(limit=1_000_000, lease=10)
-    asking = []
-    for sent in (0.0, 0.05, 0.1, 0.15, 0.2, 0.7, 1.2, 2.5, 4.0, 5.5, 7.0, 8.5, 10.0):
-        quota.granted(quota.request(), LeaseGrant(0, 0, 7, 60_000), sent=sent, now=sent)
-        asking.append(quota.asking)
-    assert asking == [10, 20, 40, 80, 160, 160, 160, 80, 40, 20, 10, 10, 10]  # never below L
+def test_a_busy_quota_leases_what_lasts_a_quarter_second_refusing_only_near_window_ends() -> None:
+    """Far below the limit, events are refused for want of a round trip only while the lease
+    grows, and around each window's end: the lease expires a round trip before the window
+    surely ended, and the next window's first lease is a round trip away; only credit passes
+    in between (about two round trips of traffic, less the credit)."""
+    quota, _ = leased(limit=1_000_000, lease=10, window=1.0)
+    refused, asking = drive(quota, [(20_000, 3.0)], trip=0.02)
+    assert 4000 <= asking[-1] <= 6000  # 20,000 a second for 0.25 s
+    assert sum(refused[3:9]) == sum(refused[11:19]) == sum(refused[21:29]) == 0
+    for end in (10, 20):
+        assert 0 < refused[end - 1] + refused[end] <= 2 * 0.02 * 20_000
+
+
+def test_a_quiet_quota_keeps_its_first_lease_across_window_starts() -> None:
+    quota, _ = leased(limit=100_000, lease=100, window=1.0)
+    _, asking = drive(quota, [(5, 8.0)], trip=0.01)
+    assert set(asking) == {100}  # a debt charged at each window's start does not grow it
+    assert quota._tokens <= 150
+
+
+def test_a_lease_shrinks_back_when_the_traffic_slows() -> None:
+    quota, _ = leased(limit=1_000_000, lease=10, window=1.0)
+    _, asking = drive(quota, [(20_000, 1.0), (100, 3.0)])
+    assert asking[0] == 10
+    assert max(asking) >= 4000
+    assert asking[-1] <= 50  # 100 a second for 0.25 s: 25
     assert leased(limit=1000, lease=100)[0].most == 100  # a small limit: never grows

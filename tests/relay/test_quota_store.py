@@ -74,21 +74,21 @@ def test_a_busy_process_leases_more_at_a_time_until_refills_keep_up(
         store = RedisQuotaStore(redis_server.url, lease=100)
         store.start()  # connects and loads the script before the traffic, as Relay.start does
         await until(lambda: "cmd=script" in (redis_server.command("CLIENT", "LIST") or ""))
-        quota = store.shared("api:60:/busy", 10**9, 60)
+        quota = store.shared("api:86400:/busy", 10**9, 86400)
         refused = []
         for _ in range(300):
             refused.append(sum(not spend_one(quota) for _ in range(1000)))
             await asyncio.sleep(0)  # one turn of the loop: the refill task's chance to run
         asking = quota.asking
-        await until(lambda: quota.request().debt == 0)
+        await until(lambda: quota._debt == 0 and not quota._requested)
         await store.close()
         return refused, asking
 
     refused, asking = run(main())
     assert asking > 100
     assert sum(refused[50:]) == 0, refused  # grown within 50 turns, then nothing refused
-    index = int(time.time() * 1000) // 60000
-    counted = redis_server.integer("GET", f"asyncapi-gw:{{api:60:/busy}}:{index}")
+    index = int(time.time()) // 86400
+    counted = redis_server.integer("GET", f"asyncapi-gw:{{api:86400:/busy}}:{index}")
     assert counted >= 300 * 1000 - sum(refused)  # every event passed was leased or charged
 
 
@@ -97,11 +97,14 @@ def test_a_store_closed_while_it_connects_closes(redis_server: RedisServer) -> N
     connects (the client may swallow the cancellation then); closing ends all the same."""
 
     async def main() -> None:
-        for delay in (0, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.05):
+        for delay in (0, 0.0002, 0.0005, 0.001, 0.0015, 0.002, 0.005, 0.05) * 3:
             store = RedisQuotaStore(redis_server.url)
             store.start()
+            task = store._task
             await asyncio.sleep(delay)
             await asyncio.wait_for(store.close(), 5)  # a hang, not a speed limit
+            assert task is not None
+            assert task.done()  # nothing left running
 
     run(main())
 
