@@ -81,8 +81,10 @@ def _without_password(url: str) -> str:
 
 class RedisQuotaStore:
     """Shared quotas counted in the Redis at ``url`` (``redis://HOST:PORT/DB``, ``rediss://``
-    for TLS, ``unix:///PATH?db=N``), each process leasing up to ``lease`` events of a quota at
-    a time, and ``failure`` deciding while Redis cannot be reached.
+    for TLS, ``unix:///PATH?db=N``), each process passing up to ``lease`` events of a quota on
+    credit while it waits for Redis (its leases follow its traffic, see
+    :class:`~asyncapi_gw.relay.quota.LeasedQuota`), and ``failure`` deciding while Redis cannot
+    be reached.
 
     Its quotas may be made before the event loop runs; the refill task starts with
     :meth:`start` or on the first refill. :meth:`close` stops it and closes the connections.
