@@ -7,9 +7,12 @@ client, then copies messages both ways. Because websockets owns that socket, thi
 websockets connection objects and a per-message copy loop, not the raw byte splice of
 :class:`~asyncapi_gw.relay.Relay`'s own listeners: it enforces direction, quotas, message
 validation and the message size limit, and passes close codes through, but compression is
-negotiated separately on each leg. A reload judges these connections as it judges the relay's
-own (:mod:`asyncapi_gw.relay.reload`); a kept one follows its topic's new direction, quota and
-validation from its next message.
+negotiated separately on each leg. ``idle_timeout`` closes a connection without a message
+either way (1001 to both sides); ``ping_interval`` and ``ping_timeout`` keep the backend leg
+alive (a backend that misses its pong closes the client with 1011), while the client's pings
+are the server's own (``serve(ping_interval=...)``). A reload judges these connections as it
+judges the relay's own (:mod:`asyncapi_gw.relay.reload`); a kept one follows its topic's new
+direction, quota and validation from its next message.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ class _Leg:
     def __init__(self, admission: Admission, backend: ClientConnection) -> None:
         self.admission = admission
         self.backend = backend
-        self.dropped: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self.loop = loop = asyncio.get_running_loop()
+        self.dropped: asyncio.Future[tuple[int, str]] = loop.create_future()
+        self.last_message = loop.time()  # a message either way (the idle timeout's start)
 
     def drop(self, code: int, reason: str) -> None:
         if not self.dropped.done():
@@ -101,7 +106,9 @@ class WebsocketsAdapter:
                 compression="deflate" if config.compression else None,
                 open_timeout=config.open_timeout,
                 max_size=config.max_message_size,
-                ping_interval=None,
+                ping_interval=config.ping_interval,
+                ping_timeout=config.ping_timeout,
+                close_timeout=config.close_timeout,
             )
         except TimeoutError:
             refusal = gate.refuse(504, "the backend did not complete its handshake")
@@ -154,12 +161,23 @@ class WebsocketsAdapter:
         ]
         waits: list[asyncio.Future[Any]] = [*copies, leg.dropped]
         done: set[asyncio.Future[Any]] = set()
-        while not done:  # until a side closes, a reload drops it or its credential expires
-            timeout = gate.expires_in(admission)
-            done, _ = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
-            if not done and gate.expires_in(admission) is not None:
-                # (a reload may have put it on a topic that asks for no credential)
+        idle = gate.config.idle_timeout
+        while not done:  # until a side closes, a reload drops it, its credential expires
+            expires_in = gate.expires_in(admission)  # or it is idle
+            idle_in = None if idle is None else leg.last_message + idle - leg.loop.time()
+            timeout = min((t for t in (expires_in, idle_in) if t is not None), default=None)
+            done, _ = await asyncio.wait(
+                waits,
+                timeout=None if timeout is None else max(0.0, timeout),
+                return_when="FIRST_COMPLETED",
+            )
+            if done:
+                break
+            if gate.expires_in(admission) == 0:  # (a reload may have lifted the credential)
                 leg.drop(CloseCode.REVOKED, "token expired")
+                break
+            if idle is not None and leg.loop.time() - leg.last_message >= idle:
+                leg.drop(CloseCode.GOING_AWAY, "idle timeout")
                 break
         self._open.discard(leg)
         if leg.dropped.done():
@@ -184,6 +202,7 @@ class WebsocketsAdapter:
         fault: Close | None = None  # why the relay closed ``source``
         try:
             async for message in source:
+                leg.last_message = leg.loop.time()
                 text = isinstance(message, str)
                 raw = message.encode() if isinstance(message, str) else message
                 verdict = gate.verdict(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from relay_harness import api, backend, embedded, http_get, run
+from relay_harness import api, backend, closed_code, embedded, http_get, run
 from websockets.asyncio.client import connect as aconnect
 from websockets.asyncio.server import ServerConnection as AsyncServerConnection
 from websockets.exceptions import InvalidStatus
@@ -220,6 +220,57 @@ def test_handler_path_connections_are_judged_by_a_reload() -> None:
                 await asyncio.sleep(0.02)
             # the backend is told the relay closed (1001), for a reload as for a policy fault
             assert b.closes == [1001, 1001]
+
+    run(main())
+
+
+def test_handler_path_closes_an_idle_connection_1001_both_ways() -> None:
+    async def main() -> None:
+        async with backend() as b:
+            relay = Relay([api(b.url)], idle_timeout=0.3, ping_interval=None)
+            async with (
+                embedded(relay) as port,
+                aconnect(f"ws://127.0.0.1:{port}/chat/1.0/x") as ws,
+            ):
+                for _ in range(3):  # messages keep it open past the timeout
+                    await ws.send("x")
+                    assert await ws.recv() == "x"
+                    await asyncio.sleep(0.15)
+                assert await closed_code(ws) == (1001, "idle timeout")
+            for _ in range(100):
+                if b.closes:
+                    break
+                await asyncio.sleep(0.02)
+            assert b.closes == [1001]
+
+    run(main())
+
+
+def test_handler_path_pings_the_backend_and_closes_the_client_1011_when_it_is_silent() -> None:
+    async def main() -> None:
+        heard = asyncio.Event()
+
+        async def deaf(ws: AsyncServerConnection) -> None:
+            ws.transport.pause_reading()  # pings go unanswered
+            await heard.wait()
+            ws.transport.resume_reading()
+
+        async with backend(deaf) as b:
+            relay = Relay(
+                [api(b.url)],
+                ping_interval=0.1,
+                ping_timeout=0.3,
+                close_timeout=0.3,
+                idle_timeout=None,
+            )
+            try:
+                async with (
+                    embedded(relay) as port,
+                    aconnect(f"ws://127.0.0.1:{port}/chat/1.0/x") as ws,
+                ):
+                    assert (await closed_code(ws))[0] == 1011
+            finally:
+                heard.set()  # the backend may close (a failure must not hang the test)
 
     run(main())
 
