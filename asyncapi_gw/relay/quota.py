@@ -140,7 +140,8 @@ DEFAULT_LEASE = 100
 """The events a process may pass on credit, per shared quota, and its first lease's size."""
 
 _GROWTH = 8  # a lease that ran out before its refill came: the next asks this many times more
-_LEASE_SECONDS = 0.25  # a lease is sized to last this long at the rate its events are spent
+_LEASE_SECONDS = 0.25  # a lease is sized to last this long at the rate its events are spent,
+_LEASE_TRIPS = 4  # or this many round trips when they are slower
 _RATE_OVER = 0.1  # seconds at least over which that rate is measured
 
 
@@ -162,13 +163,15 @@ class StoreHealth:
 class LeaseRequest:
     """What one round trip asks of the store for one quota: charge ``debt`` events already
     passed to the current window of the counter ``key`` and grant up to ``want`` more, never
-    past ``limit`` events in a window of ``window_ms`` milliseconds."""
+    past ``limit`` events in a window of ``window_ms`` milliseconds, nor when the window has
+    ``min_left_ms`` or less left (the lease would expire before it could be spent)."""
 
     key: str
     limit: int
     window_ms: int
     want: int
     debt: int
+    min_left_ms: int = 0
 
 
 @attrs.frozen
@@ -196,22 +199,27 @@ class LeasedQuota:
     the store's clock being read in whole milliseconds), so it is never spent after its window
     ended; the credit is renewed only at the second, so no credit of a new window is given
     while the store may still count the old one. When the lease is used up before the next one
-    comes (a new window, a burst), events pass on credit, and the next request charges them;
+    comes (a new window, a burst), events pass on credit, and the next request charges them
+    (at once when they passed while an answer was on its way); while the store answers,
     credit and uncharged events together never exceed ``lease``; once the store reports the
     window's limit reached, nothing passes on credit until the window ends. So every process
     passes at most ``lease`` events in a window that the store did not count in it, and the
-    events passed in one window stay within ``limit + W * lease`` for ``W`` processes. Once it
-    holds half a lease or less (or owes credit), it asks ``notify`` for a refill, once until the
-    answer; if that round trip fails, it asks again when it has nothing left.
+    events passed in one window stay within ``limit + W * lease`` for ``W`` quota objects of
+    the key (one per process; a reload that changes the throttling makes a second until the
+    old connections end). Once it holds half a lease or less (or owes credit), it asks
+    ``notify`` for a refill, once until the answer. This assumes this process's monotonic
+    clock and the store's run at the same rate (no suspended VM, no stepped clock).
 
-    The lease it asks for follows its traffic: ``lease`` events at first, then what lasts
-    about a quarter of a second at the rate it spends events (measured over 0.1 s at least,
-    at each answer), and eight times more at once when a lease ran out while its refill was on
-    the way (the events after it pass on credit, or are refused, for want of a round trip, not
-    of quota); never fewer than ``lease`` nor more than ``max(lease, limit // 10)``. Granted
-    events are counted in the store before they pass, so a larger lease does not loosen the
-    bound; it only lets a process hold more unspent when a window ends: a refill is asked for
-    with half a lease or less left, so at most one and a half of the largest lease.
+    The lease it asks for follows its traffic: ``lease`` events at first, then what lasts a
+    quarter of a second or four round trips, whichever is longer, at the rate it spends events
+    (measured over 0.1 s at least, at each answer), and eight times more at once when a lease
+    ran out while its refill was on the way (the events after it pass on credit, or are
+    refused, for want of a round trip, not of quota; a measure right after that only lets it
+    grow); never fewer than ``lease`` nor more than ``max(lease, limit // 10)``, nor more than
+    the rate needs until the window's end. The store grants nothing from a window with less
+    than two round trips left (the lease would expire on its way). Granted events are counted
+    in the store before they pass, so a larger lease does not loosen the bound; it only lets a
+    process hold more unspent when a window ends: at most one and a half of the largest lease.
 
     While ``health`` says the store is down, leased events still pass, then its ``failure``
     policy decides; ``local`` counts on this process's own :class:`Quota` of the same limit,
@@ -227,12 +235,16 @@ class LeasedQuota:
         "_dry",
         "_end",
         "_exhausted",
+        "_grew",
+        "_growing",
         "_health",
         "_index",
         "_local",
         "_next",
         "_notify",
+        "_rate",
         "_requested",
+        "_rtt",
         "_since",
         "_spent",
         "_stale",
@@ -276,6 +288,10 @@ class LeasedQuota:
         self._requested = False
         self._stale = False  # its last refill failed: the failure policy until one succeeds
         self._dry = False  # its lease ran out while a refill was on the way
+        self._grew = False  # a lease ran dry since the last measure (asking grew)
+        self._growing = False  # the request on its way asks for a grown lease
+        self._rtt = 0.0  # the last round trip, seconds
+        self._rate = 0.0  # events spent a second, at the last measure
         self._spent = 0  # events spent since _since
         self._since: float | None = None  # since when (the first answer) they are counted
 
@@ -309,8 +325,10 @@ class LeasedQuota:
         self._local._used += count  # room() advanced its window
         self._spent += count
         tokens = self._tokens
-        if self._requested and 0 < tokens <= count:
-            self._dry = True  # the lease ran out while its refill was on the way
+        if self._requested and not self._exhausted and 0 < tokens <= count:
+            # the lease ran out while its refill was on the way (unless that refill is a
+            # grown one already: it answers this)
+            self._dry = not self._growing
         if count <= tokens:
             self._tokens = tokens - count
         else:
@@ -330,24 +348,43 @@ class LeasedQuota:
     def idle(self, now: float) -> bool:
         return now >= self._next and not self._debt and self._local.idle(now)
 
-    def request(self) -> LeaseRequest:
-        """The next round trip's request: the debt, and a whole lease when half a lease or
-        less is left (on top of it, so that a round trip brings as many events as it can), a
-        larger one when the last ran out before its refill came."""
+    def request(self, now: float | None = None) -> LeaseRequest:
+        """The next round trip's request, sent at ``now``: the debt, and a whole lease when
+        half a lease or less is left (on top of it, so that a round trip brings as many events
+        as it can), else what tops it up to a lease; a larger one when the last ran out before
+        its refill came, and no more than the spending rate needs until the window's end
+        (what is left unspent then is lost). None from a window too near its end for the
+        answer to come in time."""
+        self._growing = self._dry
         if self._dry:
             self._dry = False
+            self._grew = True
             self.asking = min(self.most, self.asking * _GROWTH)
-        want = 0 if self._exhausted or self._tokens * 2 > self.asking else self.asking
-        return LeaseRequest(self.key, self.limit, round(self.window * 1000), want, self._debt)
+        tokens, asking = self._tokens, self.asking
+        want = 0 if self._exhausted else asking if tokens * 2 <= asking else asking - tokens
+        if now is not None and self._rate and now < self._end:
+            want = min(want, max(0, math.ceil(self._rate * (self._end - now)) - tokens))
+        return LeaseRequest(
+            self.key,
+            self.limit,
+            round(self.window * 1000),
+            want,
+            self._debt,
+            math.ceil(2000 * self._rtt),
+        )
 
     def granted(self, request: LeaseRequest, grant: LeaseGrant, *, sent: float, now: float) -> None:
         """The store answered ``request``, sent at ``sent``, at ``now``."""
-        self._requested = self._stale = False
+        self._requested = self._stale = self._growing = False
         self._debt = max(0, self._debt - request.debt)
+        self._rtt = now - sent
         self._size(now)
         end = sent + (grant.remaining_ms - 1) / 1000
-        if end <= now:
-            return  # the window it leased from is over: those events are lost, not overspent
+        if end <= now:  # the window it leased from is over: its lease is lost, not overspent
+            if grant.used < self.limit:  # what it charged is counted: as much credit again
+                self._credit = max(0, min(self.lease - self._debt, self._credit + request.debt))
+            self._charge_the_rest()
+            return
         if grant.index != self._index:  # a new window: what it passed since is not counted
             self._index = grant.index
             self._tokens = 0
@@ -360,6 +397,14 @@ class LeasedQuota:
             self._credit = 0
         elif not self._debt:
             self._credit = self.lease
+        self._charge_the_rest()
+
+    def _charge_the_rest(self) -> None:
+        """Ask at once to charge what passed on credit while the answer was on its way: an
+        idle quota must owe nothing (it could never be forgotten)."""
+        if self._debt and self._health.up and not self._requested:
+            self._requested = True
+            self._notify(self)
 
     def failed(self) -> None:
         """The round trip for this quota failed: it may ask again, and the failure policy
@@ -368,13 +413,19 @@ class LeasedQuota:
         self._stale = True
 
     def _size(self, now: float) -> None:
-        """The next leases' size, from the rate events were spent since the last measure."""
+        """The next leases' size, from the rate events were spent since the last measure and
+        the round trip: enough for a quarter of a second or four round trips. Refusals while a
+        lease ran dry hold the spent rate down, so a measure after one only lets it grow."""
         since = self._since
         if since is None:
             self._since = now
         elif now - since >= _RATE_OVER:
-            wanted = int(self._spent / (now - since) * _LEASE_SECONDS)
-            self.asking = min(self.most, max(self.lease, wanted))
+            self._rate = rate = self._spent / (now - since)
+            horizon = max(_LEASE_SECONDS, _LEASE_TRIPS * self._rtt)
+            wanted = min(self.most, max(self.lease, int(rate * horizon)))
+            if wanted > self.asking or not self._grew:
+                self.asking = wanted
+            self._grew = False
             self._spent = 0
             self._since = now
 

@@ -48,9 +48,11 @@ _TIMEOUT = 1.0  # seconds for a connect or a reply; past it the store counts as 
 _FIRST_DELAY = 0.05
 _LAST_DELAY = 5.0
 
-# KEYS[1]: the counter's name; ARGV: limit, window (ms), events wanted, events to charge.
-# Charges the debt to the current window (even past the limit: those events passed), grants
-# what is left up to the limit, and returns {granted, used, window index, ms left in it}.
+# KEYS[1]: the counter's name; ARGV: limit, window (ms), events wanted, events to charge, and
+# the ms a window must still have for a lease from it to be of use (its answer would come too
+# late otherwise). Charges the debt to the current window (even past the limit: those events
+# passed), grants what is left up to the limit, and returns {granted, used, window index, ms
+# left in it}.
 _LEASE = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -59,8 +61,11 @@ local want, debt = tonumber(ARGV[3]), tonumber(ARGV[4])
 local index = math.floor(now / window)
 local key = KEYS[1] .. ':' .. index
 local used = tonumber(redis.call('GET', key) or '0') + debt
-local granted = math.max(0, math.min(want, limit - used))
 local left = (index + 1) * window - now
+if left <= tonumber(ARGV[5] or '0') then
+    want = 0
+end
+local granted = math.max(0, math.min(want, limit - used))
 if debt + granted > 0 then
     redis.call('INCRBY', key, debt + granted)
     redis.call('PEXPIRE', key, left + 60000)
@@ -166,8 +171,8 @@ class RedisQuotaStore:
             batch, self._pending = self._pending, []
             if not batch or self._closed:
                 continue
-            requests = [quota.request() for quota in batch]
             sent = self._clock()
+            requests = [quota.request(sent) for quota in batch]
             try:
                 replies = await self._lease(requests)
             except (RedisError, OSError) as exc:
@@ -192,7 +197,9 @@ class RedisQuotaStore:
     async def _execute(self, requests: list[LeaseRequest]) -> list[list[int]]:
         async with self._client.pipeline(transaction=False) as pipe:
             for r in requests:
-                pipe.evalsha(_LEASE_SHA, 1, r.key, r.limit, r.window_ms, r.want, r.debt)
+                pipe.evalsha(
+                    _LEASE_SHA, 1, r.key, r.limit, r.window_ms, r.want, r.debt, r.min_left_ms
+                )
             replies: list[list[int]] = await pipe.execute()
         return replies
 

@@ -7,6 +7,7 @@ import heapq
 import math
 import random
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -449,9 +450,11 @@ def lease_script(counts: dict[int, int], request: LeaseRequest, at: float) -> Le
     now_ms = math.floor(at * 1000)
     index = now_ms // request.window_ms
     used = counts.get(index, 0) + request.debt
-    granted = max(0, min(request.want, request.limit - used))
+    left = (index + 1) * request.window_ms - now_ms
+    want = 0 if left <= request.min_left_ms else request.want
+    granted = max(0, min(want, request.limit - used))
     counts[index] = used + granted
-    return LeaseGrant(granted, used + granted, index, (index + 1) * request.window_ms - now_ms)
+    return LeaseGrant(granted, used + granted, index, left)
 
 
 @given(
@@ -508,7 +511,7 @@ def test_the_bound_holds_across_window_ends_with_slow_round_trips(
         if notified and not busy[who]:
             notified.clear()
             busy[who] = True
-            at(time + rnd.uniform(0, latency), "store", who, (quota.request(), time, None))
+            at(time + rnd.uniform(0, latency), "store", who, (quota.request(time), time, None))
     bound = limit + processes * quotas[0][0].lease
     assert max(passed.values()) <= bound, (passed, bound)
 
@@ -564,27 +567,23 @@ def test_a_lease_that_runs_out_before_its_refill_comes_makes_the_next_eight_time
 def drive(
     quota: LeasedQuota, rates: list[tuple[float, float]], trip: float = 0.02
 ) -> tuple[list[int], list[int]]:
-    """Events at ``rate`` a second for ``seconds``, for each (rate, seconds), against a store
-    that grants every request (per-second windows) ``trip`` seconds after it is sent: the
-    events refused in each tenth of a second, and ``asking`` at each answer."""
+    """Events at ``rate`` a second for ``seconds``, for each (rate, seconds), against the lease
+    script (:func:`lease_script`), which runs half a ``trip`` after a request is sent and is
+    answered a whole ``trip`` after: the events refused in each tenth of a second, and
+    ``asking`` at each answer."""
     notified: list[LeasedQuota] = []
     quota._notify = notified.append
     refused: list[int] = []
     asking: list[int] = []
-    counted: dict[int, int] = {}
-    inflight: tuple[float, float, LeaseRequest] | None = None
+    counts: dict[int, int] = {}
+    inflight: tuple[float, float, LeaseRequest, LeaseGrant] | None = None
     t = 0.0
     for rate, seconds in rates:
         end = t + seconds
         while t < end:
             if inflight is not None and inflight[0] <= t:
-                _, sent, request = inflight
-                index = int(sent + trip / 2)
-                used = counted[index] = counted.get(index, 0) + request.debt + request.want
-                left = round((index + 1 - (sent + trip / 2)) * 1000)
-                quota.granted(
-                    request, LeaseGrant(request.want, used, index, left), sent=sent, now=t
-                )
+                _, sent, request, grant = inflight
+                quota.granted(request, grant, sent=sent, now=t)
                 asking.append(quota.asking)
                 inflight = None
             tenth = int(t * 10)
@@ -592,7 +591,8 @@ def drive(
             refused[tenth] += spend(quota, t) == 0
             if notified and inflight is None:
                 notified.clear()
-                inflight = (t + trip, t, quota.request())
+                request = quota.request(t)
+                inflight = (t + trip, t, request, lease_script(counts, request, t + trip / 2))
             t += 1 / rate
     return refused, asking
 
@@ -624,3 +624,72 @@ def test_a_lease_shrinks_back_when_the_traffic_slows() -> None:
     assert max(asking) >= 4000
     assert asking[-1] <= 50  # 100 a second for 0.25 s: 25
     assert leased(limit=1000, lease=100)[0].most == 100  # a small limit: never grows
+
+
+def test_slow_round_trips_size_the_lease_by_round_trips_and_refuse_nothing() -> None:
+    """A round trip of 0.3 s (a saturated event loop, a far Redis): leases last four round
+    trips at the spending rate, a lease grown for a dry one does not grow again while it is on
+    its way, and once grown nothing is refused (a minute window: no window end meanwhile)."""
+    quota, _ = leased(limit=10**9, lease=10, window=60.0)
+    refused, asking = drive(quota, [(20_000, 6.0)], trip=0.3)
+    assert 20_000 <= asking[-1] <= 30_000  # 20,000 a second for 4 x 0.3 s: 24,000
+    assert max(asking) < 200_000  # x8 once per dry lease, not again for the same shortage
+    assert sum(refused[20:]) == 0
+
+
+def test_debt_passed_while_an_answer_was_on_its_way_is_charged_at_once() -> None:
+    """Events that passed on credit after a request left are charged by a request of their
+    own as soon as the answer comes: a quota that then goes quiet owes nothing and can be
+    forgotten (a principal's), instead of holding its debt for ever."""
+    quota, notified = leased(limit=1000, lease=10)
+    assert spend(quota, 0.0) == 1
+    request = quota.request()
+    assert spend(quota, 0.01, 2) == 2  # while it is on its way
+    notified.clear()
+    quota.granted(request, LeaseGrant(10, 11, 7, 30_000), sent=0.0, now=0.02)
+    assert notified == [quota]  # asked again at once, with no further event
+    request = quota.request()
+    assert (request.debt, request.want) == (2, 0)  # the lease it holds is whole: no more
+    quota.granted(request, LeaseGrant(0, 13, 7, 30_000), sent=0.02, now=0.03)
+    assert notified == [quota]  # nothing left to charge
+    assert quota.idle(100.0)
+
+
+def test_a_quota_whose_answers_all_come_after_their_window_keeps_passing_on_credit() -> None:
+    """Round trips longer than what is left of each window: every lease is lost, but what
+    was charged is counted, so the credit comes back and events go on passing (within L)."""
+    quota, _ = leased(limit=1000, lease=10, window=1.0)
+    passed = 0
+    for second in range(5):
+        passed += spend(quota, second + 0.5, 100)
+        request = quota.request()
+        assert request.debt > 0
+        quota.granted(
+            request, LeaseGrant(10, 20, second, 400), sent=second + 0.5, now=second + 0.95
+        )
+    assert passed == 50  # the credit, every time
+
+
+def test_a_lease_that_runs_out_when_the_limit_is_reached_does_not_grow() -> None:
+    quota, _ = leased(limit=1000, lease=10)
+    quota.granted(quota.request(), LeaseGrant(10, 1000, 7, 30_000), sent=0.0, now=0.0)
+    quota._requested = True  # as if a refill were on its way
+    assert spend(quota, 0.01, 50) == 10  # the last lease; no credit: the limit is reached
+    assert quota.request().want == 0
+    assert quota.asking == 10  # quota, not a round trip, was short
+
+
+def test_no_lease_is_granted_from_a_window_too_near_its_end_for_the_answer() -> None:
+    """A request carries twice the last round trip: the script grants nothing from a window
+    with that little left (the lease would expire on its way), and charges the debt."""
+    quota, _ = leased(limit=1000, lease=10, window=1.0)
+    assert spend(quota, 0.0, 3) == 3
+    quota.granted(quota.request(), LeaseGrant(10, 13, 0, 1000), sent=0.0, now=0.2)
+    assert spend(quota, 0.9, 20) == 20  # the lease and the credit
+    request = quota.request()
+    assert request.min_left_ms == 400
+    counts = {0: 13}
+    grant = lease_script(counts, request, 0.7)  # 300 ms left: too near
+    assert (grant.granted, grant.used) == (0, 23)
+    grant = lease_script(counts, attrs.evolve(request, debt=0), 0.5)  # 500 ms left: granted
+    assert grant.granted == request.want

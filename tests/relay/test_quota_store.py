@@ -9,13 +9,14 @@ import logging
 import time
 from collections.abc import Callable
 
+import attrs
 import pytest
 from redis_server import RedisServer
 from relay_harness import api, backend, client, run
 
 from asyncapi_gw.model import Throttling, ThrottlingUnit
 from asyncapi_gw.relay import Relay
-from asyncapi_gw.relay.quota import LeasedQuota, QuotaStoreFailure
+from asyncapi_gw.relay.quota import LeasedQuota, LeaseRequest, QuotaStoreFailure
 from asyncapi_gw.relay.quota_store import RedisQuotaStore
 
 
@@ -107,6 +108,25 @@ def test_a_store_closed_while_it_connects_closes(redis_server: RedisServer) -> N
             assert task.done()  # nothing left running
 
     run(main())
+
+
+def test_the_script_grants_nothing_from_a_window_too_near_its_end(
+    redis_server: RedisServer,
+) -> None:
+    """``min_left_ms`` at least the window's length: no lease, the debt charged all the same;
+    0: a lease (the script as the relay runs it, on the real Redis)."""
+
+    async def main() -> tuple[list[int], list[int]]:
+        store = RedisQuotaStore(redis_server.url)
+        late = LeaseRequest("asyncapi-gw:{api:86400:/near}", 1000, 86_400_000, 10, 3, 86_400_000)
+        near = await store._lease([late])
+        far = await store._lease([attrs.evolve(late, debt=0, min_left_ms=0)])
+        await store.close()
+        return near[0], far[0]
+
+    near, far = run(main())
+    assert near[:2] == [0, 3]
+    assert far[:2] == [10, 13]
 
 
 def test_windows_are_whole_units_on_the_redis_clock(redis_server: RedisServer) -> None:
