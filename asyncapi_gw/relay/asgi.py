@@ -294,17 +294,19 @@ class AsgiRelay(GatedFront):
     async def _relay(self, connection: _Connection, receive: Receive, send: Send) -> int:
         """Copy both ways until a side ends, then close the other as the listener does.
         Returns the close code of the client's connection."""
-        backend = connection.backend
+        backend, gate, admission = connection.backend, self._gate, connection.admission
         client_copy = asyncio.ensure_future(self._from_client(connection, receive, send))
         backend_copy = asyncio.ensure_future(self._from_backend(connection, send))
         waits: set[asyncio.Future[Any]] = {client_copy, backend_copy, connection.dropped}
         try:
             done: set[asyncio.Future[Any]] = set()
             while not done:
-                timeout = self._next_timer(connection)
+                timeout = gate.deadline(admission, connection.last_data, time.monotonic())
                 done, _ = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
-                if not done:
-                    self._timer_fired(connection)
+                if not done:  # a deadline: its drop is among the waits, the next wait returns
+                    ending = gate.overdue(admission, connection.last_data, time.monotonic())
+                    if ending is not None:
+                        connection.drop(*ending)
         finally:
             for task in (client_copy, backend_copy):
                 task.cancel()
@@ -341,24 +343,6 @@ class AsgiRelay(GatedFront):
             code, reason = CloseCode.NORMAL_CLOSURE, ""
         await _close_client(send, code, reason)
         return code
-
-    def _next_timer(self, connection: _Connection) -> float | None:
-        """Seconds until the credential expires or the connection is idle, whichever first."""
-        delays = []
-        expires_in = self._gate.expires_in(connection.admission)
-        if expires_in is not None:
-            delays.append(expires_in)
-        idle = self.config.idle_timeout
-        if idle is not None:
-            delays.append(connection.last_data + idle - time.monotonic())
-        return max(0.0, min(delays)) if delays else None
-
-    def _timer_fired(self, connection: _Connection) -> None:
-        if self._gate.expires_in(connection.admission) == 0:
-            connection.drop(CloseCode.REVOKED, "token expired")
-        idle = self.config.idle_timeout
-        if idle is not None and time.monotonic() - connection.last_data >= idle:
-            connection.drop(CloseCode.GOING_AWAY, "idle timeout")
 
     async def _from_client(self, connection: _Connection, receive: Receive, send: Send) -> _Ended:
         gate, admission, backend = self._gate, connection.admission, connection.backend

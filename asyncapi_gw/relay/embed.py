@@ -161,24 +161,13 @@ class WebsocketsAdapter:
         ]
         waits: list[asyncio.Future[Any]] = [*copies, leg.dropped]
         done: set[asyncio.Future[Any]] = set()
-        idle = gate.config.idle_timeout
         while not done:  # until a side closes, a reload drops it, its credential expires
-            expires_in = gate.expires_in(admission)  # or it is idle
-            idle_in = None if idle is None else leg.last_message + idle - leg.loop.time()
-            timeout = min((t for t in (expires_in, idle_in) if t is not None), default=None)
-            done, _ = await asyncio.wait(
-                waits,
-                timeout=None if timeout is None else max(0.0, timeout),
-                return_when="FIRST_COMPLETED",
-            )
-            if done:
-                break
-            if gate.expires_in(admission) == 0:  # (a reload may have lifted the credential)
-                leg.drop(CloseCode.REVOKED, "token expired")
-                break
-            if idle is not None and leg.loop.time() - leg.last_message >= idle:
-                leg.drop(CloseCode.GOING_AWAY, "idle timeout")
-                break
+            timeout = gate.deadline(admission, leg.last_message, leg.loop.time())  # or idle
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
+            if not done:  # a deadline: its drop is among the waits, the next wait returns
+                ending = gate.overdue(admission, leg.last_message, leg.loop.time())
+                if ending is not None:
+                    leg.drop(*ending)
         self._open.discard(leg)
         if leg.dropped.done():
             code, reason = leg.dropped.result()

@@ -473,6 +473,34 @@ class Gate:
         expires_at = admission.session.principal.expires_at
         return None if expires_at is None else max(0.0, expires_at - self._wall())
 
+    def deadline(self, admission: Admission, last_message: float, now: float) -> float | None:
+        """Seconds until a connection must close, for its credential's expiry or for
+        ``idle_timeout`` without a message since ``last_message`` (``now`` on that clock), or
+        ``None`` when neither can come: how long a front that times its connections itself
+        (the ASGI app, the ``websockets`` handler path) waits before asking :meth:`overdue`."""
+        idle = self.config.idle_timeout
+        delays = [
+            delay
+            for delay in (
+                self.expires_in(admission),
+                None if idle is None else last_message + idle - now,
+            )
+            if delay is not None
+        ]
+        return max(0.0, min(delays)) if delays else None
+
+    def overdue(
+        self, admission: Admission, last_message: float, now: float
+    ) -> tuple[int, str] | None:
+        """The close code and reason once :meth:`deadline` has come: an expired credential
+        (4001), or no message for ``idle_timeout`` (1001); ``None`` before then."""
+        if self.expires_in(admission) == 0:
+            return CloseCode.REVOKED, "token expired"
+        idle = self.config.idle_timeout
+        if idle is not None and now - last_message >= idle:
+            return CloseCode.GOING_AWAY, "idle timeout"
+        return None
+
 
 def _subprotocols(headers: Sequence[tuple[str, str]]) -> tuple[str, ...]:
     """The subprotocols a client offers, in order, from its ``Sec-WebSocket-Protocol`` lines."""

@@ -271,6 +271,28 @@ def test_a_credentials_expiry_is_counted_on_the_wall_clock() -> None:
     assert g.expires_in(a) == 0
 
 
+def test_a_connection_s_deadline_is_its_credential_s_expiry_or_its_idle_timeout() -> None:
+    """What the fronts that time connections themselves wait for, and then close with."""
+    clock = Clock()
+    g = gate(clock=clock, idle_timeout=10.0)
+    a = admitted(g, "/chat/1.0/feed")
+    assert g.deadline(a, last_message=100.0, now=104.0) == 6.0
+    assert g.overdue(a, last_message=100.0, now=109.9) is None
+    assert g.overdue(a, last_message=100.0, now=110.0) == (1001, "idle timeout")
+    a.session = attrs.evolve(
+        a.session, principal=attrs.evolve(a.session.principal, expires_at=clock.now + 3)
+    )
+    assert g.deadline(a, last_message=100.0, now=104.0) == 3.0  # the expiry comes first
+    clock.now += 3
+    assert g.overdue(a, last_message=100.0, now=110.0) == (4001, "token expired")
+    assert (
+        gate(clock=clock, idle_timeout=None).deadline(
+            admitted(g, "/chat/1.0/feed"), last_message=0.0, now=1e9
+        )
+        is None
+    )
+
+
 def test_warnings_name_apis_that_refuse_every_credential_of_a_kind() -> None:
     jwt_api = make_api(security=(SecurityScheme(name="oauth", kind=AuthKind.OAUTH2),))
     assert any("no JWT key" in w for w in gate(jwt_api).warnings())
