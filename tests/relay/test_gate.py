@@ -285,12 +285,8 @@ def test_a_connection_s_deadline_is_its_credential_s_expiry_or_its_idle_timeout(
     assert g.deadline(a, last_message=100.0, now=104.0) == 3.0  # the expiry comes first
     clock.now += 3
     assert g.overdue(a, last_message=100.0, now=110.0) == (4001, "token expired")
-    assert (
-        gate(clock=clock, idle_timeout=None).deadline(
-            admitted(g, "/chat/1.0/feed"), last_message=0.0, now=1e9
-        )
-        is None
-    )
+    untimed = gate(clock=clock, idle_timeout=None)
+    assert untimed.deadline(admitted(untimed, "/chat/1.0/feed"), 0.0, now=1e9) is None
 
 
 def test_warnings_name_apis_that_refuse_every_credential_of_a_kind() -> None:
