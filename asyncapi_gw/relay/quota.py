@@ -353,8 +353,8 @@ class LeasedQuota:
         half a lease or less is left (on top of it, so that a round trip brings as many events
         as it can), else what tops it up to a lease; a larger one when the last ran out before
         its refill came, and no more than the spending rate needs until the window's end
-        (what is left unspent then is lost). None from a window too near its end for the
-        answer to come in time."""
+        (what is left unspent then is lost). It carries twice the last round trip as
+        ``min_left_ms``: the store grants nothing from a window with less left."""
         self._growing = self._dry
         if self._dry:
             self._dry = False
