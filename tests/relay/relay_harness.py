@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -27,6 +28,14 @@ SUB = TopicOperation(operation=Operation.SUBSCRIBE)
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 15.0) -> Any:
     """Run one test coroutine on a fresh loop, bounded in time."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (polling the loop) until ``condition`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
 def topic(name: str, *, pub: bool = True, sub: bool = True, **fields: Any) -> Topic:

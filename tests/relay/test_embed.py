@@ -17,7 +17,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from relay_harness import api, backend, closed_code, embedded, http_get, run
+from relay_harness import api, backend, closed_code, embedded, http_get, run, until
 from websockets.asyncio.client import connect as aconnect
 from websockets.asyncio.server import ServerConnection as AsyncServerConnection
 from websockets.exceptions import InvalidStatus
@@ -214,10 +214,7 @@ def test_handler_path_connections_are_judged_by_a_reload() -> None:
                         1008,
                         "topic does not allow publish",
                     )
-            for _ in range(100):  # until the backend has seen both connections end
-                if len(b.closes) == 2:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: len(b.closes) == 2, timeout=2)  # both connections ended
             # the backend is told the relay closed (1001), for a reload as for a policy fault
             assert b.closes == [1001, 1001]
 
@@ -237,10 +234,7 @@ def test_handler_path_closes_an_idle_connection_1001_both_ways() -> None:
                     assert await ws.recv() == "x"
                     await asyncio.sleep(0.15)
                 assert await closed_code(ws) == (1001, "idle timeout")
-            for _ in range(100):
-                if b.closes:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: bool(b.closes), timeout=2)
             assert b.closes == [1001]
 
     run(main())
@@ -306,11 +300,8 @@ def test_handler_path_closes_the_backend_of_a_client_websockets_refuses() -> Non
                 for _ in range(3):
                     status, _, _ = await http_get(port, "/chat/1.0/x")
                     assert status == 426
-                for _ in range(100):  # until the backend has seen every connection end
-                    if len(b.closes) == len(b.connections):
-                        break
-                    await asyncio.sleep(0.02)
-                assert len(b.closes) == len(b.connections), "backend connections left open"
+                # until the backend has seen every connection end
+                await until(lambda: len(b.closes) == len(b.connections), timeout=2)
 
     run(main())
 

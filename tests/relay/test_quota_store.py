@@ -7,25 +7,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 import attrs
 import pytest
 from redis_server import RedisServer
-from relay_harness import api, backend, client, run
+from relay_harness import api, backend, client, run, until
 
 from asyncapi_gw.model import Throttling, ThrottlingUnit
 from asyncapi_gw.relay import Relay
 from asyncapi_gw.relay.quota import LeasedQuota, LeaseRequest, QuotaStoreFailure
 from asyncapi_gw.relay.quota_store import RedisQuotaStore
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait (polling the loop) until ``condition`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 def spend_one(quota: LeasedQuota) -> bool:
